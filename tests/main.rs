@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `xtask` binary against real PostgreSQL clusters that the
+//! [`harness`] starts and always removes. One test binary for the whole repository.
+
+mod harness;
+
+mod db;
+mod env;
+mod guard;

@@ -1,0 +1,50 @@
+//! `cargo xtask ci`: every check CI runs, in sections, each timed; stops at the first
+//! broken one and names it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use xshell::{Shell, cmd};
+
+use crate::{
+    context::{self, status},
+    flags::{self, Global},
+};
+
+impl flags::Ci {
+    pub fn run(self, _global: &Global) -> Result<()> {
+        let sh = Shell::new()?;
+        sh.change_dir(context::project_root());
+        let mut sections: Vec<(&str, Duration)> = Vec::new();
+        let mut section = |name: &'static str, run: &dyn Fn() -> Result<()>| -> Result<()> {
+            status(format!("==> {name}"));
+            let started = Instant::now();
+            let result = run();
+            sections.push((name, started.elapsed()));
+            if let Err(err) = result {
+                print_table(&sections);
+                bail!("ci section `{name}` failed: {err:#}");
+            }
+            Ok(())
+        };
+        if !self.tests_only {
+            section("format", &|| Ok(cmd!(sh, "cargo fmt --all --check").run()?))?;
+            section("clippy", &|| {
+                Ok(cmd!(sh, "cargo clippy --release --workspace --all-targets --quiet -- -D warnings").run()?)
+            })?;
+        }
+        section("build", &|| Ok(cmd!(sh, "cargo build --release --workspace --all-targets --quiet").run()?))?;
+        section("tests", &|| Ok(cmd!(sh, "cargo test --release --workspace --quiet").run()?))?;
+        print_table(&sections);
+        Ok(())
+    }
+}
+
+fn print_table(sections: &[(&str, Duration)]) {
+    let total: Duration = sections.iter().map(|(_, d)| *d).sum();
+    eprintln!("\n{:<12} {:>9}", "section", "time");
+    for (name, took) in sections {
+        eprintln!("{name:<12} {:>8.1}s", took.as_secs_f64());
+    }
+    eprintln!("{:<12} {:>8.1}s", "total", total.as_secs_f64());
+}

@@ -1,0 +1,194 @@
+//! `cargo xtask db`: the local Supabase-style database, without Docker: a PostgreSQL cluster
+//! in `.local/db` on 127.0.0.1:54322 with Supabase's roles and `auth` schema.
+
+use std::{io::BufRead, path::PathBuf, time::Instant};
+
+use anyhow::{Result, bail};
+use app::{Environment, Guard, guard::op};
+use xshell::Shell;
+
+use crate::{
+    SUPABASE_SQL,
+    context::{self, data, status},
+    flags::{self, DbCommand, Global},
+    pg::{Binaries, Cluster, Durability},
+};
+
+impl flags::Db {
+    pub fn run(self, global: &Global) -> Result<()> {
+        let sh = Shell::new()?;
+        match self.command {
+            DbCommand::Up(args) => up(&sh, global, args.no_seed),
+            DbCommand::Status => db_status(&sh, global),
+            DbCommand::Down => down(&sh, global),
+            DbCommand::Reset(args) => reset(&sh, global, args.no_seed),
+            DbCommand::Destroy { yes } => destroy(&sh, global, yes),
+        }
+    }
+}
+
+/// The local cluster as the settings and `env/.env.local` describe it.
+struct Local {
+    guard: Guard,
+    cluster: Cluster,
+    password: String,
+}
+
+impl Local {
+    fn load(global: &Global, command: &str) -> Result<Local> {
+        if let Some(env) = global.env.filter(|env| *env != Environment::Local) {
+            bail!(
+                "`db {command}` manages the local cluster only, not {env}\nhint: drop --env, or use `cargo xtask db reset --env test` for a test database"
+            );
+        }
+        let guard = context::guard_for(Some(Environment::Local), global)?;
+        let settings = &guard.all_settings().local;
+        let url = guard.resolved().database()?;
+        if !url.is_on_this_machine() || url.port() != settings.port {
+            bail!(
+                "the local DATABASE_URL points at {}, but the local cluster listens on 127.0.0.1:{}\nhint: make env/.env.local and env/environments.toml [local] port agree",
+                url.address(),
+                settings.port
+            );
+        }
+        let password = url.password().unwrap_or_else(|| "postgres".to_string());
+        let dir = context::project_root().join(&settings.data_dir);
+        let cluster = Cluster::new(dir, settings.port, Binaries::find()?);
+        Ok(Local { guard, cluster, password })
+    }
+
+    fn data_dir_shown(&self) -> String {
+        let root = context::project_root();
+        let dir: PathBuf = self.cluster.data_dir();
+        dir.strip_prefix(&root).map(|p| p.display().to_string()).unwrap_or_else(|_| dir.display().to_string())
+    }
+}
+
+fn up(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
+    let started_at = Instant::now();
+    let local = Local::load(global, "up")?;
+    let cluster = &local.cluster;
+    if let Some(port) = cluster.running_port(sh) {
+        status(format!("the local database is already running on 127.0.0.1:{port} ({})", local.data_dir_shown()));
+        return Ok(());
+    }
+    let created = !cluster.exists();
+    if created {
+        status(format!("creating the local cluster in {}", local.data_dir_shown()));
+        cluster.init(sh, &local.password, Durability::Safe)?;
+    }
+    cluster.start(sh)?;
+    if created {
+        bootstrap(&local.guard, no_seed)?;
+    }
+    let what = if created { "created and started" } else { "started" };
+    status(format!(
+        "local database {what} on 127.0.0.1:{} in {:.1} s\n  url: {}",
+        cluster.port,
+        started_at.elapsed().as_secs_f64(),
+        local.guard.resolved().database()?
+    ));
+    Ok(())
+}
+
+/// Gives a new, empty database Supabase's roles and schema and the stamp of its environment.
+fn bootstrap(guard: &Guard, no_seed: bool) -> Result<()> {
+    let mut conn = guard.write::<op::Reset>()?.connect()?;
+    load_supabase_schema(conn.client())?;
+    let _ = no_seed; // Migrations and seed data arrive with their commands.
+    Ok(())
+}
+
+fn load_supabase_schema(client: &mut postgres::Client) -> Result<()> {
+    client
+        .batch_execute(SUPABASE_SQL)
+        .map_err(|err| anyhow::anyhow!("cannot create Supabase's roles and auth schema: {err}"))
+}
+
+fn db_status(sh: &Shell, global: &Global) -> Result<()> {
+    let local = Local::load(global, "status")?;
+    let cluster = &local.cluster;
+    data(format!("data folder     {}", local.data_dir_shown()));
+    data(format!("server          PostgreSQL {} ({})", cluster.bins.version, cluster.bins.dir.display()));
+    if !cluster.exists() {
+        data("state           not created (`cargo xtask db up` creates it)");
+        return Ok(());
+    }
+    match cluster.running_port(sh) {
+        None => data(format!("state           stopped (port {})", cluster.port)),
+        Some(port) => {
+            data(format!("state           running on 127.0.0.1:{port}"));
+            let stamp = local.guard.read::<op::Inspect>()?.connect()?.stamp;
+            data(format!(
+                "stamp           {}",
+                stamp.map(|s| s.to_string()).unwrap_or_else(|| "(unstamped)".to_string())
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn down(sh: &Shell, global: &Global) -> Result<()> {
+    let local = Local::load(global, "down")?;
+    if local.cluster.running_port(sh).is_none() {
+        status("the local database is not running");
+        return Ok(());
+    }
+    local.cluster.stop(sh, false)?;
+    status(format!("local database stopped; its data stays in {}", local.data_dir_shown()));
+    Ok(())
+}
+
+fn destroy(sh: &Shell, global: &Global, yes: bool) -> Result<()> {
+    let local = Local::load(global, "destroy")?;
+    if !local.cluster.dir.exists() {
+        status("there is no local database to delete");
+        return Ok(());
+    }
+    if !yes {
+        if !context::stdin_is_terminal() {
+            bail!("`db destroy` deletes the local database's data\nhint: pass --yes to confirm when not on a terminal");
+        }
+        eprint!("Delete the local database in {}? [y/N] ", local.data_dir_shown());
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            bail!("not deleted");
+        }
+    }
+    if local.cluster.running_port(sh).is_some() {
+        local.cluster.stop(sh, true)?;
+    }
+    std::fs::remove_dir_all(&local.cluster.dir)?;
+    status(format!("deleted {}", local.cluster.dir.display()));
+    Ok(())
+}
+
+/// Re-creates the database like `supabase db reset`: local (the default) or test only.
+fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
+    let started_at = Instant::now();
+    let env = global.env.unwrap_or(Environment::Local);
+    let guard = if env == Environment::Local {
+        let local = Local::load(global, "reset")?;
+        if !local.cluster.exists() {
+            local.cluster.init(sh, &local.password, Durability::Safe)?;
+        }
+        if local.cluster.running_port(sh).is_none() {
+            local.cluster.start(sh)?;
+        }
+        local.guard
+    } else {
+        context::guard_for(Some(env), global)?
+    };
+    let target = guard.write::<op::Reset>()?;
+    let mut conn = target.recreate()?;
+    load_supabase_schema(conn.client())?;
+    let _ = no_seed;
+    status(format!(
+        "{} database re-created at {} in {:.1} s",
+        target.environment(),
+        target.url(),
+        started_at.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}

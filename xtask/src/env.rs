@@ -1,0 +1,223 @@
+//! `cargo xtask env`: which environment, why, and whether its configuration holds.
+
+use std::{process::Command, time::Duration};
+
+use anyhow::{Result, bail};
+use app::{
+    Environment, Guard,
+    database_url::Pooler,
+    guard::op,
+    matrix::{self, Operation},
+    secrets,
+};
+
+use crate::{
+    context::{self, data, status},
+    flags::{self, EnvCommand, Global},
+};
+
+impl flags::Env {
+    pub fn run(self, global: &Global) -> Result<()> {
+        match self.command.unwrap_or(EnvCommand::Show) {
+            EnvCommand::Show => show(&context::guard(global)?),
+            EnvCommand::Check { timeout } => check(global, Duration::from_secs(timeout)),
+            EnvCommand::Matrix => {
+                print_matrix();
+                Ok(())
+            }
+        }
+    }
+}
+
+fn show(guard: &Guard) -> Result<()> {
+    let resolved = guard.resolved();
+    let files: Vec<String> = resolved.files.iter().map(|f| f.display().to_string()).collect();
+    data(format!("environment     {}", resolved.environment));
+    data(format!("decided by      {}", resolved.rule));
+    data(format!(
+        "files loaded    {}",
+        if files.is_empty() { "none (process environment)".to_string() } else { files.join(", ") }
+    ));
+    match &resolved.database {
+        Some(url) => {
+            data(format!("database        {url}"));
+            data(format!("  address       {}", url.address()));
+            data(format!("  database      {}", url.dbname()));
+            data(format!("  user          {}", url.user()));
+            data(format!("  password      {}", if url.password().is_some() { secrets::MASK } else { "(none)" }));
+            data(format!("  pooler        {}", pooler_label(url.pooler())));
+            data(format!(
+                "  tls           {}",
+                if url.is_on_this_machine() { "no (this machine)" } else { "required, certificate verified" }
+            ));
+        }
+        None => data("database        (DATABASE_URL not set)"),
+    }
+    data(format!("project ref     {}", resolved.project_ref.as_deref().unwrap_or("-")));
+    data(format!("supabase url    {}", resolved.var("NEXT_PUBLIC_SUPABASE_URL").unwrap_or("(not set)")));
+    for (label, key) in [
+        ("anon key", "NEXT_PUBLIC_SUPABASE_ANON_KEY"),
+        ("service key", "SUPABASE_SERVICE_ROLE_KEY"),
+        ("stage-sync key", "STAGE_SYNC_KEY"),
+    ] {
+        let shown = if resolved.var(key).is_some() { secrets::MASK } else { "(not set)" };
+        data(format!("{label:<15} {shown}"));
+    }
+    let s = guard.settings();
+    data(format!(
+        "settings        allow_test_data={} require_backup={} log_level={} require_confirmation={}",
+        s.allow_test_data,
+        s.require_backup,
+        format!("{:?}", s.log_level).to_lowercase(),
+        s.require_confirmation
+    ));
+    match probe(guard, Duration::from_secs(3)) {
+        Ok((stamp, version)) => {
+            data(format!(
+                "stamp           {}",
+                stamp.map(|e| e.to_string()).unwrap_or_else(|| "(unstamped)".to_string())
+            ));
+            data(format!("server          {version}"));
+        }
+        Err(err) => data(format!("server          unreachable: {}", first_line(&format!("{err:#}")))),
+    }
+    Ok(())
+}
+
+/// The stamp and server version, through a read-only session.
+fn probe(guard: &Guard, timeout: Duration) -> Result<(Option<Environment>, String)> {
+    let target = guard.read::<op::Inspect>()?;
+    let mut conn = target.connect_with_timeout(timeout)?;
+    let version: String = conn.client().query_one("select current_setting('server_version')", &[])?.get(0);
+    Ok((conn.stamp, format!("PostgreSQL {version}")))
+}
+
+fn check(global: &Global, timeout: Duration) -> Result<()> {
+    let mut problems = Vec::new();
+    let mut report = |ok: bool, line: String| {
+        data(format!("{}  {line}", if ok { "ok  " } else { "FAIL" }));
+        if !ok {
+            problems.push(line);
+        }
+    };
+    let guard = match context::guard(global) {
+        Ok(guard) => guard,
+        Err(err) => {
+            report(false, first_line(&format!("{err:#}")));
+            bail!("1 problem in the configuration");
+        }
+    };
+    let resolved = guard.resolved();
+    let env = resolved.environment;
+    report(true, format!("environment {env}: URLs parse and agree"));
+
+    let required: &[&str] = match env {
+        Environment::Test => &["DATABASE_URL"],
+        _ => {
+            &["DATABASE_URL", "NEXT_PUBLIC_SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY"]
+        }
+    };
+    let missing: Vec<&str> = required.iter().copied().filter(|k| resolved.var(k).is_none()).collect();
+    report(
+        missing.is_empty(),
+        if missing.is_empty() {
+            "required keys present".to_string()
+        } else {
+            format!("missing keys: {}", missing.join(", "))
+        },
+    );
+
+    for problem in secret_files_problems() {
+        report(false, problem);
+    }
+
+    if let Some(url) = &resolved.database {
+        if url.pooler() == Some(Pooler::Transaction) {
+            report(
+                false,
+                format!(
+                    "{} is the transaction-mode pooler; use port 5432 (session mode) or the direct host",
+                    url.address()
+                ),
+            );
+        }
+    }
+    match probe(&guard, timeout) {
+        Ok((stamp, version)) => {
+            report(true, format!("database reachable ({version})"));
+            match stamp {
+                Some(stamp) if stamp == env => report(true, format!("stamp is {stamp}")),
+                Some(stamp) => report(false, format!("the database is stamped {stamp}, not {env}")),
+                None => report(
+                    false,
+                    format!("the database has no environment stamp (`cargo xtask migrate up --env {env}` writes it)"),
+                ),
+            }
+        }
+        Err(err) => report(false, first_line(&format!("{err:#}"))),
+    }
+    match problems.len() {
+        0 => {
+            status("configuration ok");
+            Ok(())
+        }
+        1 => bail!("1 problem in the configuration"),
+        n => bail!("{n} problems in the configuration"),
+    }
+}
+
+/// Secret env files that git would commit: not ignored, or already tracked.
+fn secret_files_problems() -> Vec<String> {
+    let root = context::project_root();
+    let Ok(entries) = std::fs::read_dir(root.join("env")) else { return Vec::new() };
+    let mut problems = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let secret = name.starts_with(".env.") && !name.ends_with(".example");
+        if !secret {
+            continue;
+        }
+        let path = format!("env/{name}");
+        let git = |args: &[&str]| Command::new("git").current_dir(&root).args(args).output();
+        let Ok(ignored) = git(&["check-ignore", "-q", &path]) else { continue };
+        if ignored.status.code() == Some(128) {
+            continue; // not a git checkout
+        }
+        if !ignored.status.success() {
+            problems.push(format!("{path} holds secrets but is not git-ignored (add it to .gitignore)"));
+        }
+        if git(&["ls-files", "--error-unmatch", &path]).is_ok_and(|out| out.status.success()) {
+            problems.push(format!("{path} holds secrets but is tracked by git (git rm --cached {path})"));
+        }
+    }
+    problems.sort();
+    problems
+}
+
+fn print_matrix() {
+    let envs = Environment::ALL;
+    let mut header = format!("{:<28}", "operation");
+    for env in envs {
+        header.push_str(&format!("{:<12}", env.name()));
+    }
+    data(header.trim_end());
+    for op in Operation::ALL {
+        let mut line = format!("{:<28}", op.label());
+        for env in envs {
+            line.push_str(&format!("{:<12}", matrix::access(op, env).label()));
+        }
+        data(line.trim_end());
+    }
+}
+
+fn pooler_label(pooler: Option<Pooler>) -> &'static str {
+    match pooler {
+        None => "none",
+        Some(Pooler::Session) => "session mode (port 5432)",
+        Some(Pooler::Transaction) => "transaction mode (port 6543): refused for our commands",
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_string()
+}

@@ -1,0 +1,5 @@
+//! See `xtask/src/lib.rs`.
+
+fn main() -> std::process::ExitCode {
+    xtask::main()
+}
