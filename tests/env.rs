@@ -120,5 +120,5 @@ fn matrix_never_allows_development_writes_on_production() {
     assert!(line("RLS testing").contains("NEVER"));
     assert!(line("Customer demos").split_whitespace().nth(2) == Some("read-only"), "{}", line("Customer demos"));
     assert!(line("Stage-sync target").contains("NEVER"));
-    assert_eq!(out.stdout.lines().count(), 14, "{}", out.stdout);
+    assert_eq!(out.stdout.lines().count(), 15, "{}", out.stdout);
 }

@@ -6,117 +6,37 @@ use std::{
     net::TcpListener,
     path::{Path, PathBuf},
     process::Command,
-    sync::{
-        OnceLock,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
-use xshell::{Shell, cmd};
-use xtask::pg::{Binaries, Cluster, Durability};
+use xtask::pg::{Binaries, Throwaway};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Every test's scratch folders live under this one, in a folder per test process, so a
-/// later run can remove what a killed run left behind.
-fn scratch_root() -> PathBuf {
-    std::env::temp_dir().join("xtask-e2e")
-}
-
-fn process_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        remove_stale_runs();
-        let dir = scratch_root().join(std::process::id().to_string());
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    })
-}
-
-/// Stops the servers and deletes the folders of earlier test processes that are gone.
-fn remove_stale_runs() {
-    let Ok(entries) = std::fs::read_dir(scratch_root()) else { return };
-    let sh = Shell::new().unwrap();
-    for entry in entries.flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        if Path::new("/proc").join(&pid).exists() {
-            continue;
-        }
-        for cluster in std::fs::read_dir(entry.path()).into_iter().flatten().flatten() {
-            let data = cluster.path().join("data");
-            if data.join("postmaster.pid").exists() {
-                let _ = Cluster::new(cluster.path(), 0, bins().clone()).stop(&sh, true);
-            }
-        }
-        let _ = std::fs::remove_dir_all(entry.path());
-    }
-}
-
-pub fn bins() -> &'static Binaries {
-    static BINS: OnceLock<Binaries> = OnceLock::new();
-    BINS.get_or_init(|| Binaries::find().expect("PostgreSQL server binaries"))
-}
-
-fn fresh_dir(kind: &str) -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = process_dir().join(format!("{kind}{n}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+pub fn bins() -> Binaries {
+    Binaries::find().unwrap()
 }
 
 /// The password of every throwaway cluster: a secret as far as the output checks go.
-pub const TEST_PASSWORD: &str = "e2e-Cluster-Pw-7f3a9";
-
-/// A cluster initialized once per test process, bootstrapped and stamped `test`, then
-/// stopped cleanly; each [`TestCluster`] starts from a copy of it.
-fn template() -> &'static Path {
-    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        let sh = Shell::new().unwrap();
-        let dir = fresh_dir("template");
-        let cluster = Cluster::new(&dir, xtask::pg::free_port().unwrap(), bins().clone());
-        cluster.init(&sh, TEST_PASSWORD, Durability::Throwaway).unwrap();
-        cluster.start(&sh).unwrap();
-        let mut client = postgres::Client::connect(&cluster.url(TEST_PASSWORD, "postgres"), postgres::NoTls).unwrap();
-        client.batch_execute(xtask::SUPABASE_SQL).unwrap();
-        client.batch_execute(app::stamp::DDL).unwrap();
-        client
-            .batch_execute(
-                "insert into app_meta.environment_stamp (environment, stamped_by) values ('test', 'test harness')",
-            )
-            .unwrap();
-        drop(client);
-        cluster.stop(&sh, false).unwrap();
-        dir
-    })
+pub fn test_password() -> &'static str {
+    Throwaway::password()
 }
 
-/// A running throwaway cluster; stopped and deleted on drop, also when the test panics.
+/// A running throwaway cluster, stamped `test`; stopped and deleted on drop, also when the
+/// test panics.
 pub struct TestCluster {
-    pub cluster: Cluster,
-    sh: Shell,
+    throwaway: Throwaway,
 }
 
 impl TestCluster {
     pub fn start() -> TestCluster {
-        let sh = Shell::new().unwrap();
-        let dir = fresh_dir("cluster");
-        let (template_data, data) = (template().join("data"), dir.join("data"));
-        cmd!(sh, "cp -a {template_data} {data}").quiet().run().unwrap();
-        // A port picked free can be taken before the server binds it: try a few.
-        for attempt in 0.. {
-            let cluster = Cluster::new(&dir, xtask::pg::free_port().unwrap(), bins().clone());
-            match cluster.start(&sh) {
-                Ok(()) => return TestCluster { cluster, sh },
-                Err(err) if attempt < 3 => eprintln!("retrying cluster start: {err:#}"),
-                Err(err) => panic!("cannot start a test cluster: {err:#}"),
-            }
+        TestCluster {
+            throwaway: Throwaway::start().unwrap_or_else(|err| panic!("cannot start a test cluster: {err:#}")),
         }
-        unreachable!()
     }
 
     pub fn url(&self) -> String {
-        self.cluster.url(TEST_PASSWORD, "postgres")
+        self.throwaway.url("postgres")
     }
 
     pub fn client(&self) -> postgres::Client {
@@ -126,6 +46,23 @@ impl TestCluster {
     /// Plants a stamp, as if the database belonged to `env`.
     pub fn stamp(&self, env: &str) {
         self.client().execute("update app_meta.environment_stamp set environment = $1", &[&env]).unwrap();
+    }
+
+    /// A login on this cluster whose user name names the production project
+    /// (`postgres.<ref>`), so that detection takes the cluster for production, as it would
+    /// a tunnel to the real one. Its password is the cluster's.
+    pub fn production_url(&self) -> String {
+        let role = "postgres.yovbdmjwrrgardkgrenc";
+        self.client()
+            .batch_execute(&format!(
+                "do $$ begin if not exists (select from pg_roles where rolname = '{role}') then
+                   create role \"{role}\" login superuser password '{}';
+                   -- Supabase's pooler logs `postgres.<ref>` in as `postgres`.
+                   alter role \"{role}\" set role postgres; end if; end $$",
+                test_password()
+            ))
+            .unwrap();
+        self.url().replacen("postgres:", &format!("{role}:"), 1)
     }
 
     /// A checksum of every row of every table outside the system schemas, and of the
@@ -155,11 +92,12 @@ impl TestCluster {
     }
 }
 
-impl Drop for TestCluster {
-    fn drop(&mut self) {
-        let _ = self.cluster.stop(&self.sh, true);
-        let _ = std::fs::remove_dir_all(&self.cluster.dir);
-    }
+fn scratch_dir(kind: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join("xtask-e2e").join(format!("{}-{kind}{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// A scratch project root with the repository's `env/` settings and local defaults, where a
@@ -171,14 +109,30 @@ pub struct Project {
 
 impl Project {
     pub fn new() -> Project {
-        let root = fresh_dir("project");
+        let root = scratch_dir("project");
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         std::fs::create_dir_all(root.join("env")).unwrap();
         for file in ["environments.toml", ".env.local.example", ".env.staging.example", ".env.production.example"] {
             std::fs::copy(repo.join("env").join(file), root.join("env").join(file)).unwrap();
         }
         let _ = std::fs::create_dir_all(root.join("migrations"));
-        Project { root, secrets: vec![TEST_PASSWORD.to_string()] }
+        Project { root, secrets: vec![test_password().to_string()] }
+    }
+
+    /// Copies the repository's migrations into the project.
+    pub fn with_migrations(&mut self) -> &mut Project {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        for entry in std::fs::read_dir(repo.join("migrations")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), self.root.join("migrations").join(entry.file_name())).unwrap();
+        }
+        self
+    }
+
+    /// Writes `migrations/NAME`.
+    pub fn migration(&mut self, name: &str, sql: &str) -> &mut Project {
+        std::fs::write(self.root.join("migrations").join(name), sql).unwrap();
+        self
     }
 
     /// Writes `env/NAME`; values of secret-looking keys are remembered for the output check.
@@ -241,7 +195,7 @@ pub struct Output {
     pub stderr: String,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.command.env(key, value);
         self
@@ -249,19 +203,13 @@ impl Run<'_> {
 
     pub fn run(mut self) -> Output {
         let out = self.command.output().expect("run xtask");
-        let output = Output {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        for secret in &self.project.secrets {
-            assert!(
-                !output.stdout.contains(secret.as_str()) && !output.stderr.contains(secret.as_str()),
-                "a secret leaked into the output:\n{output:#?}"
-            );
-        }
-        assert!(!output.stderr.contains("panicked"), "xtask panicked:\n{}", output.stderr);
-        output
+        self.project.check(out)
+    }
+
+    /// Starts the command without waiting, for races.
+    pub fn spawn(mut self) -> Running<'a> {
+        self.command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        Running { child: self.command.spawn().expect("spawn xtask"), project: self.project }
     }
 
     /// Runs and expects success.
@@ -274,12 +222,50 @@ impl Run<'_> {
     /// Runs and expects failure with exactly one `error:` line (and an optional hint)
     /// starting with `start`.
     pub fn fails(self, start: &str) -> Output {
-        let out = self.run();
-        assert_eq!(out.code, Some(1), "expected failure:\n{out:#?}");
-        let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
-        assert_eq!(errors.len(), 1, "expected one error line:\n{}", out.stderr);
-        assert!(errors[0]["error: ".len()..].starts_with(start), "expected `{start}`:\n{}", out.stderr);
-        out
+        self.run().failed_with(start)
+    }
+}
+
+pub struct Running<'a> {
+    child: std::process::Child,
+    project: &'a Project,
+}
+
+impl Running<'_> {
+    pub fn wait(self) -> Output {
+        let out = self.child.wait_with_output().expect("wait for xtask");
+        self.project.check(out)
+    }
+}
+
+impl Project {
+    /// Checks a run's output for secrets and panics.
+    fn check(&self, out: std::process::Output) -> Output {
+        let output = Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        for secret in &self.secrets {
+            assert!(
+                !output.stdout.contains(secret.as_str()) && !output.stderr.contains(secret.as_str()),
+                "a secret leaked into the output:\n{output:#?}"
+            );
+        }
+        assert!(!output.stderr.contains("panicked"), "xtask panicked:\n{}", output.stderr);
+        output
+    }
+}
+
+impl Output {
+    /// Expects failure with exactly one `error:` line (and an optional hint) starting with
+    /// `start`.
+    pub fn failed_with(self, start: &str) -> Output {
+        assert_eq!(self.code, Some(1), "expected failure:\n{self:#?}");
+        let errors: Vec<&str> = self.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(errors.len(), 1, "expected one error line:\n{}", self.stderr);
+        assert!(errors[0]["error: ".len()..].starts_with(start), "expected `{start}`:\n{}", self.stderr);
+        self
     }
 }
 

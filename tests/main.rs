@@ -6,3 +6,4 @@ mod harness;
 mod db;
 mod env;
 mod guard;
+mod migrate;

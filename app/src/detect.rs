@@ -60,6 +60,19 @@ fn non_empty<'a>(vars: &'a BTreeMap<String, String>, key: &str) -> Option<&'a st
 }
 
 fn classify_database(url: &DatabaseUrl, settings: &Settings) -> Result<Detection> {
+    let project_ref = url.project_ref()?;
+    // A user name that names a registered project decides, wherever the host is: a tunnel
+    // or proxy on loopback to production is still production.
+    if let Some(project) = project_ref.as_deref().and_then(|r| settings.project(r)) {
+        return Ok(Detection {
+            environment: project.environment,
+            rule: format!(
+                "DATABASE_URL's user names project `{}`, registered as {}",
+                project.project_ref, project.environment
+            ),
+            project_ref,
+        });
+    }
     if url.is_on_this_machine() {
         let local_port = settings.local.port;
         let (environment, rule) = if url.port() == local_port {
@@ -72,7 +85,7 @@ fn classify_database(url: &DatabaseUrl, settings: &Settings) -> Result<Detection
         };
         return Ok(Detection { environment, rule, project_ref: None });
     }
-    Ok(classify_remote(url.project_ref()?, &url.address(), "DATABASE_URL", settings))
+    Ok(classify_remote(project_ref, &url.address(), "DATABASE_URL", settings))
 }
 
 fn classify_api(raw: &str, settings: &Settings) -> Result<Detection> {
@@ -178,6 +191,8 @@ mod tests {
         check(None, Some("https://my-staging-app.supabase.co"), Ok(Some(Production)));
         check(Some("postgresql://postgres:pw123@db.unknownref.supabase.co:5432/postgres"), None, Ok(Some(Production)));
         check(Some("postgresql://postgres:pw123@localhost.evil.com:54322/postgres"), None, Ok(Some(Production)));
+        check(Some(&format!("postgresql://postgres.{PROD}:pw123@127.0.0.1:6000/postgres")), None, Ok(Some(Production)));
+        check(Some("postgresql://postgres.stagingref123:pw123@localhost:54322/postgres"), None, Ok(Some(Staging)));
         check(None, None, Ok(None));
         check(Some("  "), Some(""), Ok(None));
         // Disagreements and malformed values are errors.

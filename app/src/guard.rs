@@ -59,6 +59,7 @@ pub mod op {
         Seed => Seed, write(false);
         Reset => Reset, write(true);
         Migrate => Migrate, write(true);
+        MigrateDown => MigrateDown, write(false);
         RlsTesting => RlsTesting, write(false);
         LoadTesting => LoadTesting, write(false);
         StageSyncTarget => StageSyncTarget, write(false);

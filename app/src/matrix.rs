@@ -19,6 +19,8 @@ pub enum Operation {
     Seed,
     Reset,
     Migrate,
+    /// Reverting migrations: only where losing data is fine.
+    MigrateDown,
     StageSyncSource,
     StageSyncTarget,
     Backup,
@@ -40,7 +42,7 @@ pub enum Access {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 13] = [
+    pub const ALL: [Operation; 14] = [
         Operation::RlsTesting,
         Operation::MigrationTesting,
         Operation::LoadTesting,
@@ -50,6 +52,7 @@ impl Operation {
         Operation::Seed,
         Operation::Reset,
         Operation::Migrate,
+        Operation::MigrateDown,
         Operation::StageSyncSource,
         Operation::StageSyncTarget,
         Operation::Backup,
@@ -67,6 +70,7 @@ impl Operation {
             Operation::Seed => "Seed (test data)",
             Operation::Reset => "Create / reset database",
             Operation::Migrate => "Migrate",
+            Operation::MigrateDown => "Migrate down",
             Operation::StageSyncSource => "Stage-sync source",
             Operation::StageSyncTarget => "Stage-sync target",
             Operation::Backup => "Backup",
@@ -121,6 +125,8 @@ pub fn access(op: Operation, env: Environment) -> Access {
         (Reset, Production | Staging) => Never,
         (Migrate, Production) => Confirmed,
         (Migrate, _) => Yes,
+        (MigrateDown, Local | Test) => Yes,
+        (MigrateDown, Production | Staging) => Never,
         (StageSyncSource, Production) => ReadOnly,
         (StageSyncSource, Staging) => ReadOnly,
         (StageSyncSource, Local | Test) => Never,

@@ -36,6 +36,23 @@ impl Resolved {
         })
     }
 
+    /// A throwaway `test` database that a command made itself (a cluster of its own on this
+    /// machine): no env files, no detection. Anything not on this machine is refused.
+    pub fn throwaway(database: DatabaseUrl) -> Result<Resolved> {
+        if !database.is_on_this_machine() {
+            bail!("a throwaway database must be on this machine, not {}", database.address());
+        }
+        Ok(Resolved {
+            environment: Environment::Test,
+            rule: "a throwaway cluster made by this command".to_string(),
+            files: Vec::new(),
+            warnings: Vec::new(),
+            vars: BTreeMap::new(),
+            database: Some(database),
+            project_ref: None,
+        })
+    }
+
     pub fn var(&self, key: &str) -> Option<&str> {
         self.vars.get(key).map(String::as_str).filter(|v| !v.trim().is_empty())
     }

@@ -95,8 +95,23 @@ fn up(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
 fn bootstrap(guard: &Guard, no_seed: bool) -> Result<()> {
     let mut conn = guard.write::<op::Reset>()?.connect()?;
     load_supabase_schema(conn.client())?;
-    let _ = no_seed; // Migrations and seed data arrive with their commands.
+    drop(conn);
+    migrate_and_seed(guard, no_seed)
+}
+
+fn migrate_and_seed(guard: &Guard, no_seed: bool) -> Result<()> {
+    let applied = crate::migrate::up_all(guard)?;
+    status(format!("applied {applied} migration(s)"));
+    let _ = no_seed; // Seed data arrives with `cargo xtask seed`.
     Ok(())
+}
+
+/// Bootstraps a new throwaway cluster's database: Supabase's schema, stamped `test`.
+pub(crate) fn bootstrap_throwaway(url: &str) -> Result<()> {
+    let resolved = app::Resolved::throwaway(url.parse()?)?;
+    let guard = Guard::new(resolved, app::Settings::load(&context::project_root())?);
+    let mut conn = guard.write::<op::Reset>()?.connect()?;
+    load_supabase_schema(conn.client())
 }
 
 fn load_supabase_schema(client: &mut postgres::Client) -> Result<()> {
@@ -183,7 +198,8 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
     let target = guard.write::<op::Reset>()?;
     let mut conn = target.recreate()?;
     load_supabase_schema(conn.client())?;
-    let _ = no_seed;
+    drop(conn);
+    migrate_and_seed(&guard, no_seed)?;
     status(format!(
         "{} database re-created at {} in {:.1} s",
         target.environment(),

@@ -33,6 +33,12 @@ pub enum Command {
     Env(Env),
     /// The local Supabase-style database: up, status, down, reset, destroy.
     Db(Db),
+    /// Schema migrations: status, up, down, new, resolve, verify, diff.
+    Migrate(Migrate),
+    /// Take a verified backup (`pg_dump -Fc`) of the environment's database into `backups/`.
+    Backup(Backup),
+    /// The row-level security suite: every tenant table, every role, in a rolled-back transaction.
+    Rls(Rls),
     /// Run every check CI runs: format, clippy, tests.
     Ci(Ci),
 }
@@ -94,6 +100,69 @@ pub struct DbReset {
     #[arg(long)]
     pub no_seed: bool,
 }
+
+#[derive(Debug, Args)]
+pub struct Migrate {
+    #[command(subcommand)]
+    pub command: MigrateCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Each migration: applied, pending, modified (checksum differs), missing (file gone), failed.
+    Status,
+    /// Apply pending migrations, each in its own transaction with its ledger row.
+    Up(MigrateUp),
+    /// Revert applied migrations, newest first (local and test only).
+    Down {
+        /// Revert down to this version, which stays applied; without it, only the newest.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<u32>,
+    },
+    /// Write the next numbered up/down pair.
+    New {
+        /// What the migration does, in a few words (becomes the file name).
+        name: String,
+    },
+    /// Settle a failed migration after fixing the database by hand.
+    Resolve {
+        version: u32,
+        /// The migration's changes are in place: record it as applied.
+        #[arg(long, conflicts_with = "rolled_back", required_unless_present = "rolled_back")]
+        applied: bool,
+        /// The migration's changes are not in place: forget the failure so `up` retries it.
+        #[arg(long)]
+        rolled_back: bool,
+    },
+    /// On a throwaway cluster: apply all, then down and up again each from the newest, comparing schemas.
+    Verify,
+    /// Compare two environments' ledgers and schemas; exit 1 on drift.
+    Diff {
+        #[arg(long, value_parser = parse_env)]
+        from: Environment,
+        #[arg(long, value_parser = parse_env)]
+        to: Environment,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateUp {
+    /// Apply pending migrations up to and including this version.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<u32>,
+    /// Print what would be applied, and apply nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The production project ref, to confirm without a terminal.
+    #[arg(long, value_name = "PROJECT_REF")]
+    pub confirm: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Backup {}
+
+#[derive(Debug, Args)]
+pub struct Rls {}
 
 #[derive(Debug, Args)]
 pub struct Ci {

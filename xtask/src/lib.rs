@@ -1,12 +1,15 @@
 //! `cargo xtask`: the project's automation, one module per command. The binary's `main`
 //! only calls [`main`]; the end-to-end tests use [`pg`] for their throwaway clusters.
 
+mod backup;
 mod ci;
 pub mod context;
 mod db;
 mod env;
 mod flags;
+mod migrate;
 pub mod pg;
+mod rls;
 
 use std::process::ExitCode;
 
@@ -24,6 +27,9 @@ pub fn main() -> ExitCode {
     let result = match flags.command {
         flags::Command::Env(cmd) => cmd.run(&flags.global),
         flags::Command::Db(cmd) => cmd.run(&flags.global),
+        flags::Command::Migrate(cmd) => cmd.run(&flags.global),
+        flags::Command::Backup(cmd) => cmd.run(&flags.global),
+        flags::Command::Rls(cmd) => cmd.run(&flags.global),
         flags::Command::Ci(cmd) => cmd.run(&flags.global),
     };
     match result {

@@ -6,6 +6,10 @@ use std::{
     net::TcpListener,
     path::{Path, PathBuf},
     process::Command,
+    sync::{
+        Mutex, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use anyhow::{Context, Result, bail};
@@ -282,4 +286,132 @@ pub fn hand_to_server_user(sh: &Shell, dir: &Path) -> Result<()> {
             .with_context(|| format!("cannot hand {} to the postgres user", dir.display()))?;
     }
     Ok(())
+}
+
+/// A throwaway cluster for tests, `migrate verify` and benchmarks: a copy of a template that
+/// is initialized, bootstrapped (Supabase's roles and schema) and stamped `test` once per
+/// process, so each one starts in a fraction of a second. Stopped and deleted on drop,
+/// also when a test panics; folders of killed processes are removed by the next process.
+pub struct Throwaway {
+    pub cluster: Cluster,
+    sh: Shell,
+}
+
+impl Throwaway {
+    pub fn start() -> Result<Throwaway> {
+        let template = throwaway_template()?;
+        let sh = Shell::new()?;
+        let dir = throwaway_dir("cluster")?;
+        let (template_data, data) = (template.join("data"), dir.join("data"));
+        cmd!(sh, "cp -a {template_data} {data}").quiet().run().context("cannot copy the template cluster")?;
+        // A port found free can be taken before the server binds it: try a few.
+        let mut attempt = 0;
+        loop {
+            let cluster = Cluster::new(&dir, free_port()?, Binaries::find()?);
+            match cluster.start(&sh) {
+                Ok(()) => return Ok(Throwaway { cluster, sh }),
+                Err(_) if attempt < 3 => attempt += 1,
+                Err(err) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// The password of every throwaway cluster of this process.
+    pub fn password() -> &'static str {
+        static PASSWORD: OnceLock<String> = OnceLock::new();
+        PASSWORD.get_or_init(|| {
+            let nanos =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            format!("throwaway-{:x}-{nanos:x}", std::process::id())
+        })
+    }
+
+    pub fn url(&self, dbname: &str) -> String {
+        self.cluster.url(Throwaway::password(), dbname)
+    }
+}
+
+impl Drop for Throwaway {
+    fn drop(&mut self) {
+        let _ = self.cluster.stop(&self.sh, true);
+        let _ = std::fs::remove_dir_all(&self.cluster.dir);
+    }
+}
+
+fn throwaway_root() -> PathBuf {
+    std::env::temp_dir().join("xtask-throwaway")
+}
+
+fn throwaway_dir(kind: &str) -> Result<PathBuf> {
+    static PROCESS_DIR: OnceLock<PathBuf> = OnceLock::new();
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let process_dir = PROCESS_DIR.get_or_init(|| {
+        remove_stale_throwaways();
+        throwaway_root().join(std::process::id().to_string())
+    });
+    let dir = process_dir.join(format!("{kind}{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Stops the servers and deletes the folders of earlier processes that are gone.
+fn remove_stale_throwaways() {
+    let Ok(entries) = std::fs::read_dir(throwaway_root()) else { return };
+    let (Ok(sh), Ok(bins)) = (Shell::new(), Binaries::find()) else { return };
+    for entry in entries.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if Path::new("/proc").join(&pid).exists() {
+            continue;
+        }
+        for cluster in std::fs::read_dir(entry.path()).into_iter().flatten().flatten() {
+            if cluster.path().join("data/postmaster.pid").exists() {
+                let _ = Cluster::new(cluster.path(), 0, bins.clone()).stop(&sh, true);
+            }
+        }
+        let _ = std::fs::remove_dir_all(entry.path());
+    }
+}
+
+fn throwaway_template() -> Result<&'static Path> {
+    static TEMPLATE: Mutex<Option<&'static Path>> = Mutex::new(None);
+    let mut template = TEMPLATE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(dir) = *template {
+        return Ok(dir);
+    }
+    let sh = Shell::new()?;
+    let dir = throwaway_dir("template")?;
+    let cluster = Cluster::new(&dir, free_port()?, Binaries::find()?);
+    cluster.init(&sh, Throwaway::password(), Durability::Throwaway)?;
+    cluster.start(&sh)?;
+    let bootstrapped = crate::db::bootstrap_throwaway(&cluster.url(Throwaway::password(), "postgres"));
+    cluster.stop(&sh, false)?;
+    bootstrapped.context("cannot bootstrap the template cluster")?;
+    let dir: &'static Path = Box::leak(dir.into_boxed_path());
+    *template = Some(dir);
+    Ok(dir)
+}
+
+/// A PostgreSQL client program (`pg_dump`, `pg_restore`, `psql`) pointed at `url`. The
+/// password goes through `PGPASSWORD`, never the command line; remote hosts need
+/// `verify-full` TLS with a CA file, as our own connections do.
+pub fn client_cmd<'a>(sh: &'a Shell, tool: &str, url: &app::DatabaseUrl) -> Result<xshell::Cmd<'a>> {
+    let program =
+        Binaries::find().map(|b| b.dir.join(tool)).ok().filter(|p| p.is_file()).unwrap_or_else(|| PathBuf::from(tool));
+    if !url.is_on_this_machine()
+        && url.ssl_root_cert.is_none()
+        && std::env::var_os("PGSSLROOTCERT").is_none_or(|v| v.is_empty())
+    {
+        bail!(
+            "{tool} verifies the server's certificate and needs the project's CA file\nhint: set PGSSLROOTCERT (or sslrootcert= in DATABASE_URL) to the CA certificate from the Supabase dashboard"
+        );
+    }
+    let dbname = format!("--dbname={}", url.libpq_url_without_password());
+    let mut cmd = cmd!(sh, "{program} {dbname}").env("PGCONNECT_TIMEOUT", "10").env_remove("PGPASSWORD");
+    if let Some(password) = url.password() {
+        cmd = cmd.env("PGPASSWORD", password);
+    }
+    Ok(cmd.quiet())
 }

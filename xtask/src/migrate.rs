@@ -1,0 +1,524 @@
+//! `cargo xtask migrate`: schema migrations with a ledger in `app_meta`, each file in its own
+//! transaction together with its ledger row, a session advisory lock against concurrent
+//! runs, typed confirmation and a verified backup on production, and `verify`/`diff` to test
+//! migrations and compare environments.
+
+mod files;
+pub(crate) mod schema;
+
+use std::{
+    io::BufRead,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use app::{
+    Environment, Guard, Resolved, Settings,
+    guard::{WriteConnection, op},
+    secrets,
+};
+use postgres::{Client, GenericClient};
+use xshell::Shell;
+
+use crate::{
+    backup::{self, BackupFile},
+    context::{self, data, status},
+    flags::{self, Global, MigrateCommand},
+    pg::Throwaway,
+};
+pub(crate) use files::Migration;
+
+impl flags::Migrate {
+    pub fn run(self, global: &Global) -> Result<()> {
+        let sh = Shell::new()?;
+        match self.command {
+            MigrateCommand::Status => show_status(global),
+            MigrateCommand::Up(args) => up(&sh, global, args),
+            MigrateCommand::Down { to } => down(global, to),
+            MigrateCommand::New { name } => new(&name),
+            MigrateCommand::Resolve { version, applied, .. } => resolve(global, version, applied),
+            MigrateCommand::Verify => verify(&sh),
+            MigrateCommand::Diff { from, to } => diff_command(&sh, global, from, to),
+        }
+    }
+}
+
+/// Applies every pending migration (for `db up` and `db reset`); returns how many.
+pub(crate) fn up_all(guard: &Guard) -> Result<usize> {
+    let files = load_files()?;
+    let mut conn = guard.write::<op::Migrate>()?.connect()?;
+    let pending = lock_and_plan(&mut conn, &files, None)?;
+    for migration in &pending {
+        apply_up(conn.client(), migration, guard.environment(), None)?;
+    }
+    Ok(pending.len())
+}
+
+/// Differences between two environments' ledgers and schemas; empty when they agree.
+pub(crate) fn diff(sh: &Shell, from: &Guard, to: &Guard) -> Result<Vec<String>> {
+    let mut sides = Vec::new();
+    for guard in [from, to] {
+        let target = guard.read::<op::Inspect>()?;
+        let ledger = read_ledger(target.connect()?.client())?;
+        sides.push((guard.environment(), ledger, schema::dump(sh, target.url())?));
+    }
+    let [(a_env, a, a_schema), (b_env, b, b_schema)] = <[_; 2]>::try_from(sides).expect("two sides");
+    let mut drift = Vec::new();
+    for entry in a.iter().chain(&b).filter(|e| e.outcome != "applied") {
+        drift.push(format!("{:04}_{} is recorded as failed", entry.version, entry.name));
+    }
+    for entry in &a {
+        match b.iter().find(|e| e.version == entry.version) {
+            None => drift.push(format!("{:04}_{} is applied on {a_env} only", entry.version, entry.name)),
+            Some(other) if other.checksum != entry.checksum => drift
+                .push(format!("{:04}_{} has another checksum on {a_env} than on {b_env}", entry.version, entry.name)),
+            Some(_) => {}
+        }
+    }
+    for entry in b.iter().filter(|e| !a.iter().any(|x| x.version == e.version)) {
+        drift.push(format!("{:04}_{} is applied on {b_env} only", entry.version, entry.name));
+    }
+    if let Some(difference) = schema::first_difference(&a_schema, &b_schema) {
+        drift.push(format!("schemas differ {difference} ({a_env} expected, {b_env} found)"));
+    }
+    Ok(drift)
+}
+
+/// The ledger: one row per applied (or failed) migration.
+const LEDGER_DDL: &str = "
+create table if not exists app_meta.schema_migrations (
+    version integer primary key,
+    name text not null,
+    checksum text not null,
+    applied_at timestamptz not null default now(),
+    duration_ms bigint not null,
+    outcome text not null check (outcome in ('applied', 'failed')),
+    environment text not null,
+    error text,
+    backup_path text,
+    backup_bytes bigint
+);
+";
+
+/// The advisory lock that keeps two runs from applying at once.
+const LOCK_KEY: i64 = 0x6465_6e74_616c;
+
+#[derive(Debug)]
+struct Entry {
+    version: u32,
+    name: String,
+    checksum: String,
+    outcome: String,
+    applied_at: String,
+    error: Option<String>,
+}
+
+fn migrations_dir() -> PathBuf {
+    context::project_root().join("migrations")
+}
+
+fn load_files() -> Result<Vec<Migration>> {
+    files::load(&migrations_dir())
+}
+
+fn read_ledger(client: &mut Client) -> Result<Vec<Entry>> {
+    let exists: bool = client.query_one("select to_regclass('app_meta.schema_migrations') is not null", &[])?.get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows = client.query(
+        "select version, name, checksum, outcome, to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS'), error
+         from app_meta.schema_migrations order by version",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| Entry {
+            version: r.get::<_, i32>(0) as u32,
+            name: r.get(1),
+            checksum: r.get(2),
+            outcome: r.get(3),
+            applied_at: r.get(4),
+            error: r.get(5),
+        })
+        .collect())
+}
+
+/// Takes the lock, creates the ledger if needed, and decides what to apply.
+fn lock_and_plan<'a, O>(
+    conn: &mut WriteConnection<O>,
+    files: &'a [Migration],
+    to: Option<u32>,
+) -> Result<Vec<&'a Migration>> {
+    let client = conn.client();
+    lock(client)?;
+    client.batch_execute(app::stamp::DDL)?;
+    client.batch_execute(LEDGER_DDL)?;
+    plan(files, &read_ledger(client)?, to)
+}
+
+/// Takes the session advisory lock, polling: a session blocked in `pg_advisory_lock` holds
+/// a transaction open, which the other run's `CREATE INDEX CONCURRENTLY` would wait for,
+/// a deadlock.
+fn lock(client: &mut Client) -> Result<()> {
+    let mut waiting = false;
+    loop {
+        let locked: bool = client.query_one("select pg_try_advisory_lock($1)", &[&LOCK_KEY])?.get(0);
+        if locked {
+            return Ok(());
+        }
+        if !waiting {
+            status("waiting for another `migrate` run on this database to finish");
+            waiting = true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The pending migrations, after checking that what was applied is still as it was.
+fn plan<'a>(files: &'a [Migration], ledger: &[Entry], to: Option<u32>) -> Result<Vec<&'a Migration>> {
+    if let Some(failed) = ledger.iter().find(|e| e.outcome == "failed") {
+        bail!(
+            "migration {:04}_{} failed at {}: {}\nhint: fix the database by hand, then `cargo xtask migrate resolve {} --applied` (its changes are in place) or `--rolled-back` (they are not)",
+            failed.version,
+            failed.name,
+            failed.applied_at,
+            failed.error.as_deref().unwrap_or("no error recorded"),
+            failed.version
+        );
+    }
+    let mut changed = Vec::new();
+    for entry in ledger {
+        match files.iter().find(|m| m.version == entry.version) {
+            None => {
+                changed.push(format!("{:04}_{} (missing: applied, but its file is gone)", entry.version, entry.name))
+            }
+            Some(m) if m.checksum != entry.checksum => {
+                changed.push(format!("{} (modified: its checksum differs from the applied one)", m.label()))
+            }
+            Some(_) => {}
+        }
+    }
+    if !changed.is_empty() {
+        bail!(
+            "applied migrations changed: {}\nhint: restore the applied files as they were, and put changes in a new migration (`cargo xtask migrate new NAME`)",
+            changed.join(", ")
+        );
+    }
+    if let Some(to) = to.filter(|to| !files.iter().any(|m| m.version == *to)) {
+        bail!("there is no migration {to:04}\nhint: `cargo xtask migrate status` lists them");
+    }
+    let newest_applied = ledger.iter().map(|e| e.version).max().unwrap_or(0);
+    let pending: Vec<&Migration> = files.iter().filter(|m| !ledger.iter().any(|e| e.version == m.version)).collect();
+    if let Some(old) = pending.iter().find(|m| m.version < newest_applied) {
+        bail!(
+            "pending migration {} is older than the newest applied ({newest_applied:04})\nhint: renumber it after {newest_applied:04}",
+            old.label()
+        );
+    }
+    Ok(pending.into_iter().filter(|m| to.is_none_or(|to| m.version <= to)).collect())
+}
+
+fn show_status(global: &Global) -> Result<()> {
+    let guard = context::guard(global)?;
+    let files = load_files()?;
+    let ledger = read_ledger(guard.read::<op::Inspect>()?.connect()?.client())?;
+    data(format!("{:<8} {:<40} {:<9} {}", "version", "name", "state", "applied at"));
+    let mut versions: Vec<u32> = files.iter().map(|m| m.version).chain(ledger.iter().map(|e| e.version)).collect();
+    versions.sort();
+    versions.dedup();
+    let (mut pending, mut problems) = (0, 0);
+    for version in versions {
+        let file = files.iter().find(|m| m.version == version);
+        let entry = ledger.iter().find(|e| e.version == version);
+        let name = file.map(|m| m.name.as_str()).or(entry.map(|e| e.name.as_str())).unwrap_or_default();
+        let state = match (file, entry) {
+            (_, Some(e)) if e.outcome == "failed" => "failed",
+            (None, Some(_)) => "missing",
+            (Some(m), Some(e)) if m.checksum != e.checksum => "modified",
+            (Some(_), Some(_)) => "applied",
+            (_, None) => "pending",
+        };
+        pending += usize::from(state == "pending");
+        problems += usize::from(!matches!(state, "pending" | "applied"));
+        let at = entry.map(|e| e.applied_at.as_str()).unwrap_or("");
+        data(format!("{version:04}     {name:<40} {state:<9} {at}").trim_end());
+    }
+    status(format!("{} on record, {pending} pending", ledger.len()));
+    if problems > 0 {
+        bail!(
+            "{problems} migration(s) modified, missing or failed\nhint: `cargo xtask migrate up` explains what to do"
+        );
+    }
+    Ok(())
+}
+
+fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
+    let started = Instant::now();
+    let mut guard = context::guard(global)?;
+    let files = load_files()?;
+    if args.dry_run {
+        let ledger = read_ledger(guard.read::<op::Inspect>()?.connect()?.client())?;
+        let pending = plan(&files, &ledger, args.to)?;
+        for m in &pending {
+            let how = if m.up.no_transaction { " (outside a transaction)" } else { "" };
+            data(format!("would apply {}{how}", m.label()));
+        }
+        status(format!("dry run: {} pending migration(s) on {}; nothing applied", pending.len(), guard.environment()));
+        return Ok(());
+    }
+    if guard.needs_confirmation::<op::Migrate>() {
+        confirm(&mut guard, args.confirm.as_deref())?;
+    }
+    let env = guard.environment();
+    let mut conn = guard.write::<op::Migrate>()?.connect()?;
+    let pending = lock_and_plan(&mut conn, &files, args.to)?;
+    if pending.is_empty() {
+        status(format!("{env} is up to date: nothing to apply"));
+        return Ok(());
+    }
+    let backup = if guard.settings().require_backup { Some(backup::take(sh, &guard)?) } else { None };
+    for migration in &pending {
+        let took = apply_up(conn.client(), migration, env, backup.as_ref())?;
+        status(format!("applied {} in {} ms", migration.label(), took.as_millis()));
+    }
+    status(format!("{env}: applied {} migration(s) in {:.1} s", pending.len(), started.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+/// Typed confirmation: the production project ref, typed on a terminal or given with
+/// `--confirm`. Without a terminal and without `--confirm`, refuse; never auto-accept.
+fn confirm(guard: &mut Guard, given: Option<&str>) -> Result<()> {
+    let env = guard.environment();
+    let typed = match given {
+        Some(given) => given.to_string(),
+        None if context::stdin_is_terminal() => {
+            eprint!("This changes {env}. Type the project ref to continue: ");
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line
+        }
+        None => bail!(
+            "migrating {env} needs a typed confirmation, and stdin is not a terminal\nhint: pass --confirm <project ref> (see env/environments.toml)"
+        ),
+    };
+    guard.confirm(&typed)
+}
+
+fn apply_up(client: &mut Client, m: &Migration, env: Environment, backup: Option<&BackupFile>) -> Result<Duration> {
+    let started = Instant::now();
+    let record = Applied { m, env, backup, started };
+    let result = if m.up.no_transaction {
+        client.batch_execute(&m.up.sql).and_then(|()| record.write(client))
+    } else {
+        client.transaction().and_then(|mut tx| {
+            tx.batch_execute(&m.up.sql)?;
+            record.write(&mut tx)?;
+            tx.commit()
+        })
+    };
+    if let Err(err) = result {
+        let message = sql_error(&m.up, &err);
+        client
+            .execute(
+                "insert into app_meta.schema_migrations (version, name, checksum, duration_ms, outcome, environment, error)
+                 values ($1, $2, $3, $4, 'failed', $5, $6)
+                 on conflict (version) do update set outcome = 'failed', error = excluded.error, applied_at = now()",
+                &[&(m.version as i32), &m.name, &m.checksum, &(started.elapsed().as_millis() as i64), &env.name(), &message],
+            )
+            .context("cannot record the failed migration in the ledger")?;
+        bail!(
+            "{message}\nhint: the migration was rolled back{} and recorded as failed; fix it, then `cargo xtask migrate resolve {} --rolled-back`",
+            if m.up.no_transaction { " as far as PostgreSQL allows (it ran outside a transaction)" } else { "" },
+            m.version
+        );
+    }
+    Ok(started.elapsed())
+}
+
+/// The ledger row of a migration that applied, written with it.
+struct Applied<'a> {
+    m: &'a Migration,
+    env: Environment,
+    backup: Option<&'a BackupFile>,
+    started: Instant,
+}
+
+impl Applied<'_> {
+    fn write(&self, client: &mut impl GenericClient) -> Result<(), postgres::Error> {
+        let (m, took) = (self.m, self.started.elapsed());
+        let path = self.backup.map(|b| b.path.display().to_string());
+        let bytes = self.backup.map(|b| b.bytes as i64);
+        client.execute(
+            "insert into app_meta.schema_migrations (version, name, checksum, duration_ms, outcome, environment, backup_path, backup_bytes)
+             values ($1, $2, $3, $4, 'applied', $5, $6, $7)",
+            &[&(m.version as i32), &m.name, &m.checksum, &(took.as_millis() as i64), &self.env.name(), &path, &bytes],
+        )?;
+        Ok(())
+    }
+}
+
+fn apply_down(client: &mut Client, m: &Migration) -> Result<()> {
+    fn forget(client: &mut impl GenericClient, version: u32) -> Result<(), postgres::Error> {
+        client.execute("delete from app_meta.schema_migrations where version = $1", &[&(version as i32)]).map(|_| ())
+    }
+    let result = if m.down.no_transaction {
+        client.batch_execute(&m.down.sql).and_then(|()| forget(client, m.version))
+    } else {
+        client.transaction().and_then(|mut tx| {
+            tx.batch_execute(&m.down.sql)?;
+            forget(&mut tx, m.version)?;
+            tx.commit()
+        })
+    };
+    result.map_err(|err| anyhow::anyhow!("{}", sql_error(&m.down, &err)))
+}
+
+/// `migrations/FILE:LINE: message`, from the server's error position.
+fn sql_error(script: &files::Script, err: &postgres::Error) -> String {
+    let Some(db) = err.as_db_error() else {
+        return format!("migrations/{}: {}", script.file, secrets::redact(&err.to_string()));
+    };
+    let line = match db.position() {
+        Some(postgres::error::ErrorPosition::Original(at)) => {
+            let before: String = script.sql.chars().take(*at as usize).collect();
+            format!(":{}", before.lines().count().max(1))
+        }
+        _ => String::new(),
+    };
+    format!("migrations/{}{line}: {}", script.file, db.message())
+}
+
+fn down(global: &Global, to: Option<u32>) -> Result<()> {
+    let guard = context::guard(global)?;
+    let files = load_files()?;
+    let mut conn = guard.write::<op::MigrateDown>()?.connect()?;
+    lock_and_plan(&mut conn, &files, None).map(|_| ())?;
+    let ledger = read_ledger(conn.client())?;
+    let mut applied: Vec<&Entry> = ledger.iter().rev().collect();
+    match to {
+        Some(to) => applied.retain(|e| e.version > to),
+        None => applied.truncate(1),
+    }
+    if applied.is_empty() {
+        status("nothing to revert");
+        return Ok(());
+    }
+    for entry in applied {
+        let Some(m) = files.iter().find(|m| m.version == entry.version) else {
+            bail!("cannot revert {:04}_{}: its files are gone", entry.version, entry.name);
+        };
+        apply_down(conn.client(), m)?;
+        status(format!("reverted {}", m.label()));
+    }
+    Ok(())
+}
+
+fn new(name: &str) -> Result<()> {
+    let slug: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect::<String>()
+        .split('_')
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    if slug.is_empty() {
+        bail!("`{name}` gives an empty file name\nhint: describe the change in a few words, e.g. `add patient notes`");
+    }
+    let version = load_files()?.last().map_or(1, |m| m.version + 1);
+    let dir = migrations_dir();
+    std::fs::create_dir_all(&dir)?;
+    let label = format!("{version:04}_{slug}");
+    let up = dir.join(format!("{label}.up.sql"));
+    let down = dir.join(format!("{label}.down.sql"));
+    std::fs::write(&up, format!("-- {name}: what this changes, and why.\n\n"))?;
+    std::fs::write(&down, format!("-- Reverts {label}: restores the schema exactly as it was before it.\n\n"))?;
+    data(format!("migrations/{label}.up.sql"));
+    data(format!("migrations/{label}.down.sql"));
+    Ok(())
+}
+
+fn resolve(global: &Global, version: u32, applied: bool) -> Result<()> {
+    let mut guard = context::guard(global)?;
+    if guard.needs_confirmation::<op::Migrate>() {
+        confirm(&mut guard, None)?;
+    }
+    let files = load_files()?;
+    let mut conn = guard.write::<op::Migrate>()?.connect()?;
+    let client = conn.client();
+    lock(client)?;
+    let ledger = read_ledger(client)?;
+    if !ledger.iter().any(|e| e.version == version && e.outcome == "failed") {
+        bail!(
+            "migration {version:04} has no recorded failure to resolve\nhint: `cargo xtask migrate status` shows the ledger"
+        );
+    }
+    if applied {
+        let checksum = files.iter().find(|m| m.version == version).map(|m| m.checksum.clone());
+        let Some(checksum) = checksum else { bail!("migration {version:04} has no file to record as applied") };
+        client.execute(
+            "update app_meta.schema_migrations set outcome = 'applied', checksum = $2, error = null where version = $1",
+            &[&(version as i32), &checksum],
+        )?;
+        status(format!("migration {version:04} recorded as applied"));
+    } else {
+        client.execute("delete from app_meta.schema_migrations where version = $1", &[&(version as i32)])?;
+        status(format!("migration {version:04} recorded as rolled back; `migrate up` will apply it again"));
+    }
+    Ok(())
+}
+
+/// On a throwaway cluster: apply every migration, snapshotting the schema after each; then
+/// from the newest down, revert each (the schema must be the one from before its up) and
+/// apply it again (the schema must be the straight apply's), and revert it to go on.
+fn verify(sh: &Shell) -> Result<()> {
+    let started = Instant::now();
+    let files = load_files()?;
+    let throwaway = Throwaway::start()?;
+    let url: app::DatabaseUrl = throwaway.url("postgres").parse()?;
+    let guard = Guard::new(Resolved::throwaway(url.clone())?, Settings::load(&context::project_root())?);
+    let mut conn = guard.write::<op::MigrateDown>()?.connect()?;
+    lock_and_plan(&mut conn, &files, None)?;
+    let mut snapshots = vec![schema::dump(sh, &url)?];
+    for m in &files {
+        apply_up(conn.client(), m, Environment::Test, None)?;
+        snapshots.push(schema::dump(sh, &url)?);
+    }
+    for (k, m) in files.iter().enumerate().rev() {
+        apply_down(conn.client(), m)?;
+        if let Some(difference) = schema::first_difference(&snapshots[k], &schema::dump(sh, &url)?) {
+            bail!("migrations/{} does not restore the schema from before its up: {difference}", m.down.file);
+        }
+        apply_up(conn.client(), m, Environment::Test, None)?;
+        if let Some(difference) = schema::first_difference(&snapshots[k + 1], &schema::dump(sh, &url)?) {
+            bail!(
+                "migrations/{} applied again after its down differs from the straight apply: {difference}",
+                m.up.file
+            );
+        }
+        apply_down(conn.client(), m)?;
+    }
+    status(format!(
+        "verified {} migrations: each down restores the schema before its up, each up re-applies identically ({:.1} s)",
+        files.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn diff_command(sh: &Shell, global: &Global, from: Environment, to: Environment) -> Result<()> {
+    let a = context::guard_for(Some(from), global)?;
+    let b = context::guard_for(Some(to), global)?;
+    let drift = diff(sh, &a, &b)?;
+    if drift.is_empty() {
+        status(format!("{from} and {to} agree: same migrations, same checksums, same schema"));
+        return Ok(());
+    }
+    for line in &drift {
+        data(line);
+    }
+    bail!("{from} and {to} have drifted ({} difference(s))", drift.len())
+}

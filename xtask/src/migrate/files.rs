@@ -1,0 +1,203 @@
+//! The migration files: `migrations/NNNN_name.up.sql` and `NNNN_name.down.sql` pairs.
+
+use std::{collections::BTreeMap, path::Path};
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+/// The header that runs a file outside a transaction (for `CREATE INDEX CONCURRENTLY`).
+pub const NO_TRANSACTION: &str = "-- migrate:no-transaction";
+
+#[derive(Clone, Debug)]
+pub struct Migration {
+    pub version: u32,
+    pub name: String,
+    pub up: Script,
+    pub down: Script,
+    /// sha256 of the up file, line endings normalized, in hex.
+    pub checksum: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Script {
+    pub file: String,
+    pub sql: String,
+    pub no_transaction: bool,
+}
+
+impl Migration {
+    pub fn label(&self) -> String {
+        format!("{:04}_{}", self.version, self.name)
+    }
+}
+
+/// Reads and checks every migration in the folder, in version order.
+pub fn load(dir: &Path) -> Result<Vec<Migration>> {
+    let mut halves: BTreeMap<u32, (String, Option<Script>, Option<Script>)> = BTreeMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    for entry in entries {
+        let file = entry?.file_name().to_string_lossy().into_owned();
+        if !file.ends_with(".sql") {
+            continue;
+        }
+        let Some((version, name, up)) = parse_file_name(&file) else {
+            bail!(
+                "migrations/{file}: not a migration file name\nhint: name it NNNN_name.up.sql or NNNN_name.down.sql (`cargo xtask migrate new NAME` writes a pair)"
+            );
+        };
+        let sql = std::fs::read_to_string(dir.join(&file)).with_context(|| format!("cannot read migrations/{file}"))?;
+        let script = Script::new(file.clone(), sql)?;
+        let slot = halves.entry(version).or_insert_with(|| (name.clone(), None, None));
+        if slot.0 != name {
+            bail!("migrations: version {version:04} is used twice ({}, {name})\nhint: renumber one of them", slot.0);
+        }
+        let half = if up { &mut slot.1 } else { &mut slot.2 };
+        *half = Some(script);
+    }
+    halves
+        .into_iter()
+        .map(|(version, (name, up, down))| {
+            let label = format!("{version:04}_{name}");
+            let up = up.with_context(|| format!("migrations/{label}.up.sql is missing (its down file exists)"))?;
+            let down = down.with_context(|| {
+                format!("migrations/{label}.down.sql is missing\nhint: every migration needs its down migration")
+            })?;
+            let checksum = checksum(&up.sql);
+            Ok(Migration { version, name, up, down, checksum })
+        })
+        .collect()
+}
+
+impl Script {
+    fn new(file: String, sql: String) -> Result<Script> {
+        let no_transaction = sql.lines().next().is_some_and(|line| line.trim() == NO_TRANSACTION);
+        if no_transaction {
+            let count = count_statements(&sql);
+            if count != 1 {
+                bail!(
+                    "migrations/{file}: a {NO_TRANSACTION} file must hold exactly one statement, not {count}\nhint: split it into several migrations"
+                );
+            }
+        }
+        Ok(Script { file, sql, no_transaction })
+    }
+}
+
+/// sha256 of the text with CRLF line endings made LF, so a checkout on Windows matches.
+pub fn checksum(sql: &str) -> String {
+    let normalized = sql.replace("\r\n", "\n");
+    Sha256::digest(normalized.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `0007_add_goals.up.sql` gives `(7, "add_goals", true)`.
+fn parse_file_name(file: &str) -> Option<(u32, String, bool)> {
+    let (stem, up) = if let Some(stem) = file.strip_suffix(".up.sql") {
+        (stem, true)
+    } else {
+        (file.strip_suffix(".down.sql")?, false)
+    };
+    let (digits, name) = stem.split_once('_')?;
+    let valid_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if digits.len() < 4 || !digits.chars().all(|c| c.is_ascii_digit()) || !valid_name {
+        return None;
+    }
+    Some((digits.parse().ok()?, name.to_string(), up))
+}
+
+/// Counts the SQL statements in a script: semicolons outside strings, quoted identifiers,
+/// dollar quotes and comments, plus a last statement without one.
+pub fn count_statements(sql: &str) -> usize {
+    let bytes = sql.as_bytes();
+    let (mut i, mut count, mut pending) = (0, 0, false);
+    while i < bytes.len() {
+        let rest = &sql[i..];
+        let skip_to = |end: &str, from: usize| rest[from..].find(end).map_or(rest.len(), |at| from + at + end.len());
+        let step = match bytes[i] {
+            b'-' if rest.starts_with("--") => skip_to("\n", 2),
+            b'/' if rest.starts_with("/*") => skip_to("*/", 2),
+            b'\'' => {
+                pending = true;
+                skip_to("'", 1)
+            }
+            b'"' => {
+                pending = true;
+                skip_to("\"", 1)
+            }
+            b'$' => match dollar_tag(rest) {
+                Some(tag) => {
+                    pending = true;
+                    skip_to(tag, tag.len())
+                }
+                None => 1,
+            },
+            b';' => {
+                if pending {
+                    count += 1;
+                }
+                pending = false;
+                1
+            }
+            c => {
+                if !c.is_ascii_whitespace() {
+                    pending = true;
+                }
+                1
+            }
+        };
+        i += step.max(1);
+    }
+    count + usize::from(pending)
+}
+
+/// `$tag$` or `$$` at the start of `text`.
+fn dollar_tag(text: &str) -> Option<&str> {
+    let end = text[1..].find('$')? + 1;
+    let tag = &text[1..end];
+    tag.chars().all(|c| c.is_alphanumeric() || c == '_').then(|| &text[..=end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_counted_outside_quotes_and_comments() {
+        assert_eq!(count_statements("create index concurrently i on t (a);"), 1);
+        assert_eq!(count_statements("-- a; comment\ncreate index concurrently i on t (a)"), 1);
+        assert_eq!(count_statements("select 'a;b'; select \"x;y\" from t;"), 2);
+        assert_eq!(
+            count_statements("create function f() returns int as $body$ select 1; $body$ language sql; select $$;$$;"),
+            2
+        );
+        assert_eq!(count_statements("/* ; */ select 1; ; "), 1);
+        assert_eq!(count_statements("   "), 0);
+    }
+
+    #[test]
+    fn file_names() {
+        assert_eq!(parse_file_name("0007_add_goals.up.sql"), Some((7, "add_goals".to_string(), true)));
+        assert_eq!(parse_file_name("0010_x.down.sql"), Some((10, "x".to_string(), false)));
+        assert_eq!(parse_file_name("7_add.up.sql"), None);
+        assert_eq!(parse_file_name("0007_Add.up.sql"), None);
+        assert_eq!(parse_file_name("0007.up.sql"), None);
+    }
+
+    #[test]
+    fn checksums_ignore_line_endings() {
+        assert_eq!(checksum("a\r\nb\n"), checksum("a\nb\n"));
+        assert_ne!(checksum("a\nb\n"), checksum("a\nc\n"));
+    }
+
+    #[test]
+    fn the_project_migrations_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        let migrations = load(&dir).unwrap();
+        assert!(migrations.len() >= 8);
+        assert!(migrations.windows(2).all(|w| w[0].version < w[1].version));
+        assert!(migrations.iter().any(|m| m.up.no_transaction));
+    }
+}

@@ -1,0 +1,72 @@
+//! Schema snapshots (`pg_dump --schema-only`, normalized) and their comparison, for
+//! `migrate verify`, `migrate diff` and stage-sync's precondition.
+
+use anyhow::{Context, Result};
+use app::DatabaseUrl;
+use xshell::Shell;
+
+use crate::pg;
+
+/// The schema of the application, without the project's own bookkeeping (`app_meta`), the
+/// dump's comments and session settings, so two equal schemas give equal text.
+pub fn dump(sh: &Shell, url: &DatabaseUrl) -> Result<String> {
+    let raw = pg::client_cmd(sh, "pg_dump", url)?
+        .args(["--schema-only", "--no-owner", "--exclude-schema=app_meta"])
+        .ignore_stderr()
+        .read()
+        .with_context(|| format!("pg_dump --schema-only of {} failed", url.address()))?;
+    Ok(normalize(&raw))
+}
+
+fn normalize(dump: &str) -> String {
+    dump.lines()
+        .filter(|line| {
+            let line = line.trim_end();
+            !(line.is_empty()
+                || line.starts_with("--")
+                || line.starts_with("\\restrict")
+                || line.starts_with("\\unrestrict")
+                || line.starts_with("SET ")
+                || line.starts_with("SELECT pg_catalog.set_config"))
+        })
+        .map(|line| format!("{}\n", line.trim_end()))
+        .collect()
+}
+
+/// The first line where two schemas differ, with the statement it belongs to.
+pub fn first_difference(expected: &str, actual: &str) -> Option<String> {
+    if expected == actual {
+        return None;
+    }
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    let at = e.iter().zip(&a).position(|(x, y)| x != y).unwrap_or(e.len().min(a.len()));
+    let show = |lines: &[&str]| lines.get(at).map_or("(end of schema)".to_string(), |l| format!("`{}`", l.trim()));
+    // Inside a multi-line statement (an indented line), name the statement too.
+    let inside = e.get(at).is_some_and(|l| l.starts_with(' ') || l.starts_with(')'));
+    let statement = e[..at].iter().rev().find(|l| !l.starts_with(' ') && !l.starts_with(')'));
+    match statement.filter(|_| inside) {
+        Some(statement) => Some(format!("in `{}`: expected {}, found {}", statement.trim(), show(&e), show(&a))),
+        None => Some(format!("expected {}, found {}", show(&e), show(&a))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_name_the_statement() {
+        let a = "CREATE TABLE public.t (\n    a integer,\n    b text\n);\n";
+        let b = "CREATE TABLE public.t (\n    a integer,\n    b integer\n);\n";
+        let diff = first_difference(a, b).unwrap();
+        assert_eq!(diff, "in `CREATE TABLE public.t (`: expected `b text`, found `b integer`");
+        assert_eq!(first_difference(a, a), None);
+        assert_eq!(first_difference(a, "").unwrap(), "expected `CREATE TABLE public.t (`, found (end of schema)");
+    }
+
+    #[test]
+    fn normalizing_drops_comments_and_settings() {
+        let dump = "--\n-- PostgreSQL database dump\n\\restrict abc\nSET x = 1;\n\nCREATE TABLE t ();  \n";
+        assert_eq!(normalize(dump), "CREATE TABLE t ();\n");
+    }
+}
