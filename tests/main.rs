@@ -7,3 +7,4 @@ mod db;
 mod env;
 mod guard;
 mod migrate;
+mod rls;

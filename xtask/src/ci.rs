@@ -9,6 +9,7 @@ use xshell::{Shell, cmd};
 use crate::{
     context::{self, status},
     flags::{self, Global},
+    pg::Throwaway,
 };
 
 impl flags::Ci {
@@ -35,6 +36,13 @@ impl flags::Ci {
         }
         section("build", &|| Ok(cmd!(sh, "cargo build --release --workspace --all-targets --quiet").run()?))?;
         section("tests", &|| Ok(cmd!(sh, "cargo test --release --workspace --quiet").run()?))?;
+        section("migrate verify", &|| crate::migrate::verify(&sh))?;
+        section("rls", &|| {
+            let throwaway = Throwaway::start()?;
+            let guard = throwaway.guard()?;
+            crate::migrate::up_all(&guard)?;
+            crate::rls::suite(&guard)
+        })?;
         print_table(&sections);
         Ok(())
     }
@@ -44,7 +52,7 @@ fn print_table(sections: &[(&str, Duration)]) {
     let total: Duration = sections.iter().map(|(_, d)| *d).sum();
     eprintln!("\n{:<12} {:>9}", "section", "time");
     for (name, took) in sections {
-        eprintln!("{name:<12} {:>8.1}s", took.as_secs_f64());
+        eprintln!("{name:<16} {:>8.1}s", took.as_secs_f64());
     }
-    eprintln!("{:<12} {:>8.1}s", "total", total.as_secs_f64());
+    eprintln!("{:<16} {:>8.1}s", "total", total.as_secs_f64());
 }

@@ -39,6 +39,12 @@ pub enum Command {
     Backup(Backup),
     /// The row-level security suite: every tenant table, every role, in a rolled-back transaction.
     Rls(Rls),
+    /// Load deterministic, realistic clinic data (local, staging, test).
+    Seed(Seed),
+    /// Copy production (or staging) into staging (or local, test), anonymized, atomically, verified.
+    StageSync(StageSync),
+    /// Benchmarks that print ratios measured side by side in one run.
+    Bench(Bench),
     /// Run every check CI runs: format, clippy, tests.
     Ci(Ci),
 }
@@ -163,6 +169,88 @@ pub struct Backup {}
 
 #[derive(Debug, Args)]
 pub struct Rls {}
+
+#[derive(Debug, Args)]
+pub struct Seed {
+    /// How much data: minimal (test fixtures), realistic (about five clinics over two years),
+    /// large (at least 1M rows, for load tests).
+    #[arg(long, value_enum, default_value_t = Profile::Realistic)]
+    pub profile: Profile,
+    /// Number of clinics (overrides the profile's).
+    #[arg(long)]
+    pub clinics: Option<u32>,
+    /// Number of days of history (overrides the profile's).
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// The random seed: the same seed and options give byte-identical data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Empty the seeded tables first (in the same transaction).
+    #[arg(long)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    Minimal,
+    Realistic,
+    Large,
+}
+
+#[derive(Debug, Args)]
+pub struct StageSync {
+    #[command(subcommand)]
+    pub command: Option<StageSyncCommand>,
+    /// The source: production or staging.
+    #[arg(long, value_parser = parse_env, default_value = "production")]
+    pub from: Environment,
+    /// The target: staging, local or test. Never production.
+    #[arg(long, value_parser = parse_env, default_value = "staging")]
+    pub to: Environment,
+    /// The rules file: what happens to every column.
+    #[arg(long, value_name = "FILE", default_value = "env/stage-sync.toml")]
+    pub rules: std::path::PathBuf,
+    /// Print the plan, rule coverage, collision risks and a sample of masked output; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Don't ask before replacing the target's data; needed when stdin is not a terminal.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Write a machine-readable summary to stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Apply the target's pending migrations first, instead of refusing when the schemas differ.
+    #[arg(long)]
+    pub migrate_target: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StageSyncCommand {
+    /// Write a starting rules file from the source's schema, with suggestions.
+    InitRules {
+        /// Overwrite an existing rules file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Bench {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Seed the large profile on a throwaway cluster; compare with a server-side INSERT ... SELECT.
+    Seed,
+    /// Compare stage-sync with pg_dump | pg_restore of the same data.
+    StageSync {
+        /// Rows to generate in the source (at least 1M by default, from the large profile).
+        #[arg(long)]
+        rows: Option<u64>,
+    },
+}
 
 #[derive(Debug, Args)]
 pub struct Ci {

@@ -2,6 +2,7 @@
 //! only calls [`main`]; the end-to-end tests use [`pg`] for their throwaway clusters.
 
 mod backup;
+mod bench;
 mod ci;
 pub mod context;
 mod db;
@@ -10,6 +11,8 @@ mod flags;
 mod migrate;
 pub mod pg;
 mod rls;
+mod seed;
+mod stage_sync;
 
 use std::process::ExitCode;
 
@@ -30,6 +33,9 @@ pub fn main() -> ExitCode {
         flags::Command::Migrate(cmd) => cmd.run(&flags.global),
         flags::Command::Backup(cmd) => cmd.run(&flags.global),
         flags::Command::Rls(cmd) => cmd.run(&flags.global),
+        flags::Command::Seed(cmd) => cmd.run(&flags.global),
+        flags::Command::StageSync(cmd) => cmd.run(&flags.global),
+        flags::Command::Bench(cmd) => cmd.run(&flags.global),
         flags::Command::Ci(cmd) => cmd.run(&flags.global),
     };
     match result {

@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use app::{
-    Environment, Guard, Resolved, Settings,
+    Environment, Guard,
     guard::{WriteConnection, op},
     secrets,
 };
@@ -474,12 +474,12 @@ fn resolve(global: &Global, version: u32, applied: bool) -> Result<()> {
 /// On a throwaway cluster: apply every migration, snapshotting the schema after each; then
 /// from the newest down, revert each (the schema must be the one from before its up) and
 /// apply it again (the schema must be the straight apply's), and revert it to go on.
-fn verify(sh: &Shell) -> Result<()> {
+pub(crate) fn verify(sh: &Shell) -> Result<()> {
     let started = Instant::now();
     let files = load_files()?;
     let throwaway = Throwaway::start()?;
-    let url: app::DatabaseUrl = throwaway.url("postgres").parse()?;
-    let guard = Guard::new(Resolved::throwaway(url.clone())?, Settings::load(&context::project_root())?);
+    let guard = throwaway.guard()?;
+    let url = guard.resolved().database()?.clone();
     let mut conn = guard.write::<op::MigrateDown>()?.connect()?;
     lock_and_plan(&mut conn, &files, None)?;
     let mut snapshots = vec![schema::dump(sh, &url)?];

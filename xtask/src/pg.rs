@@ -332,6 +332,12 @@ impl Throwaway {
     pub fn url(&self, dbname: &str) -> String {
         self.cluster.url(Throwaway::password(), dbname)
     }
+
+    /// The guard for this cluster's `postgres` database, as the `test` environment.
+    pub fn guard(&self) -> Result<app::Guard> {
+        let resolved = app::Resolved::throwaway(self.url("postgres").parse()?)?;
+        Ok(app::Guard::new(resolved, app::Settings::load(&crate::context::project_root())?))
+    }
 }
 
 impl Drop for Throwaway {
