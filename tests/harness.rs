@@ -65,6 +65,11 @@ impl TestCluster {
         self.url().replacen("postgres:", &format!("{role}:"), 1)
     }
 
+    /// A checksum of the rows of one schema's tables.
+    pub fn checksum_of(&self, schema: &str) -> String {
+        self.checksum().lines().filter(|l| l.starts_with(&format!("{schema}."))).collect::<Vec<_>>().join("\n")
+    }
+
     /// A checksum of every row of every table outside the system schemas, and of the
     /// table list itself: equal before and after means nothing was written.
     pub fn checksum(&self) -> String {

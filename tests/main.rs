@@ -8,3 +8,4 @@ mod env;
 mod guard;
 mod migrate;
 mod rls;
+mod stage_sync;

@@ -27,7 +27,7 @@ use crate::{
     flags::{self, Global, MigrateCommand},
     pg::Throwaway,
 };
-pub(crate) use files::Migration;
+pub(crate) use files::{Migration, checksum as checksum_text};
 
 impl flags::Migrate {
     pub fn run(self, global: &Global) -> Result<()> {

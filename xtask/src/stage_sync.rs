@@ -1,11 +1,468 @@
-//! `cargo xtask stage-sync`.
+//! `cargo xtask stage-sync`: production (or staging) into staging (or local, test),
+//! anonymized by a strict rules file, consistent (one repeatable-read snapshot), atomic (one
+//! target transaction), verified before it commits.
 
-use anyhow::{Result, bail};
+mod catalog;
+mod mask;
+mod pipe;
+mod rules;
+mod verify;
 
-use crate::flags::{self, Global};
+use std::{
+    io::{BufRead, IsTerminal},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use app::{
+    Guard,
+    guard::{ReadTarget, WriteTarget, op},
+};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use postgres::{Client, IsolationLevel};
+use xshell::Shell;
+
+use crate::{
+    context::{self, data, status},
+    flags::{self, Global, StageSyncCommand},
+    migrate,
+};
+use catalog::Table;
+use mask::Masker;
+use rules::{Mode, Rules};
 
 impl flags::StageSync {
-    pub fn run(self, _global: &Global) -> Result<()> {
-        bail!("not built yet")
+    pub fn run(self, global: &Global) -> Result<()> {
+        let root = context::project_root();
+        let rules_shown = self.rules.display().to_string();
+        let rules_path = root.join(&self.rules);
+        if let Some(StageSyncCommand::InitRules { force }) = self.command {
+            let source = context::guard_for(Some(self.from), global)?;
+            return init_rules(&source, &rules_path, &rules_shown, force);
+        }
+        if self.from == self.to {
+            bail!("source and target are both {}\nhint: --from production|staging --to staging|local|test", self.from);
+        }
+        let sh = Shell::new()?;
+        let source = context::guard_for(Some(self.from), global)?;
+        let target = context::guard_for(Some(self.to), global)?;
+        let rules_text = std::fs::read_to_string(&rules_path)
+            .with_context(|| format!("cannot read the rules file {rules_shown}\nhint: `cargo xtask stage-sync init-rules` writes a starting one"))?;
+        let options =
+            Options { dry_run: self.dry_run, yes: self.yes, json: self.json, migrate_target: self.migrate_target };
+        sync(&sh, &source, &target, &rules_text, &rules_shown, &options)
     }
+}
+
+/// How a sync runs.
+pub(crate) struct Options {
+    pub dry_run: bool,
+    pub yes: bool,
+    pub json: bool,
+    pub migrate_target: bool,
+}
+
+/// The whole sync, from two guards: also what the benchmark runs.
+pub(crate) fn sync(
+    sh: &Shell,
+    source_guard: &Guard,
+    target_guard: &Guard,
+    rules_text: &str,
+    rules_shown: &str,
+    options: &Options,
+) -> Result<()> {
+    let started = Instant::now();
+    // The matrix first: nothing is read or written unless both ends are allowed.
+    let target = target_guard.write::<op::StageSyncTarget>()?;
+    let source = source_guard.read::<op::StageSyncSource>()?;
+    let key = source_guard
+        .resolved()
+        .var("STAGE_SYNC_KEY")
+        .context("STAGE_SYNC_KEY is not set: pseudonyms need a secret key\nhint: put it in the source's secrets overlay (env/.env.production.local) or CI's secret store")?;
+    if key.len() < mask::MIN_KEY_LEN {
+        bail!(
+            "STAGE_SYNC_KEY is too short ({} characters)\nhint: use at least {} random characters",
+            key.len(),
+            mask::MIN_KEY_LEN
+        );
+    }
+    let masker = Masker::new(key);
+
+    let mut src = source.connect()?;
+    let mut dst = target.connect()?;
+    refuse_same_database(&source, &target, src.client(), dst.client())?;
+    if let Some(stamp) = src.stamp.filter(|s| *s != source.environment()) {
+        context::warn(format!("the source is stamped {stamp}, not {}", source.environment()));
+    }
+
+    // The schemas must match, or the copy would not fit.
+    let mut drift = migrate::diff(sh, source_guard, target_guard)?;
+    if !drift.is_empty() && options.migrate_target && !options.dry_run {
+        status(format!("applying the target's pending migrations ({} difference(s))", drift.len()));
+        migrate::up_all(target_guard)?;
+        drift = migrate::diff(sh, source_guard, target_guard)?;
+    }
+    if !drift.is_empty() {
+        bail!(
+            "{} and {} are not at the same migrations: {}\nhint: `cargo xtask migrate up --env {}`, or pass --migrate-target",
+            source.environment(),
+            target.environment(),
+            drift.join("; "),
+            target.environment()
+        );
+    }
+
+    // One snapshot for every table, read-only.
+    let mut snapshot =
+        src.client().build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
+    let schemas = rules::schemas(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
+    let tables = catalog::load(&mut snapshot, &schemas)?;
+    let rules = rules::check(rules_shown, rules_text, &tables, &mut |table, column| {
+        sample_is_personal(&mut snapshot, table, column)
+    })?;
+    let order = catalog::load_order(&tables);
+
+    if options.dry_run {
+        return print_plan(&mut snapshot, &tables, &order, &rules, &masker, &source, &target);
+    }
+    confirm(&target, options.yes)?;
+
+    let mut tx = dst.client().transaction()?;
+    // Triggers off for the load (user triggers and the foreign-key checks): every foreign
+    // key is verified before commit instead, which also makes cycles load.
+    tx.batch_execute("set local session_replication_role = replica")
+        .context("cannot turn triggers off for the load (session_replication_role)\nhint: the target's user needs to be allowed to set session_replication_role, as Supabase's postgres is")?;
+    let emptied: Vec<String> =
+        tables.iter().filter(|t| rules.tables[&t.key()].mode != Mode::SchemaOnly).map(Table::qualified).collect();
+    if !emptied.is_empty() {
+        tx.batch_execute(&format!("truncate {}", emptied.join(", "))).context("cannot empty the target's tables")?;
+    }
+
+    let progress = Progress::new(&tables, &order, &rules);
+    let mut leaks = pipe::LeakSets::default();
+    let mut counts = Vec::new();
+    let mut timings = Vec::new();
+    for &i in &order {
+        let table = &tables[i];
+        let table_rules = &rules.tables[&table.key()];
+        if table_rules.mode != Mode::Copy {
+            continue;
+        }
+        let bar = progress.table(table);
+        let table_started = Instant::now();
+        let rows = pipe::copy_table(&mut snapshot, &mut tx, table, table_rules, &masker, &mut leaks, &bar)?;
+        bar.finish_and_clear();
+        progress.overall.inc(rows.saturating_sub(bar.position()));
+        counts.push((table.key(), rows));
+        timings.push((table.key(), rows, table_started.elapsed()));
+    }
+    snapshot.commit()?;
+    progress.overall.finish_and_clear();
+
+    verify::advance_sequences(&mut tx, &tables, &rules)?;
+    let problems = verify::verify(&mut tx, &tables, &rules, &counts, &leaks)?;
+    if !problems.is_empty() {
+        bail!("verification failed, nothing was changed: {}", problems.join("; "));
+    }
+    let schema_version = record(&mut tx, source_guard, &rules, &counts, started.elapsed())?;
+    tx.commit().context("cannot commit the sync; the target is unchanged")?;
+
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    summary(&timings, total, started.elapsed());
+    if options.json {
+        data(json_summary(source_guard, target_guard, &rules, &timings, total, started.elapsed(), schema_version));
+    }
+    Ok(())
+}
+
+/// Refuses when the two ends are one database: by address, and by what the servers say
+/// of themselves (system identifier, start time, database), which sees through aliases.
+fn refuse_same_database(
+    source: &ReadTarget<op::StageSyncSource>,
+    target: &WriteTarget<op::StageSyncTarget>,
+    src: &mut Client,
+    dst: &mut Client,
+) -> Result<()> {
+    let (a, b) = (source.url(), target.url());
+    if a.address() == b.address() && a.dbname() == b.dbname() {
+        bail!("the source and the target are the same database ({})", a.address());
+    }
+    let identity = |client: &mut Client| -> Result<String> {
+        let system = client
+            .query_one("select system_identifier::text from pg_control_system()", &[])
+            .map(|r| r.get::<_, String>(0))
+            .unwrap_or_default();
+        let row = client.query_one("select pg_postmaster_start_time()::text, current_database()::text", &[])?;
+        Ok(format!("{system}/{}/{}", row.get::<_, String>(0), row.get::<_, String>(1)))
+    };
+    if identity(src)? == identity(dst)? {
+        bail!(
+            "the source and the target are the same database, reached by two URLs ({} and {})",
+            a.address(),
+            b.address()
+        );
+    }
+    Ok(())
+}
+
+/// A sample of a kept text column: do its values look like emails or phone numbers?
+fn sample_is_personal(tx: &mut postgres::Transaction, table: &Table, column: &catalog::Column) -> Result<bool> {
+    let sql = format!(
+        "select {col}::text from {} where {col} is not null limit 200",
+        table.qualified(),
+        col = catalog::quote(&column.name)
+    );
+    let rows = tx.query(&sql, &[])?;
+    Ok(rows.iter().any(|r| rules::value_looks_personal(&r.get::<_, String>(0))))
+}
+
+fn confirm(target: &WriteTarget<op::StageSyncTarget>, yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !context::stdin_is_terminal() {
+        bail!(
+            "stage-sync replaces all data in {}, and stdin is not a terminal\nhint: pass --yes to confirm",
+            target.environment()
+        );
+    }
+    eprint!(
+        "Replace all data in {} ({}) with an anonymized copy? [y/N] ",
+        target.environment(),
+        target.url().address()
+    );
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("not synced");
+    }
+    Ok(())
+}
+
+/// Progress on a terminal: a bar per table and one overall.
+struct Progress {
+    multi: MultiProgress,
+    overall: ProgressBar,
+}
+
+impl Progress {
+    fn new(tables: &[Table], order: &[usize], rules: &Rules) -> Progress {
+        let visible = std::io::stderr().is_terminal() && !context::is_quiet();
+        let multi = MultiProgress::with_draw_target(if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        let total: i64 = order
+            .iter()
+            .map(|&i| &tables[i])
+            .filter(|t| rules.tables[&t.key()].mode == Mode::Copy)
+            .map(|t| t.estimate)
+            .sum();
+        let overall = multi.add(ProgressBar::new(total.max(0) as u64));
+        overall.set_style(
+            ProgressStyle::with_template("{prefix:>28} [{bar:30}] {human_pos}/{human_len} rows, {per_sec}, eta {eta}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        overall.set_prefix("all tables");
+        Progress { multi, overall }
+    }
+
+    fn table(&self, table: &Table) -> ProgressBar {
+        let bar = self.multi.insert_before(&self.overall, ProgressBar::new(table.estimate.max(0) as u64));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>28} [{bar:30}] {human_pos} rows, {per_sec}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(table.key());
+        bar
+    }
+}
+
+/// Records the sync in the target's own `app_meta` (its stamp stays as it is).
+fn record(
+    tx: &mut postgres::Transaction,
+    source: &Guard,
+    rules: &Rules,
+    counts: &[(String, u64)],
+    took: Duration,
+) -> Result<Option<i32>> {
+    tx.batch_execute(
+        "create table if not exists app_meta.sync_log (
+            id bigserial primary key,
+            synced_at timestamptz not null default now(),
+            source_environment text not null,
+            source_project text,
+            rows_per_table jsonb not null,
+            rules_checksum text not null,
+            schema_version integer,
+            duration_ms bigint not null
+        )",
+    )?;
+    let version: Option<i32> =
+        tx.query_one("select max(version) from app_meta.schema_migrations where outcome = 'applied'", &[])?.get(0);
+    let rows: serde_json::Value =
+        counts.iter().map(|(t, n)| (t.clone(), serde_json::Value::from(*n))).collect::<serde_json::Map<_, _>>().into();
+    tx.execute(
+        "insert into app_meta.sync_log (source_environment, source_project, rows_per_table, rules_checksum, schema_version, duration_ms)
+         values ($1, $2, $3::text::jsonb, $4, $5, $6)",
+        &[
+            &source.environment().name(),
+            &source.resolved().project_ref,
+            &rows.to_string(),
+            &rules.checksum,
+            &version,
+            &(took.as_millis() as i64),
+        ],
+    )?;
+    Ok(version)
+}
+
+fn summary(timings: &[(String, u64, Duration)], total: u64, took: Duration) {
+    status(format!("\n{:<36} {:>10} {:>8} {:>12}", "table", "rows", "seconds", "rows/s"));
+    for (table, rows, t) in timings {
+        let rate = *rows as f64 / t.as_secs_f64().max(1e-6);
+        status(format!("{table:<36} {rows:>10} {:>8.2} {rate:>12.0}", t.as_secs_f64()));
+    }
+    let rate = total as f64 / took.as_secs_f64().max(1e-6);
+    status(format!("{:<36} {total:>10} {:>8.2} {rate:>12.0}", "total (verified, committed)", took.as_secs_f64()));
+}
+
+fn json_summary(
+    source: &Guard,
+    target: &Guard,
+    rules: &Rules,
+    timings: &[(String, u64, Duration)],
+    total: u64,
+    took: Duration,
+    schema_version: Option<i32>,
+) -> String {
+    let tables: Vec<serde_json::Value> = timings
+        .iter()
+        .map(|(t, rows, d)| serde_json::json!({ "table": t, "rows": rows, "seconds": d.as_secs_f64() }))
+        .collect();
+    serde_json::json!({
+        "source": { "environment": source.environment().name(), "project_ref": source.resolved().project_ref },
+        "target": { "environment": target.environment().name() },
+        "tables": tables,
+        "total_rows": total,
+        "seconds": took.as_secs_f64(),
+        "rules_checksum": rules.checksum,
+        "schema_version": schema_version,
+        "verified": true,
+    })
+    .to_string()
+}
+
+fn print_plan(
+    tx: &mut postgres::Transaction,
+    tables: &[Table],
+    order: &[usize],
+    rules: &Rules,
+    masker: &Masker,
+    source: &ReadTarget<op::StageSyncSource>,
+    target: &WriteTarget<op::StageSyncTarget>,
+) -> Result<()> {
+    data(format!(
+        "plan: {} ({}) -> {} ({})",
+        source.environment(),
+        source.url().address(),
+        target.environment(),
+        target.url().address()
+    ));
+    data("load order:");
+    for (n, &i) in order.iter().enumerate() {
+        let table = &tables[i];
+        let table_rules = &rules.tables[&table.key()];
+        let masked = table_rules.columns.iter().filter(|(_, r)| *r != rules::Rule::Keep).count();
+        let mode = match table_rules.mode {
+            Mode::Copy => format!("copy, {masked} of {} columns masked", table_rules.columns.len()),
+            Mode::Skip => "skip: emptied in the target".to_string(),
+            Mode::SchemaOnly => "schema only: the target's rows stay".to_string(),
+        };
+        data(format!("  {:>2}. {:<36} ~{:>9} rows  {mode}", n + 1, table.key(), table.estimate));
+    }
+    let all: Vec<&rules::Rule> = rules.tables.values().flat_map(|t| t.columns.iter().map(|(_, r)| r)).collect();
+    let mut kinds: Vec<String> = all.iter().map(|r| r.label()).collect();
+    kinds.sort();
+    kinds.dedup();
+    data(format!(
+        "rule coverage: every column of {} table(s) has a rule ({} columns); rules used: {}",
+        tables.len(),
+        all.len(),
+        kinds.join(", ")
+    ));
+    data("unique columns with pseudonyms (collision risk):");
+    for table in tables {
+        for (column, rule) in &rules.tables[&table.key()].columns {
+            if let rules::Rule::Pseudonym(kind) = rule {
+                if table.is_unique_alone(column) {
+                    let bits = if matches!(kind, rules::Kind::Uuid) { 122 } else { 45 };
+                    let n = table.estimate.max(1) as f64;
+                    let risk = n * n / 2f64.powi(bits + 1);
+                    data(format!(
+                        "  {}.{column}: {} with a {bits}-bit hash tag; collision chance at ~{} rows: {risk:.1e} (checked after loading)",
+                        table.key(),
+                        kind.name(),
+                        table.estimate
+                    ));
+                }
+            }
+        }
+    }
+    data("sample of masked output (originals are never shown):");
+    for table in tables {
+        for (column, rule) in &rules.tables[&table.key()].columns {
+            let rules::Rule::Pseudonym(kind) = rule else { continue };
+            let sql = format!(
+                "select {col}::text from {} where {col} is not null limit 3",
+                table.qualified(),
+                col = catalog::quote(column)
+            );
+            let samples: Vec<String> = tx
+                .query(&sql, &[])?
+                .iter()
+                .map(|r| masker.pseudonym(*kind, &r.get::<_, String>(0), table.is_unique_alone(column)))
+                .collect();
+            data(format!("  {}.{column} ({}): {}", table.key(), kind.name(), samples.join(" | ")));
+        }
+    }
+    status("dry run: nothing was written");
+    Ok(())
+}
+
+/// Writes a starting rules file from the source's schema, with a suggested rule for every
+/// column; a person reviews it before committing.
+fn init_rules(source: &Guard, path: &std::path::Path, shown: &str, force: bool) -> Result<()> {
+    if path.exists() && !force {
+        bail!("{shown} exists\nhint: pass --force to overwrite it");
+    }
+    // Reading the schema is inspection: any environment with the same migrations will do.
+    let mut conn = source.read::<op::Inspect>()?.connect()?;
+    let tables = catalog::load(conn.client(), &["public".to_string()])?;
+    let mut text = String::from(
+        "# stage-sync rules: what happens to every column of every synced table.\n# Written by `cargo xtask stage-sync init-rules`; review every line before committing.\n# Rules: keep, null, redact, a pseudonym kind (email, first_name, last_name, full_name, phone,\n# street_address, city, zip, company, text, uuid), { rule = \"date_shift\", days = N },\n# { rule = \"numeric_jitter\", percent = P }, { rule = \"jsonb\", keys = { key = \"kind\" } }.\n# Per table: mode = \"copy\" (default), \"skip\" (emptied in the target) or \"schema_only\".\n\nschemas = [\"public\"]\n",
+    );
+    for table in &tables {
+        text.push_str(&format!("\n[tables.\"{}\".columns]\n", table.key()));
+        for column in table.copied_columns() {
+            let rule = rules::suggest(column);
+            let reviewed = rule == "keep" && rules::looks_personal(&column.name);
+            if reviewed {
+                text.push_str(&format!(
+                    "{} = {{ rule = \"keep\", reviewed = false }} # personal-looking name: decide\n",
+                    column.name
+                ));
+            } else {
+                text.push_str(&format!("{} = \"{rule}\"\n", column.name));
+            }
+        }
+    }
+    let partial = path.with_extension("toml.partial");
+    std::fs::write(&partial, text)?;
+    std::fs::rename(&partial, path)?;
+    status(format!("wrote {shown} with rules for {} table(s); review it before committing", tables.len()));
+    Ok(())
 }

@@ -1,0 +1,222 @@
+//! Tests for the `cargo xtask stage-sync` command.
+
+use crate::harness::{Project, TestCluster};
+
+const KEY: &str = "Stage-Sync-Key-For-Tests-0123456789";
+const OTHER_KEY: &str = "Another-Stage-Sync-Key-9876543210";
+
+/// Personal data planted in the source; none of it may reach the target.
+const PLANTED: &[&str] = &[
+    "Margaret",
+    "Thistlewood",
+    "margaret.thistlewood@realclinic.com",
+    "Bartholomew",
+    "Quillfeather",
+    "bart.q@realclinic.com",
+    "742 Evergreen Terrace",
+    "Shelbyville",
+    "(217) 555-0187",
+    "62704",
+    "Sunnyvale Family Dental",
+    "patient complained about the bill",
+    "ya29.real-access-token",
+];
+
+const SOURCE_DATA: &str = r#"
+insert into auth.users (id, email) values
+  ('a0000000-0000-4000-8000-000000000001', 'margaret.thistlewood@realclinic.com'),
+  ('a0000000-0000-4000-8000-000000000002', 'bart.q@realclinic.com');
+insert into public.clinics (id, name) values ('c0000000-0000-4000-8000-000000000001', 'Sunnyvale Family Dental');
+insert into public.locations (id, clinic_id, name, address_line1, city, state, postal_code, phone)
+  values ('10000000-0000-4000-8000-000000000001', 'c0000000-0000-4000-8000-000000000001', 'Sunnyvale Family Dental',
+          '742 Evergreen Terrace', 'Shelbyville', 'IL', '62704', '(217) 555-0187');
+insert into public.users (id, auth_id, email, name) values
+  ('b0000000-0000-4000-8000-000000000001', 'a0000000-0000-4000-8000-000000000001', 'margaret.thistlewood@realclinic.com', 'Margaret Thistlewood'),
+  ('b0000000-0000-4000-8000-000000000002', 'a0000000-0000-4000-8000-000000000002', 'bart.q@realclinic.com', 'Bartholomew Quillfeather');
+insert into public.user_clinic_roles (user_id, clinic_id, role) values
+  ('b0000000-0000-4000-8000-000000000001', 'c0000000-0000-4000-8000-000000000001', 'owner');
+insert into public.providers (id, clinic_id, first_name, last_name, email, provider_type) values
+  ('d0000000-0000-4000-8000-000000000001', 'c0000000-0000-4000-8000-000000000001', 'Margaret', 'Thistlewood', 'margaret.thistlewood@realclinic.com', 'dentist'),
+  ('d0000000-0000-4000-8000-000000000002', 'c0000000-0000-4000-8000-000000000001', 'Bartholomew', 'Quillfeather', 'bart.q@realclinic.com', 'hygienist');
+insert into public.data_sources (clinic_id, name, source_type, spreadsheet_id, access_token, refresh_token)
+  values ('c0000000-0000-4000-8000-000000000001', 'Main sheet', 'google_sheets', '1AbCdEf', 'ya29.real-access-token', 'real-refresh');
+insert into public.daily_dentist_production (clinic_id, location_id, provider_id, date, production, notes)
+  select 'c0000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001', 'd0000000-0000-4000-8000-000000000001',
+         date '2026-01-01' + i, 1000 + i, case when i = 3 then 'patient complained about the bill' end
+  from generate_series(0, 499) i;
+"#;
+
+/// A production-like source and a test target, both migrated; the source holds the
+/// planted data.
+struct Setup {
+    source: TestCluster,
+    target: TestCluster,
+    project: Project,
+}
+
+fn setup() -> Setup {
+    let source = TestCluster::start();
+    let target = TestCluster::start();
+    let mut project = Project::new();
+    project.with_migrations().secret(KEY).secret(OTHER_KEY);
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/stage-sync.toml"),
+        project.root.join("env/stage-sync.toml"),
+    )
+    .unwrap();
+    project.env_file(".env.production", &format!("DATABASE_URL={}\n", source.production_url()));
+    project.env_file(".env.production.local", &format!("STAGE_SYNC_KEY={KEY}\n"));
+    source.stamp("production");
+    project.xtask(&["migrate", "up", "--env", "production", "--confirm", "yovbdmjwrrgardkgrenc"]).ok();
+    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &target.url()).ok();
+    source.client().batch_execute(SOURCE_DATA).unwrap();
+    Setup { source, target, project }
+}
+
+impl Setup {
+    fn sync(&self, extra: &[&str]) -> crate::harness::Run<'_> {
+        let mut args = vec!["stage-sync", "--from", "production", "--to", "test", "--yes"];
+        args.extend_from_slice(extra);
+        self.project.xtask(&args).env("DATABASE_URL", &self.target.url())
+    }
+
+    /// Every text value of every table in the target's public schema.
+    fn target_text(&self) -> String {
+        let mut client = self.target.client();
+        let tables: Vec<String> = client
+            .query("select format('%I.%I', schemaname, tablename) from pg_tables where schemaname = 'public'", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tables
+            .iter()
+            .map(|t| {
+                client
+                    .query_one(&format!("select coalesce(string_agg(x::text, '|'), '') from {t} x"), &[])
+                    .unwrap()
+                    .get::<_, String>(0)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[test]
+fn copies_anonymized_consistent_and_verified() {
+    let s = setup();
+    let out = s.sync(&["--json"]).ok();
+    let summary: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(summary["verified"], true);
+    assert_eq!(summary["total_rows"], 508, "{summary}");
+    let text = s.target_text();
+    for planted in PLANTED {
+        assert!(!text.contains(planted), "planted `{planted}` reached the target");
+    }
+    let mut target = s.target.client();
+    // The same person's email is the same pseudonym in users and in providers.
+    let joined: i64 = target
+        .query_one("select count(*) from public.users u join public.providers p on p.email = u.email", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(joined, 2);
+    let counts: (i64, i64) = {
+        let r = target.query_one("select (select count(*) from public.daily_dentist_production), (select count(*) from public.users where auth_id is null)", &[]).unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(counts, (500, 2));
+    // The target keeps its stamp and records the sync.
+    let stamp: String = target.query_one("select environment from app_meta.environment_stamp", &[]).unwrap().get(0);
+    assert_eq!(stamp, "test");
+    let logged: (String, Option<String>) = {
+        let r = target.query_one("select source_environment, source_project from app_meta.sync_log", &[]).unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(logged, ("production".to_string(), Some("yovbdmjwrrgardkgrenc".to_string())));
+}
+
+#[test]
+fn same_key_same_target_other_key_other_target() {
+    let s = setup();
+    s.sync(&[]).ok();
+    let first = s.target.checksum_of("public");
+    s.sync(&[]).ok();
+    assert_eq!(s.target.checksum_of("public"), first, "two runs with one key differ");
+    s.project.xtask(&["env"]).ok();
+    std::fs::write(s.project.root.join("env/.env.production.local"), format!("STAGE_SYNC_KEY={OTHER_KEY}\n")).unwrap();
+    s.sync(&[]).ok();
+    assert_ne!(s.target.checksum_of("public"), first, "another key gave the same target");
+}
+
+#[test]
+fn strict_rules_refuse_before_anything_is_written() {
+    let s = setup();
+    let before = s.target.checksum();
+    let rules = s.project.root.join("env/stage-sync.toml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    std::fs::write(&rules, text.replace("timezone = \"keep\"\n", "")).unwrap();
+    s.sync(&[]).fails("1 column(s) have no rule in env/stage-sync.toml: public.clinics.timezone");
+    std::fs::write(
+        &rules,
+        text.replace("email = \"email\"\nname = \"full_name\"", "email = \"keep\"\nname = \"full_name\""),
+    )
+    .unwrap();
+    s.sync(&[]).fails("env/stage-sync.toml has 1 problem(s): public.users.email is kept, but its name looks personal");
+    std::fs::write(&rules, &text).unwrap();
+    std::fs::remove_file(s.project.root.join("env/.env.production.local")).unwrap();
+    s.sync(&[]).fails("STAGE_SYNC_KEY is not set");
+    assert_eq!(s.target.checksum(), before);
+}
+
+#[test]
+fn refused_targets() {
+    let s = setup();
+    s.target.stamp("production");
+    let before = s.target.checksum();
+    s.sync(&[]).fails("the database at 127.0.0.1:");
+    assert_eq!(s.target.checksum(), before);
+    s.project
+        .xtask(&["stage-sync", "--from", "staging", "--to", "production", "--yes"])
+        .fails("Stage-sync target on production is refused");
+    s.project
+        .xtask(&["stage-sync", "--from", "production", "--to", "production", "--yes"])
+        .fails("source and target are both production");
+    // The target is the source under another name.
+    s.target.stamp("test");
+    s.project
+        .xtask(&["stage-sync", "--from", "production", "--to", "test", "--yes"])
+        .env("DATABASE_URL", &s.source.url().replace("127.0.0.1", "localhost"))
+        .fails("the database at localhost:");
+    let out = s.sync(&[]).run();
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let _ = stdin_null_needs_yes(&s);
+}
+
+fn stdin_null_needs_yes(s: &Setup) -> bool {
+    s.project
+        .xtask(&["stage-sync", "--from", "production", "--to", "test"])
+        .env("DATABASE_URL", &s.target.url())
+        .fails("stage-sync replaces all data in test, and stdin is not a terminal");
+    true
+}
+
+#[test]
+fn dry_run_shows_the_plan_without_originals_or_writes() {
+    let s = setup();
+    let before = s.target.checksum();
+    let out = s.sync(&["--dry-run"]).ok();
+    assert!(out.stdout.contains("load order:") && out.stdout.contains("public.clinics"), "{}", out.stdout);
+    assert!(out.stdout.contains("public.users.email (email):"), "{}", out.stdout);
+    for planted in PLANTED {
+        assert!(!out.stdout.contains(planted), "the dry run showed `{planted}`");
+    }
+    assert_eq!(s.target.checksum(), before);
+}
+
+#[test]
+fn schema_drift_is_refused_or_migrated() {
+    let s = setup();
+    s.project.xtask(&["migrate", "down", "--env", "test"]).env("DATABASE_URL", &s.target.url()).ok();
+    s.sync(&[]).fails("production and test are not at the same migrations: 0008_financials_clinic_date_index is applied on production only");
+    s.sync(&["--migrate-target"]).ok();
+}

@@ -1,0 +1,325 @@
+//! Masking values: pseudonyms from a keyed hash (HMAC-SHA256 under `STAGE_SYNC_KEY`), so
+//! the same value gives the same pseudonym in every table and every run, and no pseudonym
+//! reveals its input; row-consistent date shifts; numeric jitter; keys inside JSON.
+
+use fake::{
+    Fake,
+    faker::{
+        address::en::{CityName, StreetName},
+        company::en::CompanyName,
+        lorem::en::Word,
+        name::en::{FirstName, LastName},
+    },
+};
+use hmac::{Hmac, Mac};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use sha2::Sha256;
+
+use super::rules::{JsonRule, Kind};
+
+/// The smallest key accepted: shorter keys can be guessed.
+pub const MIN_KEY_LEN: usize = 16;
+
+pub struct Masker {
+    mac: Hmac<Sha256>,
+}
+
+impl Masker {
+    pub fn new(key: &str) -> Masker {
+        Masker { mac: Hmac::new_from_slice(key.as_bytes()).expect("HMAC takes any key length") }
+    }
+
+    fn digest(&self, domain: &str, value: &[u8]) -> [u8; 32] {
+        let mut mac = self.mac.clone();
+        mac.update(domain.as_bytes());
+        mac.update(&[0]);
+        mac.update(value);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The pseudonym of `value`. Depends only on the kind and the value, so equal values stay
+    /// equal across tables. `unique`: the column is under a unique constraint, so kinds with
+    /// few possible values get a hash suffix that keeps them apart.
+    pub fn pseudonym(&self, kind: Kind, value: &str, unique: bool) -> String {
+        let digest = self.digest(kind.name(), value.as_bytes());
+        let tag = base32(&digest[..9]);
+        let mut rng = ChaCha8Rng::from_seed(digest);
+        let plain = match kind {
+            // Emails carry 45 bits of the hash: distinct inputs practically never collide,
+            // and the uniques check after loading would catch it if they did.
+            Kind::Email => {
+                let first: String = FirstName().fake_with_rng(&mut rng);
+                let last: String = LastName().fake_with_rng(&mut rng);
+                return format!("{}.{}.{tag}@example.com", ascii_lower(&first), ascii_lower(&last));
+            }
+            Kind::Uuid => return uuid_from(&digest),
+            Kind::FirstName => FirstName().fake_with_rng(&mut rng),
+            Kind::LastName => LastName().fake_with_rng(&mut rng),
+            Kind::FullName => {
+                let first: String = FirstName().fake_with_rng(&mut rng);
+                let last: String = LastName().fake_with_rng(&mut rng);
+                format!("{first} {last}")
+            }
+            // 555-01xx is reserved for fiction.
+            Kind::Phone => format!("({}) 555-01{:02}", 200 + u16::from(digest[10]) % 800, digest[11] % 100),
+            Kind::StreetAddress => {
+                let street: String = StreetName().fake_with_rng(&mut rng);
+                format!("{} {street}", 1 + u32::from(u16::from_le_bytes([digest[12], digest[13]])) % 9899)
+            }
+            Kind::City => CityName().fake_with_rng(&mut rng),
+            Kind::Zip => format!("{:05}", u32::from_le_bytes([digest[12], digest[13], digest[14], 0]) % 100_000),
+            Kind::Company => CompanyName().fake_with_rng(&mut rng),
+            Kind::Text => similar_text(value.chars().count(), &mut rng),
+        };
+        if unique { format!("{plain} #{tag}") } else { plain }
+    }
+
+    /// A shift in days, the same for every date of one row (identified by `row_key`).
+    pub fn day_shift(&self, row_key: &[u8], max_days: u32) -> i64 {
+        if max_days == 0 {
+            return 0;
+        }
+        let digest = self.digest("date_shift", row_key);
+        let n = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
+        let span = 2 * u64::from(max_days);
+        // Never zero: a shift of zero would leave the date as it was.
+        let shift = (n % span) as i64 - i64::from(max_days);
+        if shift >= 0 { shift + 1 } else { shift }
+    }
+
+    /// A factor in [1 - percent/100, 1 + percent/100] for one row and column.
+    pub fn jitter(&self, row_key: &[u8], column: &str, percent: f64) -> f64 {
+        let mut input = row_key.to_vec();
+        input.extend_from_slice(column.as_bytes());
+        let digest = self.digest("numeric_jitter", &input);
+        let unit = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")) as f64 / u64::MAX as f64;
+        1.0 + (unit * 2.0 - 1.0) * percent / 100.0
+    }
+
+    /// Masks the configured keys of a JSON document, at any depth. Returns the masked text
+    /// and calls `seen(key, original, masked)` for the leak check.
+    pub fn json(
+        &self,
+        text: &str,
+        keys: &std::collections::BTreeMap<String, JsonRule>,
+        seen: &mut dyn FnMut(&str, &str, &str),
+    ) -> Option<String> {
+        let mut value: serde_json::Value = serde_json::from_str(text).ok()?;
+        self.walk(&mut value, keys, seen);
+        Some(value.to_string())
+    }
+
+    fn walk(
+        &self,
+        value: &mut serde_json::Value,
+        keys: &std::collections::BTreeMap<String, JsonRule>,
+        seen: &mut dyn FnMut(&str, &str, &str),
+    ) {
+        use serde_json::Value;
+        match value {
+            Value::Object(map) => {
+                for (key, inner) in map.iter_mut() {
+                    match (keys.get(key), &*inner) {
+                        (Some(JsonRule::Null), _) => *inner = Value::Null,
+                        (Some(rule), Value::String(original)) => {
+                            let masked = match rule {
+                                JsonRule::Redact => "[redacted]".to_string(),
+                                JsonRule::Pseudonym(kind) => self.pseudonym(*kind, original, false),
+                                JsonRule::Null => unreachable!(),
+                            };
+                            seen(key, original, &masked);
+                            *inner = Value::String(masked);
+                        }
+                        (Some(_), Value::Number(_) | Value::Bool(_)) => *inner = Value::String("[redacted]".into()),
+                        _ => self.walk(inner, keys, seen),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| self.walk(item, keys, seen)),
+            _ => {}
+        }
+    }
+}
+
+fn ascii_lower(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase()
+}
+
+fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = String::new();
+    for &byte in bytes {
+        bits = (bits << 8) | u32::from(byte);
+        count += 8;
+        while count >= 5 {
+            count -= 5;
+            out.push(ALPHABET[((bits >> count) & 31) as usize] as char);
+        }
+    }
+    out
+}
+
+fn uuid_from(digest: &[u8; 32]) -> String {
+    let mut b: [u8; 16] = digest[..16].try_into().expect("16 bytes");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+/// Lorem words up to about the original length.
+fn similar_text(len: usize, rng: &mut ChaCha8Rng) -> String {
+    let mut out = String::new();
+    while out.len() < len.max(1) {
+        let word: &str = Word().fake_with_rng(rng);
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// Shifts a date or timestamp in COPY text form by `days`; infinities stay.
+pub fn shift_date(text: &str, days: i64) -> Option<String> {
+    if text.contains("infinity") || text.len() < 10 {
+        return Some(text.to_string());
+    }
+    let (date, rest) = text.split_at(10);
+    let mut parts = date.split('-');
+    let (y, m, d) =
+        (parts.next()?.parse::<i64>().ok()?, parts.next()?.parse::<u32>().ok()?, parts.next()?.parse::<u32>().ok()?);
+    let (y, m, d) = civil_from_days(days_from_civil(y, m, d) + days);
+    Some(format!("{y:04}-{m:02}-{d:02}{rest}"))
+}
+
+/// Multiplies a numeric in COPY text form, keeping its number of decimals.
+pub fn jitter_number(text: &str, factor: f64) -> Option<String> {
+    let value: f64 = text.parse().ok()?;
+    let decimals = text.split_once('.').map_or(0, |(_, frac)| frac.len());
+    Some(format!("{:.*}", decimals, value * factor))
+}
+
+// Howard Hinnant's algorithms: days since 1970-01-01 and back, proleptic Gregorian.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// COPY text format: `\N` is NULL; backslash escapes in values.
+pub fn unescape(field: &[u8]) -> String {
+    if !field.contains(&b'\\') {
+        return String::from_utf8_lossy(field).into_owned();
+    }
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        if field[i] == b'\\' && i + 1 < field.len() {
+            i += 1;
+            out.push(match field[i] {
+                b'b' => 8,
+                b'f' => 12,
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'v' => 11,
+                other => other,
+            });
+        } else {
+            out.push(field[i]);
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn escape(value: &str, out: &mut Vec<u8>) {
+    for byte in value.bytes() {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            other => out.push(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudonyms_are_keyed_and_stable() {
+        let a = Masker::new("key-one-0123456789");
+        let b = Masker::new("key-two-0123456789");
+        let email = a.pseudonym(Kind::Email, "ann@clinic.com", true);
+        assert_eq!(email, a.pseudonym(Kind::Email, "ann@clinic.com", false));
+        assert_ne!(email, b.pseudonym(Kind::Email, "ann@clinic.com", true));
+        assert!(email.ends_with("@example.com") && !email.contains("ann@"), "{email}");
+        let uuid = a.pseudonym(Kind::Uuid, "2c5e6f1a-0000-4000-8000-000000000001", false);
+        assert_eq!(uuid.len(), 36);
+        assert_eq!(&uuid[14..15], "4");
+        assert!(a.pseudonym(Kind::City, "Springfield", true).contains(" #"));
+    }
+
+    #[test]
+    fn shifts_are_row_consistent_and_never_zero() {
+        let m = Masker::new("key-one-0123456789");
+        for row in 0..200u32 {
+            let shift = m.day_shift(&row.to_le_bytes(), 3);
+            assert!(shift != 0 && (-3..=3).contains(&shift));
+            assert_eq!(shift, m.day_shift(&row.to_le_bytes(), 3));
+        }
+        assert_eq!(shift_date("2024-02-28", 2).unwrap(), "2024-03-01");
+        assert_eq!(shift_date("2024-01-01 10:00:00+00", -1).unwrap(), "2023-12-31 10:00:00+00");
+        assert_eq!(shift_date("infinity", 5).unwrap(), "infinity");
+        assert_eq!(jitter_number("100.00", 1.05).unwrap(), "105.00");
+        assert_eq!(jitter_number("7", 1.2).unwrap(), "8");
+    }
+
+    #[test]
+    fn copy_escapes_round_trip() {
+        let value = "a\tb\\c\nd";
+        let mut out = Vec::new();
+        escape(value, &mut out);
+        assert_eq!(out, b"a\\tb\\\\c\\nd");
+        assert_eq!(unescape(&out), value);
+    }
+
+    #[test]
+    fn json_keys_are_masked_at_any_depth() {
+        let m = Masker::new("key-one-0123456789");
+        let mut keys = std::collections::BTreeMap::new();
+        keys.insert("email".to_string(), JsonRule::Pseudonym(Kind::Email));
+        keys.insert("ssn".to_string(), JsonRule::Null);
+        let mut seen = Vec::new();
+        let out = m
+            .json(r#"{"a":[{"email":"x@y.com","ssn":"123"}],"n":1}"#, &keys, &mut |k, o, _| {
+                seen.push((k.to_string(), o.to_string()))
+            })
+            .unwrap();
+        assert!(!out.contains("x@y.com") && out.contains("\"ssn\":null"), "{out}");
+        assert_eq!(seen, [("email".to_string(), "x@y.com".to_string())]);
+    }
+}

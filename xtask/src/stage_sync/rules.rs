@@ -1,0 +1,529 @@
+//! The rules file: for every column of every synced table, what happens to it. Strict: a
+//! column without a rule, a rule for something that doesn't exist, or a personal-looking
+//! column kept without review stops the sync before anything is read.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use super::catalog::{Column, Table};
+
+/// What the rules file holds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default = "default_schemas")]
+    schemas: Vec<String>,
+    #[serde(default)]
+    tables: BTreeMap<String, TableFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TableFile {
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default)]
+    columns: BTreeMap<String, RuleFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RuleFile {
+    Name(String),
+    Full(FullRule),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FullRule {
+    rule: String,
+    value: Option<String>,
+    days: Option<u32>,
+    percent: Option<f64>,
+    keys: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    reviewed: bool,
+}
+
+/// What happens to a table.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Copied, column by column through the rules.
+    #[default]
+    Copy,
+    /// Emptied in the target; nothing copied.
+    Skip,
+    /// Left as the target has it: only the schema is shared.
+    SchemaOnly,
+}
+
+/// What happens to a column.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rule {
+    Keep,
+    Null,
+    Redact(String),
+    Pseudonym(Kind),
+    DateShift(u32),
+    NumericJitter(f64),
+    /// Keys inside a json/jsonb value, at any depth, and what happens to their values.
+    Json(BTreeMap<String, JsonRule>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum JsonRule {
+    Null,
+    Redact,
+    Pseudonym(Kind),
+}
+
+/// The pseudonym kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Email,
+    FirstName,
+    LastName,
+    FullName,
+    Phone,
+    StreetAddress,
+    City,
+    Zip,
+    Company,
+    Text,
+    Uuid,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 11] = [
+        Kind::Email,
+        Kind::FirstName,
+        Kind::LastName,
+        Kind::FullName,
+        Kind::Phone,
+        Kind::StreetAddress,
+        Kind::City,
+        Kind::Zip,
+        Kind::Company,
+        Kind::Text,
+        Kind::Uuid,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Email => "email",
+            Kind::FirstName => "first_name",
+            Kind::LastName => "last_name",
+            Kind::FullName => "full_name",
+            Kind::Phone => "phone",
+            Kind::StreetAddress => "street_address",
+            Kind::City => "city",
+            Kind::Zip => "zip",
+            Kind::Company => "company",
+            Kind::Text => "text",
+            Kind::Uuid => "uuid",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl Rule {
+    /// Rules that replace values by others derived from them: their output must never equal
+    /// a source value (the leak check). Perturbations (dates, numbers) are exempt: a shifted
+    /// date may well equal another row's date.
+    pub fn is_masking(&self) -> bool {
+        matches!(self, Rule::Redact(_) | Rule::Pseudonym(_) | Rule::Json(_))
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Rule::Keep => "keep".into(),
+            Rule::Null => "null".into(),
+            Rule::Redact(_) => "redact".into(),
+            Rule::Pseudonym(kind) => kind.name().into(),
+            Rule::DateShift(days) => format!("date_shift ±{days}d"),
+            Rule::NumericJitter(percent) => format!("numeric_jitter ±{percent}%"),
+            Rule::Json(keys) => format!("jsonb keys {}", keys.keys().cloned().collect::<Vec<_>>().join(",")),
+        }
+    }
+}
+
+/// The checked rules for one synced table.
+#[derive(Clone, Debug)]
+pub struct TableRules {
+    pub mode: Mode,
+    /// One rule per copied column, in the table's column order.
+    pub columns: Vec<(String, Rule)>,
+}
+
+/// The checked rules: the schemas, and for each of their tables, its rules.
+#[derive(Debug)]
+pub struct Rules {
+    pub schemas: Vec<String>,
+    pub tables: BTreeMap<String, TableRules>,
+    /// sha256 of the file, recorded with each sync.
+    pub checksum: String,
+}
+
+fn default_schemas() -> Vec<String> {
+    vec!["public".to_string()]
+}
+
+/// Schemas the sync never reads or writes, whatever the file says.
+const MANAGED_SCHEMAS: &[&str] = app::stamp::SUPABASE_SCHEMAS;
+
+/// Parses the file; errors are one line with the line number.
+pub fn parse(text: &str) -> Result<(Vec<String>, RawRules)> {
+    let file: File = toml::from_str(text).map_err(|err| {
+        let line = err.span().map(|span| text[..span.start.min(text.len())].lines().count().max(1)).unwrap_or(1);
+        anyhow::anyhow!("line {line}: {}", err.message().replace('\n', " "))
+    })?;
+    if let Some(schema) = file.schemas.iter().find(|s| MANAGED_SCHEMAS.contains(&s.as_str())) {
+        bail!("schema `{schema}` is managed by Supabase (or by this tool) and is never synced");
+    }
+    Ok((file.schemas.clone(), RawRules { tables: file.tables }))
+}
+
+/// The file's tables, not yet checked against a schema.
+#[derive(Debug)]
+pub struct RawRules {
+    tables: BTreeMap<String, TableFile>,
+}
+
+/// Loads and checks the rules against the source's tables. `personal_values` says whether
+/// a column's sampled values look personal (emails, phone numbers).
+pub fn check(
+    path_shown: &str,
+    text: &str,
+    tables: &[Table],
+    personal_values: &mut dyn FnMut(&Table, &Column) -> Result<bool>,
+) -> Result<Rules> {
+    let (schemas, raw) = parse(text).with_context(|| format!("{path_shown} is invalid"))?;
+    let mut uncovered: BTreeMap<String, Vec<&Column>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut checked = BTreeMap::new();
+    for name in raw.tables.keys() {
+        if !tables.iter().any(|t| &t.key() == name) {
+            problems.push(format!("table {name} has rules but does not exist in the source"));
+        }
+    }
+    for table in tables {
+        let file = raw.tables.get(&table.key());
+        let mode = file.map_or(Mode::Copy, |f| f.mode);
+        let mut columns = Vec::new();
+        for (name, _) in file.map(|f| &f.columns).into_iter().flatten() {
+            match table.columns.iter().find(|c| &c.name == name) {
+                None => problems.push(format!("{}.{name} has a rule but no such column", table.key())),
+                Some(c) if c.generated => problems
+                    .push(format!("{}.{name} is generated (recomputed by the target): remove its rule", table.key())),
+                Some(_) => {}
+            }
+        }
+        if mode == Mode::Copy {
+            for column in table.copied_columns() {
+                let Some(raw_rule) = file.and_then(|f| f.columns.get(&column.name)) else {
+                    uncovered.entry(table.key()).or_default().push(column);
+                    continue;
+                };
+                let where_ = format!("{}.{}", table.key(), column.name);
+                match resolve(raw_rule, column) {
+                    Err(err) => problems.push(format!("{where_}: {err}")),
+                    Ok((Rule::Keep, reviewed)) if !reviewed => {
+                        if looks_personal(&column.name) {
+                            problems.push(format!("{where_} is kept, but its name looks personal (mark the rule reviewed = true if it is not)"));
+                        } else if column.category == 'S' && personal_values(table, column)? {
+                            problems.push(format!("{where_} is kept, but its values look personal (mark the rule reviewed = true if they are not)"));
+                        }
+                        columns.push((column.name.clone(), Rule::Keep));
+                    }
+                    Ok((rule, _)) => columns.push((column.name.clone(), rule)),
+                }
+            }
+        }
+        checked.insert(table.key(), TableRules { mode, columns });
+    }
+    // A foreign key follows the rule of the key it references, or joins would break.
+    for table in tables {
+        for fk in &table.foreign_keys {
+            for (column, target_column) in fk.columns.iter().zip(&fk.target_columns) {
+                let rule_of = |t: &str, c: &str| {
+                    checked
+                        .get(t)
+                        .filter(|r| r.mode == Mode::Copy)
+                        .and_then(|r| r.columns.iter().find(|(n, _)| n == c))
+                        .map(|(_, r)| r)
+                };
+                if let (Some(mine), Some(theirs)) = (rule_of(&table.key(), column), rule_of(&fk.target, target_column))
+                {
+                    if mine != theirs {
+                        problems.push(format!(
+                            "{}.{column} references {}.{target_column}, so it needs the same rule ({}, not {})",
+                            table.key(),
+                            fk.target,
+                            theirs.label(),
+                            mine.label()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{path_shown} has {} problem(s): {}", problems.len(), problems.join("; "));
+    }
+    if !uncovered.is_empty() {
+        let count: usize = uncovered.values().map(Vec::len).sum();
+        let list: Vec<String> =
+            uncovered.iter().flat_map(|(t, cols)| cols.iter().map(move |c| format!("{t}.{}", c.name))).collect();
+        let mut snippet = String::new();
+        for (table, columns) in &uncovered {
+            snippet.push_str(&format!("\n[tables.\"{table}\".columns]\n"));
+            for column in columns {
+                snippet.push_str(&format!("{} = \"{}\"\n", column.name, suggest(column)));
+            }
+        }
+        bail!(
+            "{count} column(s) have no rule in {path_shown}: {}\nhint: review and paste into {path_shown}:{snippet}",
+            list.join(", ")
+        );
+    }
+    let checksum = crate::migrate::checksum_text(text);
+    Ok(Rules { schemas, tables: checked, checksum })
+}
+
+/// Only the schemas, for reading the catalog before the rules are checked.
+pub fn schemas(text: &str) -> Result<Vec<String>> {
+    parse(text).map(|(schemas, _)| schemas)
+}
+
+fn resolve(raw: &RuleFile, column: &Column) -> Result<(Rule, bool)> {
+    let (name, full) = match raw {
+        RuleFile::Name(name) => (name.as_str(), None),
+        RuleFile::Full(full) => (full.rule.as_str(), Some(full)),
+    };
+    let reviewed = full.is_some_and(|f| f.reviewed);
+    let text_like = column.category == 'S';
+    let rule = match name {
+        "keep" => Rule::Keep,
+        "null" if column.not_null => bail!("is NOT NULL, so `null` cannot apply; use redact or a pseudonym"),
+        "null" => Rule::Null,
+        "redact" if !text_like => bail!("`redact` needs a text column, not {}", column.type_name),
+        "redact" => Rule::Redact(full.and_then(|f| f.value.clone()).unwrap_or_else(|| "[redacted]".to_string())),
+        "date_shift" => {
+            if column.category != 'D' {
+                bail!("`date_shift` needs a date or timestamp column, not {}", column.type_name);
+            }
+            Rule::DateShift(full.and_then(|f| f.days).context("`date_shift` needs days = N")?)
+        }
+        "numeric_jitter" => {
+            if column.category != 'N' {
+                bail!("`numeric_jitter` needs a numeric column, not {}", column.type_name);
+            }
+            let percent = full.and_then(|f| f.percent).context("`numeric_jitter` needs percent = P")?;
+            if !(0.0..=100.0).contains(&percent) {
+                bail!("percent must be between 0 and 100");
+            }
+            Rule::NumericJitter(percent)
+        }
+        "jsonb" | "json" => {
+            if !matches!(column.base_type.as_str(), "json" | "jsonb") {
+                bail!("`jsonb` needs a json or jsonb column, not {}", column.type_name);
+            }
+            let keys = full.and_then(|f| f.keys.as_ref()).context("`jsonb` needs keys = { key = \"kind\" }")?;
+            let mut parsed = BTreeMap::new();
+            for (key, kind) in keys {
+                let rule = match kind.as_str() {
+                    "null" => JsonRule::Null,
+                    "redact" => JsonRule::Redact,
+                    other => JsonRule::Pseudonym(
+                        Kind::parse(other).with_context(|| format!("unknown kind `{other}` for key `{key}`"))?,
+                    ),
+                };
+                parsed.insert(key.clone(), rule);
+            }
+            Rule::Json(parsed)
+        }
+        other => {
+            let kind = Kind::parse(other).with_context(|| {
+                format!("unknown rule `{other}`; use keep, null, redact, date_shift, numeric_jitter, jsonb or a pseudonym kind ({})", kinds())
+            })?;
+            let fits = if kind == Kind::Uuid { column.base_type == "uuid" || text_like } else { text_like };
+            if !fits {
+                bail!("pseudonym `{}` needs a text column, not {}", kind.name(), column.type_name);
+            }
+            Rule::Pseudonym(kind)
+        }
+    };
+    Ok((rule, reviewed))
+}
+
+fn kinds() -> String {
+    Kind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// Parts of column names that say "a person's data".
+const PERSONAL_WORDS: &[&str] = &[
+    "email", "mail", "name", "phone", "mobile", "fax", "address", "street", "city", "zip", "postal", "token",
+    "password", "passwd", "secret", "ssn", "birth", "dob", "note", "notes", "ip", "comment", "comments",
+];
+
+pub fn looks_personal(column: &str) -> bool {
+    column.to_ascii_lowercase().split('_').any(|part| PERSONAL_WORDS.contains(&part))
+}
+
+/// Whether a sampled value looks like an email address or a phone number.
+pub fn value_looks_personal(value: &str) -> bool {
+    let email = value
+        .split_once('@')
+        .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.') && !value.contains(' '));
+    let digits = value.chars().filter(char::is_ascii_digit).count();
+    let phone = digits >= 10 && value.chars().all(|c| c.is_ascii_digit() || " +-().x".contains(c));
+    email || phone
+}
+
+/// The rule a new column most likely needs; `init-rules` and the missing-rule snippet use it.
+pub fn suggest(column: &Column) -> String {
+    let name = column.name.to_ascii_lowercase();
+    let has = |word: &str| name.split('_').any(|p| p == word);
+    let secret = ["token", "password", "passwd", "secret"].iter().any(|w| has(w));
+    if secret {
+        return if column.not_null { "redact".into() } else { "null".into() };
+    }
+    if column.category != 'S' {
+        if column.category == 'D' && has("birth") {
+            return "date_shift".into();
+        }
+        return "keep".into();
+    }
+    let kind = if has("email") || has("mail") {
+        "email"
+    } else if has("first") && has("name") {
+        "first_name"
+    } else if has("last") && has("name") {
+        "last_name"
+    } else if has("phone") || has("mobile") || has("fax") {
+        "phone"
+    } else if has("street") || has("address") {
+        "street_address"
+    } else if has("city") {
+        "city"
+    } else if has("zip") || has("postal") {
+        "zip"
+    } else if has("name") {
+        "full_name"
+    } else if has("note") || has("notes") || has("comment") || has("error") {
+        "text"
+    } else if has("ip") || has("ssn") {
+        if column.not_null { "redact" } else { "null" }
+    } else {
+        "keep"
+    };
+    kind.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, category: char, base: &str, not_null: bool) -> Column {
+        Column {
+            name: name.into(),
+            type_name: base.into(),
+            not_null,
+            generated: false,
+            category,
+            base_type: base.into(),
+        }
+    }
+
+    fn table() -> Table {
+        Table {
+            schema: "public".into(),
+            name: "people".into(),
+            partitioned: false,
+            columns: vec![
+                column("id", 'U', "uuid", true),
+                column("email", 'S', "text", true),
+                column("nickname", 'S', "text", false),
+                column("born", 'D', "date", false),
+                column("meta", 'U', "jsonb", false),
+            ],
+            primary_key: vec!["id".into()],
+            uniques: vec![vec!["id".into()]],
+            foreign_keys: vec![],
+            estimate: 0,
+        }
+    }
+
+    fn run(text: &str) -> Result<Rules> {
+        check("rules.toml", text, &[table()], &mut |_, c| Ok(c.name == "nickname"))
+    }
+
+    #[test]
+    fn complete_rules_pass() {
+        let rules = run(r#"
+            [tables."public.people".columns]
+            id = "uuid"
+            email = "email"
+            nickname = { rule = "keep", reviewed = true }
+            born = { rule = "date_shift", days = 30 }
+            meta = { rule = "jsonb", keys = { email = "email", phone = "null" } }
+        "#)
+        .unwrap();
+        let columns = &rules.tables["public.people"].columns;
+        assert_eq!(columns[0], ("id".to_string(), Rule::Pseudonym(Kind::Uuid)));
+        assert_eq!(columns[3].1, Rule::DateShift(30));
+    }
+
+    #[test]
+    fn uncovered_columns_list_and_suggest() {
+        let err = run("[tables.\"public.people\".columns]\nid = \"keep\"\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with("4 column(s) have no rule in rules.toml: public.people.email, public.people.nickname"),
+            "{err}"
+        );
+        assert!(err.contains("email = \"email\""), "{err}");
+    }
+
+    #[test]
+    fn personal_keeps_stale_rules_and_bad_kinds_are_refused() {
+        let base = "id = \"keep\"\nborn = \"keep\"\nmeta = \"keep\"\n";
+        let err =
+            run(&format!("[tables.\"public.people\".columns]\n{base}email = \"keep\"\nnickname = \"first_name\"\n"))
+                .unwrap_err();
+        assert!(err.to_string().contains("public.people.email is kept, but its name looks personal"), "{err}");
+        let err = run(&format!("[tables.\"public.people\".columns]\n{base}email = \"email\"\nnickname = \"keep\"\n"))
+            .unwrap_err();
+        assert!(err.to_string().contains("public.people.nickname is kept, but its values look personal"), "{err}");
+        let err = run(&format!(
+            "[tables.\"public.people\".columns]\n{base}email = \"null\"\nnickname = \"bogus\"\nghost = \"keep\"\n"
+        ))
+        .unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("email: is NOT NULL")
+                && err.contains("unknown rule `bogus`")
+                && err.contains("ghost has a rule but no such column"),
+            "{err}"
+        );
+        let err = run("[tables.\"public.nobody\"]\nmode = \"skip\"\n").unwrap_err().to_string();
+        assert!(err.contains("public.nobody has rules but does not exist"), "{err}");
+        let err = run("schemas = [\"auth\"]").unwrap_err();
+        assert!(format!("{err:#}").contains("schema `auth` is managed by Supabase"), "{err:#}");
+        let err = run("[tables.\"public.people\"\nmode = 1").unwrap_err();
+        assert!(format!("{err:#}").starts_with("rules.toml is invalid: line "), "{err:#}");
+    }
+
+    #[test]
+    fn personal_values() {
+        assert!(value_looks_personal("ann@clinic.com"));
+        assert!(value_looks_personal("(555) 123-4567"));
+        assert!(!value_looks_personal("Hygiene production"));
+        assert!(!value_looks_personal("2024-01-01"));
+    }
+}
