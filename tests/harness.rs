@@ -237,6 +237,12 @@ pub struct Running<'a> {
 }
 
 impl Running<'_> {
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn wait(self) -> Output {
         let out = self.child.wait_with_output().expect("wait for xtask");
         self.project.check(out)

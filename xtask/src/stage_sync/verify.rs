@@ -107,7 +107,7 @@ pub fn advance_sequences(tx: &mut Transaction, tables: &[Table], rules: &Rules) 
             let row = tx.query_one("select pg_get_serial_sequence($1, $2)", &[&table.qualified(), &column.name])?;
             let Some(sequence) = row.get::<_, Option<String>>(0) else { continue };
             let sql = format!(
-                "select setval($1::regclass, coalesce(max({col}), 1), max({col}) is not null) from {}",
+                "select setval($1::text::regclass, coalesce(max({col}), 1), max({col}) is not null) from {}",
                 table.qualified(),
                 col = quote(&column.name)
             );
