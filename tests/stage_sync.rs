@@ -382,3 +382,65 @@ fn sigkill_during_the_load_leaves_the_target_as_it_was() {
     }
     assert!(states.iter().filter(|s| **s == before).count() >= 3, "too few kills landed during the load");
 }
+
+const AUTH_USERS_RULES: &str = r#"
+[tables."auth.users".columns]
+instance_id = "keep"
+id = "keep"
+aud = "keep"
+role = "keep"
+email = "email"
+encrypted_password = "null"
+email_confirmed_at = { rule = "keep", reviewed = true } # a timestamp
+invited_at = "keep"
+confirmation_token = "null"
+confirmation_sent_at = "keep"
+recovery_token = "null"
+recovery_sent_at = "keep"
+last_sign_in_at = "keep"
+raw_app_meta_data = "keep"
+raw_user_meta_data = { rule = "jsonb", keys = { email = "email", name = "full_name", full_name = "full_name" } }
+is_super_admin = "keep"
+phone = "phone"
+phone_confirmed_at = { rule = "keep", reviewed = true } # a timestamp
+banned_until = "keep"
+deleted_at = "keep"
+is_anonymous = "keep"
+created_at = "keep"
+updated_at = "keep"
+"#;
+
+#[test]
+fn auth_users_are_copied_masked_only_when_configured_and_sessions_never() {
+    let s = setup();
+    let rules = s.project.root.join("env/stage-sync.toml");
+    let text = std::fs::read_to_string(&rules).unwrap().replace("auth_id = \"null\"", "auth_id = \"keep\"");
+    std::fs::write(&rules, &text).unwrap();
+    // Without auth.users in the rules, keeping the link would break the foreign key.
+    s.sync(&[]).fails("verification failed, nothing was changed: public.users: 2 row(s) break foreign key");
+    std::fs::write(&rules, format!("{text}\n{AUTH_USERS_RULES}")).unwrap();
+    s.target
+        .client()
+        .batch_execute(
+            "insert into auth.users (id, email) values ('f0000000-0000-4000-8000-000000000001', 'staging.tester@example.org');
+             insert into auth.sessions (id, user_id) values ('f1000000-0000-4000-8000-000000000001', 'f0000000-0000-4000-8000-000000000001');",
+        )
+        .unwrap();
+    s.source.client().batch_execute("update auth.users set raw_user_meta_data = '{\"name\": \"Margaret Thistlewood\"}', encrypted_password = 'bcrypt-hash'").unwrap();
+    s.sync(&[]).ok();
+    let mut target = s.target.client();
+    let row = target
+        .query_one(
+            "select (select count(*) from auth.users), (select count(*) from auth.sessions),
+                    (select count(*) from public.users u join auth.users a on a.id = u.auth_id and a.email = u.email),
+                    (select string_agg(coalesce(encrypted_password, '') || raw_user_meta_data::text, ',') from auth.users)",
+            &[],
+        )
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, i64>(2)), (2, 0, 2));
+    let masked: String = row.get(3);
+    assert!(!masked.contains("Thistlewood") && !masked.contains("bcrypt"), "{masked}");
+    std::fs::write(&rules, format!("{text}\n{AUTH_USERS_RULES}\n[tables.\"auth.sessions\"]\nmode = \"copy\"\n"))
+        .unwrap();
+    s.sync(&[]).fails("env/stage-sync.toml is invalid: table auth.sessions is managed by Supabase and is never synced");
+}

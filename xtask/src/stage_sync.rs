@@ -116,7 +116,8 @@ pub(crate) fn sync(
     let mut snapshot =
         src.client().build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
     let schemas = rules::schemas(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
-    let tables = catalog::load(&mut snapshot, &schemas)?;
+    let extra = rules::extra_tables(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
+    let tables = catalog::load(&mut snapshot, &schemas, &extra)?;
     let rules = rules::check(rules_shown, rules_text, &tables, &mut |table, column| {
         sample_is_personal(&mut snapshot, table, column)
     })?;
@@ -132,8 +133,11 @@ pub(crate) fn sync(
     // key is verified before commit instead, which also makes cycles load.
     tx.batch_execute("set local session_replication_role = replica")
         .context("cannot turn triggers off for the load (session_replication_role)\nhint: the target's user needs to be allowed to set session_replication_role, as Supabase's postgres is")?;
-    let emptied: Vec<String> =
+    let mut emptied: Vec<String> =
         tables.iter().filter(|t| rules.tables[&t.key()].mode != Mode::SchemaOnly).map(Table::qualified).collect();
+    if extra.iter().any(|t| t == rules::AUTH_USERS) {
+        emptied.extend(catalog::dependents(&mut tx, rules::AUTH_USERS, "auth")?);
+    }
     if !emptied.is_empty() {
         tx.batch_execute(&format!("truncate {}", emptied.join(", "))).context("cannot empty the target's tables")?;
     }
@@ -441,7 +445,7 @@ fn init_rules(source: &Guard, path: &std::path::Path, shown: &str, force: bool) 
     }
     // Reading the schema is inspection: any environment with the same migrations will do.
     let mut conn = source.read::<op::Inspect>()?.connect()?;
-    let tables = catalog::load(conn.client(), &["public".to_string()])?;
+    let tables = catalog::load(conn.client(), &["public".to_string()], &[])?;
     let mut text = String::from(
         "# stage-sync rules: what happens to every column of every synced table.\n# Written by `cargo xtask stage-sync init-rules`; review every line before committing.\n# Rules: keep, null, redact, a pseudonym kind (email, first_name, last_name, full_name, phone,\n# street_address, city, zip, company, text, uuid), { rule = \"date_shift\", days = N },\n# { rule = \"numeric_jitter\", percent = P }, { rule = \"jsonb\", keys = { key = \"kind\" } }.\n# Per table: mode = \"copy\" (default), \"skip\" (emptied in the target) or \"schema_only\".\n\nschemas = [\"public\"]\n",
     );

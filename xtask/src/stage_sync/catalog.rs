@@ -61,14 +61,16 @@ impl Table {
     }
 }
 
-/// Every table (plain or partitioned parent, not the partitions) in the given schemas.
-pub fn load(client: &mut impl GenericClient, schemas: &[String]) -> Result<Vec<Table>> {
+/// Every table (plain or partitioned parent, not the partitions) in the given schemas,
+/// plus the named extra tables (`auth.users`).
+pub fn load(client: &mut impl GenericClient, schemas: &[String], extra: &[String]) -> Result<Vec<Table>> {
     let rows = client.query(
         "select c.oid, n.nspname::text, c.relname::text, c.relkind = 'p', greatest(c.reltuples, 0)::bigint
          from pg_class c join pg_namespace n on n.oid = c.relnamespace
-         where n.nspname = any($1) and c.relkind in ('r', 'p') and not c.relispartition
+         where (n.nspname = any($1) or format('%s.%s', n.nspname, c.relname) = any($2))
+           and c.relkind in ('r', 'p') and not c.relispartition
          order by 2, 3",
-        &[&schemas],
+        &[&schemas, &extra],
     )?;
     let mut tables = Vec::new();
     for row in rows {
@@ -167,4 +169,19 @@ pub fn load_order(tables: &[Table]) -> Vec<usize> {
 
 pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Tables of `schema` that reference `table`, directly or through each other: emptied with
+/// it (auth.users takes its sessions and refresh tokens along; they are never copied).
+pub fn dependents(client: &mut impl GenericClient, table: &str, schema: &str) -> Result<Vec<String>> {
+    let rows = client.query(
+        "with recursive deps(oid) as (
+            select con.conrelid from pg_constraint con where con.contype = 'f' and con.confrelid = $1::text::regclass
+            union
+            select con.conrelid from pg_constraint con join deps d on con.confrelid = d.oid where con.contype = 'f')
+         select distinct format('%I.%I', n.nspname, c.relname) from deps d join pg_class c on c.oid = d.oid
+         join pg_namespace n on n.oid = c.relnamespace where n.nspname = $2 and c.oid <> $1::text::regclass",
+        &[&table, &schema],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }

@@ -177,6 +177,9 @@ fn default_schemas() -> Vec<String> {
 /// Schemas the sync never reads or writes, whatever the file says.
 const MANAGED_SCHEMAS: &[&str] = app::stamp::SUPABASE_SCHEMAS;
 
+/// The one table of a managed schema that may be synced, when the rules name it (masked).
+pub const AUTH_USERS: &str = "auth.users";
+
 /// Parses the file; errors are one line with the line number.
 pub fn parse(text: &str) -> Result<(Vec<String>, RawRules)> {
     let file: File = toml::from_str(text).map_err(|err| {
@@ -186,7 +189,21 @@ pub fn parse(text: &str) -> Result<(Vec<String>, RawRules)> {
     if let Some(schema) = file.schemas.iter().find(|s| MANAGED_SCHEMAS.contains(&s.as_str())) {
         bail!("schema `{schema}` is managed by Supabase (or by this tool) and is never synced");
     }
+    for name in file.tables.keys() {
+        let schema = name.split('.').next().unwrap_or_default();
+        if MANAGED_SCHEMAS.contains(&schema) && name != AUTH_USERS {
+            bail!(
+                "table {name} is managed by Supabase and is never synced (of its schemas, only {AUTH_USERS} may be, masked)"
+            );
+        }
+    }
     Ok((file.schemas.clone(), RawRules { tables: file.tables }))
+}
+
+/// The tables outside the synced schemas that the file names: `auth.users`, or nothing.
+pub fn extra_tables(text: &str) -> Result<Vec<String>> {
+    let (_, raw) = parse(text)?;
+    Ok(raw.tables.keys().filter(|name| name.as_str() == AUTH_USERS).cloned().collect())
 }
 
 /// The file's tables, not yet checked against a schema.
