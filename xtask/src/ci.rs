@@ -36,7 +36,8 @@ impl flags::Ci {
             })?;
         }
         section("build", &|| Ok(cmd!(sh, "cargo build --release --workspace --all-targets --quiet").run()?))?;
-        section("tests", &|| Ok(cmd!(sh, "cargo test --release --workspace --quiet").run()?))?;
+        // --show-output: the reliability suites print their case counts.
+        section("tests", &|| Ok(cmd!(sh, "cargo test --release --workspace --quiet -- --show-output").run()?))?;
         section("migrate verify", &|| crate::migrate::verify(&sh))?;
         section("rls", &|| {
             let throwaway = Throwaway::start()?;

@@ -47,7 +47,11 @@ impl flags::StageSync {
         let source = context::guard_for(Some(self.from), global)?;
         let target = context::guard_for(Some(self.to), global)?;
         let rules_text = std::fs::read_to_string(&rules_path)
-            .with_context(|| format!("cannot read the rules file {rules_shown}\nhint: `cargo xtask stage-sync init-rules` writes a starting one"))?;
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "cannot read the rules file {rules_shown}: {err}\nhint: `cargo xtask stage-sync init-rules` writes a starting one"
+                )
+            })?;
         let options =
             Options { dry_run: self.dry_run, yes: self.yes, json: self.json, migrate_target: self.migrate_target };
         sync(&sh, &source, &target, &rules_text, &rules_shown, &options)
@@ -131,8 +135,11 @@ pub(crate) fn sync(
     let mut tx = dst.client().transaction()?;
     // Triggers off for the load (user triggers and the foreign-key checks): every foreign
     // key is verified before commit instead, which also makes cycles load.
-    tx.batch_execute("set local session_replication_role = replica")
-        .context("cannot turn triggers off for the load (session_replication_role)\nhint: the target's user needs to be allowed to set session_replication_role, as Supabase's postgres is")?;
+    tx.batch_execute("set local session_replication_role = replica").map_err(|err| {
+        anyhow::anyhow!(
+            "cannot turn triggers off for the load (session_replication_role): {err}\nhint: the target's user needs to be allowed to set session_replication_role, as Supabase's postgres is"
+        )
+    })?;
     let mut emptied: Vec<String> =
         tables.iter().filter(|t| rules.tables[&t.key()].mode != Mode::SchemaOnly).map(Table::qualified).collect();
     if extra.iter().any(|t| t == rules::AUTH_USERS) {
