@@ -122,3 +122,29 @@ fn matrix_never_allows_development_writes_on_production() {
     assert!(line("Stage-sync target").contains("NEVER"));
     assert_eq!(out.stdout.lines().count(), 15, "{}", out.stdout);
 }
+
+#[test]
+fn a_wrong_password_is_one_line_without_the_password() {
+    let cluster = TestCluster::start();
+    let mut project = Project::new();
+    project.secret("Wrong-Password-Guess-77");
+    let url = cluster.url().replacen(crate::harness::test_password(), "Wrong-Password-Guess-77", 1);
+    let out = project
+        .xtask(&["migrate", "status", "--env", "test"])
+        .env("DATABASE_URL", &url)
+        .fails("cannot connect to 127.0.0.1:");
+    assert!(out.stderr.contains("password authentication failed"), "{}", out.stderr);
+    assert!(out.stderr.contains("hint: check the password"), "{}", out.stderr);
+}
+
+#[test]
+fn an_unreachable_host_is_one_line_with_a_hint() {
+    let mut project = Project::new();
+    project.secret("Unreach-Pw-66");
+    let url = format!("postgresql://postgres:Unreach-Pw-66@127.0.0.1:{}/postgres", closed_port());
+    let out = project
+        .xtask(&["migrate", "up", "--env", "test"])
+        .env("DATABASE_URL", &url)
+        .fails("cannot connect to 127.0.0.1:");
+    assert!(out.stderr.contains("hint: is the server running?"), "{}", out.stderr);
+}

@@ -19,6 +19,9 @@ pub mod selection;
 pub mod settings;
 pub mod stamp;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use database_url::DatabaseUrl;
 pub use environment::Environment;
 pub use guard::Guard;

@@ -543,4 +543,27 @@ mod tests {
         assert!(!value_looks_personal("Hygiene production"));
         assert!(!value_looks_personal("2024-01-01"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Any text, or the committed rules cut anywhere and followed by anything: an error
+        /// of one line (the uncovered-columns snippet aside), never a panic.
+        #[test]
+        fn rules_never_panic(text in proptest::prelude::any::<String>(), cut in 0usize..4000) {
+            for candidate in [text.clone(), {
+                let committed = include_str!("../../../env/stage-sync.toml");
+                let mut cut = cut.min(committed.len());
+                while !committed.is_char_boundary(cut) { cut -= 1; }
+                format!("{}{text}", &committed[..cut])
+            }] {
+                if let Err(err) = run(&candidate) {
+                    let text = format!("{err:#}");
+                    let first = text.lines().next().unwrap_or_default();
+                    proptest::prop_assert!(!first.is_empty());
+                    proptest::prop_assert!(text.lines().count() == 1 || text.lines().nth(1).is_some_and(|l| l.starts_with("hint: ")), "{}", text);
+                }
+            }
+        }
+    }
 }
