@@ -285,3 +285,19 @@ pub fn closed_port() -> u16 {
     let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
     listener.local_addr().unwrap().port()
 }
+
+/// `n` random delays in `[low, high]` milliseconds, different every run (the kill suites
+/// print them, so a failure can be replayed).
+pub fn random_delays(n: usize, low: u64, high: u64) -> Vec<u64> {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let mut state = nanos ^ 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            // xorshift: enough randomness for kill moments.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            low + state % (high - low + 1)
+        })
+        .collect()
+}
