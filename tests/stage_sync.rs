@@ -459,3 +459,37 @@ fn auth_users_are_copied_masked_only_when_configured_and_sessions_never() {
         .unwrap();
     s.sync(&[]).fails("env/stage-sync.toml is invalid: table auth.sessions is managed by Supabase and is never synced");
 }
+
+#[test]
+fn a_subset_of_clinics_copies_what_they_reach() {
+    let s = setup();
+    s.source
+        .client()
+        .batch_execute(
+            "insert into public.clinics (id, name) values ('c0000000-0000-4000-8000-000000000002', 'Other Clinic');
+             insert into public.users (id, email, name) values ('b0000000-0000-4000-8000-000000000003', 'other@realclinic.com', 'Other Owner');
+             insert into public.user_clinic_roles (user_id, clinic_id, role) values ('b0000000-0000-4000-8000-000000000003', 'c0000000-0000-4000-8000-000000000002', 'owner');",
+        )
+        .unwrap();
+    s.sync(&["--clinics", "c0000000-0000-4000-8000-000000000002"]).ok();
+    let row = s
+        .target
+        .client()
+        .query_one(
+            "select (select count(*) from public.clinics), (select count(*) from public.users), (select count(*) from public.user_clinic_roles),
+                    (select count(*) from public.daily_dentist_production), (select count(*) from public.providers)",
+            &[],
+        )
+        .unwrap();
+    let counts: Vec<i64> = (0..5).map(|i| row.get(i)).collect();
+    assert_eq!(counts, [1, 1, 1, 0, 0]);
+    s.sync(&["--clinics", "1"]).ok();
+    let row = s
+        .target
+        .client()
+        .query_one("select (select count(*) from public.clinics), (select count(*) from public.daily_dentist_production), (select count(*) from public.users)", &[])
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, i64>(2)), (1, 500, 1));
+    s.sync(&["--clinics", "c0000000-0000-4000-8000-00000000dead"])
+        .fails("--clinics: no clinic c0000000-0000-4000-8000-00000000dead in the source");
+}

@@ -222,6 +222,9 @@ pub struct StageSync {
     /// Apply the target's pending migrations first, instead of refusing when the schemas differ.
     #[arg(long)]
     pub migrate_target: bool,
+    /// Copy only these clinics (ids, comma-separated) or the first N, and all they reach through foreign keys.
+    #[arg(long, value_name = "ID,...|N")]
+    pub clinics: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@ mod catalog;
 mod mask;
 mod pipe;
 mod rules;
+mod subset;
 mod verify;
 
 use std::{
@@ -52,8 +53,13 @@ impl flags::StageSync {
                     "cannot read the rules file {rules_shown}: {err}\nhint: `cargo xtask stage-sync init-rules` writes a starting one"
                 )
             })?;
-        let options =
-            Options { dry_run: self.dry_run, yes: self.yes, json: self.json, migrate_target: self.migrate_target };
+        let options = Options {
+            dry_run: self.dry_run,
+            yes: self.yes,
+            json: self.json,
+            migrate_target: self.migrate_target,
+            clinics: self.clinics,
+        };
         sync(&sh, &source, &target, &rules_text, &rules_shown, &options)
     }
 }
@@ -64,6 +70,8 @@ pub(crate) struct Options {
     pub yes: bool,
     pub json: bool,
     pub migrate_target: bool,
+    /// `--clinics`: ids, or a count.
+    pub clinics: Option<String>,
 }
 
 /// The whole sync, from two guards: also what the benchmark runs.
@@ -126,6 +134,10 @@ pub(crate) fn sync(
         sample_is_personal(&mut snapshot, table, column)
     })?;
     let order = catalog::load_order(&tables);
+    let filters = match &options.clinics {
+        Some(spec) => Some(subset::filters(&tables, &choose_clinics(&mut snapshot, spec)?)),
+        None => None,
+    };
 
     if options.dry_run {
         return print_plan(&mut snapshot, &tables, &order, &rules, &masker, &source, &target);
@@ -161,7 +173,9 @@ pub(crate) fn sync(
         }
         let bar = progress.table(table);
         let table_started = Instant::now();
-        let rows = pipe::copy_table(&mut snapshot, &mut tx, table, table_rules, &masker, &mut leaks, &bar)?;
+        let filter = filters.as_ref().map(|f| f.get(&table.key()).map_or("false", String::as_str));
+        let job = pipe::Job { table, rules: table_rules, filter };
+        let rows = pipe::copy_table(&mut snapshot, &mut tx, job, &masker, &mut leaks, &bar)?;
         bar.finish_and_clear();
         progress.overall.inc(rows.saturating_sub(bar.position()));
         counts.push((table.key(), rows));
@@ -214,6 +228,32 @@ fn refuse_same_database(
         );
     }
     Ok(())
+}
+
+/// The clinics of `--clinics`: listed ids (each must exist) or the first N by id.
+fn choose_clinics(tx: &mut postgres::Transaction, spec: &str) -> Result<Vec<String>> {
+    let root = subset::ROOT;
+    if let Ok(count) = spec.trim().parse::<i64>() {
+        if count < 1 {
+            bail!("--clinics {count}: give a positive number or clinic ids");
+        }
+        let rows = tx.query(&format!("select id::text from {root} order by id limit $1"), &[&count])?;
+        return Ok(rows.iter().map(|r| r.get(0)).collect());
+    }
+    let wanted: Vec<String> = spec.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let found: Vec<String> = tx
+        .query(&format!("select id::text from {root} where id::text = any($1)"), &[&wanted])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let missing: Vec<&String> = wanted.iter().filter(|w| !found.contains(w)).collect();
+    if !missing.is_empty() || wanted.is_empty() {
+        bail!(
+            "--clinics: no clinic {} in the source\nhint: give clinic ids from {root}.id, or a number",
+            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(found)
 }
 
 /// A sample of a kept text column: do its values look like emails or phone numbers?

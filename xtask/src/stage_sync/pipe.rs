@@ -41,16 +41,24 @@ pub fn hash(value: &str) -> u64 {
     hasher.finish()
 }
 
+/// One table to copy: its rules, and for `--clinics` the rows to take.
+pub struct Job<'a> {
+    pub table: &'a Table,
+    pub rules: &'a TableRules,
+    /// A `WHERE` expression over alias `t`; `None` copies every row.
+    pub filter: Option<&'a str>,
+}
+
 /// Copies one table; returns the rows moved.
 pub fn copy_table(
     source: &mut Transaction,
     target: &mut Transaction,
-    table: &Table,
-    rules: &TableRules,
+    job: Job,
     masker: &Masker,
     leaks: &mut LeakSets,
     bar: &ProgressBar,
 ) -> Result<u64> {
+    let Job { table, rules, filter } = job;
     let columns: Vec<&str> = rules.columns.iter().map(|(name, _)| name.as_str()).collect();
     let list = columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
     let qualified = table.qualified();
@@ -60,7 +68,7 @@ pub fn copy_table(
     let unique: Vec<bool> = columns.iter().map(|c| table.is_unique_alone(c)).collect();
 
     let reader = source
-        .copy_out(&format!("COPY (SELECT {list} FROM {qualified}) TO STDOUT"))
+        .copy_out(&format!("COPY (SELECT {list} FROM {qualified} t WHERE {}) TO STDOUT", filter.unwrap_or("true")))
         .with_context(|| format!("cannot read {}", table.key()))?;
     let mut reader = BufReader::with_capacity(1 << 18, reader);
     // FREEZE: the table was emptied in this transaction, so rows can be written frozen and
