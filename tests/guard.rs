@@ -77,7 +77,7 @@ const WRITING_COMMANDS: &[&[&str]] = &[
     &["migrate", "down", "--env", "{env}"],
     &["migrate", "resolve", "1", "--applied", "--env", "{env}"],
     &["rls", "--env", "{env}"],
-    // `seed` joins this list with its command.
+    &["seed", "--profile", "minimal", "--env", "{env}"],
     &["stage-sync", "--from", "production", "--to", "{env}", "--yes"],
 ];
 

@@ -301,3 +301,12 @@ pub fn random_delays(n: usize, low: u64, high: u64) -> Vec<u64> {
         })
         .collect()
 }
+
+/// A test cluster migrated with the repository's migrations, and a project holding them.
+pub fn migrated() -> (TestCluster, Project) {
+    let cluster = TestCluster::start();
+    let mut project = Project::new();
+    project.with_migrations();
+    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &cluster.url()).ok();
+    (cluster, project)
+}

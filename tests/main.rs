@@ -8,4 +8,5 @@ mod env;
 mod guard;
 mod migrate;
 mod rls;
+mod seed;
 mod stage_sync;

@@ -1,15 +1,6 @@
 //! Tests for `cargo xtask migrate` and `cargo xtask backup`.
 
-use crate::harness::{Project, TestCluster};
-
-/// A migrated test cluster and a project holding the repository's migrations.
-fn migrated() -> (TestCluster, Project) {
-    let cluster = TestCluster::start();
-    let mut project = Project::new();
-    project.with_migrations();
-    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &cluster.url()).ok();
-    (cluster, project)
-}
+use crate::harness::{Project, TestCluster, migrated};
 
 fn ledger(cluster: &TestCluster) -> Vec<(i32, String)> {
     cluster

@@ -1,6 +1,6 @@
 //! Tests for the `cargo xtask rls` command.
 
-use crate::harness::{Output, Project, Run, TestCluster};
+use crate::harness::{Output, Project, Run, TestCluster, migrated};
 
 /// Every table the migrations create; the suite must list each one.
 const TABLES: [&str; 14] = [
@@ -19,15 +19,6 @@ const TABLES: [&str; 14] = [
     "dashboards",
     "dashboard_widgets",
 ];
-
-/// A test cluster migrated with the repository's migrations, and a project pointed at it.
-fn migrated() -> (TestCluster, Project) {
-    let cluster = TestCluster::start();
-    let mut project = Project::new();
-    project.with_migrations();
-    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &cluster.url()).ok();
-    (cluster, project)
-}
 
 /// `cargo xtask rls --env test` against the cluster.
 fn rls<'a>(project: &'a Project, cluster: &TestCluster) -> Run<'a> {

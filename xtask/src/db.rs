@@ -102,8 +102,10 @@ fn bootstrap(guard: &Guard, no_seed: bool) -> Result<()> {
 fn migrate_and_seed(guard: &Guard, no_seed: bool) -> Result<()> {
     let applied = crate::migrate::up_all(guard)?;
     status(format!("applied {applied} migration(s)"));
-    let _ = no_seed; // Seed data arrives with `cargo xtask seed`.
-    Ok(())
+    if no_seed {
+        return Ok(());
+    }
+    crate::seed::realistic(guard)
 }
 
 /// Bootstraps a new throwaway cluster's database: Supabase's schema, stamped `test`.

@@ -3,6 +3,7 @@
 
 mod backup;
 mod bench;
+mod bulk;
 mod ci;
 pub mod context;
 mod db;
@@ -21,6 +22,16 @@ use clap::Parser;
 /// The bootstrap SQL that gives a plain cluster Supabase's roles and `auth` schema.
 pub const SUPABASE_SQL: &str = include_str!("db/supabase.sql");
 
+/// Set, the binary reports its peak memory on stderr at exit: the benchmarks measure their
+/// child processes with it.
+pub const PEAK_MEMORY_VAR: &str = "XTASK_REPORT_PEAK_MEMORY";
+
+/// This process's peak resident memory (`VmHWM`), in kB.
+pub fn peak_memory_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
 /// Runs the command line; prints errors as `error: ...` with their causes, secrets masked.
 ///
 /// Exit codes: 0 success, 1 the command failed (the message says why), 2 bad usage.
@@ -38,6 +49,9 @@ pub fn main() -> ExitCode {
         flags::Command::Bench(cmd) => cmd.run(&flags.global),
         flags::Command::Ci(cmd) => cmd.run(&flags.global),
     };
+    if std::env::var_os(PEAK_MEMORY_VAR).is_some() {
+        eprintln!("peak-memory-kb: {}", peak_memory_kb().unwrap_or(0));
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

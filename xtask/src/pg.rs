@@ -169,7 +169,11 @@ impl Cluster {
         let mut conf =
             String::from("\n# Written by cargo xtask.\nlisten_addresses = '127.0.0.1'\nlogging_collector = off\n");
         if durability == Durability::Throwaway {
-            conf.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 40\nshared_buffers = 32MB\n");
+            // Bulk loads into tables emptied in the same transaction skip the WAL at wal_level
+            // minimal; throwaway data needs no replica.
+            conf.push_str(
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 40\nshared_buffers = 256MB\nwal_level = minimal\nmax_wal_senders = 0\nmaintenance_work_mem = 256MB\n",
+            );
         }
         let conf_path = data.join("postgresql.conf");
         let mut existing = std::fs::read_to_string(&conf_path)?;

@@ -1,0 +1,157 @@
+//! `cargo xtask bench seed`: on a throwaway cluster, seeds the `large` profile and measures
+//! rows/s and peak memory; then, in the same run and on the same tables (emptied in a
+//! transaction that is rolled back), times what the server alone does to write as many
+//! rows with `INSERT ... SELECT`: the small tables from copies of the seeded rows, the daily
+//! tables from `generate_series`. The ratio of the two rates says what generating and
+//! streaming the rows costs over the inserts themselves.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use app::{Guard, Resolved, Settings, guard::op};
+use postgres::Transaction;
+
+use super::{Loaded, Options, calendar::Calendar, model::EMAIL_DOMAIN};
+use crate::bulk::{Deferred, Scope};
+use crate::{
+    context::{self, data, status},
+    flags::{Global, Profile},
+    pg::Throwaway,
+};
+
+/// The targets the issue sets.
+const TARGET_RATE: f64 = 500_000.0;
+const TARGET_RATIO: f64 = 0.5;
+const TARGET_MEMORY_MB: f64 = 200.0;
+
+/// The daily tables, written server-side from `generate_series`; the rest are copied.
+const GENERATED: [&str; 3] =
+    ["public.daily_dentist_production", "public.daily_hygiene_production", "public.daily_location_financials"];
+
+pub(crate) fn run(_global: &Global) -> Result<()> {
+    status("starting a throwaway cluster");
+    let throwaway = Throwaway::start()?;
+    let url: app::DatabaseUrl = throwaway.url("postgres").parse()?;
+    let guard = Guard::new(Resolved::throwaway(url)?, Settings::load(&context::project_root())?);
+    crate::migrate::up_all(&guard)?;
+    let options = Options::new(Profile::Large, None, None, 1)?;
+    status(format!("seeding the large profile: {} clinics, {} days", options.clinics, options.days));
+    let mut conn = guard.write::<op::Seed>()?.connect()?;
+
+    let started = Instant::now();
+    let report = super::load(&mut conn, &options, false)?;
+    let seconds = started.elapsed().as_secs_f64();
+    super::summary(&report, seconds);
+    let loaded = &report.tables;
+    let rows: u64 = loaded.iter().map(|l| l.rows).sum();
+    let rate = rows as f64 / seconds;
+    let peak_mb = crate::peak_memory_kb().context("no VmHWM in /proc/self/status")? as f64 / 1024.0;
+
+    status("writing as many rows server-side (INSERT ... SELECT, rolled back)");
+    let calendar = Calendar::ending_at_end(options.days);
+    let mut tx = conn.client().transaction()?;
+    let server_seconds = server_side(&mut tx, loaded, &calendar)?;
+    tx.rollback()?;
+    let server_rate = rows as f64 / server_seconds;
+    let ratio = rate / server_rate;
+
+    data(format!(
+        "seed large: {rows} rows in {seconds:.2} s (indexes and foreign keys {:.2} s) = {} rows/s (target >= {}); server-side insert-select: {} rows/s in {server_seconds:.2} s; ratio {ratio:.2} (target >= {TARGET_RATIO}); peak memory {peak_mb:.0} MB (target < {TARGET_MEMORY_MB:.0} MB)",
+        report.rebuild_seconds,
+        human(rate),
+        human(TARGET_RATE),
+        human(server_rate),
+    ));
+    let missed: Vec<&str> =
+        [(rate < TARGET_RATE, "rows/s"), (ratio < TARGET_RATIO, "ratio"), (peak_mb >= TARGET_MEMORY_MB, "peak memory")]
+            .into_iter()
+            .filter_map(|(missed, name)| missed.then_some(name))
+            .collect();
+    data(if missed.is_empty() {
+        "targets: all met".to_string()
+    } else {
+        format!("targets missed: {}", missed.join(", "))
+    });
+    Ok(())
+}
+
+/// Empties the seeded tables and writes the same number of rows into each, server-side;
+/// returns the seconds the writes took (the set-up before is not timed).
+fn server_side(tx: &mut Transaction, loaded: &[Loaded], calendar: &Calendar) -> Result<f64> {
+    let copied: Vec<&Loaded> = loaded.iter().filter(|l| !GENERATED.contains(&l.table)).collect();
+    for (i, l) in copied.iter().enumerate() {
+        tx.batch_execute(&format!("create temp table bench_{i} as select * from {}", l.table))?;
+    }
+    // Provider-office pairs (numbered per kind) and offices, with their sheets, to draw from.
+    tx.batch_execute(
+        "create temp table bench_pairs as
+           select (row_number() over (partition by p.provider_type order by pl.id) - 1)::bigint as n,
+                  p.provider_type::text as kind, pl.clinic_id, pl.location_id, pl.provider_id, ds.id as source_id
+           from public.provider_locations pl
+           join public.providers p on p.id = pl.provider_id
+           join public.data_sources ds on ds.location_id = pl.location_id and ds.source_type = 'google_sheets';
+         create temp table bench_offices as
+           select (row_number() over (order by l.id) - 1)::bigint as n, l.clinic_id, l.id as location_id, ds.id as source_id
+           from public.locations l
+           join public.data_sources ds on ds.location_id = l.id and ds.source_type = 'google_sheets';
+         analyze bench_pairs; analyze bench_offices;",
+    )?;
+    let public: Vec<&str> = loaded.iter().map(|l| l.table).filter(|t| t.starts_with("public.")).collect();
+    tx.batch_execute(&format!("truncate table {}", public.join(", ")))?;
+    tx.execute("delete from auth.users where email like $1", &[&format!("%.{EMAIL_DOMAIN}")])?;
+    // The same bulk-load path as the seed: indexes and foreign keys re-created at the end.
+    let deferred = Deferred::drop(tx, &public, Scope::Unreferenced)?;
+
+    let first = String::from_utf8_lossy(&calendar.days[0].text).into_owned();
+    let count = |tx: &mut Transaction, sql: &str| -> Result<i64> { Ok(tx.query_one(sql, &[])?.get(0)) };
+    let dentists = count(tx, "select count(*) from bench_pairs where kind = 'dentist'")?.max(1);
+    let hygienists = count(tx, "select count(*) from bench_pairs where kind = 'hygienist'")?.max(1);
+    let offices = count(tx, "select count(*) from bench_offices")?.max(1);
+
+    let started = Instant::now();
+    for (i, l) in copied.iter().enumerate() {
+        tx.batch_execute(&format!("insert into {} select * from bench_{i}", l.table))?;
+    }
+    for l in loaded.iter().filter(|l| GENERATED.contains(&l.table)) {
+        let n = l.rows;
+        let sql = match l.table {
+            "public.daily_dentist_production" => format!(
+                "insert into public.daily_dentist_production (id, clinic_id, location_id, provider_id, date, production, verified_production, hours_worked, patients_seen, new_patients, data_source_id, notes, created_at, updated_at)
+                 select gen_random_uuid(), b.clinic_id, b.location_id, b.provider_id, v.day, v.p, v.p, 8 - floor(random() * 5) * 0.25,
+                        8 + floor(random() * 6)::int, floor(random() * 4)::int, b.source_id, null, v.at, v.at
+                 from generate_series(0, {n} - 1) g
+                 join bench_pairs b on b.kind = 'dentist' and b.n = g % {dentists},
+                 lateral (select date '{first}' + (g / {dentists})::int as day, round((2500 + random() * 3000)::numeric, 2) as p,
+                                 (date '{first}' + (g / {dentists})::int + time '22:00')::timestamptz as at) v"
+            ),
+            "public.daily_hygiene_production" => format!(
+                "insert into public.daily_hygiene_production (id, clinic_id, location_id, provider_id, date, production, verified_production, hours_worked, patients_seen, data_source_id, notes, created_at, updated_at)
+                 select gen_random_uuid(), b.clinic_id, b.location_id, b.provider_id, v.day, v.p, v.p, 8 - floor(random() * 4) * 0.25,
+                        7 + floor(random() * 4)::int, b.source_id, null, v.at, v.at
+                 from generate_series(0, {n} - 1) g
+                 join bench_pairs b on b.kind = 'hygienist' and b.n = g % {hygienists},
+                 lateral (select date '{first}' + (g / {hygienists})::int as day, round((900 + random() * 700)::numeric, 2) as p,
+                                 (date '{first}' + (g / {hygienists})::int + time '22:00')::timestamptz as at) v"
+            ),
+            _ => format!(
+                "insert into public.daily_location_financials (id, clinic_id, location_id, date, production, adjustments, write_offs, net_production, patient_income, insurance_income, collections, data_source_id, notes, created_at, updated_at)
+                 select gen_random_uuid(), b.clinic_id, b.location_id, v.day, v.p, v.a, v.w, v.p - v.a - v.w, v.c * 0.35, v.c * 0.65, v.c,
+                        b.source_id, null, v.at, v.at
+                 from generate_series(0, {n} - 1) g
+                 join bench_offices b on b.n = g % {offices},
+                 lateral (select date '{first}' + (g / {offices})::int as day, 12000.00 + g % 5000 as p, 240.00 as a, 1500.00 as w,
+                                 9000.00 + g % 900 as c, (date '{first}' + (g / {offices})::int + time '23:00')::timestamptz as at) v"
+            ),
+        };
+        let written = tx.execute(&sql, &[]).with_context(|| format!("server-side insert into {}", l.table))?;
+        if written != n {
+            anyhow::bail!("server-side insert into {} wrote {written} rows, not {n}", l.table);
+        }
+    }
+    deferred.restore(tx)?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn human(rate: f64) -> String {
+    if rate >= 1e6 { format!("{:.2}M", rate / 1e6) } else { format!("{:.0}k", rate / 1e3) }
+}
