@@ -45,6 +45,7 @@ impl flags::Ci {
             crate::migrate::up_all(&guard)?;
             crate::rls::suite(&guard)
         })?;
+        section("stage-sync", &crate::stage_sync::bench::end_to_end)?;
         print_table(&sections);
         Ok(())
     }

@@ -25,6 +25,18 @@ pub fn project_root() -> PathBuf {
     }
 }
 
+/// This program, for the steps that run it as a child process. When `cargo xtask ci` has
+/// rebuilt it meanwhile, the running file is gone (`... (deleted)`): the new one is at the
+/// same path.
+pub fn xtask_exe() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    let text = exe.to_string_lossy();
+    Ok(PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text)))
+}
+
 pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
 }

@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use sha2::Sha256;
 
 use super::rules::{JsonRule, Kind};
+use crate::seed::calendar::Date;
 
 /// The smallest key accepted: shorter keys can be guessed.
 pub const MIN_KEY_LEN: usize = 16;
@@ -39,11 +40,15 @@ impl Masker {
     }
 
     /// The pseudonym of `value`. Depends only on the kind and the value, so equal values stay
-    /// equal across tables. `unique`: the column is under a unique constraint, so kinds with
-    /// few possible values get a hash suffix that keeps them apart.
+    /// equal across tables. Every form is one real data never has, so no pseudonym can equal
+    /// another person's real value (the leak check relies on it): names, places and companies
+    /// carry a short hash tag, phones a non-existent area code, ZIP codes a range the postal
+    /// service never assigns. `unique`: the column is under a unique constraint, so kinds
+    /// with few possible values get a longer tag that keeps them apart.
     pub fn pseudonym(&self, kind: Kind, value: &str, unique: bool) -> String {
         let digest = self.digest(kind.name(), value.as_bytes());
         let tag = base32(&digest[..9]);
+        let short = &tag[..4];
         let mut rng = ChaCha8Rng::from_seed(digest);
         let plain = match kind {
             // Emails carry 45 bits of the hash: distinct inputs practically never collide,
@@ -54,22 +59,25 @@ impl Masker {
                 return format!("{}.{}.{tag}@example.com", ascii_lower(&first), ascii_lower(&last));
             }
             Kind::Uuid => return uuid_from(&digest),
-            Kind::FirstName => FirstName().fake_with_rng(&mut rng),
-            Kind::LastName => LastName().fake_with_rng(&mut rng),
+            Kind::FirstName => format!("{}-{short}", FirstName().fake_with_rng::<String, _>(&mut rng)),
+            Kind::LastName => format!("{}-{short}", LastName().fake_with_rng::<String, _>(&mut rng)),
             Kind::FullName => {
                 let first: String = FirstName().fake_with_rng(&mut rng);
                 let last: String = LastName().fake_with_rng(&mut rng);
-                format!("{first} {last}")
+                format!("{first} {last}-{short}")
             }
-            // 555-01xx is reserved for fiction.
-            Kind::Phone => format!("({}) 555-01{:02}", 200 + u16::from(digest[10]) % 800, digest[11] % 100),
+            // Area codes never start with 0: no real number looks like this.
+            Kind::Phone => {
+                format!("(0{:02}) 555-{:04}", digest[10] % 100, u16::from_le_bytes([digest[11], digest[12]]) % 10_000)
+            }
             Kind::StreetAddress => {
                 let street: String = StreetName().fake_with_rng(&mut rng);
-                format!("{} {street}", 1 + u32::from(u16::from_le_bytes([digest[12], digest[13]])) % 9899)
+                format!("{} {street}-{short}", 1 + u32::from(u16::from_le_bytes([digest[12], digest[13]])) % 9899)
             }
-            Kind::City => CityName().fake_with_rng(&mut rng),
-            Kind::Zip => format!("{:05}", u32::from_le_bytes([digest[12], digest[13], digest[14], 0]) % 100_000),
-            Kind::Company => CompanyName().fake_with_rng(&mut rng),
+            Kind::City => format!("{}-{short}", CityName().fake_with_rng::<String, _>(&mut rng)),
+            // 00000-00499 are unassigned ZIP codes.
+            Kind::Zip => format!("00{:03}", u16::from_le_bytes([digest[12], digest[13]]) % 500),
+            Kind::Company => format!("{}-{short}", CompanyName().fake_with_rng::<String, _>(&mut rng)),
             Kind::Text => similar_text(value.chars().count(), &mut rng),
         };
         if unique { format!("{plain} #{tag}") } else { plain }
@@ -191,8 +199,8 @@ pub fn shift_date(text: &str, days: i64) -> Option<String> {
     let (date, rest) = text.split_at(10);
     let mut parts = date.split('-');
     let (y, m, d) =
-        (parts.next()?.parse::<i64>().ok()?, parts.next()?.parse::<u32>().ok()?, parts.next()?.parse::<u32>().ok()?);
-    let (y, m, d) = civil_from_days(days_from_civil(y, m, d) + days);
+        (parts.next()?.parse::<i32>().ok()?, parts.next()?.parse::<u32>().ok()?, parts.next()?.parse::<u32>().ok()?);
+    let (y, m, d) = Date::from_ymd(y, m, d).add(i32::try_from(days).ok()?).ymd();
     Some(format!("{y:04}-{m:02}-{d:02}{rest}"))
 }
 
@@ -201,29 +209,6 @@ pub fn jitter_number(text: &str, factor: f64) -> Option<String> {
     let value: f64 = text.parse().ok()?;
     let decimals = text.split_once('.').map_or(0, |(_, frac)| frac.len());
     Some(format!("{:.*}", decimals, value * factor))
-}
-
-// Howard Hinnant's algorithms: days since 1970-01-01 and back, proleptic Gregorian.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// COPY text format: `\N` is NULL; backslash escapes in values.

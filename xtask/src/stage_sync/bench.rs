@@ -1,0 +1,174 @@
+//! `cargo xtask bench stage-sync`: on two throwaway clusters, the source seeded with the
+//! `large` profile, time `pg_dump -Fc | pg_restore` of the same data into a fresh database
+//! and `stage-sync` with the project's rules, side by side in one run.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use app::guard::op;
+use xshell::{Shell, cmd};
+
+use crate::{context, migrate, pg::Throwaway};
+
+/// Runs the benchmark and prints its figures on stdout.
+pub(crate) fn run(sh: &Shell, clinics: Option<u64>) -> Result<()> {
+    let pair = Pair::new("large", clinics)?;
+    let mut best_dump = Duration::MAX;
+    let mut best_sync = Duration::MAX;
+    let mut peak_kb = 0;
+    for round in 0..2 {
+        best_dump = best_dump.min(dump_restore(sh, &pair.source, &pair.target, round)?);
+        let (took, peak) = pair.sync()?;
+        best_sync = best_sync.min(took);
+        peak_kb = peak_kb.max(peak);
+    }
+    let rows = pair.rows as f64;
+    let ratio = best_sync.as_secs_f64() / best_dump.as_secs_f64();
+    context::data(format!("rows in the source: {}", pair.rows));
+    context::data(format!(
+        "pg_dump -Fc | pg_restore: {:.2} s ({:.0} rows/s)",
+        best_dump.as_secs_f64(),
+        rows / best_dump.as_secs_f64()
+    ));
+    context::data(format!(
+        "stage-sync (anonymized, verified): {:.2} s ({:.0} rows/s)",
+        best_sync.as_secs_f64(),
+        rows / best_sync.as_secs_f64()
+    ));
+    context::data(format!("ratio stage-sync / dump-restore: {ratio:.2} (target <= 0.8)"));
+    context::data(format!("stage-sync peak memory: {:.0} MB (target <= 150 MB)", peak_kb as f64 / 1024.0));
+    Ok(())
+}
+
+/// `cargo xtask ci`'s section: a seeded source synced into a target with the project's
+/// rules, verified (leak check included) before it commits.
+pub(crate) fn end_to_end() -> Result<()> {
+    let pair = Pair::new("minimal", None)?;
+    let (took, _) = pair.sync()?;
+    context::status(format!("stage-sync end to end: {} rows, verified, in {:.1} s", pair.rows, took.as_secs_f64()));
+    Ok(())
+}
+
+/// A seeded source, known as production through a login that names the production project
+/// (as Supabase's pooler logins do), and a migrated test target.
+struct Pair {
+    source: Throwaway,
+    target: Throwaway,
+    scratch: Scratch,
+    rows: i64,
+}
+
+impl Pair {
+    fn new(profile: &str, clinics: Option<u64>) -> Result<Pair> {
+        let root = context::project_root();
+        let source = Throwaway::start()?;
+        let target = Throwaway::start()?;
+        for cluster in [&source, &target] {
+            migrate::up_all(&cluster.guard()?)?;
+        }
+        let mut seed = Command::new(context::xtask_exe()?);
+        seed.args(["--quiet", "seed", "--env", "test", "--profile", profile]);
+        if let Some(clinics) = clinics {
+            seed.args(["--clinics", &clinics.to_string()]);
+        }
+        run_child(seed.env("DATABASE_URL", source.url("postgres")))?;
+        let settings = app::Settings::load(&root)?;
+        let prod_ref = settings.production_ref().context("no production project in env/environments.toml")?.to_string();
+        let role = format!("postgres.{prod_ref}");
+        let mut conn = source.guard()?.write::<op::LoadTesting>()?.connect()?;
+        conn.client().batch_execute(&format!(
+            "create role \"{role}\" login superuser password '{}'; alter role \"{role}\" set role postgres; analyze;",
+            Throwaway::password()
+        ))?;
+        let rows: i64 = conn
+            .client()
+            .query_one(
+                "select coalesce(sum(n_live_tup), 0)::bigint from pg_stat_user_tables where schemaname = 'public'",
+                &[],
+            )?
+            .get(0);
+        drop(conn);
+        let scratch = Scratch::new(&root, &source.url("postgres").replacen("postgres:", &format!("{role}:"), 1))?;
+        Ok(Pair { source, target, scratch, rows })
+    }
+
+    /// One stage-sync run, as its own process: its wall time and peak memory (kB).
+    fn sync(&self) -> Result<(Duration, u64)> {
+        let started = Instant::now();
+        let out = run_child(
+            Command::new(context::xtask_exe()?)
+                .args(["--quiet", "stage-sync", "--from", "production", "--to", "test", "--yes"])
+                .env(context::ROOT_VAR, &self.scratch.root)
+                .env("DATABASE_URL", self.target.url("postgres"))
+                .env(crate::PEAK_MEMORY_VAR, "1"),
+        )?;
+        Ok((started.elapsed(), parse_peak(&out)))
+    }
+}
+
+/// `pg_dump -Fc | pg_restore` of the source into a fresh database on the target's cluster.
+fn dump_restore(sh: &Shell, source: &Throwaway, target: &Throwaway, round: usize) -> Result<Duration> {
+    let db = format!("restore_bench_{round}");
+    let mut conn = target.guard()?.write::<op::LoadTesting>()?.connect()?;
+    // One statement each: DROP and CREATE DATABASE refuse to run in a transaction block.
+    conn.client().batch_execute(&format!("drop database if exists {db}"))?;
+    conn.client().batch_execute(&format!("create database {db}"))?;
+    let bins = crate::pg::Binaries::find()?;
+    let (dump, restore) = (bins.dir.join("pg_dump"), bins.dir.join("pg_restore"));
+    let (from, to) = (source.url("postgres"), target.url(&db));
+    let script =
+        format!("{} -Fc --dbname=\"$FROM\" | {} --no-owner --dbname=\"$TO\"", dump.display(), restore.display());
+    let started = Instant::now();
+    cmd!(sh, "sh -c {script}")
+        .env("FROM", from)
+        .env("TO", to)
+        .quiet()
+        .ignore_stderr()
+        .run()
+        .context("pg_dump | pg_restore failed")?;
+    Ok(started.elapsed())
+}
+
+fn run_child(command: &mut Command) -> Result<String> {
+    let out = command.output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        bail!("{}", stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or("a benchmark step failed"));
+    }
+    Ok(stderr)
+}
+
+fn parse_peak(stderr: &str) -> u64 {
+    stderr.lines().find_map(|l| l.strip_prefix("peak-memory-kb: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+/// A scratch project root whose production environment is the source cluster.
+struct Scratch {
+    root: PathBuf,
+}
+
+impl Scratch {
+    fn new(repo: &Path, production_url: &str) -> Result<Scratch> {
+        let root = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("env"))?;
+        for file in ["environments.toml", "stage-sync.toml"] {
+            std::fs::copy(repo.join("env").join(file), root.join("env").join(file))?;
+        }
+        let key = format!("bench-key-{}", Throwaway::password());
+        std::fs::write(
+            root.join("env/.env.production"),
+            format!("DATABASE_URL={production_url}\nSTAGE_SYNC_KEY={key}\n"),
+        )?;
+        Ok(Scratch { root })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
