@@ -310,3 +310,21 @@ pub fn migrated() -> (TestCluster, Project) {
     project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &cluster.url()).ok();
     (cluster, project)
 }
+
+/// Every table the migrations create in `public`.
+pub const TABLES: [&str; 14] = [
+    "clinics",
+    "locations",
+    "users",
+    "user_clinic_roles",
+    "providers",
+    "provider_locations",
+    "data_sources",
+    "metric_definitions",
+    "daily_hygiene_production",
+    "daily_dentist_production",
+    "daily_location_financials",
+    "goals",
+    "dashboards",
+    "dashboard_widgets",
+];

@@ -1,24 +1,6 @@
 //! Tests for the `cargo xtask rls` command.
 
-use crate::harness::{Output, Project, Run, TestCluster, migrated};
-
-/// Every table the migrations create; the suite must list each one.
-const TABLES: [&str; 14] = [
-    "clinics",
-    "locations",
-    "users",
-    "user_clinic_roles",
-    "providers",
-    "provider_locations",
-    "data_sources",
-    "metric_definitions",
-    "daily_hygiene_production",
-    "daily_dentist_production",
-    "daily_location_financials",
-    "goals",
-    "dashboards",
-    "dashboard_widgets",
-];
+use crate::harness::{Output, Project, Run, TABLES, TestCluster, migrated};
 
 /// `cargo xtask rls --env test` against the cluster.
 fn rls<'a>(project: &'a Project, cluster: &TestCluster) -> Run<'a> {

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Project, Run, TestCluster, migrated};
+use crate::harness::{Project, Run, TABLES, TestCluster, migrated};
 
 /// The documented password and its bcrypt hash, as `auth.users` must store it.
 const PASSWORD: &str = "seed-password";
@@ -118,22 +118,7 @@ fn keys_identities_and_the_calendar_hold() {
     for check in &checks {
         assert_eq!(count(&cluster, check), 0, "{check}");
     }
-    for table in [
-        "clinics",
-        "locations",
-        "users",
-        "user_clinic_roles",
-        "providers",
-        "provider_locations",
-        "data_sources",
-        "metric_definitions",
-        "daily_dentist_production",
-        "daily_hygiene_production",
-        "daily_location_financials",
-        "goals",
-        "dashboards",
-        "dashboard_widgets",
-    ] {
+    for table in TABLES {
         assert!(count(&cluster, &format!("select count(*) from public.{table}")) > 0, "{table} is empty");
     }
 
