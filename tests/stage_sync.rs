@@ -494,3 +494,55 @@ fn a_subset_of_clinics_copies_what_they_reach() {
     s.sync(&["--clinics", "c0000000-0000-4000-8000-00000000dead"])
         .fails("--clinics: no clinic c0000000-0000-4000-8000-00000000dead in the source");
 }
+
+#[test]
+fn skip_empties_and_schema_only_keeps_the_targets_rows() {
+    let s = setup_shapes();
+    s.target.client().batch_execute("insert into public.audit_log values (now(), 'staging only')").unwrap();
+    let rules = s.project.root.join("env/stage-sync.toml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    // A mode other than copy ignores the table's column rules.
+    let modes = text
+        .replace(
+            "[tables.\"public.staff\".columns]",
+            "[tables.\"public.staff\"]\nmode = \"skip\"\n\n[tables.\"public.staff\".columns]",
+        )
+        .replace(
+            "[tables.\"public.audit_log\".columns]",
+            "[tables.\"public.audit_log\"]\nmode = \"schema_only\"\n\n[tables.\"public.audit_log\".columns]",
+        );
+    std::fs::write(&rules, &modes).unwrap();
+    s.sync(&[]).ok();
+    let row = s
+        .target
+        .client()
+        .query_one(
+            "select (select count(*) from public.staff), (select count(*) from public.audit_log),
+                    (select count(*) from public.audit_log where message = 'staging only'), (select count(*) from public.clinics)",
+            &[],
+        )
+        .unwrap();
+    let counts: Vec<i64> = (0..4).map(|i| row.get(i)).collect();
+    assert_eq!(counts, [0, 1, 1, 1], "staff skipped, audit_log the target's own, clinics copied");
+    // A table kept as the target has it cannot point at rows the copy replaces.
+    let before = s.target.checksum_of("public");
+    let broken = text.replace(
+        "[tables.\"public.metric_definitions\".columns]",
+        "[tables.\"public.metric_definitions\"]\nmode = \"schema_only\"\n\n[tables.\"public.metric_definitions\".columns]",
+    );
+    std::fs::write(&rules, broken).unwrap();
+    s.sync(&[]).fails("cannot empty the target's tables");
+    assert_eq!(s.target.checksum_of("public"), before);
+}
+
+#[test]
+fn init_rules_writes_a_starting_file_and_keeps_an_existing_one() {
+    let s = setup();
+    let rules = s.project.root.join("env/stage-sync.toml");
+    std::fs::remove_file(&rules).unwrap();
+    s.project.xtask(&["stage-sync", "--from", "production", "init-rules"]).ok();
+    let text = std::fs::read_to_string(&rules).unwrap();
+    assert!(text.contains("[tables.\"public.providers\".columns]") && text.contains("email = \"email\""), "{text}");
+    assert!(text.contains("access_token = \"null\""), "{text}");
+    s.project.xtask(&["stage-sync", "--from", "production", "init-rules"]).fails("env/stage-sync.toml exists");
+}
