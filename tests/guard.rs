@@ -34,17 +34,11 @@ fn an_unstamped_database_is_not_reset_blindly_by_other_operations() {
 #[test]
 fn reset_is_refused_on_staging_and_production_by_the_matrix() {
     let mut project = Project::new();
-    project.secret("Stg-Pw-1234").env_file(
-        ".env.staging",
-        "DATABASE_URL=postgresql://postgres.STAGING_REF:Stg-Pw-1234@aws-0-us-east-2.pooler.supabase.com:5432/postgres\n",
-    );
+    project.remote("staging");
     project
         .xtask(&["db", "reset", "--env", "staging"])
         .fails("Create / reset database on staging is refused: the access matrix says NEVER");
-    project.secret("Prod-Pw-1234").env_file(
-        ".env.production",
-        "DATABASE_URL=postgresql://postgres.yovbdmjwrrgardkgrenc:Prod-Pw-1234@aws-0-us-east-2.pooler.supabase.com:5432/postgres\n",
-    );
+    project.remote("production");
     project.xtask(&["db", "reset", "--env", "production"]).fails("Create / reset database on production is refused");
 }
 

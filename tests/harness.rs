@@ -152,6 +152,18 @@ impl Project {
         self
     }
 
+    /// Writes `env/.env.{env}` pointing at the remote Supabase project registered for `env`
+    /// (production or staging), through the session pooler, with a secret password. Nothing
+    /// answers there: the tests use it where a command must refuse before connecting.
+    pub fn remote(&mut self, env: &str) -> &mut Project {
+        let project_ref = if env == "production" { "yovbdmjwrrgardkgrenc" } else { "STAGING_REF" };
+        let password = format!("Remote-{env}-Pw-4242");
+        self.secret(&password).env_file(
+            &format!(".env.{env}"),
+            &format!("DATABASE_URL=postgresql://postgres.{project_ref}:{password}@aws-0-us-east-2.pooler.supabase.com:5432/postgres\n"),
+        )
+    }
+
     /// Replaces `from` by `to` in `env/environments.toml`.
     pub fn edit_settings(&mut self, from: &str, to: &str) -> &mut Project {
         let path = self.root.join("env/environments.toml");

@@ -197,10 +197,7 @@ fn down_reverts_on_test_and_is_refused_on_staging() {
     let dashboards: bool =
         cluster.client().query_one("select to_regclass('public.dashboards') is not null", &[]).unwrap().get(0);
     assert!(!dashboards);
-    project.secret("Stg-Pw-5678").env_file(
-        ".env.staging",
-        "DATABASE_URL=postgresql://postgres.STAGING_REF:Stg-Pw-5678@aws-0-us-east-2.pooler.supabase.com:5432/postgres\n",
-    );
+    project.remote("staging");
     project
         .xtask(&["migrate", "down", "--env", "staging"])
         .fails("Migrate down on staging is refused: the access matrix says NEVER");

@@ -77,10 +77,7 @@ fn a_policy_that_shows_everything_fails() {
 #[test]
 fn refused_on_production() {
     let mut project = Project::new();
-    project.secret("SomePw123").env_file(
-        ".env.production",
-        "DATABASE_URL=postgresql://postgres.yovbdmjwrrgardkgrenc:SomePw123@aws-0-us-east-2.pooler.supabase.com:5432/postgres\n",
-    );
+    project.remote("production");
     project.xtask(&["rls", "--env", "production"]).fails("RLS testing on production is refused");
 }
 

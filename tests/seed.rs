@@ -305,10 +305,7 @@ fn refused_where_data_exists_on_production_and_on_staging_without_permission() {
 
     // Staging without permission for test data: refused before any connection (the URL
     // points at a host that would not answer).
-    project.secret("Stg-Pw-1234").env_file(
-        ".env.staging",
-        "DATABASE_URL=postgresql://postgres.STAGING_REF:Stg-Pw-1234@aws-0-us-east-2.pooler.supabase.com:5432/postgres\n",
-    );
+    project.remote("staging");
     project.edit_settings(
         "[environments.staging]\nallow_test_data = true",
         "[environments.staging]\nallow_test_data = false",
