@@ -5,9 +5,13 @@
 //! Code that writes takes a `WriteConnection<O>`, which nothing outside this module can
 //! construct:
 //!
-//! ```compile_fail
-//! use app::guard::{WriteTarget, op};
-//! let target: WriteTarget<op::Seed> = WriteTarget { _private: () };
+//! ```compile_fail,E0451
+//! use std::marker::PhantomData;
+//! use app::{Environment, guard::{WriteTarget, op}, matrix::Access};
+//! let url = "postgresql://postgres@db.yovbdmjwrrgardkgrenc.supabase.co/postgres".parse().unwrap();
+//! // The fields are private: only the guard can make a target.
+//! let target: WriteTarget<op::Seed> =
+//!     WriteTarget { env: Environment::Test, url, access: Access::Yes, _op: PhantomData };
 //! ```
 
 use std::marker::PhantomData;
