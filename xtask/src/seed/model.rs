@@ -232,7 +232,8 @@ impl Clinic {
         let street: String = StreetName().fake_with_rng(rng);
         let line1 = format!("{} {street}", rng.random_range(10..9800));
         let line2 = rng.random_bool(0.35).then(|| format!("Suite {}", rng.random_range(100..450)));
-        let postal_code: String = NumberWithFormat("#####").fake_with_rng(rng);
+        // Real ZIP codes start at 00501; 00000-00499 are what stage-sync's pseudonyms use.
+        let postal_code: String = NumberWithFormat("^####").fake_with_rng(rng);
         // 555-01xx numbers are reserved for fiction: never someone's real phone.
         let phone = format!("({}) 555-01{:02}", rng.random_range(201..990), rng.random_range(0..100));
         let created_at = self.created_at + rng.random_range(0..40) * 86_400;
