@@ -73,12 +73,12 @@ pub fn stdin_is_terminal() -> bool {
 /// Loads the settings, resolves the environment from the flags and the process, says what
 /// was loaded, and hands back the guard.
 pub fn guard(global: &Global) -> Result<Guard> {
-    guard_for(global.env, global)
+    guard_for(global.env)
 }
 
 /// Like [`guard`], with the environment chosen by the command (`db` is always local unless
 /// told otherwise).
-pub fn guard_for(env: Option<Environment>, global: &Global) -> Result<Guard> {
+pub fn guard_for(env: Option<Environment>) -> Result<Guard> {
     let root = project_root();
     let settings = Settings::load(&root)?;
     let resolved = selection::resolve(&root, &settings, env, &selection::process_env())?;
@@ -91,6 +91,5 @@ pub fn guard_for(env: Option<Environment>, global: &Global) -> Result<Guard> {
         resolved.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
     };
     status(format!("environment: {} ({files})", resolved.environment));
-    let _ = global;
     Ok(Guard::new(resolved, settings))
 }

@@ -41,7 +41,7 @@ impl Local {
                 "`db {command}` manages the local cluster only, not {env}\nhint: drop --env, or use `cargo xtask db reset --env test` for a test database"
             );
         }
-        let guard = context::guard_for(Some(Environment::Local), global)?;
+        let guard = context::guard_for(Some(Environment::Local))?;
         let settings = &guard.all_settings().local;
         let url = guard.resolved().database()?;
         if !url.is_on_this_machine() || url.port() != settings.port {
@@ -110,9 +110,7 @@ fn migrate_and_seed(guard: &Guard, no_seed: bool) -> Result<()> {
 
 /// Bootstraps a new throwaway cluster's database: Supabase's schema, stamped `test`.
 pub(crate) fn bootstrap_throwaway(url: &str) -> Result<()> {
-    let resolved = app::Resolved::throwaway(url.parse()?)?;
-    let guard = Guard::new(resolved, app::Settings::load(&context::project_root())?);
-    let mut conn = guard.write::<op::Reset>()?.connect()?;
+    let mut conn = crate::pg::throwaway_guard(url)?.write::<op::Reset>()?.connect()?;
     load_supabase_schema(conn.client())
 }
 
@@ -195,7 +193,7 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
         }
         local.guard
     } else {
-        context::guard_for(Some(env), global)?
+        context::guard_for(Some(env))?
     };
     let target = guard.write::<op::Reset>()?;
     let mut conn = target.recreate()?;

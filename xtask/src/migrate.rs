@@ -39,7 +39,7 @@ impl flags::Migrate {
             MigrateCommand::New { name } => new(&name),
             MigrateCommand::Resolve { version, applied, .. } => resolve(global, version, applied),
             MigrateCommand::Verify => verify(&sh),
-            MigrateCommand::Diff { from, to } => diff_command(&sh, global, from, to),
+            MigrateCommand::Diff { from, to } => diff_command(&sh, from, to),
         }
     }
 }
@@ -509,9 +509,9 @@ pub(crate) fn verify(sh: &Shell) -> Result<()> {
     Ok(())
 }
 
-fn diff_command(sh: &Shell, global: &Global, from: Environment, to: Environment) -> Result<()> {
-    let a = context::guard_for(Some(from), global)?;
-    let b = context::guard_for(Some(to), global)?;
+fn diff_command(sh: &Shell, from: Environment, to: Environment) -> Result<()> {
+    let a = context::guard_for(Some(from))?;
+    let b = context::guard_for(Some(to))?;
     let drift = diff(sh, &a, &b)?;
     if drift.is_empty() {
         status(format!("{from} and {to} agree: same migrations, same checksums, same schema"));

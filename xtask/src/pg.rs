@@ -267,8 +267,10 @@ pub fn free_port() -> Result<u16> {
 }
 
 pub fn is_root() -> bool {
-    // `id -u` is everywhere the server binaries are; no unsafe libc call needed.
-    Command::new("id").arg("-u").output().is_ok_and(|out| out.stdout.starts_with(b"0\n"))
+    // `id -u` is everywhere the server binaries are; no unsafe libc call needed. Asked once:
+    // every server command wants to know.
+    static ROOT: OnceLock<bool> = OnceLock::new();
+    *ROOT.get_or_init(|| Command::new("id").arg("-u").output().is_ok_and(|out| out.stdout.starts_with(b"0\n")))
 }
 
 /// A server program, run as the `postgres` OS user when this process is root.
@@ -339,8 +341,7 @@ impl Throwaway {
 
     /// The guard for this cluster's `postgres` database, as the `test` environment.
     pub fn guard(&self) -> Result<app::Guard> {
-        let resolved = app::Resolved::throwaway(self.url("postgres").parse()?)?;
-        Ok(app::Guard::new(resolved, app::Settings::load(&crate::context::project_root())?))
+        throwaway_guard(&self.url("postgres"))
     }
 }
 
@@ -349,6 +350,12 @@ impl Drop for Throwaway {
         let _ = self.cluster.stop(&self.sh, true);
         let _ = std::fs::remove_dir_all(&self.cluster.dir);
     }
+}
+
+/// The guard for a throwaway cluster's database at `url`, as the `test` environment.
+pub(crate) fn throwaway_guard(url: &str) -> Result<app::Guard> {
+    let resolved = app::Resolved::throwaway(url.parse()?)?;
+    Ok(app::Guard::new(resolved, app::Settings::load(&crate::context::project_root())?))
 }
 
 fn throwaway_root() -> PathBuf {

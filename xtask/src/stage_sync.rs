@@ -34,20 +34,20 @@ use mask::Masker;
 use rules::{Mode, Rules};
 
 impl flags::StageSync {
-    pub fn run(self, global: &Global) -> Result<()> {
+    pub fn run(self, _global: &Global) -> Result<()> {
         let root = context::project_root();
         let rules_shown = self.rules.display().to_string();
         let rules_path = root.join(&self.rules);
         if let Some(StageSyncCommand::InitRules { force }) = self.command {
-            let source = context::guard_for(Some(self.from), global)?;
+            let source = context::guard_for(Some(self.from))?;
             return init_rules(&source, &rules_path, &rules_shown, force);
         }
         if self.from == self.to {
             bail!("source and target are both {}\nhint: --from production|staging --to staging|local|test", self.from);
         }
         let sh = Shell::new()?;
-        let source = context::guard_for(Some(self.from), global)?;
-        let target = context::guard_for(Some(self.to), global)?;
+        let source = context::guard_for(Some(self.from))?;
+        let target = context::guard_for(Some(self.to))?;
         let rules_text = std::fs::read_to_string(&rules_path)
             .map_err(|err| {
                 anyhow::anyhow!(
