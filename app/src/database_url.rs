@@ -1,12 +1,20 @@
-//! A parsed `DATABASE_URL`: where it points, what Supabase project it names, and a
-//! display form with the password masked.
+//! A parsed `DATABASE_URL`: where it points (every host, resolved: see [`address`]), what
+//! Supabase project it names, and a display form with the password masked.
 
-use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
+use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use anyhow::{Result, bail};
-use postgres::config::{Config, Host as PgHost};
+use postgres::config::{Config, Host as PgHost, LoadBalanceHosts, TargetSessionAttrs};
 
-use crate::secrets;
+use crate::{
+    address::{self, Endpoint},
+    secrets,
+};
+
+/// Overrides the start-up timeout (connect, TLS, login, first query), in seconds, where the
+/// URL has no `connect_timeout`.
+pub const TIMEOUT_VAR: &str = "XTASK_CONNECT_TIMEOUT";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection string, parsed by the `postgres` crate (URL or `key=value` form).
 #[derive(Clone)]
@@ -35,6 +43,16 @@ pub enum Pooler {
     Transaction,
 }
 
+/// libpq's default when no host is given.
+const DEFAULT_SOCKET: &str = "/var/run/postgresql";
+
+/// One host entry of a connection string.
+struct Target {
+    host: Option<PgHost>,
+    hostaddr: Option<IpAddr>,
+    port: u16,
+}
+
 /// Parameters that Prisma or libpq accept but the `postgres` crate would reject.
 const FOREIGN_PARAMS: &[&str] = &[
     "pgbouncer",
@@ -55,8 +73,7 @@ impl DatabaseUrl {
         match self.config.get_hosts().first() {
             Some(PgHost::Tcp(host)) => Host::Tcp(host.clone()),
             Some(PgHost::Unix(path)) => Host::Socket(path.clone()),
-            // libpq's default when no host is given is the local socket.
-            None => Host::Socket(PathBuf::from("/var/run/postgresql")),
+            None => Host::Socket(PathBuf::from(DEFAULT_SOCKET)),
         }
     }
 
@@ -76,91 +93,238 @@ impl DatabaseUrl {
         self.config.get_password().map(|p| String::from_utf8_lossy(p).into_owned())
     }
 
-    /// Loopback or a unix socket: a server on this machine.
+    /// Every address the driver may connect to is on this machine (loopback or a unix
+    /// socket), judged by what names resolve to. A name that does not resolve is not.
     pub fn is_on_this_machine(&self) -> bool {
-        match self.host() {
-            Host::Socket(_) => true,
-            Host::Tcp(host) => is_loopback(&host),
+        let targets = self.targets();
+        targets.iter().all(|t| match (&t.hostaddr, &t.host) {
+            (Some(ip), _) => ip.is_loopback(),
+            (None, Some(PgHost::Tcp(name))) => {
+                let ips = address::resolve(name, t.port);
+                !ips.is_empty() && ips.iter().all(IpAddr::is_loopback)
+            }
+            (None, _) => true,
+        })
+    }
+
+    /// Every place the driver may connect to, in its order: each host of the string, with
+    /// its `hostaddr` if it has one, else each address its name resolves to.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        let mut out = Vec::new();
+        for t in self.targets() {
+            match (t.hostaddr, &t.host) {
+                (Some(addr), host) => {
+                    let name = match host {
+                        Some(PgHost::Tcp(name)) => name.clone(),
+                        _ => addr.to_string(),
+                    };
+                    out.push(Endpoint::Tcp { name, addr, port: t.port });
+                }
+                (None, Some(PgHost::Tcp(name))) => {
+                    for addr in address::resolve(name, t.port) {
+                        out.push(Endpoint::Tcp { name: name.clone(), addr, port: t.port });
+                    }
+                }
+                (None, Some(PgHost::Unix(dir))) => out.push(Endpoint::Socket { dir: dir.clone(), port: t.port }),
+                (None, None) => out.push(Endpoint::Socket { dir: PathBuf::from(DEFAULT_SOCKET), port: t.port }),
+            }
         }
+        out
+    }
+
+    /// Why a command that writes must not use this string, if it must not: it names
+    /// several servers, lets the driver choose among them, or gives an address that is not
+    /// one of its host's.
+    pub fn write_problem(&self) -> Option<String> {
+        let targets = self.targets();
+        if targets.len() > 1 {
+            return Some(format!(
+                "DATABASE_URL names {} hosts ({}): a command that writes needs exactly one server",
+                targets.len(),
+                self.address()
+            ));
+        }
+        if self.config.get_load_balance_hosts() != LoadBalanceHosts::Disable {
+            return Some("DATABASE_URL sets load_balance_hosts: a command that writes needs exactly one server".into());
+        }
+        if self.config.get_target_session_attrs() != TargetSessionAttrs::Any {
+            return Some(
+                "DATABASE_URL sets target_session_attrs: a command that writes needs exactly one server".into(),
+            );
+        }
+        let t = targets.first()?;
+        if let (Some(ip), Some(PgHost::Tcp(name))) = (t.hostaddr, &t.host) {
+            if !address::resolve(name, t.port).contains(&ip) {
+                return Some(format!(
+                    "DATABASE_URL's hostaddr {ip} is not an address of its host {name}: the name and the server would disagree"
+                ));
+            }
+        }
+        None
+    }
+
+    /// How long connecting may take as a whole (connect, TLS, login, the first query):
+    /// the URL's `connect_timeout`, else `XTASK_CONNECT_TIMEOUT`, else 10 s.
+    pub fn startup_timeout(&self) -> Duration {
+        if let Some(timeout) = self.config.get_connect_timeout().filter(|t| !t.is_zero()) {
+            return *timeout;
+        }
+        std::env::var(TIMEOUT_VAR)
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|secs| *secs > 0.0 && *secs < 86_400.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    /// The setting that controls [`startup_timeout`](Self::startup_timeout), for messages.
+    pub fn timeout_setting(&self) -> String {
+        let secs = self.startup_timeout().as_secs_f64();
+        if self.config.get_connect_timeout().is_some_and(|t| !t.is_zero()) {
+            format!("connect_timeout={secs} in DATABASE_URL")
+        } else {
+            format!("{secs} s, set by {TIMEOUT_VAR} or connect_timeout= in DATABASE_URL")
+        }
+    }
+
+    /// The driver's config for exactly one endpoint: one host (its name, for TLS), one
+    /// address, one port; nothing left for the driver to choose.
+    pub(crate) fn config_for(&self, endpoint: &Endpoint) -> Config {
+        let mut config = Config::new();
+        if let Some(user) = self.config.get_user() {
+            config.user(user);
+        }
+        if let Some(password) = self.config.get_password() {
+            config.password(password);
+        }
+        config.dbname(self.dbname());
+        if let Some(options) = self.config.get_options() {
+            config.options(options);
+        }
+        config.application_name(self.config.get_application_name().unwrap_or("xtask"));
+        config.ssl_mode(self.config.get_ssl_mode());
+        match endpoint {
+            Endpoint::Tcp { name, addr, port } => {
+                config.host(name.trim_start_matches('[').trim_end_matches(']')).hostaddr(*addr).port(*port);
+            }
+            Endpoint::Socket { dir, port } => {
+                config.host_path(dir).port(*port);
+            }
+        }
+        config.connect_timeout(self.startup_timeout());
+        config.keepalives(true).keepalives_idle(Duration::from_secs(30));
+        config
+    }
+
+    /// A libpq connection string for external programs (`pg_dump`, `pg_restore`) that
+    /// reaches exactly `endpoint`, as our own connections do. It holds no password: pass that
+    /// through `PGPASSWORD`, never argv.
+    pub fn conninfo_for(&self, endpoint: &Endpoint) -> String {
+        let mut parts = Vec::new();
+        match endpoint {
+            Endpoint::Tcp { name, addr, port } => {
+                parts.push(format!("host={}", quote(name.trim_start_matches('[').trim_end_matches(']'))));
+                parts.push(format!("hostaddr={}", quote(&addr.to_string())));
+                parts.push(format!("port={port}"));
+            }
+            Endpoint::Socket { dir, port } => {
+                parts.push(format!("host={}", quote(&dir.to_string_lossy())));
+                parts.push(format!("port={port}"));
+            }
+        }
+        parts.push(format!("user={}", quote(self.user())));
+        parts.push(format!("dbname={}", quote(self.dbname())));
+        if let Some(options) = self.config.get_options() {
+            parts.push(format!("options={}", quote(options)));
+        }
+        if endpoint.is_on_this_machine() {
+            parts.push("sslmode=disable".to_string());
+        } else {
+            parts.push("sslmode=verify-full".to_string());
+            if let Some(ca) = &self.ssl_root_cert {
+                parts.push(format!("sslrootcert={}", quote(&ca.to_string_lossy())));
+            }
+        }
+        parts.push(format!("connect_timeout={}", self.startup_timeout().as_secs().max(2)));
+        parts.join(" ")
+    }
+
+    /// Each host entry as the driver pairs them: host `i` with hostaddr `i` and port `i`
+    /// (or the one port).
+    fn targets(&self) -> Vec<Target> {
+        let (hosts, addrs, ports) = (self.config.get_hosts(), self.config.get_hostaddrs(), self.config.get_ports());
+        let count = hosts.len().max(addrs.len()).max(1);
+        (0..count)
+            .map(|i| Target {
+                host: hosts.get(i).cloned(),
+                hostaddr: addrs.get(i).copied(),
+                port: ports.get(i).or_else(|| ports.first()).copied().unwrap_or(5432),
+            })
+            .collect()
     }
 
     /// The Supabase project ref: from a pooler user name (`postgres.<ref>`) or a direct host
-    /// (`db.<ref>.supabase.co`). Both present and different is an error.
+    /// (`db.<ref>.supabase.co`, any of several). Two different refs are an error.
     pub fn project_ref(&self) -> Result<Option<String>> {
         let from_user = self.user().split_once('.').map(|(_, r)| r.to_ascii_lowercase());
-        let from_host = match self.host() {
-            Host::Tcp(host) => supabase_host_ref(&host),
-            Host::Socket(_) => None,
-        };
-        match (from_user, from_host) {
-            (Some(user_ref), Some(host_ref)) if user_ref != host_ref => {
-                bail!("DATABASE_URL names two projects: user `postgres.{user_ref}` but host of `{host_ref}`")
+        let from_hosts = self.targets().into_iter().filter_map(|t| match t.host {
+            Some(PgHost::Tcp(host)) => supabase_host_ref(&host),
+            _ => None,
+        });
+        let mut found: Option<(String, String)> = from_user.map(|r| (format!("user `postgres.{r}`"), r));
+        for host_ref in from_hosts {
+            match &found {
+                Some((what, r)) if *r != host_ref => {
+                    bail!("DATABASE_URL names two projects: {what} but host of `{host_ref}`")
+                }
+                Some(_) => {}
+                None => found = Some((format!("host of `{host_ref}`"), host_ref)),
             }
-            (user_ref, host_ref) => Ok(user_ref.or(host_ref)),
         }
+        Ok(found.map(|(_, r)| r))
     }
 
+    /// What the URL itself says of a pooler: Prisma's `pgbouncer=true` or Supabase's port
+    /// 6543 mean transaction mode, a `*.pooler.supabase.com` host session mode. A fast first
+    /// answer only: connections find transaction pooling by how the server behaves.
     pub fn pooler(&self) -> Option<Pooler> {
+        if self.pgbouncer_flag {
+            return Some(Pooler::Transaction);
+        }
         let Host::Tcp(host) = self.host() else { return None };
-        if is_loopback(&host) {
+        if self.is_on_this_machine() {
             return None;
         }
-        if self.pgbouncer_flag || self.port() == 6543 {
+        if self.port() == 6543 {
             return Some(Pooler::Transaction);
         }
         host.to_ascii_lowercase().ends_with(".pooler.supabase.com").then_some(Pooler::Session)
     }
 
-    /// The config for connecting, with a default connect timeout.
-    pub fn config(&self) -> Config {
-        let mut config = self.config.clone();
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        config
-    }
-
-    /// The same URL with another connect timeout.
+    /// The same URL with another start-up timeout.
     pub fn with_connect_timeout(&self, timeout: Duration) -> DatabaseUrl {
         let mut url = self.clone();
         url.config.connect_timeout(timeout);
         url
     }
 
-    /// The same server, another database.
-    pub fn with_dbname(&self, dbname: &str) -> DatabaseUrl {
-        let mut url = self.clone();
-        url.config.dbname(dbname);
-        url
-    }
-
-    /// `host:port`, or the socket folder and port.
+    /// `host:port` for each host (several are joined with commas), or the socket folder.
     pub fn address(&self) -> String {
-        match self.host() {
-            Host::Tcp(host) if host.contains(':') => format!("[{host}]:{}", self.port()),
-            Host::Tcp(host) => format!("{host}:{}", self.port()),
-            Host::Socket(dir) => format!("socket {}:{}", dir.display(), self.port()),
-        }
-    }
-
-    /// A libpq URL for external tools (`pg_dump`, `psql`): carries the password, so pass it
-    /// through the environment (`PGPASSWORD`) rather than argv; this form leaves it out.
-    pub fn libpq_url_without_password(&self) -> String {
-        let host = match self.host() {
-            Host::Tcp(host) if host.contains(':') => format!("[{host}]"),
-            Host::Tcp(host) => host,
-            Host::Socket(_) => String::new(),
-        };
-        let mut url = format!("postgresql://{}@{host}:{}/{}", encode(self.user()), self.port(), encode(self.dbname()));
-        if let Host::Socket(dir) = self.host() {
-            url.push_str(&format!("?host={}", encode(&dir.to_string_lossy())));
-        } else if !self.is_on_this_machine() {
-            url.push_str("?sslmode=verify-full");
-            if let Some(ca) = &self.ssl_root_cert {
-                url.push_str(&format!("&sslrootcert={}", encode(&ca.to_string_lossy())));
-            }
-        }
-        url
+        let shown: Vec<String> = self
+            .targets()
+            .iter()
+            .map(|t| match &t.host {
+                Some(PgHost::Tcp(host)) if host.contains(':') => format!("[{host}]:{}", t.port),
+                Some(PgHost::Tcp(host)) => format!("{host}:{}", t.port),
+                Some(PgHost::Unix(dir)) => format!("socket {}:{}", dir.display(), t.port),
+                None => match t.hostaddr {
+                    Some(IpAddr::V6(ip)) => format!("[{ip}]:{}", t.port),
+                    Some(ip) => format!("{ip}:{}", t.port),
+                    None => format!("socket {DEFAULT_SOCKET}:{}", t.port),
+                },
+            })
+            .collect();
+        shown.join(",")
     }
 }
 
@@ -180,6 +344,11 @@ impl FromStr for DatabaseUrl {
         if !is_url && !raw.contains('=') {
             bail!(
                 "DATABASE_URL is not a PostgreSQL URL\nhint: it looks like postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+            );
+        }
+        if is_url && ambiguous_user_part(raw) {
+            bail!(
+                "DATABASE_URL's user or password holds an unencoded `@`, `:`, `/`, `?` or `#`, so parsers disagree on where the host starts\nhint: percent-encode them in the password (`@` is %40, `:` is %3A, `/` is %2F, `?` is %3F, `#` is %23)"
             );
         }
         let (cleaned, foreign) = split_foreign_params(raw);
@@ -225,12 +394,26 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-pub fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
-        return true;
-    }
-    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+/// Whether a host name (or IP literal) is this machine: it resolves, and only to loopback.
+pub fn is_loopback(host: &str, port: u16) -> bool {
+    let ips = address::resolve(host, port);
+    !ips.is_empty() && ips.iter().all(IpAddr::is_loopback)
+}
+
+/// A URL whose user part could be read two ways: more than one `@` before the path, or a
+/// `/`, `?`, `#` or second `:` before the `@`. The driver takes the first `@`; browsers
+/// and Node take the last; libpq stops at `/`.
+fn ambiguous_user_part(raw: &str) -> bool {
+    let Some((_, rest)) = raw.split_once("://") else { return false };
+    let Some(at) = rest.find('@') else { return false };
+    let (user_part, after) = (&rest[..at], &rest[at + 1..]);
+    let authority_rest = after.split(['/', '?']).next().unwrap_or("");
+    user_part.contains(['/', '?', '#']) || user_part.matches(':').count() > 1 || authority_rest.contains('@')
+}
+
+/// A value in a libpq `key=value` string.
+fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// `<ref>.supabase.co` or `db.<ref>.supabase.co` gives `<ref>`.
@@ -275,10 +458,6 @@ fn percent_decode(s: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
-}
-
-fn encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
 }
 
 #[cfg(test)]

@@ -97,7 +97,8 @@ fn classify_api(raw: &str, settings: &Settings) -> Result<Detection> {
     let Some(host) = parsed.host_str() else {
         bail!("NEXT_PUBLIC_SUPABASE_URL has no host\nhint: it looks like https://PROJECT_REF.supabase.co");
     };
-    if is_loopback(host) {
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    if is_loopback(host, port) {
         return Ok(Detection {
             environment: Environment::Local,
             rule: "NEXT_PUBLIC_SUPABASE_URL is on this machine".to_string(),

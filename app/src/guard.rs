@@ -2,6 +2,10 @@
 //! (operation, environment) pair and hands out a target typed by the operation; a write
 //! target's connection checks the database's own stamp before anything is written.
 //!
+//! One command, one server: the first connection pins the endpoint it reached and the
+//! server's [`Identity`]; every later connection of the same guard (a second session, a
+//! `pg_dump`) goes to that endpoint only and must show the same identity.
+//!
 //! Code that writes takes a `WriteConnection<O>`, which nothing outside this module can
 //! construct:
 //!
@@ -11,17 +15,34 @@
 //! let url = "postgresql://postgres@db.yovbdmjwrrgardkgrenc.supabase.co/postgres".parse().unwrap();
 //! // The fields are private: only the guard can make a target.
 //! let target: WriteTarget<op::Seed> =
-//!     WriteTarget { env: Environment::Test, url, access: Access::Yes, _op: PhantomData };
+//!     WriteTarget { env: Environment::Test, url, access: Access::Yes, pin: Default::default(), _op: PhantomData };
+//! ```
+//!
+//! Nor can a guard be made from a forged selection: its constructors are [`Guard::select`]
+//! (the project's env files and detection) and [`Guard::throwaway`] (a cluster the project
+//! started, proven by the server itself).
+//!
+//! ```compile_fail,E0624
+//! let settings = app::Settings::parse("").unwrap();
+//! let resolved: app::Resolved = todo!();
+//! let guard = app::Guard::new(resolved, settings);
 //! ```
 
-use std::marker::PhantomData;
+use std::{
+    marker::PhantomData,
+    path::Path,
+    sync::{Arc, OnceLock},
+};
 
-use anyhow::{Result, bail};
-use postgres::Client;
+use anyhow::{Context, Result, bail};
+use postgres::{Client, IsolationLevel, Transaction};
 
 use crate::{
-    DatabaseUrl, Environment, Resolved, Settings, connect,
+    DatabaseUrl, Environment, Resolved, Settings,
+    address::Endpoint,
+    connect::{self, Identity},
     matrix::{self, Access},
+    selection,
     settings::EnvSettings,
     stamp,
 };
@@ -44,19 +65,23 @@ pub mod op {
         const STAMPS: bool;
     }
 
-    /// Operations that only read, through a read-only session.
-    pub trait ReadOp: Op {}
+    /// Operations that only read, in read-only transactions. `SESSION`: it needs a server
+    /// session of its own (a snapshot across statements, a client program that sets
+    /// session state), so a transaction pooler is refused.
+    pub trait ReadOp: Op {
+        const SESSION: bool;
+    }
 
     macro_rules! ops {
-        ($($name:ident => $op:ident, $kind:ident $(($stamps:expr))?;)*) => {$(
+        ($($name:ident => $op:ident, $kind:ident($flag:expr);)*) => {$(
             #[derive(Debug)]
             pub struct $name;
             impl sealed::Sealed for $name {}
             impl Op for $name { const OPERATION: Operation = Operation::$op; }
-            ops!(@kind $name $kind $($stamps)?);
+            ops!(@kind $name $kind $flag);
         )*};
         (@kind $name:ident write $stamps:expr) => { impl WriteOp for $name { const STAMPS: bool = $stamps; } };
-        (@kind $name:ident read) => { impl ReadOp for $name {} };
+        (@kind $name:ident read $session:expr) => { impl ReadOp for $name { const SESSION: bool = $session; } };
     }
 
     ops! {
@@ -67,9 +92,9 @@ pub mod op {
         RlsTesting => RlsTesting, write(false);
         LoadTesting => LoadTesting, write(false);
         StageSyncTarget => StageSyncTarget, write(false);
-        StageSyncSource => StageSyncSource, read;
-        Backup => Backup, read;
-        Inspect => Inspect, read;
+        StageSyncSource => StageSyncSource, read(true);
+        Backup => Backup, read(true);
+        Inspect => Inspect, read(false);
     }
 }
 
@@ -79,6 +104,19 @@ pub struct Guard {
     resolved: Resolved,
     settings: Settings,
     confirmed: bool,
+    /// Set for a throwaway cluster: its connections must prove the server's data folder
+    /// carries this marker file beside it.
+    throwaway: bool,
+    pin: Arc<OnceLock<Pin>>,
+}
+
+/// Where this command's database is, and who answered there first.
+#[derive(Debug)]
+struct Pin {
+    endpoint: Endpoint,
+    identity: Identity,
+    /// A transaction pooler: server sessions are shared between clients.
+    shared: bool,
 }
 
 /// Permission to write to one database for one operation.
@@ -87,6 +125,7 @@ pub struct WriteTarget<O> {
     env: Environment,
     url: DatabaseUrl,
     access: Access,
+    pin: Arc<OnceLock<Pin>>,
     _op: PhantomData<O>,
 }
 
@@ -95,26 +134,65 @@ pub struct WriteTarget<O> {
 pub struct ReadTarget<O> {
     env: Environment,
     url: DatabaseUrl,
+    pin: Arc<OnceLock<Pin>>,
     _op: PhantomData<O>,
 }
 
-/// An open connection to a database whose stamp matched.
+/// An open connection to a database whose stamp matched (or that is empty, unstamped and
+/// may be stamped by this operation's first change).
 pub struct WriteConnection<O> {
     client: Client,
     env: Environment,
+    pending: Option<PendingStamp>,
     _op: PhantomData<O>,
 }
 
-/// An open read-only connection.
+/// An open connection whose every read runs in a read-only transaction.
 pub struct ReadConnection<O> {
     client: Client,
     pub stamp: Option<Environment>,
     _op: PhantomData<O>,
 }
 
+/// The stamp an empty, unstamped database gets inside the transaction of its first change.
+#[derive(Clone, Debug)]
+pub struct PendingStamp {
+    env: Environment,
+    by: String,
+    at: String,
+}
+
+/// How an external PostgreSQL program reaches exactly the checked server.
+#[derive(Debug)]
+pub struct ClientArgs {
+    /// A libpq `key=value` string for `--dbname`; no password in it.
+    pub conninfo: String,
+    /// For `PGPASSWORD`, never argv.
+    pub password: Option<String>,
+}
+
+/// The file beside a throwaway cluster's data folder that marks it as the project's own.
+pub const THROWAWAY_MARKER: &str = "xtask-throwaway";
+
 impl Guard {
-    pub fn new(resolved: Resolved, settings: Settings) -> Guard {
-        Guard { resolved, settings, confirmed: false }
+    /// The environment selected by `--env` (`flag`), `APP_ENV`, detection or the default,
+    /// from the project's `env/` folder under `root` and the process environment.
+    pub fn select(root: &Path, flag: Option<Environment>) -> Result<Guard> {
+        let settings = Settings::load(root)?;
+        let resolved = selection::resolve(root, &settings, flag, &selection::process_env())?;
+        Ok(Guard::new(resolved, settings))
+    }
+
+    /// The `test` guard of a throwaway cluster this project started on this machine. Every
+    /// connection proves it: the server's own data folder must have the project's marker
+    /// file beside it, which no tunnel or other server can show.
+    pub fn throwaway(url: &str, settings: Settings) -> Result<Guard> {
+        let resolved = Resolved::throwaway(url.parse()?)?;
+        Ok(Guard { throwaway: true, ..Guard::new(resolved, settings) })
+    }
+
+    fn new(resolved: Resolved, settings: Settings) -> Guard {
+        Guard { resolved, settings, confirmed: false, throwaway: false, pin: Arc::default() }
     }
 
     pub fn environment(&self) -> Environment {
@@ -168,7 +246,14 @@ impl Guard {
         if self.needs_confirmation::<O>() {
             bail!("{} on {env} needs a typed confirmation of the project ref", O::OPERATION);
         }
-        Ok(WriteTarget { env, url: self.resolved.database()?.clone(), access, _op: PhantomData })
+        let url = self.resolved.database()?.clone();
+        if let Some(problem) = url.write_problem() {
+            bail!(
+                "{problem}: {} refused\nhint: give DATABASE_URL exactly one host, without load_balance_hosts or target_session_attrs",
+                O::OPERATION
+            );
+        }
+        Ok(WriteTarget { env, url, access, pin: self.checked_pin()?, _op: PhantomData })
     }
 
     /// A read target, if the matrix allows the operation here.
@@ -178,7 +263,18 @@ impl Guard {
         if !access.allows_reads() {
             bail!("{} on {env} is refused: the access matrix says {}", O::OPERATION, access.label());
         }
-        Ok(ReadTarget { env, url: self.resolved.database()?.clone(), _op: PhantomData })
+        let url = self.resolved.database()?.clone();
+        Ok(ReadTarget { env, url, pin: self.checked_pin()?, _op: PhantomData })
+    }
+
+    /// The pin, after a throwaway guard's first connection has proven the cluster is ours.
+    fn checked_pin(&self) -> Result<Arc<OnceLock<Pin>>> {
+        if self.throwaway && self.pin.get().is_none() {
+            let url = self.resolved.database()?;
+            let mut client = open(url, &self.pin)?;
+            prove_throwaway(&mut client, url)?;
+        }
+        Ok(self.pin.clone())
     }
 }
 
@@ -196,30 +292,45 @@ impl<O: op::WriteOp> WriteTarget<O> {
         self.access == Access::Limited
     }
 
-    /// Connects and checks the stamp: it must name the selected environment. A database
-    /// stamped production refuses every other environment's work whatever the URLs say; an
-    /// unstamped remote database that holds tables counts as production.
+    /// What the server said of itself on this command's first connection.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.pin.get().map(|p| &p.identity)
+    }
+
+    /// Connects to the pinned server and checks the stamp: it must name the selected
+    /// environment. A database stamped production refuses every other environment's work
+    /// whatever the URLs say; an unstamped database that holds tables is not this
+    /// project's, wherever it is, and is never written.
     pub fn connect(&self) -> Result<WriteConnection<O>> {
-        let mut client = connect::open(&self.url)?;
-        check_stamp::<O>(&mut client, self.env, &self.url)?;
-        Ok(WriteConnection { client, env: self.env, _op: PhantomData })
+        let mut client = open(&self.url, &self.pin)?;
+        refuse_shared::<O>(&self.pin, "it needs a server session of its own")?;
+        let pending = check_stamp::<O>(&mut client, self.env, &self.url)?;
+        Ok(WriteConnection { client, env: self.env, pending, _op: PhantomData })
+    }
+
+    /// How an external program (`pg_dump`, `pg_restore`, `psql`) reaches the same server.
+    pub fn client_args(&self) -> Result<ClientArgs> {
+        client_args::<O>(&self.url, &self.pin)
     }
 }
 
 impl WriteTarget<op::Reset> {
-    /// Drops and re-creates the target database (after its stamp allowed it), then stamps
-    /// the new one. Connects to `template1` for the drop, as `dropdb` does.
-    pub fn recreate(&self) -> Result<WriteConnection<op::Reset>> {
-        {
-            let mut client = connect::open(&self.url)?;
-            check_stamp::<op::Reset>(&mut client, self.env, &self.url)?;
-        }
-        let dbname = self.url.dbname().to_string();
-        let mut maintenance = connect::open(&self.url.with_dbname("template1"))?;
-        let quoted = format!("\"{}\"", dbname.replace('"', "\"\""));
-        maintenance.batch_execute(&format!("drop database if exists {quoted} with (force)"))?;
-        maintenance.batch_execute(&format!("create database {quoted}"))?;
-        self.connect()
+    /// Empties the target database in place and rebuilds it from `bootstrap` (SQL), then
+    /// stamps it, all in one transaction on one connection: no second connection that could
+    /// reach another server, and a reset that fails leaves the database as it was.
+    pub fn reset_in_place(&self, bootstrap: &str) -> Result<WriteConnection<op::Reset>> {
+        let mut conn = self.connect()?;
+        let env = self.env;
+        let mut tx = conn.client.transaction()?;
+        let emptying = empty_database_sql(&mut tx)?;
+        tx.batch_execute(&emptying)
+            .map_err(|err| anyhow::anyhow!("cannot empty the database: {}", connect::error_chain(&err)))?;
+        tx.batch_execute(bootstrap)
+            .map_err(|err| anyhow::anyhow!("the bootstrap SQL failed: {}", connect::error_chain(&err)))?;
+        stamp::write(&mut tx, env, &<op::Reset as op::Op>::OPERATION.to_string())?;
+        tx.commit().context("cannot commit the reset; the database is as it was")?;
+        conn.pending = None;
+        Ok(conn)
     }
 }
 
@@ -232,8 +343,14 @@ impl<O: op::ReadOp> ReadTarget<O> {
         &self.url
     }
 
-    /// Connects with `default_transaction_read_only` on and checked, so that no statement
-    /// in this session can write, even by mistake.
+    /// What the server said of itself on this command's first connection.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.pin.get().map(|p| &p.identity)
+    }
+
+    /// Connects to the pinned server. No session state is set: every read goes through
+    /// [`ReadConnection::transaction`], read-only, so a shared server session is left as
+    /// it was found.
     pub fn connect(&self) -> Result<ReadConnection<O>> {
         self.open(&self.url)
     }
@@ -243,19 +360,30 @@ impl<O: op::ReadOp> ReadTarget<O> {
         self.open(&self.url.with_connect_timeout(timeout))
     }
 
+    /// How an external program (`pg_dump`) reaches the same server.
+    pub fn client_args(&self) -> Result<ClientArgs> {
+        client_args::<O>(&self.url, &self.pin)
+    }
+
     fn open(&self, url: &DatabaseUrl) -> Result<ReadConnection<O>> {
-        let mut client = connect::open(url)?;
-        client.batch_execute("set session default_transaction_read_only = on")?;
-        let read_only: String = client.query_one("show default_transaction_read_only", &[])?.get(0);
-        if read_only != "on" {
-            bail!("the server at {} did not accept a read-only session", self.url.address());
+        let client = open(url, &self.pin)?;
+        if O::SESSION {
+            refuse_shared::<O>(&self.pin, "it needs a server session of its own")?;
         }
-        let stamp = stamp::read(&mut client)?;
-        Ok(ReadConnection { client, stamp, _op: PhantomData })
+        let mut conn = ReadConnection { client, stamp: None, _op: PhantomData };
+        let mut tx = conn.transaction()?;
+        let read_only: String = tx.query_one("show transaction_read_only", &[])?.get(0);
+        if read_only != "on" {
+            bail!("the server at {} did not start a read-only transaction", url.address());
+        }
+        let stamp = stamp::read(&mut tx)?;
+        tx.commit()?;
+        conn.stamp = stamp;
+        Ok(conn)
     }
 }
 
-impl<O> WriteConnection<O> {
+impl<O: op::WriteOp> WriteConnection<O> {
     pub fn client(&mut self) -> &mut Client {
         &mut self.client
     }
@@ -263,19 +391,134 @@ impl<O> WriteConnection<O> {
     pub fn environment(&self) -> Environment {
         self.env
     }
-}
 
-impl<O> ReadConnection<O> {
-    pub fn client(&mut self) -> &mut Client {
-        &mut self.client
+    /// The stamp this database still needs, if it is unstamped and empty: write it with
+    /// [`PendingStamp::write`] inside the transaction of the first change.
+    pub fn pending_stamp(&self) -> Option<PendingStamp> {
+        self.pending.clone()
     }
 }
 
-fn check_stamp<O: op::WriteOp>(client: &mut Client, env: Environment, url: &DatabaseUrl) -> Result<()> {
+impl PendingStamp {
+    /// Writes the stamp inside `tx`, after checking there that the database is still
+    /// unstamped and empty; a no-op once this environment's stamp is there.
+    pub fn write(&self, tx: &mut Transaction<'_>) -> Result<()> {
+        let at = &self.at;
+        match stamp::read(tx)? {
+            Some(found) if found == self.env => Ok(()),
+            Some(found) => bail!("the database at {at} was stamped {found} meanwhile: {} refused", self.by),
+            None => {
+                if !stamp::is_empty(tx)? {
+                    bail!(
+                        "tables appeared in the unstamped database at {at} meanwhile: it is not stamped, and {} is refused",
+                        self.by
+                    );
+                }
+                stamp::write(tx, self.env, &self.by)
+            }
+        }
+    }
+}
+
+impl<O> ReadConnection<O> {
+    /// A read-only transaction: the only way to run a query on a read connection.
+    pub fn transaction(&mut self) -> Result<Transaction<'_>> {
+        self.client.build_transaction().read_only(true).start().context("cannot start a read-only transaction")
+    }
+
+    /// A read-only, repeatable-read transaction: one snapshot for many statements.
+    pub fn snapshot(&mut self) -> Result<Transaction<'_>> {
+        self.client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .context("cannot start a read-only snapshot")
+    }
+}
+
+/// A connection to the pinned endpoint that must show the pinned identity; the first one
+/// pins what it reached, and finds out whether the server session is shared.
+fn open(url: &DatabaseUrl, pin: &OnceLock<Pin>) -> Result<Client> {
+    if let Some(pinned) = pin.get() {
+        let opened = connect::open_at(url, &pinned.endpoint, url.startup_timeout())?;
+        if opened.identity != pinned.identity {
+            bail!(
+                "the server at {} is not the one this command checked a moment ago (it reports another {}): refused\nhint: something between here and the database changed (a tunnel, a proxy, a failover); run the command again",
+                pinned.endpoint,
+                differs(&pinned.identity, &opened.identity)
+            );
+        }
+        return Ok(opened.client);
+    }
+    let mut opened = connect::open_first(url)?;
+    let shared =
+        url.pooler() == Some(crate::database_url::Pooler::Transaction) || connect::shares_sessions(url, &mut opened)?;
+    let _ = pin.set(Pin { endpoint: opened.endpoint.clone(), identity: opened.identity.clone(), shared });
+    Ok(opened.client)
+}
+
+fn differs(a: &Identity, b: &Identity) -> &'static str {
+    if a.system != b.system {
+        "system identifier"
+    } else if a.started != b.started {
+        "start time"
+    } else {
+        "database"
+    }
+}
+
+fn refuse_shared<O: op::Op>(pin: &OnceLock<Pin>, why: &str) -> Result<()> {
+    let Some(pinned) = pin.get().filter(|p| p.shared) else { return Ok(()) };
+    bail!(
+        "{} hands one server session to several clients (a transaction pooler): {} is refused, {why}\nhint: use the direct host (db.<ref>.supabase.co:5432) or the pooler's session mode (port 5432) for this command",
+        pinned.endpoint,
+        O::OPERATION
+    )
+}
+
+fn client_args<O: op::Op>(url: &DatabaseUrl, pin: &OnceLock<Pin>) -> Result<ClientArgs> {
+    if pin.get().is_none() {
+        drop(open(url, pin)?);
+    }
+    refuse_shared::<O>(pin, "because client programs set session state that the pooler would hand to other clients")?;
+    let pinned = pin.get().context("no pinned server")?;
+    Ok(ClientArgs { conninfo: url.conninfo_for(&pinned.endpoint), password: url.password() })
+}
+
+/// A throwaway cluster shows it is the project's own: its data folder's parent holds the
+/// marker file that the project writes when it creates such a cluster.
+fn prove_throwaway(client: &mut Client, url: &DatabaseUrl) -> Result<()> {
+    let refused = || {
+        anyhow::anyhow!(
+            "the server at {} is not a throwaway cluster this project started: refused\nhint: throwaway guards are for the clusters that tests and benchmarks start themselves",
+            url.address()
+        )
+    };
+    let rows = client.simple_query("select current_setting('data_directory')").map_err(|_| refused())?;
+    let data_dir = rows
+        .iter()
+        .find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0).map(std::path::PathBuf::from),
+            _ => None,
+        })
+        .ok_or_else(refused)?;
+    let marker = data_dir.parent().map(|p| p.join(THROWAWAY_MARKER));
+    if !url.is_on_this_machine() || !marker.is_some_and(|m| m.is_file()) {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+fn check_stamp<O: op::WriteOp>(
+    client: &mut Client,
+    env: Environment,
+    url: &DatabaseUrl,
+) -> Result<Option<PendingStamp>> {
     let operation = O::OPERATION;
     let at = url.address();
     match stamp::read(client)? {
-        Some(stamp) if stamp == env => Ok(()),
+        Some(stamp) if stamp == env => Ok(None),
         Some(Environment::Production) => bail!(
             "the database at {at} is stamped production: {operation} refused, although {env} was selected\nhint: this database holds production data; point DATABASE_URL elsewhere"
         ),
@@ -283,10 +526,9 @@ fn check_stamp<O: op::WriteOp>(client: &mut Client, env: Environment, url: &Data
             "the database at {at} is stamped {stamp}, not {env}: {operation} refused\nhint: select --env {stamp}, or point DATABASE_URL at the {env} database"
         ),
         None => {
-            let empty = stamp::is_empty(client)?;
-            if !empty && !url.is_on_this_machine() && env != Environment::Production {
+            if !stamp::is_empty(client)? {
                 bail!(
-                    "the database at {at} has no environment stamp but holds tables: an unstamped remote database counts as production, so {operation} is refused\nhint: check DATABASE_URL; a remote database is stamped by its first `cargo xtask migrate up`, while it is still empty"
+                    "the database at {at} has no environment stamp but holds tables: it is not this project's, so {operation} is refused, wherever it is\nhint: point DATABASE_URL at a database this project created, or at an empty one; an existing database is taken over only by an explicit, confirmed `cargo xtask migrate baseline`"
                 );
             }
             if !O::STAMPS {
@@ -294,7 +536,43 @@ fn check_stamp<O: op::WriteOp>(client: &mut Client, env: Environment, url: &Data
                     "the database at {at} has no environment stamp: {operation} refused\nhint: `cargo xtask migrate up --env {env}` (or `cargo xtask db up` for local) creates and stamps it"
                 );
             }
-            stamp::write(client, env, &format!("{operation}"))
+            Ok(Some(PendingStamp { env, by: operation.to_string(), at }))
         }
     }
+}
+
+/// The statements that take a database back to empty, as `CREATE DATABASE` makes it:
+/// every schema but the system's dropped (with what is in them), every extension,
+/// publication and event trigger dropped, database settings reset, `public` re-created.
+fn empty_database_sql(tx: &mut Transaction<'_>) -> Result<String> {
+    let names = |tx: &mut Transaction<'_>, sql: &str| -> Result<Vec<String>> {
+        Ok(tx.query(sql, &[])?.iter().map(|r| r.get::<_, String>(0)).collect())
+    };
+    let mut sql = String::new();
+    for name in names(tx, "select quote_ident(evtname) from pg_event_trigger")? {
+        sql.push_str(&format!("drop event trigger if exists {name} cascade;\n"));
+    }
+    for name in names(tx, "select quote_ident(pubname) from pg_publication")? {
+        sql.push_str(&format!("drop publication if exists {name};\n"));
+    }
+    for name in names(tx, "select quote_ident(extname) from pg_extension where extname <> 'plpgsql'")? {
+        sql.push_str(&format!("drop extension if exists {name} cascade;\n"));
+    }
+    for name in names(
+        tx,
+        "select quote_ident(nspname) from pg_namespace
+         where nspname not in ('pg_catalog', 'information_schema') and nspname not like 'pg\\_toast%'
+           and nspname not like 'pg\\_temp\\_%'",
+    )? {
+        sql.push_str(&format!("drop schema if exists {name} cascade;\n"));
+    }
+    sql.push_str("select lo_unlink(oid) from pg_largeobject_metadata;\n");
+    let database: String = tx.query_one("select quote_ident(current_database())", &[])?.get(0);
+    sql.push_str(&format!(
+        "alter database {database} reset all;
+         create schema public authorization pg_database_owner;
+         grant usage on schema public to public;
+         comment on schema public is 'standard public schema';\n"
+    ));
+    Ok(sql)
 }

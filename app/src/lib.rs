@@ -8,6 +8,7 @@
 //! writes to a database takes a connection that only a `WriteTarget` can open, after it has
 //! checked the database's own environment [`stamp`].
 
+pub mod address;
 pub mod connect;
 pub mod database_url;
 pub mod detect;

@@ -30,6 +30,32 @@ pub fn register(secret: &str) {
     }
 }
 
+/// Registers the password of a `scheme://user:password@host` URL, if it has one.
+pub fn register_url_password(url: &str) {
+    if let Ok(parsed) = url::Url::parse(url.trim()) {
+        if let Some(password) = parsed.password() {
+            register(password);
+            let decoded: String = url::form_urlencoded::parse(format!("x={password}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            register(&decoded);
+        }
+    }
+}
+
+/// A URL for display: any `user:password@` part masked.
+pub fn mask_url(url: &str) -> String {
+    match url::Url::parse(url.trim()) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some(MASK));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(not a URL)".to_string(),
+    }
+}
+
 /// Whether a variable's name says it holds a secret.
 pub fn is_secret_name(name: &str) -> bool {
     let name = name.to_ascii_uppercase();

@@ -10,8 +10,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::{DatabaseUrl, Environment, Settings, detect, secrets};
 
-/// The outcome: which environment, why, and the variables in force.
+/// The outcome: which environment, why, and the variables in force. Only this crate makes
+/// one: a guard's authority comes from it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Resolved {
     pub environment: Environment,
     /// The rule that decided, for `cargo xtask env`.
@@ -38,7 +40,7 @@ impl Resolved {
 
     /// A throwaway `test` database that a command made itself (a cluster of its own on this
     /// machine): no env files, no detection. Anything not on this machine is refused.
-    pub fn throwaway(database: DatabaseUrl) -> Result<Resolved> {
+    pub(crate) fn throwaway(database: DatabaseUrl) -> Result<Resolved> {
         if !database.is_on_this_machine() {
             bail!("a throwaway database must be on this machine, not {}", database.address());
         }
@@ -105,6 +107,9 @@ pub fn resolve(
         if secrets::is_secret_name(key) {
             secrets::register(value);
         }
+    }
+    if let Some(api) = vars.get("NEXT_PUBLIC_SUPABASE_URL") {
+        secrets::register_url_password(api);
     }
 
     let detection = detect::detect(&vars, settings)?;

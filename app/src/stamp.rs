@@ -2,8 +2,8 @@
 //! `app_meta`, saying which environment the database belongs to. URLs can be wrong; the
 //! stamp travels with the data.
 
-use anyhow::{Context, Result};
-use postgres::Client;
+use anyhow::{Context, Result, bail};
+use postgres::GenericClient;
 
 use crate::Environment;
 
@@ -41,8 +41,9 @@ pub const SUPABASE_SCHEMAS: &[&str] = &[
     "app_meta",
 ];
 
-/// The stamp, or `None` in an unstamped database.
-pub fn read(client: &mut Client) -> Result<Option<Environment>> {
+/// The stamp, or `None` in an unstamped database. A stamp table of another shape than ours
+/// is an error, never a guess.
+pub fn read(client: &mut impl GenericClient) -> Result<Option<Environment>> {
     let exists: bool = client
         .query_one("select to_regclass('app_meta.environment_stamp') is not null", &[])
         .context("cannot read the environment stamp")?
@@ -50,14 +51,21 @@ pub fn read(client: &mut Client) -> Result<Option<Environment>> {
     if !exists {
         return Ok(None);
     }
-    let row = client
-        .query_opt("select environment from app_meta.environment_stamp", &[])
-        .context("cannot read the environment stamp")?;
-    row.map(|row| row.get::<_, String>(0).parse()).transpose()
+    let malformed = "app_meta.environment_stamp is not the table this project writes\nhint: the database's stamp was altered by hand; restore it, or point DATABASE_URL elsewhere";
+    let rows = client
+        .query("select environment::text from app_meta.environment_stamp", &[])
+        .map_err(|err| anyhow::anyhow!("{malformed}: {}", crate::connect::error_chain(&err)))?;
+    if rows.len() > 1 {
+        bail!("{malformed}: it holds {} rows", rows.len());
+    }
+    let Some(row) = rows.first() else { return Ok(None) };
+    let value: Option<String> = row.try_get(0).map_err(|_| anyhow::anyhow!("{malformed}"))?;
+    let Some(value) = value else { bail!("{malformed}: its environment is null") };
+    value.parse().map(Some).with_context(|| malformed.to_string())
 }
 
 /// Whether the database holds any table outside the system and Supabase's schemas.
-pub fn is_empty(client: &mut Client) -> Result<bool> {
+pub fn is_empty(client: &mut impl GenericClient) -> Result<bool> {
     let schemas: Vec<String> = SUPABASE_SCHEMAS.iter().map(|s| s.to_string()).collect();
     let count: i64 = client
         .query_one(
@@ -71,14 +79,18 @@ pub fn is_empty(client: &mut Client) -> Result<bool> {
     Ok(count == 0)
 }
 
-pub(crate) fn write(client: &mut Client, env: Environment, by: &str) -> Result<()> {
-    let mut tx = client.transaction()?;
-    tx.batch_execute(DDL)?;
-    tx.execute(
-        "insert into app_meta.environment_stamp (environment, stamped_by) values ($1, $2)
-         on conflict (singleton) do update set environment = excluded.environment,
-           stamped_at = now(), stamped_by = excluded.stamped_by",
-        &[&env.name(), &by],
-    )?;
-    tx.commit().context("cannot write the environment stamp")
+/// Writes the stamp, inside the caller's transaction: it holds only if the work it belongs
+/// to commits.
+pub(crate) fn write(client: &mut impl GenericClient, env: Environment, by: &str) -> Result<()> {
+    let result = client.batch_execute(DDL).and_then(|()| {
+        client.execute(
+            "insert into app_meta.environment_stamp (environment, stamped_by) values ($1, $2)
+             on conflict (singleton) do update set environment = excluded.environment,
+               stamped_at = now(), stamped_by = excluded.stamped_by",
+            &[&env.name(), &by],
+        )
+    });
+    result
+        .map(|_| ())
+        .map_err(|err| anyhow::anyhow!("cannot write the environment stamp: {}", crate::connect::error_chain(&err)))
 }

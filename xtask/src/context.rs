@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::Result;
-use app::{Environment, Guard, Settings, secrets, selection};
+use app::{Environment, Guard, secrets};
 
 use crate::flags::Global;
 
@@ -79,9 +79,8 @@ pub fn guard(global: &Global) -> Result<Guard> {
 /// Like [`guard`], with the environment chosen by the command (`db` is always local unless
 /// told otherwise).
 pub fn guard_for(env: Option<Environment>) -> Result<Guard> {
-    let root = project_root();
-    let settings = Settings::load(&root)?;
-    let resolved = selection::resolve(&root, &settings, env, &selection::process_env())?;
+    let guard = Guard::select(&project_root(), env)?;
+    let resolved = guard.resolved();
     for warning in &resolved.warnings {
         warn(warning);
     }
@@ -91,5 +90,5 @@ pub fn guard_for(env: Option<Environment>) -> Result<Guard> {
         resolved.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
     };
     status(format!("environment: {} ({files})", resolved.environment));
-    Ok(Guard::new(resolved, settings))
+    Ok(guard)
 }

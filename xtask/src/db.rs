@@ -1,7 +1,11 @@
 //! `cargo xtask db`: the local Supabase-style database, without Docker: a PostgreSQL cluster
 //! in `.local/db` on 127.0.0.1:54322 with Supabase's roles and `auth` schema.
 
-use std::{io::BufRead, path::PathBuf, time::Instant};
+use std::{
+    io::BufRead,
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
 use anyhow::{Result, bail};
 use app::{Environment, Guard, guard::op};
@@ -11,7 +15,7 @@ use crate::{
     SUPABASE_SQL,
     context::{self, data, status},
     flags::{self, DbCommand, Global},
-    pg::{Binaries, Cluster, Durability},
+    pg::{Binaries, Cluster, Durability, LOCAL_MARKER},
 };
 
 impl flags::Db {
@@ -52,7 +56,7 @@ impl Local {
             );
         }
         let password = url.password().unwrap_or_else(|| "postgres".to_string());
-        let dir = context::project_root().join(&settings.data_dir);
+        let dir = checked_data_dir(&context::project_root(), &settings.data_dir)?;
         let cluster = Cluster::new(dir, settings.port, Binaries::find()?);
         Ok(Local { guard, cluster, password })
     }
@@ -93,9 +97,7 @@ fn up(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
 
 /// Gives a new, empty database Supabase's roles and schema and the stamp of its environment.
 fn bootstrap(guard: &Guard, no_seed: bool) -> Result<()> {
-    let mut conn = guard.write::<op::Reset>()?.connect()?;
-    load_supabase_schema(conn.client())?;
-    drop(conn);
+    guard.write::<op::Reset>()?.reset_in_place(SUPABASE_SQL)?;
     migrate_and_seed(guard, no_seed)
 }
 
@@ -110,14 +112,34 @@ fn migrate_and_seed(guard: &Guard, no_seed: bool) -> Result<()> {
 
 /// Bootstraps a new throwaway cluster's database: Supabase's schema, stamped `test`.
 pub(crate) fn bootstrap_throwaway(url: &str) -> Result<()> {
-    let mut conn = crate::pg::throwaway_guard(url)?.write::<op::Reset>()?.connect()?;
-    load_supabase_schema(conn.client())
+    crate::pg::throwaway_guard(url)?.write::<op::Reset>()?.reset_in_place(SUPABASE_SQL).map(drop)
 }
 
-fn load_supabase_schema(client: &mut postgres::Client) -> Result<()> {
-    client
-        .batch_execute(SUPABASE_SQL)
-        .map_err(|err| anyhow::anyhow!("cannot create Supabase's roles and auth schema: {err}"))
+/// The local cluster's folder: under the project root's control, and never the root
+/// itself, a folder above it, or the home folder, whatever `[local] data_dir` says.
+fn checked_data_dir(root: &Path, configured: &str) -> Result<PathBuf> {
+    let refused = |why: &str| {
+        anyhow::anyhow!(
+            "[local] data_dir = {configured:?} in env/environments.toml is {why}: refused\nhint: use a folder of its own, such as .local/db"
+        )
+    };
+    if configured.trim().is_empty() {
+        return Err(refused("empty"));
+    }
+    let dir = root.join(configured);
+    if Path::new(configured).components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(refused("outside the project (it climbs with ..)"));
+    }
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (real_dir, real_root) = (real(&dir), real(root));
+    if real_root.starts_with(&real_dir) {
+        return Err(refused("the project root or a folder above it"));
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).map(|h| real(&h));
+    if home.is_some_and(|home| home.starts_with(&real_dir)) || real_dir.parent().is_none() {
+        return Err(refused("the home folder, a folder above it, or /"));
+    }
+    Ok(dir)
 }
 
 fn db_status(sh: &Shell, global: &Global) -> Result<()> {
@@ -171,6 +193,12 @@ fn destroy(sh: &Shell, global: &Global, yes: bool) -> Result<()> {
             bail!("not deleted");
         }
     }
+    if !local.cluster.dir.join(LOCAL_MARKER).is_file() {
+        bail!(
+            "{} has no {LOCAL_MARKER} file, so `cargo xtask db up` did not create it: not deleted\nhint: delete it by hand if it really is a database folder you no longer need",
+            local.data_dir_shown()
+        );
+    }
     if local.cluster.running_port(sh).is_some() {
         local.cluster.stop(sh, true)?;
     }
@@ -196,9 +224,7 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
         context::guard_for(Some(env))?
     };
     let target = guard.write::<op::Reset>()?;
-    let mut conn = target.recreate()?;
-    load_supabase_schema(conn.client())?;
-    drop(conn);
+    target.reset_in_place(SUPABASE_SQL)?;
     migrate_and_seed(&guard, no_seed)?;
     status(format!(
         "{} database re-created at {} in {:.1} s",

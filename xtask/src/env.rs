@@ -54,7 +54,10 @@ fn show(guard: &Guard) -> Result<()> {
         None => data("database        (DATABASE_URL not set)"),
     }
     data(format!("project ref     {}", resolved.project_ref.as_deref().unwrap_or("-")));
-    data(format!("supabase url    {}", resolved.var("NEXT_PUBLIC_SUPABASE_URL").unwrap_or("(not set)")));
+    data(format!(
+        "supabase url    {}",
+        resolved.var("NEXT_PUBLIC_SUPABASE_URL").map(secrets::mask_url).unwrap_or_else(|| "(not set)".to_string())
+    ));
     for (label, key) in [
         ("anon key", "NEXT_PUBLIC_SUPABASE_ANON_KEY"),
         ("service key", "SUPABASE_SERVICE_ROLE_KEY"),
@@ -88,7 +91,7 @@ fn show(guard: &Guard) -> Result<()> {
 fn probe(guard: &Guard, timeout: Duration) -> Result<(Option<Environment>, String)> {
     let target = guard.read::<op::Inspect>()?;
     let mut conn = target.connect_with_timeout(timeout)?;
-    let version: String = conn.client().query_one("select current_setting('server_version')", &[])?.get(0);
+    let version: String = conn.transaction()?.query_one("select current_setting('server_version')", &[])?.get(0);
     Ok((conn.stamp, format!("PostgreSQL {version}")))
 }
 

@@ -15,7 +15,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use app::{
     Environment, Guard,
-    guard::{WriteConnection, op},
+    guard::{PendingStamp, WriteConnection, op},
     secrets,
 };
 use postgres::{Client, GenericClient};
@@ -48,9 +48,10 @@ impl flags::Migrate {
 pub(crate) fn up_all(guard: &Guard) -> Result<usize> {
     let files = load_files()?;
     let mut conn = guard.write::<op::Migrate>()?.connect()?;
+    let stamp = conn.pending_stamp();
     let pending = lock_and_plan(&mut conn, &files, None)?;
     for migration in &pending {
-        apply_up(conn.client(), migration, guard.environment(), None)?;
+        apply_up(conn.client(), migration, guard.environment(), None, stamp.as_ref())?;
     }
     Ok(pending.len())
 }
@@ -60,8 +61,9 @@ pub(crate) fn diff(sh: &Shell, from: &Guard, to: &Guard) -> Result<Vec<String>> 
     let mut sides = Vec::new();
     for guard in [from, to] {
         let target = guard.read::<op::Inspect>()?;
-        let ledger = read_ledger(target.connect()?.client())?;
-        sides.push((guard.environment(), ledger, schema::dump(sh, target.url())?));
+        let ledger = read_ledger(&mut target.connect()?.transaction()?)?;
+        let schema = schema::dump(sh, &target.client_args()?, &target.url().address())?;
+        sides.push((guard.environment(), ledger, schema));
     }
     let [(a_env, a, a_schema), (b_env, b, b_schema)] = <[_; 2]>::try_from(sides).expect("two sides");
     let mut drift = Vec::new();
@@ -101,6 +103,10 @@ create table if not exists app_meta.schema_migrations (
 );
 ";
 
+/// The highest migration number `migrate new` writes: eight digits, far below where the
+/// ledger's `integer` column ends.
+const MAX_VERSION: u32 = 99_999_999;
+
 /// The advisory lock that keeps two runs from applying at once.
 const LOCK_KEY: i64 = 0x6465_6e74_616c;
 
@@ -122,7 +128,7 @@ fn load_files() -> Result<Vec<Migration>> {
     files::load(&migrations_dir())
 }
 
-fn read_ledger(client: &mut Client) -> Result<Vec<Entry>> {
+fn read_ledger(client: &mut impl GenericClient) -> Result<Vec<Entry>> {
     let exists: bool = client.query_one("select to_regclass('app_meta.schema_migrations') is not null", &[])?.get(0);
     if !exists {
         return Ok(Vec::new());
@@ -146,7 +152,7 @@ fn read_ledger(client: &mut Client) -> Result<Vec<Entry>> {
 }
 
 /// Takes the lock, creates the ledger if needed, and decides what to apply.
-fn lock_and_plan<'a, O>(
+fn lock_and_plan<'a, O: op::WriteOp>(
     conn: &mut WriteConnection<O>,
     files: &'a [Migration],
     to: Option<u32>,
@@ -223,7 +229,7 @@ fn plan<'a>(files: &'a [Migration], ledger: &[Entry], to: Option<u32>) -> Result
 fn show_status(global: &Global) -> Result<()> {
     let guard = context::guard(global)?;
     let files = load_files()?;
-    let ledger = read_ledger(guard.read::<op::Inspect>()?.connect()?.client())?;
+    let ledger = read_ledger(&mut guard.read::<op::Inspect>()?.connect()?.transaction()?)?;
     data(format!("{:<8} {:<40} {:<9} {}", "version", "name", "state", "applied at"));
     let mut versions: Vec<u32> = files.iter().map(|m| m.version).chain(ledger.iter().map(|e| e.version)).collect();
     versions.sort();
@@ -259,7 +265,7 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
     let mut guard = context::guard(global)?;
     let files = load_files()?;
     if args.dry_run {
-        let ledger = read_ledger(guard.read::<op::Inspect>()?.connect()?.client())?;
+        let ledger = read_ledger(&mut guard.read::<op::Inspect>()?.connect()?.transaction()?)?;
         let pending = plan(&files, &ledger, args.to)?;
         for m in &pending {
             let how = if m.up.no_transaction { " (outside a transaction)" } else { "" };
@@ -273,6 +279,7 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
     }
     let env = guard.environment();
     let mut conn = guard.write::<op::Migrate>()?.connect()?;
+    let stamp = conn.pending_stamp();
     let pending = lock_and_plan(&mut conn, &files, args.to)?;
     if pending.is_empty() {
         status(format!("{env} is up to date: nothing to apply"));
@@ -280,7 +287,7 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
     }
     let backup = if guard.settings().require_backup { Some(backup::take(sh, &guard)?) } else { None };
     for migration in &pending {
-        let took = apply_up(conn.client(), migration, env, backup.as_ref())?;
+        let took = apply_up(conn.client(), migration, env, backup.as_ref(), stamp.as_ref())?;
         status(format!("applied {} in {} ms", migration.label(), took.as_millis()));
     }
     status(format!("{env}: applied {} migration(s) in {:.1} s", pending.len(), started.elapsed().as_secs_f64()));
@@ -306,18 +313,43 @@ fn confirm(guard: &mut Guard, given: Option<&str>) -> Result<()> {
     guard.confirm(&typed)
 }
 
-fn apply_up(client: &mut Client, m: &Migration, env: Environment, backup: Option<&BackupFile>) -> Result<Duration> {
+/// Applies one migration with its ledger row. An unstamped, empty database gets its stamp
+/// in the same transaction (`stamp`), so a first migration that fails leaves no stamp.
+fn apply_up(
+    client: &mut Client,
+    m: &Migration,
+    env: Environment,
+    backup: Option<&BackupFile>,
+    stamp: Option<&PendingStamp>,
+) -> Result<Duration> {
     let started = Instant::now();
     let record = Applied { m, env, backup, started };
+    if let (true, Some(stamp)) = (m.up.no_transaction, stamp) {
+        // The statement can't share a transaction; the stamp goes first, in its own, and
+        // only while the database is still empty.
+        let mut tx = client.transaction()?;
+        stamp.write(&mut tx)?;
+        tx.commit()?;
+    }
+    let mut stamp_error = None;
     let result = if m.up.no_transaction {
         client.batch_execute(&m.up.sql).and_then(|()| record.write(client))
     } else {
         client.transaction().and_then(|mut tx| {
+            if let Some(stamp) = stamp {
+                if let Err(err) = stamp.write(&mut tx) {
+                    stamp_error = Some(err);
+                    return Ok(());
+                }
+            }
             tx.batch_execute(&m.up.sql)?;
             record.write(&mut tx)?;
             tx.commit()
         })
     };
+    if let Some(err) = stamp_error {
+        return Err(err);
+    }
     if let Err(err) = result {
         let message = sql_error(&m.up, &err);
         client
@@ -416,6 +448,11 @@ fn down(global: &Global, to: Option<u32>) -> Result<()> {
 }
 
 fn new(name: &str) -> Result<()> {
+    if name.chars().any(char::is_control) {
+        bail!(
+            "a migration name is one line of plain text: this one holds a line break or another control character\nhint: describe the change in a few words, e.g. `add patient notes`"
+        );
+    }
     let slug: String = name
         .to_lowercase()
         .chars()
@@ -428,7 +465,12 @@ fn new(name: &str) -> Result<()> {
     if slug.is_empty() {
         bail!("`{name}` gives an empty file name\nhint: describe the change in a few words, e.g. `add patient notes`");
     }
-    let version = load_files()?.last().map_or(1, |m| m.version + 1);
+    let newest = load_files()?.last().map_or(0, |m| m.version);
+    let Some(version) = newest.checked_add(1).filter(|v| *v <= MAX_VERSION) else {
+        bail!(
+            "no version number is left after {newest:04}\nhint: migration numbers go up to {MAX_VERSION}; renumber the folder's migrations, or squash them"
+        );
+    };
     let dir = migrations_dir();
     std::fs::create_dir_all(&dir)?;
     let label = format!("{version:04}_{slug}");
@@ -479,21 +521,23 @@ pub(crate) fn verify(sh: &Shell) -> Result<()> {
     let files = load_files()?;
     let throwaway = Throwaway::start()?;
     let guard = throwaway.guard()?;
-    let url = guard.resolved().database()?.clone();
-    let mut conn = guard.write::<op::MigrateDown>()?.connect()?;
+    let target = guard.write::<op::MigrateDown>()?;
+    let mut conn = target.connect()?;
+    let args = target.client_args()?;
+    let dump = || schema::dump(sh, &args, "the throwaway cluster");
     lock_and_plan(&mut conn, &files, None)?;
-    let mut snapshots = vec![schema::dump(sh, &url)?];
+    let mut snapshots = vec![dump()?];
     for m in &files {
-        apply_up(conn.client(), m, Environment::Test, None)?;
-        snapshots.push(schema::dump(sh, &url)?);
+        apply_up(conn.client(), m, Environment::Test, None, None)?;
+        snapshots.push(dump()?);
     }
     for (k, m) in files.iter().enumerate().rev() {
         apply_down(conn.client(), m)?;
-        if let Some(difference) = schema::first_difference(&snapshots[k], &schema::dump(sh, &url)?) {
+        if let Some(difference) = schema::first_difference(&snapshots[k], &dump()?) {
             bail!("migrations/{} does not restore the schema from before its up: {difference}", m.down.file);
         }
-        apply_up(conn.client(), m, Environment::Test, None)?;
-        if let Some(difference) = schema::first_difference(&snapshots[k + 1], &schema::dump(sh, &url)?) {
+        apply_up(conn.client(), m, Environment::Test, None, None)?;
+        if let Some(difference) = schema::first_difference(&snapshots[k + 1], &dump()?) {
             bail!(
                 "migrations/{} applied again after its down differs from the straight apply: {difference}",
                 m.up.file

@@ -114,6 +114,9 @@ pub struct Cluster {
     pub bins: Binaries,
 }
 
+/// The file that marks a folder as a local cluster that `cargo xtask db up` created.
+pub const LOCAL_MARKER: &str = "xtask-local-cluster";
+
 /// How a cluster trades durability for speed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
@@ -147,6 +150,14 @@ impl Cluster {
     /// `initdb` with a `postgres` superuser and password; TCP needs the password, the
     /// socket (in the cluster's own folder) trusts its owner.
     pub fn init(&self, sh: &Shell, password: &str, durability: Durability) -> Result<()> {
+        // The folder becomes the project's (marked, deletable by `db destroy`): only an
+        // absent or empty one is taken.
+        if std::fs::read_dir(&self.dir).is_ok_and(|mut entries| entries.next().is_some()) {
+            bail!(
+                "{} exists and is not empty: a new cluster is created only in a folder of its own\nhint: choose another folder ([local] data_dir in env/environments.toml), or empty this one",
+                self.dir.display()
+            );
+        }
         std::fs::create_dir_all(self.socket_dir()).with_context(|| format!("cannot create {}", self.dir.display()))?;
         let pwfile = self.dir.join(".pwfile");
         std::fs::write(&pwfile, format!("{password}\n"))?;
@@ -166,6 +177,13 @@ impl Cluster {
         let result = server_cmd(sh, initdb, &args).run();
         let _ = std::fs::remove_file(&pwfile);
         result.with_context(|| format!("initdb failed for {}", data.display()))?;
+        // The project's mark on what it created: `db destroy` deletes only a marked folder,
+        // and a throwaway guard only accepts a server whose data folder is beside one.
+        let marker = match durability {
+            Durability::Safe => LOCAL_MARKER,
+            Durability::Throwaway => app::guard::THROWAWAY_MARKER,
+        };
+        std::fs::write(self.dir.join(marker), "created by cargo xtask; safe to delete with its folder\n")?;
         let mut conf =
             String::from("\n# Written by cargo xtask.\nlisten_addresses = '127.0.0.1'\nlogging_collector = off\n");
         if durability == Durability::Throwaway {
@@ -310,6 +328,7 @@ impl Throwaway {
         let dir = throwaway_dir("cluster")?;
         let (template_data, data) = (template.join("data"), dir.join("data"));
         cmd!(sh, "cp -a {template_data} {data}").quiet().run().context("cannot copy the template cluster")?;
+        std::fs::write(dir.join(app::guard::THROWAWAY_MARKER), "created by cargo xtask\n")?;
         // A port found free can be taken before the server binds it: try a few.
         let mut attempt = 0;
         loop {
@@ -352,10 +371,10 @@ impl Drop for Throwaway {
     }
 }
 
-/// The guard for a throwaway cluster's database at `url`, as the `test` environment.
+/// The guard for a throwaway cluster's database at `url`, as the `test` environment: app
+/// checks on connecting that the server is one of the clusters this project started.
 pub(crate) fn throwaway_guard(url: &str) -> Result<app::Guard> {
-    let resolved = app::Resolved::throwaway(url.parse()?)?;
-    Ok(app::Guard::new(resolved, app::Settings::load(&crate::context::project_root())?))
+    app::Guard::throwaway(url, app::Settings::load(&crate::context::project_root())?)
 }
 
 fn throwaway_root() -> PathBuf {
@@ -411,24 +430,35 @@ fn throwaway_template() -> Result<&'static Path> {
     Ok(dir)
 }
 
-/// A PostgreSQL client program (`pg_dump`, `pg_restore`, `psql`) pointed at `url`. The
-/// password goes through `PGPASSWORD`, never the command line; remote hosts need
-/// `verify-full` TLS with a CA file, as our own connections do.
-pub fn client_cmd<'a>(sh: &'a Shell, tool: &str, url: &app::DatabaseUrl) -> Result<xshell::Cmd<'a>> {
+/// A PostgreSQL client program (`pg_dump`, `pg_restore`, `psql`) pointed at exactly the
+/// server the guard checked: libpq's environment (every `PG*` variable: `PGHOST`,
+/// `PGHOSTADDR`, `PGSERVICE`, `PGOPTIONS`, ...) is cleared, the pinned address is passed
+/// explicitly, and the password goes through `PGPASSWORD`, never the command line. Remote
+/// hosts need `verify-full` TLS with a CA file, as our own connections do.
+pub fn client_cmd<'a>(sh: &'a Shell, tool: &str, args: &app::guard::ClientArgs) -> Result<xshell::Cmd<'a>> {
     let program =
         Binaries::find().map(|b| b.dir.join(tool)).ok().filter(|p| p.is_file()).unwrap_or_else(|| PathBuf::from(tool));
-    if !url.is_on_this_machine()
-        && url.ssl_root_cert.is_none()
-        && std::env::var_os("PGSSLROOTCERT").is_none_or(|v| v.is_empty())
-    {
+    let remote = args.conninfo.contains("sslmode=verify-full");
+    let ca_file = std::env::var_os("PGSSLROOTCERT").filter(|v| !v.is_empty());
+    if remote && !args.conninfo.contains("sslrootcert=") && ca_file.is_none() {
         bail!(
             "{tool} verifies the server's certificate and needs the project's CA file\nhint: set PGSSLROOTCERT (or sslrootcert= in DATABASE_URL) to the CA certificate from the Supabase dashboard"
         );
     }
-    let dbname = format!("--dbname={}", url.libpq_url_without_password());
-    let mut cmd = cmd!(sh, "{program} {dbname}").env("PGCONNECT_TIMEOUT", "10").env_remove("PGPASSWORD");
-    if let Some(password) = url.password() {
+    let dbname = format!("--dbname={}", args.conninfo);
+    let mut cmd = cmd!(sh, "{program} {dbname}").quiet();
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") {
+            cmd = cmd.env_remove(key);
+        }
+    }
+    // Nothing from the user's files either: no service file, no password file.
+    cmd = cmd.env("PGSYSCONFDIR", "/nonexistent").env("PGSERVICEFILE", "/nonexistent").env("PGPASSFILE", "/dev/null");
+    if let (true, Some(ca_file)) = (remote && !args.conninfo.contains("sslrootcert="), ca_file) {
+        cmd = cmd.env("PGSSLROOTCERT", ca_file);
+    }
+    if let Some(password) = &args.password {
         cmd = cmd.env("PGPASSWORD", password);
     }
-    Ok(cmd.quiet())
+    Ok(cmd)
 }

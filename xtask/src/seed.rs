@@ -129,7 +129,7 @@ pub(crate) fn realistic(guard: &Guard) -> Result<()> {
         status(format!("not seeded: allow_test_data = false for {}", guard.environment()));
         return Ok(());
     }
-    let missing = missing_tables(guard.read::<op::Inspect>()?.connect()?.client())?;
+    let missing = missing_tables(&mut guard.read::<op::Inspect>()?.connect()?.transaction()?)?;
     if let Some(table) = missing.first() {
         status(format!("not seeded: the schema has no {table} (the migrations do not create it)"));
         return Ok(());

@@ -21,7 +21,6 @@ use app::{
     guard::{ReadTarget, WriteTarget, op},
 };
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use postgres::{Client, IsolationLevel};
 use xshell::Shell;
 
 use crate::{
@@ -103,7 +102,7 @@ pub(crate) fn sync(
 
     let mut src = source.connect()?;
     let mut dst = target.connect()?;
-    refuse_same_database(&source, &target, src.client(), dst.client())?;
+    refuse_same_database(&source, &target)?;
     if let Some(stamp) = src.stamp.filter(|s| *s != source.environment()) {
         context::warn(format!("the source is stamped {stamp}, not {}", source.environment()));
     }
@@ -126,8 +125,7 @@ pub(crate) fn sync(
     }
 
     // One snapshot for every table, read-only.
-    let mut snapshot =
-        src.client().build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
+    let mut snapshot = src.snapshot()?;
     let schemas = rules::schemas(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
     let extra = rules::extra_tables(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
     let tables = catalog::load(&mut snapshot, &schemas, &extra)?;
@@ -210,27 +208,18 @@ pub(crate) fn sync(
     Ok(())
 }
 
-/// Refuses when the two ends are one database: by address, and by what the servers say
-/// of themselves (system identifier, start time, database), which sees through aliases.
+/// Refuses when the two ends are one database: by address, and by what the servers said
+/// of themselves when the guard pinned them (system identifier, start time, database),
+/// which sees through aliases.
 fn refuse_same_database(
     source: &ReadTarget<op::StageSyncSource>,
     target: &WriteTarget<op::StageSyncTarget>,
-    src: &mut Client,
-    dst: &mut Client,
 ) -> Result<()> {
     let (a, b) = (source.url(), target.url());
     if a.address() == b.address() && a.dbname() == b.dbname() {
         bail!("the source and the target are the same database ({})", a.address());
     }
-    let identity = |client: &mut Client| -> Result<String> {
-        let system = client
-            .query_one("select system_identifier::text from pg_control_system()", &[])
-            .map(|r| r.get::<_, String>(0))
-            .unwrap_or_default();
-        let row = client.query_one("select pg_postmaster_start_time()::text, current_database()::text", &[])?;
-        Ok(format!("{system}/{}/{}", row.get::<_, String>(0), row.get::<_, String>(1)))
-    };
-    if identity(src)? == identity(dst)? {
+    if source.identity().is_some() && source.identity() == target.identity() {
         bail!(
             "the source and the target are the same database, reached by two URLs ({} and {})",
             a.address(),
@@ -502,7 +491,7 @@ fn init_rules(source: &Guard, path: &std::path::Path, shown: &str, force: bool) 
     }
     // Reading the schema is inspection: any environment with the same migrations will do.
     let mut conn = source.read::<op::Inspect>()?.connect()?;
-    let tables = catalog::load(conn.client(), &["public".to_string()], &[])?;
+    let tables = catalog::load(&mut conn.transaction()?, &["public".to_string()], &[])?;
     let mut text = String::from(
         "# stage-sync rules: what happens to every column of every synced table.\n# Written by `cargo xtask stage-sync init-rules`; review every line before committing.\n# Rules: keep, null, redact, a pseudonym kind (email, first_name, last_name, full_name, phone,\n# street_address, city, zip, company, text, uuid), { rule = \"date_shift\", days = N },\n# { rule = \"numeric_jitter\", percent = P }, { rule = \"jsonb\", keys = { key = \"kind\" } }.\n# Per table: mode = \"copy\" (default), \"skip\" (emptied in the target) or \"schema_only\".\n\nschemas = [\"public\"]\n",
     );

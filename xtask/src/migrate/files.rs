@@ -75,6 +75,11 @@ pub fn load(dir: &Path) -> Result<Vec<Migration>> {
 impl Script {
     fn new(file: String, sql: String) -> Result<Script> {
         let no_transaction = sql.lines().next().is_some_and(|line| line.trim() == NO_TRANSACTION);
+        if let Some((line, keyword)) = transaction_control(&sql) {
+            bail!(
+                "migrations/{file}:{line}: {keyword} is transaction control, which a migration must not hold: the tool runs each file in its own transaction with its ledger row\nhint: remove it; for a statement that can't run in a transaction, put it alone in a file whose first line is `{NO_TRANSACTION}`"
+            );
+        }
         if no_transaction {
             let count = count_statements(&sql);
             if count != 1 {
@@ -102,55 +107,106 @@ fn parse_file_name(file: &str) -> Option<(u32, String, bool)> {
     };
     let (digits, name) = stem.split_once('_')?;
     let valid_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if digits.len() < 4 || !digits.chars().all(|c| c.is_ascii_digit()) || !valid_name {
+    if digits.len() < 4 || digits.len() > 8 || !digits.chars().all(|c| c.is_ascii_digit()) || !valid_name {
         return None;
     }
     Some((digits.parse().ok()?, name.to_string(), up))
 }
 
 /// Counts the SQL statements in a script: semicolons outside strings, quoted identifiers,
-/// dollar quotes and comments, plus a last statement without one.
+/// dollar quotes, comments and `BEGIN ATOMIC ... END` bodies, plus a last statement
+/// without one.
 pub fn count_statements(sql: &str) -> usize {
+    statements(sql).len()
+}
+
+/// The first transaction-control statement of a script (`BEGIN`, `COMMIT`, `ROLLBACK`,
+/// `END`, `ABORT`, `START TRANSACTION`, `SAVEPOINT`, `RELEASE`, `PREPARE TRANSACTION`),
+/// with its line: a migration runs in the tool's transaction, and one of these would end
+/// it, half-applied, behind the tool's back.
+pub fn transaction_control(sql: &str) -> Option<(usize, String)> {
+    statements(sql).into_iter().find_map(|statement| {
+        let first = statement.words.first()?.as_str();
+        let second = statement.words.get(1).map(String::as_str);
+        let control = matches!(first, "begin" | "commit" | "rollback" | "end" | "abort" | "savepoint" | "release")
+            || (matches!(first, "start" | "prepare") && second == Some("transaction"));
+        control.then(|| (statement.line, first.to_ascii_uppercase()))
+    })
+}
+
+/// One statement: the line it starts on, and its first words, lowercased.
+#[derive(Debug)]
+struct Statement {
+    line: usize,
+    words: Vec<String>,
+}
+
+/// Splits a script into statements, skipping what can hold a semicolon without ending one.
+fn statements(sql: &str) -> Vec<Statement> {
     let bytes = sql.as_bytes();
-    let (mut i, mut count, mut pending) = (0, 0, false);
+    let mut out = Vec::new();
+    let mut current: Option<Statement> = None;
+    // `BEGIN ATOMIC` bodies (SQL-standard function bodies) hold semicolons; `CASE` ends
+    // with `END` too, so both are counted.
+    let (mut atomic, mut cases) = (0usize, 0usize);
+    let mut last_word = String::new();
+    let mut i = 0;
     while i < bytes.len() {
         let rest = &sql[i..];
+        let line = sql[..i].matches('\n').count() + 1;
         let skip_to = |end: &str, from: usize| rest[from..].find(end).map_or(rest.len(), |at| from + at + end.len());
+        let mut start = || current.get_or_insert_with(|| Statement { line, words: Vec::new() }).words.len();
         let step = match bytes[i] {
             b'-' if rest.starts_with("--") => skip_to("\n", 2),
             b'/' if rest.starts_with("/*") => skip_to("*/", 2),
             b'\'' => {
-                pending = true;
+                start();
                 skip_to("'", 1)
             }
             b'"' => {
-                pending = true;
+                start();
                 skip_to("\"", 1)
             }
             b'$' => match dollar_tag(rest) {
                 Some(tag) => {
-                    pending = true;
+                    start();
                     skip_to(tag, tag.len())
                 }
                 None => 1,
             },
-            b';' => {
-                if pending {
-                    count += 1;
-                }
-                pending = false;
+            b';' if atomic == 0 => {
+                out.extend(current.take());
                 1
             }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let len =
+                    rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')).unwrap_or(rest.len());
+                let word = rest[..len].to_ascii_lowercase();
+                let statement = current.get_or_insert_with(|| Statement { line, words: Vec::new() });
+                if statement.words.len() < 4 {
+                    statement.words.push(word.clone());
+                }
+                match word.as_str() {
+                    "atomic" if last_word == "begin" => atomic += 1,
+                    "case" => cases += 1,
+                    "end" if cases > 0 => cases -= 1,
+                    "end" if atomic > 0 => atomic -= 1,
+                    _ => {}
+                }
+                last_word = word;
+                len
+            }
             c => {
-                if !c.is_ascii_whitespace() {
-                    pending = true;
+                if !c.is_ascii_whitespace() && c != b';' {
+                    start();
                 }
                 1
             }
         };
         i += step.max(1);
     }
-    count + usize::from(pending)
+    out.extend(current);
+    out
 }
 
 /// `$tag$` or `$$` at the start of `text`.
@@ -175,6 +231,23 @@ mod tests {
         );
         assert_eq!(count_statements("/* ; */ select 1; ; "), 1);
         assert_eq!(count_statements("   "), 0);
+        let atomic = "create function f() returns int language sql begin atomic select case when true then 1 end; select 2; end; select 3;";
+        assert_eq!(count_statements(atomic), 2);
+    }
+
+    #[test]
+    fn transaction_control_is_found_outside_bodies() {
+        assert_eq!(transaction_control("create table t (a int);\ncommit;"), Some((2, "COMMIT".to_string())));
+        assert_eq!(transaction_control("BEGIN; create table t ();"), Some((1, "BEGIN".to_string())));
+        assert_eq!(transaction_control("start transaction;"), Some((1, "START".to_string())));
+        assert_eq!(transaction_control("select 1;\n  End ;"), Some((2, "END".to_string())));
+        let bodies = "do $$ begin perform 1; end $$;
+            create function f() returns int language plpgsql as $f$ begin return 1; end $f$;
+            create function g() returns int language sql begin atomic select 1; end;
+            -- commit;
+            /* rollback; */ select 'commit;';
+            create table begin_end (commit int);";
+        assert_eq!(transaction_control(bodies), None);
     }
 
     #[test]

@@ -2,19 +2,20 @@
 //! `migrate verify`, `migrate diff` and stage-sync's precondition.
 
 use anyhow::{Context, Result};
-use app::DatabaseUrl;
+use app::guard::ClientArgs;
 use xshell::Shell;
 
 use crate::pg;
 
 /// The schema of the application, without the project's own bookkeeping (`app_meta`), the
 /// dump's comments and session settings, so two equal schemas give equal text.
-pub fn dump(sh: &Shell, url: &DatabaseUrl) -> Result<String> {
-    let raw = pg::client_cmd(sh, "pg_dump", url)?
+/// `args` come from the guard's target, so the dump is of the server it checked.
+pub fn dump(sh: &Shell, args: &ClientArgs, shown: &str) -> Result<String> {
+    let raw = pg::client_cmd(sh, "pg_dump", args)?
         .args(["--schema-only", "--no-owner", "--exclude-schema=app_meta"])
         .ignore_stderr()
         .read()
-        .with_context(|| format!("pg_dump --schema-only of {} failed", url.address()))?;
+        .with_context(|| format!("pg_dump --schema-only of {shown} failed"))?;
     Ok(normalize(&raw))
 }
 

@@ -8,13 +8,13 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use app::{Guard, Resolved, Settings, guard::op};
+use app::guard::op;
 use postgres::Transaction;
 
 use super::{Loaded, Options, calendar::Calendar, model::EMAIL_DOMAIN};
 use crate::bulk::{Deferred, Scope};
 use crate::{
-    context::{self, data, status},
+    context::{data, status},
     flags::{Global, Profile},
     pg::Throwaway,
 };
@@ -31,8 +31,7 @@ const GENERATED: [&str; 3] =
 pub(crate) fn run(_global: &Global) -> Result<()> {
     status("starting a throwaway cluster");
     let throwaway = Throwaway::start()?;
-    let url: app::DatabaseUrl = throwaway.url("postgres").parse()?;
-    let guard = Guard::new(Resolved::throwaway(url)?, Settings::load(&context::project_root())?);
+    let guard = throwaway.guard()?;
     crate::migrate::up_all(&guard)?;
     let options = Options::new(Profile::Large, None, None, 1)?;
     status(format!("seeding the large profile: {} clinics, {} days", options.clinics, options.days));
