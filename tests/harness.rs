@@ -26,17 +26,44 @@ pub fn test_password() -> &'static str {
 /// test panics.
 pub struct TestCluster {
     throwaway: Throwaway,
+    /// Where it listens: `127.0.0.1`, or `[::1]` after [`restart_on`](Self::restart_on).
+    host: String,
 }
 
 impl TestCluster {
     pub fn start() -> TestCluster {
         TestCluster {
             throwaway: Throwaway::start().unwrap_or_else(|err| panic!("cannot start a test cluster: {err:#}")),
+            host: "127.0.0.1".to_string(),
         }
     }
 
     pub fn url(&self) -> String {
-        self.throwaway.url("postgres")
+        format!("postgresql://postgres:{}@{}:{}/postgres", test_password(), self.host, self.port())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.throwaway.cluster.port
+    }
+
+    /// The folder of its unix socket.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.throwaway.cluster.socket_dir()
+    }
+
+    /// Restarts the server listening on another loopback address and port: two servers
+    /// can share a port on `::1` and `127.0.0.1`.
+    pub fn restart_on(&mut self, listen: &str, port: u16) {
+        let sh = xshell::Shell::new().unwrap();
+        self.throwaway.cluster.stop(&sh, false).unwrap();
+        self.throwaway.cluster.port = port;
+        self.throwaway.cluster.start_on(&sh, listen).unwrap();
+        self.host = if listen.contains(':') { format!("[{listen}]") } else { listen.to_string() };
+    }
+
+    /// Removes the stamp: the database becomes one this project does not own.
+    pub fn unstamp(&self) {
+        self.client().batch_execute("drop schema app_meta cascade").unwrap();
     }
 
     pub fn client(&self) -> postgres::Client {
@@ -62,7 +89,7 @@ impl TestCluster {
                 test_password()
             ))
             .unwrap();
-        self.url().replacen("postgres:", &format!("{role}:"), 1)
+        self.url().replacen("//postgres:", &format!("//{role}:"), 1)
     }
 
     /// A checksum of the rows of one schema's tables.

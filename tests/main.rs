@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod attack;
 mod db;
 mod env;
 mod guard;

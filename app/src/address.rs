@@ -71,15 +71,16 @@ pub fn resolve(name: &str, port: u16) -> Vec<IpAddr> {
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return vec![ip];
     }
-    type Cache = HashMap<(String, u16), Vec<IpAddr>>;
+    // By name alone: what a name resolves to does not depend on the port.
+    type Cache = HashMap<String, Vec<IpAddr>>;
     static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
-    let key = (bare.to_ascii_lowercase(), port);
+    let key = bare.to_ascii_lowercase();
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let cache = cache.get_or_insert_with(HashMap::new);
     if let Some(found) = cache.get(&key) {
         return found.clone();
     }
-    let found = match substitute(&key.0) {
+    let found = match substitute(&key) {
         Some(found) => found,
         None => system_resolve(bare, port),
     };

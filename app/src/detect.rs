@@ -194,6 +194,20 @@ mod tests {
         check(Some("postgresql://postgres:pw123@localhost.evil.com:54322/postgres"), None, Ok(Some(Production)));
         check(Some(&format!("postgresql://postgres.{PROD}:pw123@127.0.0.1:6000/postgres")), None, Ok(Some(Production)));
         check(Some("postgresql://postgres.stagingref123:pw123@localhost:54322/postgres"), None, Ok(Some(Staging)));
+        // Every host counts: one remote host among loopback ones makes the URL remote.
+        check(Some("postgresql://postgres:pw123@127.0.0.1:5000,10.0.0.8:5432/postgres"), None, Ok(Some(Production)));
+        check(Some("postgresql://postgres:pw123@127.0.0.1:5000,[::1]:5001/postgres"), None, Ok(Some(Test)));
+        // What the driver connects to is the hostaddr, whatever the host is called.
+        check(
+            Some("postgresql://postgres:pw123@localhost:5000/postgres?hostaddr=10.0.0.8"),
+            None,
+            Ok(Some(Production)),
+        );
+        check(
+            Some("postgresql://postgres:pw123@db.example.com:5000/postgres?hostaddr=127.0.0.1"),
+            None,
+            Ok(Some(Test)),
+        );
         check(None, None, Ok(None));
         check(Some("  "), Some(""), Ok(None));
         // Disagreements and malformed values are errors.

@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use crate::{DatabaseUrl, Settings, detect, selection};
+use crate::{
+    DatabaseUrl, Settings,
+    address::{self, Endpoint},
+    detect, selection,
+};
 
 const SECRET: &str = "Fuzz-Secret-Value-31337";
 
@@ -105,6 +109,79 @@ proptest! {
         std::fs::write(&path, lines.join("\n")).unwrap();
         if let Err(err) = selection::read_env_file(&path) {
             check_error(&err);
+        }
+    }
+}
+
+/// Connection strings with one to three hosts, each a loopback or remote literal, a name
+/// that resolves (`localhost`) or one that doesn't, with or without `hostaddr`s and ports.
+fn multi_host_url() -> impl Strategy<Value = String> {
+    let host = prop_oneof![
+        Just("127.0.0.1"),
+        Just("127.0.0.2"),
+        Just("[::1]"),
+        Just("10.1.2.3"),
+        Just("203.0.113.7"),
+        Just("localhost"),
+        Just("nowhere.invalid"),
+        Just("db.abcdefgh.supabase.co"),
+    ];
+    let addr = prop_oneof![Just(None), Just(Some("127.0.0.1")), Just(Some("10.9.9.9")), Just(Some("::1"))];
+    (prop::collection::vec((host, prop::option::of(1000u16..9999)), 1..=3), prop::collection::vec(addr, 0..=3))
+        .prop_map(|(hosts, addrs)| {
+            let hosts: Vec<String> = hosts
+                .iter()
+                .map(|(h, p)| match p {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                })
+                .collect();
+            let mut url = format!("postgresql://postgres:pw@{}/postgres", hosts.join(","));
+            // libpq pairs hostaddr i with host i: only as many as there are hosts.
+            let addrs: Vec<&str> = addrs.into_iter().take(hosts.len()).flatten().collect();
+            if addrs.len() == hosts.len() {
+                url.push_str(&format!("?hostaddr={}", addrs.join(",")));
+            }
+            url
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// For any URL the driver accepts, the addresses the tool classifies cover every
+    /// address the driver may connect to, and the config the tool connects with names
+    /// exactly one of them.
+    #[test]
+    fn classification_covers_every_address_the_driver_may_use(raw in multi_host_url()) {
+        let Ok(url) = raw.parse::<DatabaseUrl>() else { return Ok(()) };
+        let Ok(driver) = raw.parse::<postgres::Config>() else { return Ok(()) };
+        let endpoints = url.endpoints();
+        let hosts = driver.get_hosts();
+        let addrs = driver.get_hostaddrs();
+        for i in 0..hosts.len().max(addrs.len()) {
+            let covered = match (addrs.get(i), hosts.get(i)) {
+                (Some(ip), _) => endpoints.iter().any(|e| matches!(e, Endpoint::Tcp { addr, .. } if addr == ip)),
+                (None, Some(postgres::config::Host::Tcp(name))) => {
+                    address::resolve(name, 5432).iter().all(|ip| endpoints.iter().any(|e| matches!(e, Endpoint::Tcp { addr, .. } if addr == ip)))
+                }
+                (None, _) => true,
+            };
+            prop_assert!(covered, "host {i} of {raw} is not covered by {endpoints:?}");
+        }
+        if url.is_on_this_machine() {
+            prop_assert!(endpoints.iter().all(Endpoint::is_on_this_machine), "{raw}: called this machine, but {endpoints:?}");
+        }
+        for endpoint in &endpoints {
+            let config = url.config_for(endpoint);
+            prop_assert_eq!(config.get_hosts().len(), 1);
+            if let Endpoint::Tcp { addr, port, .. } = endpoint {
+                prop_assert_eq!(config.get_hostaddrs(), &[*addr][..]);
+                prop_assert_eq!(config.get_ports(), &[*port][..]);
+            }
+        }
+        if hosts.len().max(addrs.len()) > 1 {
+            prop_assert!(url.write_problem().is_some(), "{raw}: several hosts allowed for writes");
         }
     }
 }

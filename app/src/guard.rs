@@ -452,10 +452,35 @@ fn open(url: &DatabaseUrl, pin: &OnceLock<Pin>) -> Result<Client> {
         return Ok(opened.client);
     }
     let mut opened = connect::open_first(url)?;
+    refuse_twins(url, &opened)?;
     let shared =
         url.pooler() == Some(crate::database_url::Pooler::Transaction) || connect::shares_sessions(url, &mut opened)?;
     let _ = pin.set(Pin { endpoint: opened.endpoint.clone(), identity: opened.identity.clone(), shared });
     Ok(opened.client)
+}
+
+/// A name that resolves to several addresses is one server only if every address that
+/// answers shows the same identity: `localhost` can be `::1` and `127.0.0.1`, with two
+/// servers on one port.
+fn refuse_twins(url: &DatabaseUrl, first: &connect::Opened) -> Result<()> {
+    let Endpoint::Tcp { name, .. } = &first.endpoint else { return Ok(()) };
+    let timeout = url.startup_timeout().min(std::time::Duration::from_secs(2));
+    for other in url.endpoints() {
+        let twin = matches!(&other, Endpoint::Tcp { name: n, .. } if n == name) && other != first.endpoint;
+        if !twin {
+            continue;
+        }
+        if let Ok(answer) = connect::open_at(url, &other, timeout) {
+            if answer.identity != first.identity {
+                bail!(
+                    "{name} resolves to several addresses where different servers answer ({} and {}): refused\nhint: put the one address you mean in DATABASE_URL",
+                    first.endpoint,
+                    other
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn differs(a: &Identity, b: &Identity) -> &'static str {

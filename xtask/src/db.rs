@@ -62,10 +62,14 @@ impl Local {
     }
 
     fn data_dir_shown(&self) -> String {
-        let root = context::project_root();
-        let dir: PathBuf = self.cluster.data_dir();
-        dir.strip_prefix(&root).map(|p| p.display().to_string()).unwrap_or_else(|_| dir.display().to_string())
+        shown(&self.cluster.data_dir())
     }
+}
+
+/// A folder relative to the project root where it is inside it.
+fn shown(dir: &Path) -> String {
+    let root = context::project_root();
+    dir.strip_prefix(&root).map(|p| p.display().to_string()).unwrap_or_else(|_| dir.display().to_string())
 }
 
 fn up(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
@@ -196,7 +200,7 @@ fn destroy(sh: &Shell, global: &Global, yes: bool) -> Result<()> {
     if !local.cluster.dir.join(LOCAL_MARKER).is_file() {
         bail!(
             "{} has no {LOCAL_MARKER} file, so `cargo xtask db up` did not create it: not deleted\nhint: delete it by hand if it really is a database folder you no longer need",
-            local.data_dir_shown()
+            shown(&local.cluster.dir)
         );
     }
     if local.cluster.running_port(sh).is_some() {

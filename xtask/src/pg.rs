@@ -203,9 +203,15 @@ impl Cluster {
     /// Starts the server and waits until it accepts connections. A port that something else
     /// holds is one clear error.
     pub fn start(&self, sh: &Shell) -> Result<()> {
-        if let Err(err) = TcpListener::bind(("127.0.0.1", self.port)) {
+        self.start_on(sh, "127.0.0.1")
+    }
+
+    /// [`start`](Self::start), listening on another loopback address (tests).
+    pub fn start_on(&self, sh: &Shell, listen: &str) -> Result<()> {
+        let ip: std::net::IpAddr = listen.parse().context("a listen address is an IP address")?;
+        if let Err(err) = TcpListener::bind((ip, self.port)) {
             bail!(
-                "port {} on 127.0.0.1 is taken by another program ({err})\nhint: stop that program, or choose another port (env/environments.toml [local] port)",
+                "port {} on {listen} is taken by another program ({err})\nhint: stop that program, or choose another port (env/environments.toml [local] port)",
                 self.port
             );
         }
@@ -222,7 +228,7 @@ impl Cluster {
             format!("--log={}", log.display()),
             "--wait".to_string(),
             "--timeout=60".to_string(),
-            format!("--options=-p {} -k '{}'", self.port, run.display()),
+            format!("--options=-p {} -k '{}' -h '{listen}'", self.port, run.display()),
             "start".to_string(),
         ];
         let started = server_cmd(sh, pg_ctl, &args).run();
