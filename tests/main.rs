@@ -8,6 +8,7 @@ mod db;
 mod env;
 mod guard;
 mod migrate;
+mod pooler;
 mod rls;
 mod seed;
 mod stage_sync;

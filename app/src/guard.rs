@@ -348,6 +348,17 @@ impl<O: op::ReadOp> ReadTarget<O> {
         self.pin.get().map(|p| &p.identity)
     }
 
+    /// Whether the pinned server session is shared between clients (a transaction pooler),
+    /// once a connection has found out.
+    pub fn shares_sessions(&self) -> Option<bool> {
+        self.pin.get().map(|p| p.shared)
+    }
+
+    /// The endpoint this command's connections are pinned to, once one has connected.
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        self.pin.get().map(|p| &p.endpoint)
+    }
+
     /// Connects to the pinned server. No session state is set: every read goes through
     /// [`ReadConnection::transaction`], read-only, so a shared server session is left as
     /// it was found.

@@ -75,24 +75,44 @@ fn show(guard: &Guard) -> Result<()> {
         s.require_confirmation
     ));
     match probe(guard, Duration::from_secs(3)) {
-        Ok((stamp, version)) => {
+        Ok(found) => {
             data(format!(
                 "stamp           {}",
-                stamp.map(|e| e.to_string()).unwrap_or_else(|| "(unstamped)".to_string())
+                found.stamp.map(|e| e.to_string()).unwrap_or_else(|| "(unstamped)".to_string())
             ));
-            data(format!("server          {version}"));
+            data(format!("server          {}", found.version));
+            data(format!("  reached at    {}", found.endpoint));
+            if found.shared {
+                data(
+                    "  sessions      shared between clients (a transaction pooler): only read-only inspection runs here",
+                );
+            }
         }
         Err(err) => data(format!("server          unreachable: {}", first_line(&format!("{err:#}")))),
     }
     Ok(())
 }
 
-/// The stamp and server version, through a read-only session.
-fn probe(guard: &Guard, timeout: Duration) -> Result<(Option<Environment>, String)> {
+/// What the server says, through read-only transactions.
+struct Probe {
+    stamp: Option<Environment>,
+    version: String,
+    /// Where the guard pinned the server, and whether its sessions are shared.
+    endpoint: String,
+    shared: bool,
+}
+
+fn probe(guard: &Guard, timeout: Duration) -> Result<Probe> {
     let target = guard.read::<op::Inspect>()?;
     let mut conn = target.connect_with_timeout(timeout)?;
     let version: String = conn.transaction()?.query_one("select current_setting('server_version')", &[])?.get(0);
-    Ok((conn.stamp, format!("PostgreSQL {version}")))
+    let endpoint = target.endpoint().map(|e| e.to_string()).unwrap_or_default();
+    Ok(Probe {
+        stamp: conn.stamp,
+        version: format!("PostgreSQL {version}"),
+        endpoint,
+        shared: target.shares_sessions() == Some(true),
+    })
 }
 
 fn check(global: &Global, timeout: Duration) -> Result<()> {
@@ -134,21 +154,19 @@ fn check(global: &Global, timeout: Duration) -> Result<()> {
         report(false, problem);
     }
 
-    if let Some(url) = &resolved.database {
-        if url.pooler() == Some(Pooler::Transaction) {
-            report(
-                false,
-                format!(
-                    "{} is the transaction-mode pooler; use port 5432 (session mode) or the direct host",
-                    url.address()
-                ),
-            );
-        }
-    }
     match probe(&guard, timeout) {
-        Ok((stamp, version)) => {
-            report(true, format!("database reachable ({version})"));
-            match stamp {
+        Ok(found) => {
+            report(true, format!("database reachable ({})", found.version));
+            if found.shared {
+                report(
+                    false,
+                    format!(
+                        "{} shares server sessions between clients (a transaction pooler): migrations, syncs and backups need the direct host or the pooler's session mode (port 5432)",
+                        found.endpoint
+                    ),
+                );
+            }
+            match found.stamp {
                 Some(stamp) if stamp == env => report(true, format!("stamp is {stamp}")),
                 Some(stamp) => report(false, format!("the database is stamped {stamp}, not {env}")),
                 None => report(
