@@ -368,3 +368,39 @@ fn a_first_migration_that_fails_leaves_no_stamp() {
         .map(|r| r.get(0));
     assert_eq!(stamped, None, "a failed first migration left a stamp");
 }
+
+#[test]
+fn an_unstamped_empty_database_is_stamped_by_its_first_migration_that_succeeds() {
+    let cluster = TestCluster::start();
+    cluster.unstamp();
+    let mut project = Project::new();
+    project.migration("9001_first.up.sql", "create table public.t (id int);\n");
+    project.migration("9001_first.down.sql", "drop table public.t;\n");
+    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &cluster.url()).ok();
+    let stamp: String =
+        cluster.client().query_one("select environment from app_meta.environment_stamp", &[]).unwrap().get(0);
+    assert_eq!(stamp, "test");
+}
+
+#[test]
+fn a_reset_killed_at_any_moment_leaves_a_database_behind() {
+    let cluster = TestCluster::start();
+    let project = Project::new();
+    for delay in crate::harness::random_delays(4, 5, 150) {
+        cluster
+            .client()
+            .batch_execute("create table if not exists public.scratch (id int); insert into public.scratch values (1);")
+            .unwrap();
+        let running =
+            project.xtask(&["db", "reset", "--env", "test", "--no-seed"]).env("DATABASE_URL", &cluster.url()).spawn();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        running.kill();
+        // The database is there and usable: either as it was, or reset and stamped.
+        let mut client = cluster.client();
+        let scratch: bool = client.query_one("select to_regclass('public.scratch') is not null", &[]).unwrap().get(0);
+        let stamp: Option<String> =
+            client.query_opt("select environment from app_meta.environment_stamp", &[]).unwrap().map(|r| r.get(0));
+        eprintln!("reset killed after {delay} ms: {}", if scratch { "as it was" } else { "reset" });
+        assert_eq!(stamp.as_deref(), Some("test"), "killed after {delay} ms: the stamp is gone");
+    }
+}

@@ -305,7 +305,7 @@ fn as_role<T>(
     let result = f(&mut sp);
     match &result {
         Ok(_) => {
-            sp.batch_execute("reset role; select set_config('request.jwt.claims', '', true)")?;
+            sp.batch_execute("set local role none; select set_config('request.jwt.claims', '', true)")?;
             sp.commit()?;
         }
         // Not an answer from the server (a lost connection): the suite cannot go on.

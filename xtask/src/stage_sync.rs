@@ -148,7 +148,8 @@ pub(crate) fn sync(
     // key is verified before commit instead, which also makes cycles load.
     tx.batch_execute("set local session_replication_role = replica").map_err(|err| {
         anyhow::anyhow!(
-            "cannot turn triggers off for the load (session_replication_role): {err}\nhint: the target's user needs to be allowed to set session_replication_role, as Supabase's postgres is"
+            "cannot turn triggers off for the load (session_replication_role): {}\nhint: the target's user needs to be allowed to set session_replication_role, as Supabase's postgres is",
+            app::connect::error_chain(&err)
         )
     })?;
     let mut emptied: Vec<String> =
