@@ -120,7 +120,9 @@ fn matrix_never_allows_development_writes_on_production() {
     assert!(line("RLS testing").contains("NEVER"));
     assert!(line("Customer demos").split_whitespace().nth(2) == Some("read-only"), "{}", line("Customer demos"));
     assert!(line("Stage-sync target").contains("NEVER"));
-    assert_eq!(out.stdout.lines().count(), 15, "{}", out.stdout);
+    assert!(line("Adopt (baseline)").split_whitespace().nth(2) == Some("confirm"), "{}", line("Adopt (baseline)"));
+    // A header, then one row per operation.
+    assert_eq!(out.stdout.lines().count(), 1 + app::matrix::Operation::ALL.len(), "{}", out.stdout);
 }
 
 #[test]

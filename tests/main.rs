@@ -4,6 +4,7 @@
 mod harness;
 
 mod attack;
+mod baseline;
 mod db;
 mod env;
 mod guard;

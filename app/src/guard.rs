@@ -89,6 +89,7 @@ pub mod op {
         Reset => Reset, write(true);
         Migrate => Migrate, write(true);
         MigrateDown => MigrateDown, write(false);
+        Baseline => Baseline, write(true);
         RlsTesting => RlsTesting, write(false);
         LoadTesting => LoadTesting, write(false);
         StageSyncTarget => StageSyncTarget, write(false);
@@ -160,6 +161,8 @@ pub struct PendingStamp {
     env: Environment,
     by: String,
     at: String,
+    /// Adopting a database that holds tables (`migrate baseline`): it need not be empty.
+    adopting: bool,
 }
 
 /// How an external PostgreSQL program reaches exactly the checked server.
@@ -419,7 +422,7 @@ impl PendingStamp {
             Some(found) if found == self.env => Ok(()),
             Some(found) => bail!("the database at {at} was stamped {found} meanwhile: {} refused", self.by),
             None => {
-                if !stamp::is_empty(tx)? {
+                if !self.adopting && !stamp::is_empty(tx)? {
                     bail!(
                         "tables appeared in the unstamped database at {at} meanwhile: it is not stamped, and {} is refused",
                         self.by
@@ -562,7 +565,10 @@ fn check_stamp<O: op::WriteOp>(
             "the database at {at} is stamped {stamp}, not {env}: {operation} refused\nhint: select --env {stamp}, or point DATABASE_URL at the {env} database"
         ),
         None => {
-            if !stamp::is_empty(client)? {
+            // Adopting is the one explicit, confirmed way a database that holds tables
+            // becomes this project's.
+            let adopting = operation == crate::matrix::Operation::Baseline;
+            if !adopting && !stamp::is_empty(client)? {
                 bail!(
                     "the database at {at} has no environment stamp but holds tables: it is not this project's, so {operation} is refused, wherever it is\nhint: point DATABASE_URL at a database this project created, or at an empty one; an existing database is taken over only by an explicit, confirmed `cargo xtask migrate baseline`"
                 );
@@ -572,7 +578,7 @@ fn check_stamp<O: op::WriteOp>(
                     "the database at {at} has no environment stamp: {operation} refused\nhint: `cargo xtask migrate up --env {env}` (or `cargo xtask db up` for local) creates and stamps it"
                 );
             }
-            Ok(Some(PendingStamp { env, by: operation.to_string(), at }))
+            Ok(Some(PendingStamp { env, by: operation.to_string(), at, adopting }))
         }
     }
 }

@@ -21,6 +21,8 @@ pub enum Operation {
     Migrate,
     /// Reverting migrations: only where losing data is fine.
     MigrateDown,
+    /// Adopting an existing database: recording its schema as the baseline and stamping it.
+    Baseline,
     StageSyncSource,
     StageSyncTarget,
     Backup,
@@ -42,7 +44,7 @@ pub enum Access {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 14] = [
+    pub const ALL: [Operation; 15] = [
         Operation::RlsTesting,
         Operation::MigrationTesting,
         Operation::LoadTesting,
@@ -53,6 +55,7 @@ impl Operation {
         Operation::Reset,
         Operation::Migrate,
         Operation::MigrateDown,
+        Operation::Baseline,
         Operation::StageSyncSource,
         Operation::StageSyncTarget,
         Operation::Backup,
@@ -71,6 +74,7 @@ impl Operation {
             Operation::Reset => "Create / reset database",
             Operation::Migrate => "Migrate",
             Operation::MigrateDown => "Migrate down",
+            Operation::Baseline => "Adopt (baseline)",
             Operation::StageSyncSource => "Stage-sync source",
             Operation::StageSyncTarget => "Stage-sync target",
             Operation::Backup => "Backup",
@@ -125,6 +129,8 @@ pub fn access(op: Operation, env: Environment) -> Access {
         (Reset, Production | Staging) => Never,
         (Migrate, Production) => Confirmed,
         (Migrate, _) => Yes,
+        (Baseline, Production) => Confirmed,
+        (Baseline, _) => Yes,
         (MigrateDown, Local | Test) => Yes,
         (MigrateDown, Production | Staging) => Never,
         (StageSyncSource, Production) => ReadOnly,
@@ -144,7 +150,7 @@ mod tests {
     fn production_never_takes_development_writes() {
         for op in Operation::ALL {
             let access = access(op, Environment::Production);
-            if op == Operation::Migrate {
+            if matches!(op, Operation::Migrate | Operation::Baseline) {
                 assert_eq!(access, Access::Confirmed);
             } else {
                 assert!(!access.allows_writes(), "{op} may write to production");

@@ -149,6 +149,20 @@ pub enum MigrateCommand {
         #[arg(long, value_parser = parse_env)]
         to: Environment,
     },
+    /// Adopt an existing database: prove the migrations make its schema (or write its schema
+    /// as the first migration), then record them as applied and stamp it, after a typed
+    /// confirmation.
+    Baseline(MigrateBaseline),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateBaseline {
+    /// The typed confirmation: the production project's ref, or the environment's name.
+    #[arg(long, value_name = "NAME")]
+    pub confirm: Option<String>,
+    /// Show what was found and whether it matches the migrations; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

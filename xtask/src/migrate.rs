@@ -3,6 +3,7 @@
 //! runs, typed confirmation and a verified backup on production, and `verify`/`diff` to test
 //! migrations and compare environments.
 
+mod baseline;
 mod files;
 pub(crate) mod schema;
 
@@ -40,6 +41,7 @@ impl flags::Migrate {
             MigrateCommand::Resolve { version, applied, .. } => resolve(global, version, applied),
             MigrateCommand::Verify => verify(&sh),
             MigrateCommand::Diff { from, to } => diff_command(&sh, from, to),
+            MigrateCommand::Baseline(args) => baseline::run(&sh, global, args),
         }
     }
 }

@@ -11,8 +11,14 @@ use crate::pg;
 /// dump's comments and session settings, so two equal schemas give equal text.
 /// `args` come from the guard's target, so the dump is of the server it checked.
 pub fn dump(sh: &Shell, args: &ClientArgs, shown: &str) -> Result<String> {
+    dump_with(sh, args, shown, &["--schema-only".to_string(), "--no-owner".to_string()])
+}
+
+/// [`dump`] with other `pg_dump` options; `app_meta` is always left out.
+pub fn dump_with(sh: &Shell, args: &ClientArgs, shown: &str, options: &[String]) -> Result<String> {
     let raw = pg::client_cmd(sh, "pg_dump", args)?
-        .args(["--schema-only", "--no-owner", "--exclude-schema=app_meta"])
+        .args(options)
+        .arg("--exclude-schema=app_meta")
         .ignore_stderr()
         .read()
         .with_context(|| format!("pg_dump --schema-only of {shown} failed"))?;
