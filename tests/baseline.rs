@@ -144,7 +144,7 @@ fn before_public(checksum: &str) -> String {
 
 #[test]
 fn adopting_with_history_that_does_not_match_is_refused_with_the_first_difference() {
-    let mut project = Project::new();
+    let project = Project::new();
     let reference = foreign("");
     project
         .xtask(&["migrate", "baseline", "--env", "test", "--confirm", "test"])
