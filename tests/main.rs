@@ -6,6 +6,7 @@ mod harness;
 mod db;
 mod env;
 mod guard;
+mod load;
 mod migrate;
 mod rls;
 mod seed;

@@ -46,33 +46,16 @@ impl flags::Load {
         let path = if self.workload.is_absolute() { self.workload.clone() } else { root.join(&self.workload) };
         let workload = Arc::new(workload::load(&path, &self.workload.display().to_string())?);
 
-        let (mut clients, mut seconds) = (self.clients, self.duration.unwrap_or(DEFAULT_SECONDS));
-        if self.transactions.is_some() && self.duration.is_none() {
-            // Bounded by transactions; the time bound is only a safety net.
-            seconds = 3600;
-        }
         let caps = target.is_limited().then_some((LOCAL_MAX_CLIENTS, LOCAL_MAX_SECONDS));
         if let Some((max_clients, max_seconds)) = caps {
             status(format!(
                 "load testing is limited on {}: at most {max_clients} clients and {max_seconds} s",
                 target.environment()
             ));
-            if clients > max_clients {
-                context::warn(format!(
-                    "--clients {clients} exceeds the limit on {}: using {max_clients}",
-                    target.environment()
-                ));
-                clients = max_clients;
-            }
-            if seconds > max_seconds {
-                if self.duration.is_some() {
-                    context::warn(format!(
-                        "--duration {seconds} exceeds the limit on {}: using {max_seconds}",
-                        target.environment()
-                    ));
-                }
-                seconds = max_seconds;
-            }
+        }
+        let (clients, seconds, cut) = limits(self.clients, self.duration, self.transactions, caps);
+        for flag in cut {
+            context::warn(format!("{flag} exceeds the limit on {}", target.environment()));
         }
         if target.environment() == Environment::Staging {
             confirm(&guard, &target.url().address(), self.yes)?;
@@ -139,20 +122,48 @@ impl flags::Load {
     }
 }
 
+/// The run's clients and seconds within the caps (where the matrix says limited), and the
+/// flags that asked for more. Bounded by transactions, time is only a safety net.
+fn limits(
+    clients: u32,
+    duration: Option<u64>,
+    transactions: Option<u64>,
+    caps: Option<(u32, u64)>,
+) -> (u32, u64, Vec<String>) {
+    let asked_seconds = match (duration, transactions) {
+        (Some(seconds), _) => seconds,
+        (None, Some(_)) => 3600,
+        (None, None) => DEFAULT_SECONDS,
+    };
+    let Some((max_clients, max_seconds)) = caps else { return (clients, asked_seconds, Vec::new()) };
+    let mut cut = Vec::new();
+    if clients > max_clients {
+        cut.push(format!("--clients {clients}: using {max_clients}"));
+    }
+    if let Some(seconds) = duration.filter(|&s| s > max_seconds) {
+        cut.push(format!("--duration {seconds}: using {max_seconds}"));
+    }
+    (clients.min(max_clients), asked_seconds.min(max_seconds), cut)
+}
+
 /// Staging is shared: the user confirms the project by name, or passes `--yes`.
 fn confirm(guard: &Guard, address: &str, yes: bool) -> Result<()> {
-    let project_ref = guard.resolved().project_ref.clone().unwrap_or_else(|| "(unknown ref)".to_string());
-    let name = guard.all_settings().project(&project_ref).map(|p| p.name.clone()).unwrap_or_default();
+    let resolved_ref = guard.resolved().project_ref.clone().unwrap_or_default();
+    // The registry's spelling and name: what the team knows the project by.
+    let project = match guard.all_settings().project(&resolved_ref) {
+        Some(p) => format!("{} \"{}\"", p.project_ref, p.name),
+        None => resolved_ref,
+    };
     if yes {
-        status(format!("load testing staging project {project_ref} {name}: confirmed by --yes"));
+        status(format!("load testing staging project {project}: confirmed by --yes"));
         return Ok(());
     }
     if !context::stdin_is_terminal() {
         bail!(
-            "load testing staging project {project_ref} ({address}) needs a confirmation, and stdin is not a terminal\nhint: others may be using staging; pass --yes to confirm"
+            "load testing staging project {project} ({address}) needs a confirmation, and stdin is not a terminal\nhint: others may be using staging; pass --yes to confirm"
         );
     }
-    eprint!("Load-test staging project {project_ref} {name} at {address}? Others may be using it. [y/N] ");
+    eprint!("Load-test staging project {project} at {address}? Others may be using it. [y/N] ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).context("cannot read the confirmation")?;
     if !matches!(answer.trim(), "y" | "Y" | "yes") {
@@ -180,5 +191,22 @@ fn db_message(err: &postgres::Error) -> String {
             None => db.message().to_string(),
         },
         None => format!("{err:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_cannot_exceed_the_caps() {
+        let caps = Some((LOCAL_MAX_CLIENTS, LOCAL_MAX_SECONDS));
+        assert_eq!(limits(16, Some(600), None, caps).0, LOCAL_MAX_CLIENTS);
+        assert_eq!(limits(16, Some(600), None, caps).1, LOCAL_MAX_SECONDS);
+        assert_eq!(limits(16, Some(600), None, caps).2.len(), 2);
+        assert_eq!(limits(2, None, Some(100), caps), (2, LOCAL_MAX_SECONDS, Vec::new()));
+        assert_eq!(limits(2, Some(5), None, caps), (2, 5, Vec::new()));
+        assert_eq!(limits(16, None, None, None), (16, DEFAULT_SECONDS, Vec::new()));
+        assert_eq!(limits(16, None, Some(10), None).1, 3600);
     }
 }
