@@ -78,10 +78,11 @@ impl flags::Load {
             None => format!("{seconds} s"),
         };
         status(format!(
-            "load test on {} ({}): {clients} client(s), {bound}; {} queries from {}; parameters from {} members in {} clinics; every transaction rolled back",
+            "load test on {} ({}): {clients} client(s), {bound}; {} quer{} from {}; parameters from {} members in {} clinics; every transaction rolled back",
             target.environment(),
             target.url().address(),
             workload.queries.len(),
+            if workload.queries.len() == 1 { "y" } else { "ies" },
             self.workload.display(),
             data.members(),
             data.clinics(),
@@ -106,7 +107,7 @@ impl flags::Load {
         report::print(&setup, &workload, &variants, &stats, elapsed, self.json);
         for (variant, stats) in variants.iter().zip(&stats) {
             let query = &workload.queries[variant.query];
-            if stats.latency.len() > 0 && stats.empty == stats.latency.len() {
+            if !stats.latency.is_empty() && stats.empty == stats.latency.len() {
                 context::warn(format!(
                     "{} as {} returned no rows in every transaction: RLS denies it, or its parameters find no data",
                     query.name,
@@ -179,7 +180,7 @@ fn progress_line() -> ProgressBar {
         None,
         if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
     );
-    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
+    bar.set_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
     bar
 }
 

@@ -107,6 +107,7 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct RawQuery {
     name: Spanned<String>,
+    /// For readers of the file; accepted so that unknown fields can stay errors.
     #[serde(default)]
     #[allow(dead_code)]
     description: String,
