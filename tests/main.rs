@@ -8,6 +8,7 @@ mod baseline;
 mod db;
 mod env;
 mod guard;
+mod load;
 mod migrate;
 mod pooler;
 mod rls;

@@ -43,6 +43,8 @@ pub enum Command {
     Seed(Seed),
     /// Copy production (or staging) into staging (or local, test), anonymized, atomically, verified.
     StageSync(StageSync),
+    /// Load-test the dashboard's queries under row-level security (never production; limited on local).
+    Load(Load),
     /// Benchmarks that print ratios measured side by side in one run.
     Bench(Bench),
     /// Run every check CI runs: format, clippy, tests.
@@ -249,6 +251,31 @@ pub enum StageSyncCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct Load {
+    /// Concurrent clients, one connection each, running transactions back to back.
+    #[arg(long, default_value_t = 4)]
+    pub clients: u32,
+    /// Seconds to run (10 without --transactions); capped on local.
+    #[arg(long, value_name = "SECONDS", conflicts_with = "transactions")]
+    pub duration: Option<u64>,
+    /// Run this many transactions in all, then stop.
+    #[arg(long, value_name = "N")]
+    pub transactions: Option<u64>,
+    /// The workload: the queries, their weights, roles and parameters.
+    #[arg(long, value_name = "FILE", default_value = "env/load.toml")]
+    pub workload: std::path::PathBuf,
+    /// Write the report as JSON to stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Don't ask before load-testing staging; needed when stdin is not a terminal.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// The random seed for drawing members and parameters.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

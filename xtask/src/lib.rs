@@ -9,6 +9,7 @@ pub mod context;
 mod db;
 mod env;
 mod flags;
+mod load;
 mod migrate;
 pub mod pg;
 mod rls;
@@ -46,6 +47,7 @@ pub fn main() -> ExitCode {
         flags::Command::Rls(cmd) => cmd.run(&flags.global),
         flags::Command::Seed(cmd) => cmd.run(&flags.global),
         flags::Command::StageSync(cmd) => cmd.run(&flags.global),
+        flags::Command::Load(cmd) => cmd.run(&flags.global),
         flags::Command::Bench(cmd) => cmd.run(&flags.global),
         flags::Command::Ci(cmd) => cmd.run(&flags.global),
     };

@@ -1,0 +1,213 @@
+//! `cargo xtask load`: load-tests the dashboard's real queries (`env/load.toml`) under
+//! row-level security, as Supabase's API runs them, against the guarded, stamp-checked target.
+//!
+//! The access matrix's row: never production (the guard refuses before any connection); on
+//! staging, which others may be using, a confirmation naming the project (or `--yes`); on
+//! local, "limited": at most [`LOCAL_MAX_CLIENTS`] clients for [`LOCAL_MAX_SECONDS`] seconds,
+//! which the flags cannot exceed. Every transaction is rolled back, so the data is left as
+//! it was found. `load/workload.rs` reads the file, `load/params.rs` draws parameters from
+//! the target's data, `load/run.rs` is the load generator, `load/report.rs` the report.
+
+mod params;
+mod report;
+mod run;
+mod workload;
+
+use std::{io::IsTerminal, sync::Arc, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use app::{Environment, Guard, guard::op};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::{
+    context::{self, status},
+    flags::{self, Global},
+};
+
+/// The caps where the matrix says load testing is limited (local): the developer's own
+/// cluster shares the machine with everything else.
+pub const LOCAL_MAX_CLIENTS: u32 = 4;
+pub const LOCAL_MAX_SECONDS: u64 = 30;
+
+/// Without `--duration` or `--transactions`.
+const DEFAULT_SECONDS: u64 = 10;
+
+impl flags::Load {
+    pub fn run(self, global: &Global) -> Result<()> {
+        if self.clients == 0 || self.clients > 256 {
+            bail!("--clients must be between 1 and 256, not {}", self.clients);
+        }
+        if self.duration == Some(0) || self.transactions == Some(0) {
+            bail!("--duration and --transactions must be at least 1");
+        }
+        let guard = context::guard(global)?;
+        let target = guard.write::<op::LoadTesting>()?;
+        let root = context::project_root();
+        let path = if self.workload.is_absolute() { self.workload.clone() } else { root.join(&self.workload) };
+        let workload = Arc::new(workload::load(&path, &self.workload.display().to_string())?);
+
+        let caps = target.is_limited().then_some((LOCAL_MAX_CLIENTS, LOCAL_MAX_SECONDS));
+        if let Some((max_clients, max_seconds)) = caps {
+            status(format!(
+                "load testing is limited on {}: at most {max_clients} clients and {max_seconds} s",
+                target.environment()
+            ));
+        }
+        let (clients, seconds, cut) = limits(self.clients, self.duration, self.transactions, caps);
+        for flag in cut {
+            context::warn(format!("{flag} exceeds the limit on {}", target.environment()));
+        }
+        if target.environment() == Environment::Staging {
+            confirm(&guard, &target.url().address(), self.yes)?;
+        }
+
+        let mut connections = Vec::with_capacity(clients as usize);
+        for _ in 0..clients {
+            connections.push(target.connect()?);
+        }
+        let data = Arc::new(params::Data::read(connections[0].client())?);
+        if let Some(query) = workload.queries.iter().find(|q| !data.has_member_for(q)) {
+            bail!(
+                "no active member of the target holds one of the roles query {} asks for ({})",
+                query.name,
+                query.members.join(", ")
+            );
+        }
+        let bound = match self.transactions {
+            Some(n) => format!("{n} transactions (at most {seconds} s)"),
+            None => format!("{seconds} s"),
+        };
+        status(format!(
+            "load test on {} ({}): {clients} client(s), {bound}; {} quer{} from {}; parameters from {} members in {} clinics; every transaction rolled back",
+            target.environment(),
+            target.url().address(),
+            workload.queries.len(),
+            if workload.queries.len() == 1 { "y" } else { "ies" },
+            self.workload.display(),
+            data.members(),
+            data.clinics(),
+        ));
+
+        let bounds = run::Bounds { transactions: self.transactions, deadline: Duration::from_secs(seconds) };
+        let counters = Arc::new(run::Counters::default());
+        let progress = progress_line();
+        let (stats, elapsed) = run::run(connections, &workload, &data, bounds, self.seed, &counters, |c, at| {
+            let done = c.done.load(std::sync::atomic::Ordering::Relaxed);
+            let errors = c.errors.load(std::sync::atomic::Ordering::Relaxed);
+            progress.set_message(format!(
+                "{:>6.1} s  {done:>8} transactions  {:>8.0} tx/s  {errors} errors",
+                at.as_secs_f64(),
+                done as f64 / at.as_secs_f64().max(1e-3)
+            ));
+        })?;
+        progress.finish_and_clear();
+
+        let (variants, _) = run::schedule(&workload);
+        let setup = report::Setup { environment: target.environment().to_string(), clients, caps };
+        report::print(&setup, &workload, &variants, &stats, elapsed, self.json);
+        for (variant, stats) in variants.iter().zip(&stats) {
+            let query = &workload.queries[variant.query];
+            if !stats.latency.is_empty() && stats.empty == stats.latency.len() {
+                context::warn(format!(
+                    "{} as {} returned no rows in every transaction: RLS denies it, or its parameters find no data",
+                    query.name,
+                    variant.role.name()
+                ));
+            }
+        }
+        let errors: u64 = stats.iter().map(run::Stats::errors).sum();
+        if errors > 0 {
+            bail!("{errors} transaction(s) failed (see errors by kind above)");
+        }
+        Ok(())
+    }
+}
+
+/// The run's clients and seconds within the caps (where the matrix says limited), and the
+/// flags that asked for more. Bounded by transactions, time is only a safety net.
+fn limits(
+    clients: u32,
+    duration: Option<u64>,
+    transactions: Option<u64>,
+    caps: Option<(u32, u64)>,
+) -> (u32, u64, Vec<String>) {
+    let asked_seconds = match (duration, transactions) {
+        (Some(seconds), _) => seconds,
+        (None, Some(_)) => 3600,
+        (None, None) => DEFAULT_SECONDS,
+    };
+    let Some((max_clients, max_seconds)) = caps else { return (clients, asked_seconds, Vec::new()) };
+    let mut cut = Vec::new();
+    if clients > max_clients {
+        cut.push(format!("--clients {clients}: using {max_clients}"));
+    }
+    if let Some(seconds) = duration.filter(|&s| s > max_seconds) {
+        cut.push(format!("--duration {seconds}: using {max_seconds}"));
+    }
+    (clients.min(max_clients), asked_seconds.min(max_seconds), cut)
+}
+
+/// Staging is shared: the user confirms the project by name, or passes `--yes`.
+fn confirm(guard: &Guard, address: &str, yes: bool) -> Result<()> {
+    let resolved_ref = guard.resolved().project_ref.clone().unwrap_or_default();
+    // The registry's spelling and name: what the team knows the project by.
+    let project = match guard.all_settings().project(&resolved_ref) {
+        Some(p) => format!("{} \"{}\"", p.project_ref, p.name),
+        None => resolved_ref,
+    };
+    if yes {
+        status(format!("load testing staging project {project}: confirmed by --yes"));
+        return Ok(());
+    }
+    if !context::stdin_is_terminal() {
+        bail!(
+            "load testing staging project {project} ({address}) needs a confirmation, and stdin is not a terminal\nhint: others may be using staging; pass --yes to confirm"
+        );
+    }
+    eprint!("Load-test staging project {project} at {address}? Others may be using it. [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).context("cannot read the confirmation")?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("not confirmed: nothing was run");
+    }
+    Ok(())
+}
+
+/// One line on a terminal, redrawn; hidden on a pipe or when quiet.
+fn progress_line() -> ProgressBar {
+    let visible = std::io::stderr().is_terminal() && !context::is_quiet();
+    let bar = ProgressBar::with_draw_target(
+        None,
+        if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+    );
+    bar.set_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
+    bar
+}
+
+/// A server error's own message (with detail), never just "db error".
+fn db_message(err: &postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => format!("{err:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_cannot_exceed_the_caps() {
+        let caps = Some((LOCAL_MAX_CLIENTS, LOCAL_MAX_SECONDS));
+        assert_eq!(limits(16, Some(600), None, caps).0, LOCAL_MAX_CLIENTS);
+        assert_eq!(limits(16, Some(600), None, caps).1, LOCAL_MAX_SECONDS);
+        assert_eq!(limits(16, Some(600), None, caps).2.len(), 2);
+        assert_eq!(limits(2, None, Some(100), caps), (2, LOCAL_MAX_SECONDS, Vec::new()));
+        assert_eq!(limits(2, Some(5), None, caps), (2, 5, Vec::new()));
+        assert_eq!(limits(16, None, None, None), (16, DEFAULT_SECONDS, Vec::new()));
+        assert_eq!(limits(16, None, Some(10), None).1, 3600);
+    }
+}

@@ -1,0 +1,214 @@
+//! The load test's report: per query and role, and overall, the transactions, throughput,
+//! p50/p95/p99/max latency, empty results and errors by kind; then the cost of row-level
+//! security (the same read as `service_role` and as `authenticated`, side by side). A short
+//! table for people, or JSON for CI.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+use super::{
+    run::{Stats, Variant},
+    workload::{Role, Workload},
+};
+use crate::context::data;
+
+/// What the run was.
+#[derive(Debug)]
+pub struct Setup {
+    pub environment: String,
+    pub clients: u32,
+    /// The local environment's caps, when they applied: clients and seconds.
+    pub caps: Option<(u32, u64)>,
+}
+
+/// Latency figures of one histogram, in milliseconds.
+#[derive(Debug)]
+struct Figures {
+    count: u64,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn figures(h: &Histogram<u64>) -> Figures {
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    if h.is_empty() {
+        return Figures { count: 0, p50: 0.0, p95: 0.0, p99: 0.0, max: 0.0 };
+    }
+    Figures {
+        count: h.len(),
+        p50: ms(h.value_at_quantile(0.50)),
+        p95: ms(h.value_at_quantile(0.95)),
+        p99: ms(h.value_at_quantile(0.99)),
+        max: ms(h.max()),
+    }
+}
+
+/// A line of the report.
+struct Line {
+    name: String,
+    role: &'static str,
+    transactions: u64,
+    tps: f64,
+    figures: Figures,
+    empty: u64,
+    errors: u64,
+}
+
+/// Prints the report: a table on stdout, or JSON with `json`.
+pub fn print(setup: &Setup, workload: &Workload, variants: &[Variant], stats: &[Stats], elapsed: Duration, json: bool) {
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    let line = |name: String, role: &'static str, s: &Stats| Line {
+        name,
+        role,
+        transactions: s.transactions(),
+        tps: s.transactions() as f64 / seconds,
+        figures: figures(&s.latency),
+        empty: s.empty,
+        errors: s.errors(),
+    };
+    let lines: Vec<Line> = variants
+        .iter()
+        .zip(stats)
+        .map(|(v, s)| line(workload.queries[v.query].name.clone(), v.role.name(), s))
+        .collect();
+    let mut all = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds");
+    for s in stats {
+        all.add(&s.latency).expect("histograms with the same bounds");
+    }
+    let transactions: u64 = stats.iter().map(Stats::transactions).sum();
+    let overall = Line {
+        name: "overall".to_string(),
+        role: "",
+        transactions,
+        tps: transactions as f64 / seconds,
+        figures: figures(&all),
+        empty: stats.iter().map(|s| s.empty).sum(),
+        errors: stats.iter().map(Stats::errors).sum(),
+    };
+    let rls = rls_pairs(workload, variants, stats);
+    if json {
+        data(to_json(setup, &lines, &overall, variants, stats, workload, &rls, seconds).to_string());
+        return;
+    }
+    data(format!(
+        "{:<30} {:<13} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6}",
+        "query", "role", "tx", "tx/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "empty", "errors"
+    ));
+    for l in lines.iter().chain([&overall]) {
+        let f = &l.figures;
+        data(format!(
+            "{:<30} {:<13} {:>7} {:>8.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>6}",
+            l.name, l.role, l.transactions, l.tps, f.p50, f.p95, f.p99, f.max, l.empty, l.errors
+        ));
+    }
+    let errors: Vec<String> = variants
+        .iter()
+        .zip(stats)
+        .flat_map(|(v, s)| {
+            s.errors.iter().map(move |(kind, (count, message))| {
+                format!("  {} as {}: {count} x {kind}: {message}", workload.queries[v.query].name, v.role.name())
+            })
+        })
+        .collect();
+    if !errors.is_empty() {
+        data("errors by kind (SQLSTATE):");
+        errors.into_iter().for_each(data);
+    }
+    if !rls.is_empty() {
+        data("row-level security cost (same query, service_role vs authenticated):");
+        data(format!(
+            "  {:<30} {:>10} {:>10} {:>10} {:>10} {:>9}",
+            "query", "svc p50", "auth p50", "svc p95", "auth p95", "p95 +ms"
+        ));
+        for (name, service, auth) in &rls {
+            data(format!(
+                "  {name:<30} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>9.2}",
+                service.p50,
+                auth.p50,
+                service.p95,
+                auth.p95,
+                auth.p95 - service.p95
+            ));
+        }
+    }
+    let mut footer = format!("{} client(s), {seconds:.1} s on {}", setup.clients, setup.environment);
+    if let Some((clients, secs)) = setup.caps {
+        footer.push_str(&format!(" (limited: at most {clients} clients and {secs} s)"));
+    }
+    data(footer);
+}
+
+/// Queries measured as both roles: (name, service_role figures, authenticated figures).
+fn rls_pairs(workload: &Workload, variants: &[Variant], stats: &[Stats]) -> Vec<(String, Figures, Figures)> {
+    let find = |query: usize, role: Role| {
+        variants.iter().position(|v| v.query == query && v.role == role).map(|i| figures(&stats[i].latency))
+    };
+    (0..workload.queries.len())
+        .filter_map(|q| {
+            let (service, auth) = (find(q, Role::ServiceRole)?, find(q, Role::Authenticated)?);
+            Some((workload.queries[q].name.clone(), service, auth))
+        })
+        .collect()
+}
+
+fn figures_json(l: &Line) -> Value {
+    let f = &l.figures;
+    json!({
+        "transactions": l.transactions, "tps": l.tps, "succeeded": f.count,
+        "p50_ms": f.p50, "p95_ms": f.p95, "p99_ms": f.p99, "max_ms": f.max,
+        "empty": l.empty, "errors": l.errors,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn to_json(
+    setup: &Setup,
+    lines: &[Line],
+    overall: &Line,
+    variants: &[Variant],
+    stats: &[Stats],
+    workload: &Workload,
+    rls: &[(String, Figures, Figures)],
+    seconds: f64,
+) -> Value {
+    let queries: Vec<Value> = lines
+        .iter()
+        .zip(variants.iter().zip(stats))
+        .map(|(l, (v, s))| {
+            let mut value = figures_json(l);
+            value["name"] = json!(workload.queries[v.query].name);
+            value["role"] = json!(l.role);
+            value["errors_by_kind"] = s
+                .errors
+                .iter()
+                .map(|(kind, (count, message))| (kind.clone(), json!({ "count": count, "message": message })))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+            value
+        })
+        .collect();
+    let rls: Vec<Value> = rls
+        .iter()
+        .map(|(name, service, auth)| {
+            json!({
+                "query": name,
+                "service_role": { "p50_ms": service.p50, "p95_ms": service.p95 },
+                "authenticated": { "p50_ms": auth.p50, "p95_ms": auth.p95 },
+                "p95_overhead_ms": auth.p95 - service.p95,
+            })
+        })
+        .collect();
+    json!({
+        "environment": setup.environment,
+        "clients": setup.clients,
+        "seconds": seconds,
+        "limits": setup.caps.map(|(clients, secs)| json!({ "clients": clients, "seconds": secs })),
+        "queries": queries,
+        "overall": figures_json(overall),
+        "rls": rls,
+    })
+}

@@ -1,0 +1,237 @@
+//! The load generator: one thread and one guarded connection per client, each running
+//! transactions back to back, the way Supabase's API (PostgREST) runs a request: `begin`,
+//! the role and `request.jwt.claims` set for the transaction, the query, then `rollback`, so
+//! that writes leave nothing behind. Latencies go into HDR histograms, errors are counted by
+//! SQLSTATE, and a query that returns nothing is counted as empty, never as a fast success.
+//!
+//! Why not pgbench: a pgbench client aborts on the first error that is not a serialization
+//! failure, so a query RLS denies would end the run instead of being counted; and drawing a
+//! real member per transaction would put a lookup inside every measured transaction.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Result, bail};
+use app::guard::{WriteConnection, op};
+use hdrhistogram::Histogram;
+use postgres::types::Type;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{
+    params::Data,
+    workload::{Role, Workload},
+};
+
+/// A query as one role: what the report has a line for.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub query: usize,
+    pub role: Role,
+}
+
+/// When to stop.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub transactions: Option<u64>,
+    pub deadline: Duration,
+}
+
+/// One variant's measurements.
+#[derive(Debug)]
+pub struct Stats {
+    /// Whole-transaction latency of successful transactions, in microseconds.
+    pub latency: Histogram<u64>,
+    /// Transactions whose query returned (or changed) no rows.
+    pub empty: u64,
+    pub rows: u64,
+    /// SQLSTATE (or `connection`) -> count and the first message.
+    pub errors: BTreeMap<String, (u64, String)>,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            latency: Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds"),
+            empty: 0,
+            rows: 0,
+            errors: BTreeMap::new(),
+        }
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.errors.values().map(|(n, _)| n).sum()
+    }
+
+    pub fn transactions(&self) -> u64 {
+        self.latency.len() + self.errors()
+    }
+
+    fn merge(&mut self, other: Stats) {
+        self.latency.add(&other.latency).expect("histograms with the same bounds");
+        self.empty += other.empty;
+        self.rows += other.rows;
+        for (kind, (count, message)) in other.errors {
+            let entry = self.errors.entry(kind).or_insert((0, message));
+            entry.0 += count;
+        }
+    }
+}
+
+/// Shared between the clients and the progress line.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub done: AtomicU64,
+    pub errors: AtomicU64,
+    next: AtomicU64,
+}
+
+/// The weighted order in which transactions pick variants (smooth weighted round robin):
+/// the mix is exact, and a run of at least one cycle executes every variant.
+pub fn schedule(workload: &Workload) -> (Vec<Variant>, Vec<usize>) {
+    let variants: Vec<Variant> = workload
+        .queries
+        .iter()
+        .enumerate()
+        .flat_map(|(query, q)| q.roles.iter().map(move |&role| Variant { query, role }))
+        .collect();
+    let weights: Vec<i64> = variants.iter().map(|v| i64::from(workload.queries[v.query].weight)).collect();
+    let total: i64 = weights.iter().sum();
+    let mut current = vec![0i64; variants.len()];
+    let mut order = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        for (c, w) in current.iter_mut().zip(&weights) {
+            *c += w;
+        }
+        let best = (0..current.len()).max_by_key(|&i| (current[i], std::cmp::Reverse(i))).unwrap_or(0);
+        current[best] -= total;
+        order.push(best);
+    }
+    (variants, order)
+}
+
+/// Runs the clients until the bounds are reached; returns each variant's stats and the
+/// elapsed time. A client whose connection dies stops; the others go on.
+pub fn run(
+    connections: Vec<WriteConnection<op::LoadTesting>>,
+    workload: &Arc<Workload>,
+    data: &Arc<Data>,
+    bounds: Bounds,
+    seed: u64,
+    counters: &Arc<Counters>,
+    on_tick: impl Fn(&Counters, Duration),
+) -> Result<(Vec<Stats>, Duration)> {
+    let (variants, order) = schedule(workload);
+    let (variants, order) = (Arc::new(variants), Arc::new(order));
+    let started = Instant::now();
+    let handles: Vec<_> = connections
+        .into_iter()
+        .enumerate()
+        .map(|(index, conn)| {
+            let (workload, data, variants, order, counters) =
+                (workload.clone(), data.clone(), variants.clone(), order.clone(), counters.clone());
+            let rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
+            std::thread::spawn(move || {
+                client(conn, &workload, &data, &variants, &order, bounds, started, rng, &counters)
+            })
+        })
+        .collect();
+    while !handles.iter().all(|h| h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(100));
+        on_tick(counters, started.elapsed());
+    }
+    let elapsed = started.elapsed();
+    let mut totals: Vec<Stats> = (0..variants.len()).map(|_| Stats::new()).collect();
+    for handle in handles {
+        let Ok(result) = handle.join() else { bail!("a load-test client panicked") };
+        for (total, stats) in totals.iter_mut().zip(result?) {
+            total.merge(stats);
+        }
+    }
+    Ok((totals, elapsed))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn client(
+    mut conn: WriteConnection<op::LoadTesting>,
+    workload: &Workload,
+    data: &Data,
+    variants: &[Variant],
+    order: &[usize],
+    bounds: Bounds,
+    started: Instant,
+    mut rng: ChaCha8Rng,
+    counters: &Counters,
+) -> Result<Vec<Stats>> {
+    let client = conn.client();
+    // A statement stuck behind a lock must not hang the run: it fails as 57014.
+    client.batch_execute("set statement_timeout = '30s'")?;
+    let mut statements = Vec::with_capacity(workload.queries.len());
+    for query in &workload.queries {
+        let types = vec![Type::TEXT; query.params.len()];
+        statements.push(
+            client
+                .prepare_typed(&query.sql, &types)
+                .map_err(|err| anyhow::anyhow!("query {} does not prepare: {}", query.name, super::db_message(&err)))?,
+        );
+    }
+    let mut stats: Vec<Stats> = variants.iter().map(|_| Stats::new()).collect();
+    loop {
+        if started.elapsed() >= bounds.deadline {
+            break;
+        }
+        let i = counters.next.fetch_add(1, Ordering::Relaxed);
+        if bounds.transactions.is_some_and(|n| i >= n) {
+            break;
+        }
+        let index = order[(i % order.len() as u64) as usize];
+        let variant = &variants[index];
+        let query = &workload.queries[variant.query];
+        let draw = data.draw(query, variant.role, &mut rng);
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            draw.values.iter().map(|v| v as &(dyn postgres::types::ToSql + Sync)).collect();
+        let begin = format!(
+            "begin; select set_config('role', '{}', true), set_config('request.jwt.claims', '{}', true)",
+            variant.role.name(),
+            draw.claims.replace('\'', "''")
+        );
+        let t0 = Instant::now();
+        let outcome = client.batch_execute(&begin).and_then(|()| {
+            let statement = &statements[variant.query];
+            if statement.columns().is_empty() {
+                client.execute(statement, &params)
+            } else {
+                client.query(statement, &params).map(|rows| rows.len() as u64)
+            }
+        });
+        let rolled_back = client.batch_execute("rollback");
+        let micros = t0.elapsed().as_micros().max(1) as u64;
+        let entry = &mut stats[index];
+        match (outcome, rolled_back) {
+            (Ok(rows), Ok(())) => {
+                entry.latency.saturating_record(micros);
+                entry.rows += rows;
+                entry.empty += u64::from(rows == 0);
+            }
+            (Err(err), _) | (Ok(_), Err(err)) => {
+                let (kind, message) = match err.code() {
+                    Some(code) => (code.code().to_string(), super::db_message(&err)),
+                    None => ("connection".to_string(), format!("{err:#}")),
+                };
+                entry.errors.entry(kind).or_insert((0, message)).0 += 1;
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        counters.done.fetch_add(1, Ordering::Relaxed);
+        if client.is_closed() {
+            break;
+        }
+    }
+    Ok(stats)
+}
