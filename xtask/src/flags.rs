@@ -142,6 +142,8 @@ pub enum MigrateCommand {
     },
     /// On a throwaway cluster: apply all, then down and up again each from the newest, comparing schemas.
     Verify,
+    /// Lint migration files: locking rules (Squawk) and the project's rules; exit 1 on unacknowledged findings.
+    Lint(MigrateLint),
     /// Compare two environments' ledgers and schemas; exit 1 on drift.
     Diff {
         #[arg(long, value_parser = parse_env)]
@@ -162,6 +164,19 @@ pub struct MigrateUp {
     /// The production project ref, to confirm without a terminal.
     #[arg(long, value_name = "PROJECT_REF")]
     pub confirm: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateLint {
+    /// Files to lint; without them, the migrations the baseline does not hold (new or changed).
+    pub files: Vec<std::path::PathBuf>,
+    /// Lint every migration, the baselined ones too (CI).
+    #[arg(long, conflicts_with = "files")]
+    pub all: bool,
+    /// Record the linted files and their findings in migrations/lint-baseline.toml (only for
+    /// files already applied to production).
+    #[arg(long)]
+    pub update_baseline: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! migrations and compare environments.
 
 mod files;
+pub(crate) mod lint;
 pub(crate) mod schema;
 
 use std::{
@@ -40,6 +41,7 @@ impl flags::Migrate {
             MigrateCommand::Resolve { version, applied, .. } => resolve(global, version, applied),
             MigrateCommand::Verify => verify(&sh),
             MigrateCommand::Diff { from, to } => diff_command(&sh, from, to),
+            MigrateCommand::Lint(args) => args.run(),
         }
     }
 }
@@ -277,6 +279,9 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
     if pending.is_empty() {
         status(format!("{env} is up to date: nothing to apply"));
         return Ok(());
+    }
+    if matches!(env, Environment::Staging | Environment::Production) {
+        lint::refuse_unacknowledged(&pending)?;
     }
     let backup = if guard.settings().require_backup { Some(backup::take(sh, &guard)?) } else { None };
     for migration in &pending {
