@@ -5,6 +5,7 @@
 
 mod files;
 pub(crate) mod lint;
+mod rehearse;
 pub(crate) mod schema;
 
 use std::{
@@ -42,6 +43,7 @@ impl flags::Migrate {
             MigrateCommand::Verify => verify(&sh),
             MigrateCommand::Diff { from, to } => diff_command(&sh, from, to),
             MigrateCommand::Lint(args) => args.run(),
+            MigrateCommand::Rehearse(args) => args.run(global),
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::{
     flags,
 };
 pub(crate) use baseline::BASELINE_FILE;
+pub(crate) use rules::qualified;
 use script::Script;
 
 /// Rules `migrate rehearse` enforces; their acknowledgements live in the same comments.
@@ -67,7 +68,8 @@ impl flags::MigrateLint {
         for (shown, path) in &targets {
             let sql = std::fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let down_exists = name.strip_suffix(".up.sql").map(|stem| path.with_file_name(format!("{stem}.down.sql")).is_file());
+            let down_exists =
+                name.strip_suffix(".up.sql").map(|stem| path.with_file_name(format!("{stem}.down.sql")).is_file());
             let mut found = lint_text(shown, &name, &sql, down_exists);
             baseline.apply(&name, &sql, &mut found);
             if self.update_baseline {
@@ -91,17 +93,25 @@ impl flags::MigrateLint {
             for file in &self.files {
                 let shown = file.display().to_string();
                 if !file.is_file() {
-                    bail!("{shown}: no such file\nhint: name migration files, e.g. migrations/0009_add_notes.up.sql, or pass --all");
+                    bail!(
+                        "{shown}: no such file\nhint: name migration files, e.g. migrations/0009_add_notes.up.sql, or pass --all"
+                    );
                 }
                 if file.extension().is_none_or(|e| e != "sql") {
-                    bail!("{shown} is not an .sql file\nhint: name migration files, e.g. migrations/0009_add_notes.up.sql");
+                    bail!(
+                        "{shown} is not an .sql file\nhint: name migration files, e.g. migrations/0009_add_notes.up.sql"
+                    );
                 }
                 targets.push((shown, file.clone()));
             }
             return Ok(targets);
         }
         let mut names: Vec<String> = match std::fs::read_dir(dir) {
-            Ok(entries) => entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".sql")).collect(),
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".sql"))
+                .collect(),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(err) => return Err(err).with_context(|| format!("cannot read {}", dir.display())),
         };
@@ -182,11 +192,21 @@ pub fn lint_text(shown: &str, name: &str, sql: &str, down_exists: Option<bool>) 
     };
     let mut found = Vec::new();
     for (line, message) in &parsed.errors {
-        found.push(finding(*line, "syntax", message.clone(), "PostgreSQL will refuse this too; fix the statement".into()));
+        found.push(finding(
+            *line,
+            "syntax",
+            message.clone(),
+            "PostgreSQL will refuse this too; fix the statement".into(),
+        ));
     }
     if down_exists == Some(false) {
         let down = name.replace(".up.sql", ".down.sql");
-        found.push(finding(1, rules::MISSING_DOWN, format!("{down} is missing"), "write the down migration: it restores the schema from before this file".into()));
+        found.push(finding(
+            1,
+            rules::MISSING_DOWN,
+            format!("{down} is missing"),
+            "write the down migration: it restores the schema from before this file".into(),
+        ));
     }
     // Hits by statement, so acknowledgements can silence exactly their rule.
     let mut hits: Vec<(Option<usize>, usize, String, String, String)> = Vec::new();
@@ -207,13 +227,18 @@ pub fn lint_text(shown: &str, name: &str, sql: &str, down_exists: Option<bool>) 
         f.acknowledged = k.and_then(|k| parsed.statements[k].acknowledges(rule)).map(|a| a.reason.clone());
         found.push(f);
     }
-    found.extend(check_acks(&parsed, &hits).into_iter().map(|(line, rule, reason, hint)| finding(line, rule, reason, hint)));
+    found.extend(
+        check_acks(&parsed, &hits).into_iter().map(|(line, rule, reason, hint)| finding(line, rule, reason, hint)),
+    );
     found.sort_by_key(|f| f.line);
     found
 }
 
 /// Acknowledgements must name a known rule, give a reason, and silence something.
-fn check_acks(parsed: &Script, hits: &[(Option<usize>, usize, String, String, String)]) -> Vec<(usize, &'static str, String, String)> {
+fn check_acks(
+    parsed: &Script,
+    hits: &[(Option<usize>, usize, String, String, String)],
+) -> Vec<(usize, &'static str, String, String)> {
     let mut problems = Vec::new();
     for (k, s) in parsed.statements.iter().enumerate() {
         for ack in &s.acks {
@@ -221,11 +246,26 @@ fn check_acks(parsed: &Script, hits: &[(Option<usize>, usize, String, String, St
             let squawk = ack.rule.parse::<Rule>().is_ok();
             let rehearse = REHEARSE_RULES.contains(&ack.rule.as_str());
             if !(ours || squawk || rehearse) {
-                problems.push((ack.line, "unknown-ack", format!("`{}` is not a rule", ack.rule), "name a rule as `migrate lint` prints it, e.g. `-- migrate:ack destructive: why`".to_string()));
+                problems.push((
+                    ack.line,
+                    "unknown-ack",
+                    format!("`{}` is not a rule", ack.rule),
+                    "name a rule as `migrate lint` prints it, e.g. `-- migrate:ack destructive: why`".to_string(),
+                ));
             } else if ack.reason.is_empty() {
-                problems.push((ack.line, "ack-needs-reason", format!("the acknowledgement of {} gives no reason", ack.rule), format!("say why it is safe: `-- {} {}: <why>`", script::ACK, ack.rule)));
+                problems.push((
+                    ack.line,
+                    "ack-needs-reason",
+                    format!("the acknowledgement of {} gives no reason", ack.rule),
+                    format!("say why it is safe: `-- {} {}: <why>`", script::ACK, ack.rule),
+                ));
             } else if !rehearse && !hits.iter().any(|h| h.0 == Some(k) && h.2 == ack.rule) {
-                problems.push((ack.line, "unused-ack", format!("{} does not fire on this statement", ack.rule), "remove the acknowledgement, or move it above the statement it is meant for".to_string()));
+                problems.push((
+                    ack.line,
+                    "unused-ack",
+                    format!("{} does not fire on this statement", ack.rule),
+                    "remove the acknowledgement, or move it above the statement it is meant for".to_string(),
+                ));
             }
         }
     }

@@ -61,7 +61,8 @@ impl Baseline {
     /// Records the file as it is, accepting its open findings.
     pub fn record(&mut self, name: &str, sql: &str, findings: &[Finding]) {
         self.files.retain(|e| e.name != name);
-        let accepted = findings.iter().filter(|f| f.acknowledged.is_none()).map(|f| format!("{}: {}", f.line, f.rule)).collect();
+        let accepted =
+            findings.iter().filter(|f| f.acknowledged.is_none()).map(|f| format!("{}: {}", f.line, f.rule)).collect();
         self.files.push(Entry { name: name.to_string(), checksum: files::checksum(sql), accepted });
         self.files.sort_by(|a, b| a.name.cmp(&b.name));
     }

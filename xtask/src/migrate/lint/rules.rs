@@ -51,7 +51,10 @@ pub fn check(statements: &[Statement], up: bool, no_transaction: bool) -> Vec<Hi
                     k,
                     DESTRUCTIVE,
                     what,
-                    format!("if the data may go, say why above the statement: `-- {} {DESTRUCTIVE}: <why>`", super::script::ACK),
+                    format!(
+                        "if the data may go, say why above the statement: `-- {} {DESTRUCTIVE}: <why>`",
+                        super::script::ACK
+                    ),
                 ));
             }
         }
@@ -79,9 +82,10 @@ fn is_concurrent(node: &ast::Stmt) -> bool {
     match node {
         ast::Stmt::CreateIndex(i) => i.concurrently_token().is_some(),
         ast::Stmt::DropIndex(i) => i.concurrently_token().is_some(),
-        ast::Stmt::Reindex(_) | ast::Stmt::AlterTable(_) => {
-            node.syntax().descendants_with_tokens().any(|e| e.as_token().is_some_and(|t| t.text().eq_ignore_ascii_case("concurrently")))
-        }
+        ast::Stmt::Reindex(_) | ast::Stmt::AlterTable(_) => node
+            .syntax()
+            .descendants_with_tokens()
+            .any(|e| e.as_token().is_some_and(|t| t.text().eq_ignore_ascii_case("concurrently"))),
         _ => false,
     }
 }
@@ -107,7 +111,9 @@ fn destructive(node: &ast::Stmt) -> Vec<String> {
                 } else if let Some(set_type) = ast::SetType::cast(action) {
                     let ty = set_type.ty().map(|t| t.syntax().text().to_string()).unwrap_or_default();
                     if narrows(&ty) {
-                        found.push(format!("changes a column of {table} to `{ty}`, which can refuse or cut existing values"));
+                        found.push(format!(
+                            "changes a column of {table} to `{ty}`, which can refuse or cut existing values"
+                        ));
                     }
                 }
             }
@@ -122,7 +128,8 @@ fn destructive(node: &ast::Stmt) -> Vec<String> {
 fn narrows(ty: &str) -> bool {
     let ty = ty.trim().to_ascii_lowercase();
     let base = ty.split('(').next().unwrap_or_default().trim();
-    ty.contains('(') || matches!(base, "smallint" | "int2" | "integer" | "int" | "int4" | "real" | "float4" | "char" | "character")
+    ty.contains('(')
+        || matches!(base, "smallint" | "int2" | "integer" | "int" | "int4" | "real" | "float4" | "char" | "character")
 }
 
 /// Tables created in an API schema without `enable row level security` or without a policy

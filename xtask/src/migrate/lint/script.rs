@@ -44,7 +44,11 @@ impl Statement {
     /// The statement's first line, for reports.
     pub fn summary(&self, sql: &str) -> String {
         let first = self.text(sql).lines().next().unwrap_or_default().trim();
-        if first.chars().count() > 60 { format!("{}...", first.chars().take(57).collect::<String>()) } else { first.to_string() }
+        if first.chars().count() > 40 {
+            format!("{}...", first.chars().take(37).collect::<String>())
+        } else {
+            first.to_string()
+        }
     }
 
     pub fn acknowledges(&self, rule: &str) -> Option<&Ack> {
@@ -61,7 +65,8 @@ pub fn parse(sql: &str) -> Script {
     let mut statements = Vec::new();
     for node in parse.tree().stmts() {
         let syntax = node.syntax();
-        let tokens = || syntax.descendants_with_tokens().filter_map(|e| e.into_token()).filter(|t| !t.kind().is_trivia());
+        let tokens =
+            || syntax.descendants_with_tokens().filter_map(|e| e.into_token()).filter(|t| !t.kind().is_trivia());
         let (Some(first), Some(last)) = (tokens().next(), tokens().last()) else { continue };
         let (start, end) = (usize::from(first.text_range().start()), usize::from(last.text_range().end()));
         let (line, last_line) = (lines.line(start), lines.line(end.saturating_sub(1)));
@@ -77,7 +82,8 @@ pub fn parse(sql: &str) -> Script {
         }
         statements.push(Statement { node, start, end, line, acks });
     }
-    let errors = parse.errors().iter().map(|e| (lines.line(usize::from(e.range().start())), e.message().to_string())).collect();
+    let errors =
+        parse.errors().iter().map(|e| (lines.line(usize::from(e.range().start())), e.message().to_string())).collect();
     Script { statements, errors }
 }
 
