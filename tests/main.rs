@@ -7,6 +7,8 @@ mod db;
 mod env;
 mod guard;
 mod migrate;
+mod migrate_lint;
+mod rehearse;
 mod rls;
 mod seed;
 mod stage_sync;

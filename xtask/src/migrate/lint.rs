@@ -191,7 +191,8 @@ pub fn lint_text(shown: &str, name: &str, sql: &str, down_exists: Option<bool>) 
         acknowledged: None,
     };
     let mut found = Vec::new();
-    for (line, message) in &parsed.errors {
+    // The first syntax error only: the parser's recovery makes the next ones noise.
+    for (line, message) in parsed.errors.iter().take(1) {
         found.push(finding(
             *line,
             "syntax",
