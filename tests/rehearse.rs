@@ -96,7 +96,7 @@ fn a_type_change_is_reported_as_a_rewrite_with_its_lock_until_acknowledged() {
     let down = "alter table public.daily_hygiene_production alter column patients_seen type integer;\n";
     let args = ["migrate", "rehearse", "--data", "minimal", "--from", "9003", "--json", "--max-rows", "100"];
     let project = project_with("9003_bigger_counts", up, down);
-    let out = project.xtask(&args).fails("the rehearsal found 2 problem(s)");
+    let out = project.xtask(&args).fails("the rehearsal found 3 problem(s)");
     let report = json(&out);
     let statement = &report["ups"][0];
     assert_eq!(statement["rewrites"][0], "public.daily_hygiene_production", "{statement}");
@@ -108,12 +108,13 @@ fn a_type_change_is_reported_as_a_rewrite_with_its_lock_until_acknowledged() {
         .unwrap();
     assert_eq!(lock["mode"], "AccessExclusiveLock");
     assert_eq!(lock["blocks"], "reads and writes");
-    assert_eq!(problems(&report), [("table-rewrite".to_string(), false), ("table-rewrite".to_string(), false)]);
+    // Up, down, and up again each rewrite it.
+    assert_eq!(problems(&report), vec![("table-rewrite".to_string(), false); 3]);
 
     let ack = "-- migrate:ack table-rewrite: a few hundred rows, rewritten in milliseconds\n";
     let project = project_with("9003_bigger_counts", &format!("{ack}{up}"), &format!("{ack}{down}"));
     let report = json(&project.xtask(&args).ok());
-    assert_eq!(problems(&report), [("table-rewrite".to_string(), true), ("table-rewrite".to_string(), true)]);
+    assert_eq!(problems(&report), vec![("table-rewrite".to_string(), true); 3]);
 }
 
 #[test]

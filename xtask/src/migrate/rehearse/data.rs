@@ -67,7 +67,6 @@ pub fn copy(
     if !out.status.success() {
         bail!("pg_dump of {env} failed: {}", last_line(&out.stderr));
     }
-    pg::hand_to_server_user(sh, &throwaway.cluster.dir.join("copy.dump")).ok();
     let copy_url = target.resolved().database()?.clone();
     let out = pg::client_cmd(sh, "pg_restore", &copy_url)?
         .args(["--no-owner", "--no-privileges", "--exit-on-error", "--jobs=2"])
