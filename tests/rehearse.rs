@@ -143,3 +143,29 @@ fn production_is_never_copied_and_bad_arguments_are_one_error() {
     project.xtask(&["migrate", "rehearse", "--data", "minimal", "--from", "9999"]).fails("there is no migration 9999");
     project.xtask(&["migrate", "rehearse", "--from", "7"]).fails("--from is for seeded data");
 }
+
+#[test]
+fn a_copy_ahead_of_production_rehearses_what_production_lacks() {
+    // "Production": the repository's migrations. The copied environment: one more, with data.
+    let (production, mut project) = migrated();
+    project.env_file(".env.production", &format!("DATABASE_URL={}\n", production.production_url()));
+    production.stamp("production");
+    let (staging, _) = migrated();
+    let url = staging.url();
+    project.xtask(&["seed", "--profile", "minimal", "--env", "test"]).env("DATABASE_URL", &url).ok();
+    project
+        .migration("9005_clinic_notes.up.sql", "alter table public.clinics add column notes text;\n")
+        .migration("9005_clinic_notes.down.sql", "alter table public.clinics drop column notes;\n");
+    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &url).ok();
+    let (before_staging, before_production) = (staging.checksum(), production.checksum());
+    let out = project
+        .xtask(&["migrate", "rehearse", "--env", "test", "--pending-on", "production", "--json"])
+        .env("DATABASE_URL", &url)
+        .ok();
+    let report = json(&out);
+    assert_eq!(report["source"], "a copy of test at production's migrations");
+    assert_eq!(report["migrations"][0], "9005_clinic_notes");
+    assert!(out.stderr.contains("reverted the copy to production's migrations: 1 down(s)"), "{}", out.stderr);
+    assert_eq!(staging.checksum(), before_staging, "the copied environment was written");
+    assert_eq!(production.checksum(), before_production, "production was written");
+}

@@ -190,6 +190,10 @@ pub struct MigrateRehearse {
     /// the schema the seed fills. Without it, the newest migration alone.
     #[arg(long, value_name = "VERSION")]
     pub from: Option<u32>,
+    /// With a copy: rehearse the migrations pending on this environment (its ledger is only
+    /// read); a copy that is ahead of it is first reverted there with the downs.
+    #[arg(long, value_name = "NAME", value_parser = parse_env)]
+    pub pending_on: Option<Environment>,
     /// Print the report as JSON on stdout (for CI).
     #[arg(long)]
     pub json: bool,

@@ -62,7 +62,10 @@ impl flags::MigrateRehearse {
                         "--from is for seeded data\nhint: a copy rehearses the migrations pending on the environment"
                     );
                 }
-                data::copy(&sh, global, &throwaway, &files)?
+                data::copy(&sh, global, &throwaway, &files, self.pending_on)?
+            }
+            _ if self.pending_on.is_some() => {
+                bail!("--pending-on is for a copy\nhint: with seeded data, choose the migrations with --from")
             }
             profile => data::seeded(&guard, &files, profile, self.from)?,
         };

@@ -28,6 +28,7 @@ pub fn copy(
     global: &Global,
     throwaway: &Throwaway,
     files: &[Migration],
+    pending_on: Option<Environment>,
 ) -> Result<(String, Vec<Migration>)> {
     let guard = context::guard(global)?;
     let env = guard.environment();
@@ -39,7 +40,25 @@ pub fn copy(
     let source = guard.read::<op::Inspect>()?;
     let mut src = source.connect()?;
     let ledger = migrate::read_ledger(src.client())?;
-    let pending: Vec<Migration> = migrate::plan(files, &ledger, None)?.into_iter().cloned().collect();
+    // Which migrations to rehearse: those pending on `pending_on` (production, for the
+    // production workflow), whose ledger is only read.
+    let (other, wanted) = match pending_on.filter(|e| *e != env) {
+        Some(other) => {
+            let guard = context::guard_for(Some(other))?;
+            let mut conn = guard.read::<op::Inspect>()?.connect()?;
+            (other, migrate::read_ledger(conn.client())?)
+        }
+        None => (env, migrate::read_ledger(src.client())?),
+    };
+    let pending: Vec<Migration> = migrate::plan(files, &wanted, None)?.into_iter().cloned().collect();
+    let applied = |m: &Migration| ledger.iter().any(|e| e.version == m.version && e.outcome == "applied");
+    if let Some(m) = files.iter().find(|m| wanted.iter().any(|e| e.version == m.version) && !applied(m)) {
+        bail!(
+            "{env} is behind {other}: {} is applied there, not on {env}\nhint: `cargo xtask migrate up --env {env}` first",
+            m.label()
+        );
+    }
+    let ahead: Vec<&Migration> = pending.iter().filter(|m| applied(m)).collect();
     let started = std::time::Instant::now();
     let target = throwaway.guard()?;
     let mut dst = target.write::<op::Migrate>()?.connect()?;
@@ -78,9 +97,23 @@ pub fn copy(
     }
     let _ = std::fs::remove_file(&dump);
     let mut dst = target.write::<op::Migrate>()?.connect()?;
+    for m in ahead.iter().rev() {
+        dst.client().batch_execute(&m.down.sql).map_err(|err| {
+            anyhow::anyhow!(
+                "cannot revert {} on the copy of {env} to {other}'s migrations: {}",
+                m.label(),
+                super::run::db_message(&err)
+            )
+        })?;
+    }
     dst.client().batch_execute("analyze")?;
     status(format!("copied {env} into a throwaway cluster in {:.1} s (read-only)", started.elapsed().as_secs_f64()));
-    Ok((format!("a copy of {env}"), pending))
+    if !ahead.is_empty() {
+        status(format!("reverted the copy to {other}'s migrations: {} down(s)", ahead.len()));
+    }
+    let source =
+        if other == env { format!("a copy of {env}") } else { format!("a copy of {env} at {other}'s migrations") };
+    Ok((source, pending))
 }
 
 /// `auth.users` rows first, so that the copy's foreign keys to them hold; only the columns
