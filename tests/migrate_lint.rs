@@ -20,7 +20,7 @@ fn reported(stdout: &str, code: Option<i32>) -> Vec<String> {
     let rules: Vec<String> = stdout
         .lines()
         .filter(|l| l.starts_with("migrations/"))
-        .map(|l| l.splitn(4, ':').nth(2).unwrap_or_default().trim().to_string())
+        .map(|l| l.split(':').nth(2).unwrap_or_default().trim().to_string())
         .collect();
     assert_eq!(code, Some(if rules.is_empty() { 0 } else { 1 }), "exit code and findings disagree:\n{stdout}");
     rules
