@@ -142,6 +142,12 @@ fn production_is_never_copied_and_bad_arguments_are_one_error() {
         .fails("rehearsing on a copy of production is refused");
     project.xtask(&["migrate", "rehearse", "--data", "minimal", "--from", "9999"]).fails("there is no migration 9999");
     project.xtask(&["migrate", "rehearse", "--from", "7"]).fails("--from is for seeded data");
+    project
+        .xtask(&["migrate", "rehearse", "--data", "minimal", "--pending-on", "production"])
+        .fails("--pending-on is for a copy");
+    project
+        .xtask(&["migrate", "rehearse", "--data", "minimal", "--from", "1"])
+        .fails("cannot seed the schema of the migrations before 0001");
 }
 
 #[test]

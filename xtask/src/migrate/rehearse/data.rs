@@ -174,8 +174,13 @@ pub fn seeded(
         }
     }
     let options = seed::Options::new(profile, None, None, 1)?;
-    seed::seed(guard, &options, false).with_context(|| {
-        format!("cannot seed the schema of the migrations before {from:04}\nhint: choose a later --from: the seed fills tables the earlier migrations create")
+    // The seed's own hint (migrate the database first) does not apply here: --from does.
+    seed::seed(guard, &options, false).map_err(|err| {
+        let cause = format!("{err:#}");
+        anyhow::anyhow!(
+            "cannot seed the schema of the migrations before {from:04}: {}\nhint: choose a later --from: the seed fills tables the earlier migrations create",
+            cause.lines().next().unwrap_or_default()
+        )
     })?;
     let name = format!("{profile:?}").to_lowercase();
     Ok((format!("the {name} seed"), files.iter().filter(|m| m.version >= from).cloned().collect()))
