@@ -115,6 +115,13 @@ fn a_type_change_is_reported_as_a_rewrite_with_its_lock_until_acknowledged() {
     let project = project_with("9003_bigger_counts", &format!("{ack}{up}"), &format!("{ack}{down}"));
     let report = json(&project.xtask(&args).ok());
     assert_eq!(problems(&report), vec![("table-rewrite".to_string(), true); 3]);
+    // Its exclusive lock, held longer than the limit: a problem of its own until acknowledged.
+    let mut strict = args.to_vec();
+    strict.extend(["--max-lock-ms", "0"]);
+    let out = project
+        .xtask(&strict)
+        .fails("the rehearsal found 3 problem(s), the first migrations/9003_bigger_counts.up.sql:2: long-lock");
+    assert!(out.stderr.contains("AccessExclusiveLock on public.daily_hygiene_production"), "{}", out.stderr);
 }
 
 #[test]
