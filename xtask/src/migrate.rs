@@ -53,6 +53,9 @@ pub(crate) fn up_all(guard: &Guard) -> Result<usize> {
     let files = load_files()?;
     let mut conn = guard.write::<op::Migrate>()?.connect()?;
     let pending = lock_and_plan(&mut conn, &files, None)?;
+    if matches!(guard.environment(), Environment::Staging | Environment::Production) {
+        lint::refuse_unacknowledged(&pending)?;
+    }
     for migration in &pending {
         apply_up(conn.client(), migration, guard.environment(), None)?;
     }
