@@ -295,6 +295,9 @@ fn setup_shapes() -> Setup {
     let mut project = Project::new();
     project.with_migrations().secret(KEY);
     project.migration("0010_shapes.up.sql", SHAPES_UP).migration("0010_shapes.down.sql", SHAPES_DOWN);
+    // Odd schema shapes standing for what production already holds, not a migration under
+    // review: the lint baseline accepts them, so `migrate up --env production` does too.
+    project.xtask(&["migrate", "lint", "--update-baseline", "migrations/0010_shapes.up.sql"]).ok();
     let rules =
         std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/stage-sync.toml"))
             .unwrap();

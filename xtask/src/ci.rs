@@ -35,6 +35,7 @@ impl flags::Ci {
                 Ok(cmd!(sh, "cargo clippy --release --workspace --all-targets --quiet -- -D warnings").run()?)
             })?;
         }
+        section("migrate lint", &|| flags::MigrateLint { files: Vec::new(), all: true, update_baseline: false }.run())?;
         section("build", &|| Ok(cmd!(sh, "cargo build --release --workspace --all-targets --quiet").run()?))?;
         // --show-output: the reliability suites print their case counts.
         section("tests", &|| Ok(cmd!(sh, "cargo test --release --workspace --quiet -- --show-output").run()?))?;

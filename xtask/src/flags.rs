@@ -144,6 +144,10 @@ pub enum MigrateCommand {
     },
     /// On a throwaway cluster: apply all, then down and up again each from the newest, comparing schemas.
     Verify,
+    /// Lint migration files: locking rules (Squawk) and the project's rules; exit 1 on unacknowledged findings.
+    Lint(MigrateLint),
+    /// On a throwaway copy of the data: apply the pending migrations statement by statement (time, locks, rewrites), then the downs and the ups again.
+    Rehearse(MigrateRehearse),
     /// Compare two environments' ledgers and schemas; exit 1 on drift.
     Diff {
         #[arg(long, value_parser = parse_env)]
@@ -178,6 +182,51 @@ pub struct MigrateUp {
     /// The production project ref, to confirm without a terminal.
     #[arg(long, value_name = "PROJECT_REF")]
     pub confirm: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateLint {
+    /// Files to lint; without them, the migrations the baseline does not hold (new or changed).
+    pub files: Vec<std::path::PathBuf>,
+    /// Lint every migration, the baselined ones too (CI).
+    #[arg(long, conflicts_with = "files")]
+    pub all: bool,
+    /// Record the linted files and their findings in migrations/lint-baseline.toml (only for
+    /// files already applied to production).
+    #[arg(long)]
+    pub update_baseline: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateRehearse {
+    /// The data: `copy` (the environment's database, copied read-only), or a seeded profile.
+    #[arg(long, value_enum, default_value_t = RehearseData::Copy)]
+    pub data: RehearseData,
+    /// With seeded data: rehearse the migrations from this version on; the earlier ones build
+    /// the schema the seed fills. Without it, the newest migration alone.
+    #[arg(long, value_name = "VERSION")]
+    pub from: Option<u32>,
+    /// With a copy: rehearse the migrations pending on this environment (its ledger is only
+    /// read); a copy that is ahead of it is first reverted there with the downs.
+    #[arg(long, value_name = "NAME", value_parser = parse_env)]
+    pub pending_on: Option<Environment>,
+    /// Print the report as JSON on stdout (for CI).
+    #[arg(long)]
+    pub json: bool,
+    /// A lock that blocks writes, held longer than this on a large table, is a problem.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub max_lock_ms: u64,
+    /// Tables with more rows than this are large: long locks and rewrites on them are problems.
+    #[arg(long, value_name = "ROWS", default_value_t = 10_000)]
+    pub max_rows: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RehearseData {
+    Copy,
+    Minimal,
+    Realistic,
+    Large,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,8 @@
 
 mod baseline;
 mod files;
+pub(crate) mod lint;
+mod rehearse;
 pub(crate) mod schema;
 
 use std::{
@@ -42,6 +44,8 @@ impl flags::Migrate {
             MigrateCommand::Verify => verify(&sh),
             MigrateCommand::Diff { from, to } => diff_command(&sh, from, to),
             MigrateCommand::Baseline(args) => baseline::run(&sh, global, args),
+            MigrateCommand::Lint(args) => args.run(),
+            MigrateCommand::Rehearse(args) => args.run(global),
         }
     }
 }
@@ -52,6 +56,9 @@ pub(crate) fn up_all(guard: &Guard) -> Result<usize> {
     let mut conn = guard.write::<op::Migrate>()?.connect()?;
     let stamp = conn.pending_stamp();
     let pending = lock_and_plan(&mut conn, &files, None)?;
+    if matches!(guard.environment(), Environment::Staging | Environment::Production) {
+        lint::refuse_unacknowledged(&pending)?;
+    }
     for migration in &pending {
         apply_up(conn.client(), migration, guard.environment(), None, stamp.as_ref())?;
     }
@@ -286,6 +293,9 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
     if pending.is_empty() {
         status(format!("{env} is up to date: nothing to apply"));
         return Ok(());
+    }
+    if matches!(env, Environment::Staging | Environment::Production) {
+        lint::refuse_unacknowledged(&pending)?;
     }
     let backup = if guard.settings().require_backup { Some(backup::take(sh, &guard)?) } else { None };
     for migration in &pending {

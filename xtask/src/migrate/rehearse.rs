@@ -1,0 +1,278 @@
+//! `cargo xtask migrate rehearse`: the pending migrations, applied statement by statement on
+//! a throwaway cluster that holds a copy of the environment's data (read through the
+//! read-only path, never written) or a seeded profile. Per statement: time, locks and how
+//! long they are held, rewrites, rows affected, failures only data reveals. Then the downs
+//! (schema back as it was? rows lost?) and the ups again. Thresholds make it exit 1 unless
+//! the file acknowledges them (`-- migrate:ack long-lock: why`, `table-rewrite`,
+//! `down-loses-data`).
+
+mod data;
+mod run;
+
+use std::{collections::BTreeMap, time::Instant};
+
+use anyhow::{Result, bail};
+use app::guard::op;
+use serde::Serialize;
+use xshell::Shell;
+
+use super::{Migration, schema};
+use crate::{
+    context::{self, data, status},
+    flags::{self, Global, RehearseData},
+    pg::Throwaway,
+};
+use run::StatementReport;
+
+/// The whole rehearsal, as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub source: String,
+    pub migrations: Vec<String>,
+    /// Row counts of the copy's tables before the rehearsal.
+    pub tables: BTreeMap<String, i64>,
+    pub ups: Vec<StatementReport>,
+    pub downs: Vec<StatementReport>,
+    pub reapply: Vec<StatementReport>,
+    pub problems: Vec<Problem>,
+    pub seconds: f64,
+}
+
+/// A threshold crossed or a failure: acknowledged ones are reported and do not fail the run.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    pub file: String,
+    pub line: usize,
+    pub rule: String,
+    pub reason: String,
+    pub acknowledged: bool,
+}
+
+impl flags::MigrateRehearse {
+    pub fn run(self, global: &Global) -> Result<()> {
+        let started = Instant::now();
+        let sh = Shell::new()?;
+        let files = super::load_files()?;
+        let throwaway = Throwaway::start()?;
+        let guard = throwaway.guard()?;
+        let (source, pending) = match self.data {
+            RehearseData::Copy => {
+                if self.from.is_some() {
+                    bail!(
+                        "--from is for seeded data\nhint: a copy rehearses the migrations pending on the environment"
+                    );
+                }
+                data::copy(&sh, global, &throwaway, &files, self.pending_on)?
+            }
+            _ if self.pending_on.is_some() => {
+                bail!("--pending-on is for a copy\nhint: with seeded data, choose the migrations with --from")
+            }
+            profile => data::seeded(&guard, &files, profile, self.from)?,
+        };
+        if pending.is_empty() {
+            status(format!("nothing to rehearse: no migration is pending on {source}"));
+            return Ok(());
+        }
+        let labels: Vec<String> = pending.iter().map(|m| m.label()).collect();
+        status(format!("rehearsing {} on {source}", labels.join(", ")));
+        let mut report = rehearse(&sh, &guard, &pending, &self)?;
+        report.source = source;
+        report.migrations = labels;
+        report.seconds = started.elapsed().as_secs_f64();
+        if self.json {
+            data(serde_json::to_string_pretty(&report)?);
+        } else {
+            print_table(&report);
+        }
+        let open: Vec<&Problem> = report.problems.iter().filter(|p| !p.acknowledged).collect();
+        for p in &report.problems {
+            let line = format!("{}:{}: {}: {}", p.file, p.line, p.rule, p.reason);
+            if p.acknowledged { status(format!("{line} (acknowledged)")) } else { context::warn(line) }
+        }
+        status(format!("rehearsal took {:.1} s", report.seconds));
+        if let Some(first) = open.first() {
+            bail!(
+                "the rehearsal found {} problem(s), the first {}:{}: {}\nhint: fix the migration, or, if it is safe, acknowledge it above the statement: `-- migrate:ack {}: why`",
+                open.len(),
+                first.file,
+                first.line,
+                first.rule,
+                first.rule
+            );
+        }
+        Ok(())
+    }
+}
+
+fn rehearse(sh: &Shell, guard: &app::Guard, pending: &[Migration], limits: &flags::MigrateRehearse) -> Result<Report> {
+    let target = guard.write::<op::Migrate>()?;
+    let args = target.client_args()?;
+    let mut conn = target.connect()?;
+    let client = conn.client();
+    let mut monitor = Some(guard.read::<op::Inspect>()?.connect()?);
+    let tables = run::row_counts(client)?;
+    let before = schema::dump(sh, &args, "the rehearsal copy")?;
+    let mut report = Report {
+        source: String::new(),
+        migrations: Vec::new(),
+        tables,
+        ups: Vec::new(),
+        downs: Vec::new(),
+        reapply: Vec::new(),
+        problems: Vec::new(),
+        seconds: 0.0,
+    };
+    let failed = |reports: &[StatementReport]| reports.last().is_some_and(|r| r.error.is_some());
+    for m in pending {
+        report.ups.extend(run::apply(client, &mut monitor, &m.up, false)?);
+        if failed(&report.ups) {
+            break;
+        }
+    }
+    if !failed(&report.ups) {
+        let after = schema::dump(sh, &args, "the rehearsal copy")?;
+        for m in pending.iter().rev() {
+            report.downs.extend(run::apply(client, &mut monitor, &m.down, true)?);
+            if failed(&report.downs) {
+                break;
+            }
+        }
+        if !failed(&report.downs) {
+            let restored = schema::dump(sh, &args, "the rehearsal copy")?;
+            if let Some(difference) = schema::first_difference(&before, &restored) {
+                let file = pending.first().map(|m| m.down.file.clone()).unwrap_or_default();
+                report.problems.push(problem(
+                    &file,
+                    1,
+                    "down-restores-schema",
+                    format!("the downs do not restore the schema: {difference}"),
+                    false,
+                ));
+            }
+            let counts = run::row_counts(client)?;
+            let acked = report.downs.iter().any(|r| r.acks.iter().any(|a| a == "down-loses-data"));
+            for (table, rows) in &report.tables {
+                let now = counts.get(table).copied().unwrap_or(0);
+                if now < *rows {
+                    let file = pending.first().map(|m| m.down.file.clone()).unwrap_or_default();
+                    report.problems.push(problem(
+                        &file,
+                        1,
+                        "down-loses-data",
+                        format!("after the downs {table} has {now} rows, it had {rows}"),
+                        acked,
+                    ));
+                }
+            }
+            for m in pending {
+                report.reapply.extend(run::apply(client, &mut monitor, &m.up, false)?);
+                if failed(&report.reapply) {
+                    break;
+                }
+            }
+            if !failed(&report.reapply) {
+                if let Some(difference) =
+                    schema::first_difference(&after, &schema::dump(sh, &args, "the rehearsal copy")?)
+                {
+                    let file = pending.last().map(|m| m.up.file.clone()).unwrap_or_default();
+                    report.problems.push(problem(
+                        &file,
+                        1,
+                        "reapply-differs",
+                        format!("the ups applied again give another schema: {difference}"),
+                        false,
+                    ));
+                }
+            }
+        }
+    }
+    let problems = judge(&report, limits);
+    report.problems.splice(0..0, problems);
+    Ok(report)
+}
+
+/// Failures, and the thresholds each statement crossed.
+fn judge(report: &Report, limits: &flags::MigrateRehearse) -> Vec<Problem> {
+    let rows = |table: &str| report.tables.get(table).copied().unwrap_or(0);
+    let mut problems = Vec::new();
+    let phases = [("up", &report.ups), ("down", &report.downs), ("up again", &report.reapply)];
+    for (phase, reports) in phases {
+        for r in reports {
+            let acked = |rule: &str| r.acks.iter().any(|a| a == rule);
+            if let Some(error) = &r.error {
+                problems.push(problem(&r.file, r.line, "failed", format!("{phase}: {error}"), false));
+            }
+            for lock in &r.locks {
+                let blocking = lock.blocks == "writes" || lock.blocks == "reads and writes";
+                if blocking && rows(&lock.table) > limits.max_rows && lock.held_ms > limits.max_lock_ms as f64 {
+                    let reason = format!(
+                        "{phase}: {} on {} ({} rows) blocks {} for {:.0} ms (limit {} ms)",
+                        lock.mode,
+                        lock.table,
+                        rows(&lock.table),
+                        lock.blocks,
+                        lock.held_ms,
+                        limits.max_lock_ms
+                    );
+                    problems.push(problem(&r.file, r.line, "long-lock", reason, acked("long-lock")));
+                }
+            }
+            for table in &r.rewrites {
+                if rows(table) > limits.max_rows {
+                    let reason = format!("{phase}: rewrites {table} ({} rows, limit {})", rows(table), limits.max_rows);
+                    problems.push(problem(&r.file, r.line, "table-rewrite", reason, acked("table-rewrite")));
+                }
+            }
+            for (what, n) in &r.destroys {
+                problems.push(problem(
+                    &r.file,
+                    r.line,
+                    "down-loses-data",
+                    format!("{phase}: destroys {n} {what}"),
+                    acked("down-loses-data"),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+fn problem(file: &str, line: usize, rule: &str, reason: String, acknowledged: bool) -> Problem {
+    Problem { file: format!("migrations/{file}"), line, rule: rule.to_string(), reason, acknowledged }
+}
+
+/// One line per statement: where, time, the strongest lock and its table, rewrites, rows.
+fn print_table(report: &Report) {
+    data(format!(
+        "{:<10} {:<44} {:<40} {:>9} {:>9} {:<8} {:>8}",
+        "phase", "file:line", "statement", "ms", "held ms", "rewrite", "rows"
+    ));
+    let phases = [("up", &report.ups), ("down", &report.downs), ("up again", &report.reapply)];
+    for (phase, reports) in phases {
+        for r in reports {
+            let at = format!("{}:{}", r.file, r.line);
+            let rewrite = if r.rewrites.is_empty() { "no" } else { "YES" };
+            let held = r.locks.iter().map(|l| l.held_ms).fold(0.0, f64::max);
+            data(format!(
+                "{phase:<10} {at:<44} {:<40} {:>9.1} {held:>9.1} {rewrite:<8} {:>8}",
+                r.statement, r.ms, r.rows_affected
+            ));
+            for lock in r.locks.iter().filter(|l| l.blocks != "none") {
+                let rows = report.tables.get(&lock.table).copied().unwrap_or(0);
+                data(format!(
+                    "{:<10}   lock {} on {} ({rows} rows): blocks {}",
+                    "", lock.mode, lock.table, lock.blocks
+                ));
+            }
+            for table in &r.rewrites {
+                data(format!("{:<10}   rewrites {table}", ""));
+            }
+            for (what, n) in &r.destroys {
+                data(format!("{:<10}   destroys {n} {what}", ""));
+            }
+            if let Some(error) = &r.error {
+                data(format!("{:<10}   FAILED: {error}", ""));
+            }
+        }
+    }
+}

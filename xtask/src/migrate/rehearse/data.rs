@@ -1,0 +1,187 @@
+//! The rehearsal's data: a copy of the environment's database, read through the read-only
+//! path (a read-only session, and `pg_dump` with read-only transactions), or a seeded
+//! profile on the schema of the migrations before the rehearsed ones.
+
+use std::io::{Read, Write};
+
+use anyhow::{Context, Result, bail};
+use app::{
+    Environment, Guard,
+    guard::op,
+    matrix::{self, Access, Operation},
+};
+use postgres::Client;
+use xshell::Shell;
+
+use crate::{
+    context::{self, status},
+    flags::{Global, Profile, RehearseData},
+    migrate::{self, Migration},
+    pg::{self, Throwaway},
+    seed,
+};
+
+/// Copies the environment's application schemas and data into the throwaway cluster (which
+/// already has Supabase's roles and `auth` schema) and returns the migrations pending there.
+pub fn copy(
+    sh: &Shell,
+    global: &Global,
+    throwaway: &Throwaway,
+    files: &[Migration],
+    pending_on: Option<Environment>,
+) -> Result<(String, Vec<Migration>)> {
+    let guard = context::guard(global)?;
+    let env = guard.environment();
+    if matrix::access(Operation::MigrationTesting, env) == Access::Never {
+        bail!(
+            "rehearsing on a copy of {env} is refused: the access matrix allows no migration testing there\nhint: rehearse on staging, which holds an anonymized copy of production (--env staging), or on seeded data (--data large)"
+        );
+    }
+    let source = guard.read::<op::Inspect>()?;
+    let mut src = source.connect()?;
+    let ledger = migrate::read_ledger(&mut src.transaction()?)?;
+    // Which migrations to rehearse: those pending on `pending_on` (production, for the
+    // production workflow), whose ledger is only read.
+    let (other, wanted) = match pending_on.filter(|e| *e != env) {
+        Some(other) => {
+            let guard = context::guard_for(Some(other))?;
+            let mut conn = guard.read::<op::Inspect>()?.connect()?;
+            (other, migrate::read_ledger(&mut conn.transaction()?)?)
+        }
+        None => (env, migrate::read_ledger(&mut src.transaction()?)?),
+    };
+    let pending: Vec<Migration> = migrate::plan(files, &wanted, None)?.into_iter().cloned().collect();
+    let applied = |m: &Migration| ledger.iter().any(|e| e.version == m.version && e.outcome == "applied");
+    if let Some(m) = files.iter().find(|m| wanted.iter().any(|e| e.version == m.version) && !applied(m)) {
+        bail!(
+            "{env} is behind {other}: {} is applied there, not on {env}\nhint: `cargo xtask migrate up --env {env}` first",
+            m.label()
+        );
+    }
+    let ahead: Vec<&Migration> = pending.iter().filter(|m| applied(m)).collect();
+    let started = std::time::Instant::now();
+    let target = throwaway.guard()?;
+    let copy_target = target.write::<op::Migrate>()?;
+    let mut dst = copy_target.connect()?;
+    copy_auth_users(&mut src.transaction()?, dst.client())?;
+    drop(dst);
+    let dump = throwaway.cluster.dir.join("copy.dump");
+    let mut excluded: Vec<String> =
+        app::stamp::SUPABASE_SCHEMAS.iter().map(|s| format!("--exclude-schema={s}")).collect();
+    excluded.push("--exclude-schema=pg_temp*".to_string());
+    let dump_arg = format!("--file={}", dump.display());
+    let out = pg::client_cmd(sh, "pg_dump", &source.client_args()?)?
+        .args([
+            "--format=custom",
+            "--compress=0",
+            "--no-owner",
+            "--no-privileges",
+            "--no-publications",
+            "--no-subscriptions",
+        ])
+        .args(&excluded)
+        .arg(&dump_arg)
+        .env("PGOPTIONS", "-c default_transaction_read_only=on")
+        .ignore_status()
+        .output()?;
+    if !out.status.success() {
+        bail!("pg_dump of {env} failed: {}", last_line(&out.stderr));
+    }
+    let out = pg::client_cmd(sh, "pg_restore", &copy_target.client_args()?)?
+        .args(["--no-owner", "--no-privileges", "--exit-on-error", "--jobs=2"])
+        .arg(&dump)
+        .ignore_status()
+        .output()?;
+    if !out.status.success() {
+        bail!("restoring the copy of {env} failed: {}", last_line(&out.stderr));
+    }
+    let _ = std::fs::remove_file(&dump);
+    let mut dst = target.write::<op::Migrate>()?.connect()?;
+    for m in ahead.iter().rev() {
+        dst.client().batch_execute(&m.down.sql).map_err(|err| {
+            anyhow::anyhow!(
+                "cannot revert {} on the copy of {env} to {other}'s migrations: {}",
+                m.label(),
+                super::run::db_message(&err)
+            )
+        })?;
+    }
+    dst.client().batch_execute("analyze")?;
+    status(format!("copied {env} into a throwaway cluster in {:.1} s (read-only)", started.elapsed().as_secs_f64()));
+    if !ahead.is_empty() {
+        status(format!("reverted the copy to {other}'s migrations: {} down(s)", ahead.len()));
+    }
+    let source =
+        if other == env { format!("a copy of {env}") } else { format!("a copy of {env} at {other}'s migrations") };
+    Ok((source, pending))
+}
+
+/// `auth.users` rows first, so that the copy's foreign keys to them hold; only the columns
+/// both sides have (a real Supabase project has more than the local bootstrap).
+fn copy_auth_users(src: &mut postgres::Transaction<'_>, dst: &mut Client) -> Result<()> {
+    let exists: bool = src.query_one("select to_regclass('auth.users') is not null", &[])?.get(0);
+    if !exists {
+        return Ok(());
+    }
+    let columns = "select column_name::text from information_schema.columns
+                   where table_schema = 'auth' and table_name = 'users' and is_generated = 'NEVER' order by ordinal_position";
+    let theirs: Vec<String> = src.query(columns, &[])?.iter().map(|r| r.get(0)).collect();
+    let list: Vec<String> = dst
+        .query(columns, &[])?
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .filter(|c| theirs.contains(c))
+        .map(|c| format!("\"{c}\""))
+        .collect();
+    let list = list.join(", ");
+    let mut reader = src.copy_out(&format!("copy (select {list} from auth.users) to stdout"))?;
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes)?;
+    let mut writer = dst.copy_in(&format!("copy auth.users ({list}) from stdin"))?;
+    writer.write_all(&bytes)?;
+    writer.finish().context("cannot copy auth.users into the rehearsal copy")?;
+    Ok(())
+}
+
+fn last_line(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim().to_string()
+}
+
+/// Applies the migrations before `from` (default: the newest, alone), seeds the profile, and
+/// returns the migrations from `from` on.
+pub fn seeded(
+    guard: &Guard,
+    files: &[Migration],
+    data: RehearseData,
+    from: Option<u32>,
+) -> Result<(String, Vec<Migration>)> {
+    let profile = match data {
+        RehearseData::Minimal => Profile::Minimal,
+        RehearseData::Realistic => Profile::Realistic,
+        RehearseData::Large | RehearseData::Copy => Profile::Large,
+    };
+    let Some(from) = from.or(files.last().map(|m| m.version)) else { bail!("there are no migrations to rehearse") };
+    if !files.iter().any(|m| m.version == from) {
+        bail!("there is no migration {from:04}\nhint: `cargo xtask migrate status` lists them");
+    }
+    {
+        let mut conn = guard.write::<op::Migrate>()?.connect()?;
+        let base: Vec<&Migration> =
+            migrate::lock_and_plan(&mut conn, files, None)?.into_iter().filter(|m| m.version < from).collect();
+        for m in base {
+            migrate::apply_up(conn.client(), m, Environment::Test, None, None)?;
+        }
+    }
+    let options = seed::Options::new(profile, None, None, 1)?;
+    // The seed's own hint (migrate the database first) does not apply here: --from does.
+    seed::seed(guard, &options, false).map_err(|err| {
+        let cause = format!("{err:#}");
+        anyhow::anyhow!(
+            "cannot seed the schema of the migrations before {from:04}: {}\nhint: choose a later --from: the seed fills tables the earlier migrations create",
+            cause.lines().next().unwrap_or_default()
+        )
+    })?;
+    let name = format!("{profile:?}").to_lowercase();
+    Ok((format!("the {name} seed"), files.iter().filter(|m| m.version >= from).cloned().collect()))
+}
