@@ -123,7 +123,7 @@ pub enum MigrateCommand {
     Down {
         /// Revert down to this version, which stays applied; without it, only the newest.
         #[arg(long, value_name = "VERSION")]
-        to: Option<u32>,
+        to: Option<u64>,
     },
     /// Write the next numbered up/down pair.
     New {
@@ -132,7 +132,7 @@ pub enum MigrateCommand {
     },
     /// Settle a failed migration after fixing the database by hand.
     Resolve {
-        version: u32,
+        version: u64,
         /// The migration's changes are in place: record it as applied.
         #[arg(long, conflicts_with = "rolled_back", required_unless_present = "rolled_back")]
         applied: bool,
@@ -155,7 +155,7 @@ pub enum MigrateCommand {
 pub struct MigrateUp {
     /// Apply pending migrations up to and including this version.
     #[arg(long, value_name = "VERSION")]
-    pub to: Option<u32>,
+    pub to: Option<u64>,
     /// Print what would be applied, and apply nothing.
     #[arg(long)]
     pub dry_run: bool,
