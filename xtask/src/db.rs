@@ -8,7 +8,7 @@ pub(crate) mod extensions;
 
 use std::{io::BufRead, path::PathBuf, time::Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use app::{Environment, Guard, guard::op};
 use xshell::Shell;
 
@@ -131,7 +131,7 @@ pub(crate) fn bootstrap_throwaway(url: &str) -> Result<()> {
 fn load_supabase_schema(client: &mut postgres::Client) -> Result<()> {
     client
         .batch_execute(SUPABASE_SQL)
-        .map_err(|err| anyhow::anyhow!("cannot create Supabase's platform schemas: {err:#}"))
+        .context("cannot create Supabase's platform schemas")
 }
 
 fn db_status(sh: &Shell, global: &Global) -> Result<()> {

@@ -96,7 +96,7 @@ pub(crate) fn diff(sh: &Shell, from: &Guard, to: &Guard) -> Result<Vec<String>> 
 /// The ledger: one row per applied (or failed) migration.
 const LEDGER_DDL: &str = "
 create table if not exists app_meta.schema_migrations (
-    version bigint primary key,
+    version integer primary key,
     name text not null,
     checksum text not null,
     applied_at timestamptz not null default now(),
@@ -107,7 +107,11 @@ create table if not exists app_meta.schema_migrations (
     backup_path text,
     backup_bytes bigint
 );
--- Supabase's timestamp versions need more than the integer of older ledgers.
+";
+
+/// Supabase's timestamp versions (`20240101120000`) need more than an integer: widened only
+/// for the Supabase layout, so the ledger of numbered pairs keeps its type.
+const WIDEN_LEDGER: &str = "
 do $$
 begin
   if exists (select from information_schema.columns where table_schema = 'app_meta' and table_name = 'schema_migrations'
@@ -186,6 +190,9 @@ fn lock_and_plan<'a, O>(
     lock(client)?;
     client.batch_execute(app::stamp::DDL)?;
     client.batch_execute(LEDGER_DDL)?;
+    if layout::folder()?.layout == layout::Layout::Supabase {
+        client.batch_execute(WIDEN_LEDGER)?;
+    }
     plan(files, &read_ledger(client)?, to)
 }
 
@@ -355,7 +362,7 @@ fn apply_up(client: &mut Client, m: &Migration, env: Environment, backup: Option
         client
             .execute(
                 "insert into app_meta.schema_migrations (version, name, checksum, duration_ms, outcome, environment, error)
-                 values ($1, $2, $3, $4, 'failed', $5, $6)
+                 values ($1::bigint, $2, $3, $4, 'failed', $5, $6)
                  on conflict (version) do update set outcome = 'failed', error = excluded.error, applied_at = now()",
                 &[&(m.version as i64), &m.name, &m.checksum, &(started.elapsed().as_millis() as i64), &env.name(), &message],
             )
@@ -384,7 +391,7 @@ impl Applied<'_> {
         let bytes = self.backup.map(|b| b.bytes as i64);
         client.execute(
             "insert into app_meta.schema_migrations (version, name, checksum, duration_ms, outcome, environment, backup_path, backup_bytes)
-             values ($1, $2, $3, $4, 'applied', $5, $6, $7)",
+             values ($1::bigint, $2, $3, $4, 'applied', $5, $6, $7)",
             &[&(m.version as i64), &m.name, &m.checksum, &(took.as_millis() as i64), &self.env.name(), &path, &bytes],
         )?;
         // Forward-only migrations are the Supabase layout's: the Supabase CLI's ledger
@@ -398,7 +405,9 @@ impl Applied<'_> {
 
 fn apply_down(client: &mut Client, m: &Migration) -> Result<()> {
     fn forget(client: &mut impl GenericClient, version: u64) -> Result<(), postgres::Error> {
-        client.execute("delete from app_meta.schema_migrations where version = $1", &[&(version as i64)]).map(|_| ())
+        client
+            .execute("delete from app_meta.schema_migrations where version = $1::bigint", &[&(version as i64)])
+            .map(|_| ())
     }
     let Some(down) = &m.down else { bail!("{} has no down migration", m.up.file) };
     let result = if down.no_transaction {
@@ -514,12 +523,12 @@ fn resolve(global: &Global, version: u64, applied: bool) -> Result<()> {
         let checksum = files.iter().find(|m| m.version == version).map(|m| m.checksum.clone());
         let Some(checksum) = checksum else { bail!("migration {version:04} has no file to record as applied") };
         client.execute(
-            "update app_meta.schema_migrations set outcome = 'applied', checksum = $2, error = null where version = $1",
+            "update app_meta.schema_migrations set outcome = 'applied', checksum = $2, error = null where version = $1::bigint",
             &[&(version as i64), &checksum],
         )?;
         status(format!("migration {version:04} recorded as applied"));
     } else {
-        client.execute("delete from app_meta.schema_migrations where version = $1", &[&(version as i64)])?;
+        client.execute("delete from app_meta.schema_migrations where version = $1::bigint", &[&(version as i64)])?;
         status(format!("migration {version:04} recorded as rolled back; `migrate up` will apply it again"));
     }
     Ok(())
