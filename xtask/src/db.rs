@@ -3,6 +3,7 @@
 //! roles, `auth`, `storage`, `realtime`, `extensions`, grants), versioned (`db/bootstrap.rs`);
 //! extensions the migrations need are checked first (`db/extensions.rs`).
 
+pub(crate) mod bench;
 mod bootstrap;
 pub(crate) mod extensions;
 

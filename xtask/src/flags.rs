@@ -253,6 +253,8 @@ pub enum BenchCommand {
         #[arg(long)]
         rows: Option<u64>,
     },
+    /// Time `db up` from nothing (with and without the seed) next to a bare initdb and start.
+    DbUp,
 }
 
 #[derive(Debug, Args)]
