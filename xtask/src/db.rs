@@ -130,9 +130,7 @@ pub(crate) fn bootstrap_throwaway(url: &str) -> Result<()> {
 }
 
 fn load_supabase_schema(client: &mut postgres::Client) -> Result<()> {
-    client
-        .batch_execute(SUPABASE_SQL)
-        .context("cannot create Supabase's platform schemas")
+    client.batch_execute(SUPABASE_SQL).context("cannot create Supabase's platform schemas")
 }
 
 fn db_status(sh: &Shell, global: &Global) -> Result<()> {
