@@ -338,6 +338,36 @@ fn the_supabase_cli_layout_status_up_verify_diff_new_and_its_ledger() {
 }
 
 #[test]
+fn a_failed_supabase_migration_names_its_file_and_resolves_into_both_ledgers() {
+    let cluster = TestCluster::start();
+    let broken = "create table public.partial (id int);\nselect * from public.no_such_table;\n";
+    let (project, _) =
+        supabase_project(&[("20240101000000_profiles.sql", PROFILES), ("20240102000000_broken.sql", broken)]);
+    let url = cluster.url();
+    project
+        .xtask(&["migrate", "up", "--env", "test"])
+        .env("DATABASE_URL", &url)
+        .fails("supabase/migrations/20240102000000_broken.sql:2: relation \"public.no_such_table\" does not exist");
+    let out = project.xtask(&["migrate", "up", "--dry-run", "--env", "test"]).env("DATABASE_URL", &url).run();
+    assert!(out.stderr.contains("migration 20240102000000_broken failed"), "{}", out.stderr);
+    project
+        .xtask(&["migrate", "resolve", "20240102000000", "--applied", "--env", "test"])
+        .env("DATABASE_URL", &url)
+        .ok();
+    let versions: Vec<String> = cluster
+        .client()
+        .query("select version from supabase_migrations.schema_migrations order by version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, ["20240101000000", "20240102000000"]);
+    let out = project.xtask(&["migrate", "status", "--env", "test"]).env("DATABASE_URL", &url).ok();
+    let applied = out.stdout.lines().filter(|l| l.starts_with("2024") && l.contains(" applied ")).count();
+    assert_eq!(applied, 2, "{}", out.stdout);
+}
+
+#[test]
 fn seeded_logins_have_email_identities() {
     let (cluster, project) = migrated();
     project.xtask(&["seed", "--env", "test", "--profile", "minimal"]).env("DATABASE_URL", &cluster.url()).ok();

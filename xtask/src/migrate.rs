@@ -297,7 +297,9 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
     let mut guard = context::guard(global)?;
     let files = load_files()?;
     if args.dry_run {
-        let ledger = read_ledger(guard.read::<op::Inspect>()?.connect()?.client())?;
+        let mut conn = guard.read::<op::Inspect>()?.connect()?;
+        crate::db::extensions::check_on_server(conn.client(), &files)?;
+        let ledger = read_ledger(conn.client())?;
         let pending = plan(&files, &ledger, args.to)?;
         for m in &pending {
             let how = if m.up.no_transaction { " (outside a transaction)" } else { "" };
@@ -520,12 +522,18 @@ fn resolve(global: &Global, version: u64, applied: bool) -> Result<()> {
         );
     }
     if applied {
-        let checksum = files.iter().find(|m| m.version == version).map(|m| m.checksum.clone());
-        let Some(checksum) = checksum else { bail!("migration {version:04} has no file to record as applied") };
-        client.execute(
+        let Some(m) = files.iter().find(|m| m.version == version) else {
+            bail!("migration {version:04} has no file to record as applied")
+        };
+        let mut tx = client.transaction()?;
+        tx.execute(
             "update app_meta.schema_migrations set outcome = 'applied', checksum = $2, error = null where version = $1::bigint",
-            &[&(version as i64), &checksum],
+            &[&(version as i64), &m.checksum],
         )?;
+        if m.down.is_none() {
+            layout::record_in_cli_ledger(&mut tx, m)?;
+        }
+        tx.commit()?;
         status(format!("migration {version:04} recorded as applied"));
     } else {
         client.execute("delete from app_meta.schema_migrations where version = $1::bigint", &[&(version as i64)])?;
