@@ -242,6 +242,22 @@ fn migrate_stops_on_missing_and_platform_only_extensions_before_writing() {
         )],
     );
     project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &cluster.url()).ok();
+    // A `supabase db pull` dump names platform-only extensions: skipped with a warning when
+    // the project says so, the rest applies.
+    let pulled = "create schema if not exists pgsodium;\ncreate extension if not exists \"pgsodium\" with schema \"pgsodium\";\ncomment on extension pgsodium is 'Supabase; encryption';\ncreate table public.pulled (id int);\n";
+    write_migrations(&project, &[("20240103000000_remote_schema.sql", pulled)]);
+    project
+        .xtask(&["migrate", "up", "--env", "test"])
+        .env("DATABASE_URL", &cluster.url())
+        .fails("extension pgsodium (needed by supabase/migrations/20240103000000_remote_schema.sql) exists only");
+    let settings = project.root.join("env/environments.toml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(&settings, format!("{text}skip_platform_extensions = true\n")).unwrap();
+    let out = project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &cluster.url()).ok();
+    assert!(out.stderr.contains("warning: supabase/migrations/20240103000000_remote_schema.sql: skipping the statement on extension pgsodium"), "{}", out.stderr);
+    let exists: bool =
+        cluster.client().query_one("select to_regclass('public.pulled') is not null", &[]).unwrap().get(0);
+    assert!(exists);
 }
 
 /// Applies migrations as `supabase db push` does: the SQL, then a row in its ledger.

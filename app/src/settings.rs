@@ -30,6 +30,10 @@ pub struct Settings {
 pub struct MigrationSettings {
     pub dir: Option<String>,
     pub layout: Option<String>,
+    /// Skip, with a warning, `create extension` of extensions only Supabase's platform
+    /// provides (`pg_graphql`, `pg_net`, `pgsodium`, ...) instead of refusing the migration.
+    #[serde(default)]
+    pub skip_platform_extensions: bool,
 }
 
 /// The design's environment-specific configuration.

@@ -64,26 +64,10 @@ pub fn check(sources: &[Source], available: &BTreeSet<String>, server_version: u
 /// outside comments, strings and function bodies (a guarded `create extension` inside a
 /// `do $$ ... $$` block is the script's own business).
 pub fn required(sql: &str) -> Vec<String> {
-    let code = code_only(sql);
-    let words: Vec<&str> = code.split(|c: char| c.is_whitespace() || c == ';').filter(|w| !w.is_empty()).collect();
     let mut names = Vec::new();
-    for (i, pair) in words.windows(2).enumerate() {
-        if !(pair[0].eq_ignore_ascii_case("create") && pair[1].eq_ignore_ascii_case("extension")) {
-            continue;
-        }
-        let mut at = i + 2;
-        let if_not_exists = words.get(at..at + 3).is_some_and(|w| {
-            w[0].eq_ignore_ascii_case("if") && w[1].eq_ignore_ascii_case("not") && w[2].eq_ignore_ascii_case("exists")
-        });
-        if if_not_exists {
-            at += 3;
-        }
-        if let Some(word) = words.get(at) {
-            let name = match word.strip_prefix('"') {
-                Some(quoted) => quoted.trim_end_matches('"').to_string(),
-                None => word.to_lowercase(),
-            };
-            if !name.is_empty() && !names.contains(&name) {
+    for (_, statement) in statements(sql) {
+        if let Some(Mention { name, creates: true }) = mention(&statement) {
+            if !names.contains(&name) {
                 names.push(name);
             }
         }
@@ -91,7 +75,75 @@ pub fn required(sql: &str) -> Vec<String> {
     names
 }
 
-/// The script with comments, string literals and dollar-quoted bodies blanked out.
+/// With `[migrations] skip_platform_extensions = true`: the script with its top-level
+/// `create extension` and `comment on extension` statements for platform-only extensions
+/// blanked out (line numbers kept, so error positions still point at the file), and a
+/// warning for each; `None` when it has none.
+pub fn skip_platform_only(file: &str, sql: &str) -> Option<String> {
+    let mut out = sql.to_string();
+    let mut skipped = false;
+    for (range, statement) in statements(sql) {
+        let Some(Mention { name, .. }) = mention(&statement).filter(|m| PLATFORM_ONLY.contains(&m.name.as_str()))
+        else {
+            continue;
+        };
+        crate::context::warn(format!(
+            "{file}: skipping the statement on extension {name}, which only Supabase's platform provides ([migrations] skip_platform_extensions)"
+        ));
+        let blank: String = sql[range.clone()].chars().map(|c| if c == '\n' { '\n' } else { ' ' }).collect();
+        out.replace_range(range, &blank);
+        skipped = true;
+    }
+    skipped.then_some(out)
+}
+
+/// An extension a statement names: `create extension [if not exists] NAME` (creates) or
+/// `comment on extension NAME`.
+struct Mention {
+    name: String,
+    creates: bool,
+}
+
+fn mention(statement: &str) -> Option<Mention> {
+    let words: Vec<&str> = statement.split_whitespace().collect();
+    let is = |at: usize, word: &str| words.get(at).is_some_and(|w| w.eq_ignore_ascii_case(word));
+    let (creates, mut at) = if is(0, "create") && is(1, "extension") {
+        (true, 2)
+    } else if is(0, "comment") && is(1, "on") && is(2, "extension") {
+        (false, 3)
+    } else {
+        return None;
+    };
+    if creates && is(at, "if") && is(at + 1, "not") && is(at + 2, "exists") {
+        at += 3;
+    }
+    let word = words.get(at)?;
+    let name = match word.strip_prefix('"') {
+        Some(quoted) => quoted.trim_end_matches('"').to_string(),
+        None => word.to_lowercase(),
+    };
+    (!name.is_empty()).then_some(Mention { name, creates })
+}
+
+/// The top-level statements of a script: each one's byte range (its `;` excluded) and its
+/// code with comments, strings and dollar-quoted bodies blanked.
+fn statements(sql: &str) -> Vec<(std::ops::Range<usize>, String)> {
+    let code = code_only(sql);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (at, c) in code.char_indices().chain([(code.len(), ';')]) {
+        if c == ';' {
+            if !code[start..at].trim().is_empty() {
+                out.push((start..at, code[start..at].to_string()));
+            }
+            start = at + 1;
+        }
+    }
+    out
+}
+
+/// The script with comments, string literals and dollar-quoted bodies replaced by spaces
+/// (newlines kept), byte for byte, so positions in it are positions in the script.
 fn code_only(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql;
@@ -110,7 +162,7 @@ fn code_only(sql: &str) -> String {
             rest = &rest[c.len_utf8()..];
             continue;
         };
-        out.push(' ');
+        out.extend(rest[..len].bytes().map(|b| if b == b'\n' { '\n' } else { ' ' }));
         rest = &rest[len..];
     }
     out
@@ -160,7 +212,7 @@ const PACKAGES: [(&str, &str, Option<&str>); 16] = [
 /// Where to get an extension, as the rest of its error line.
 pub fn provider(name: &str, version: u32) -> String {
     if PLATFORM_ONLY.contains(&name) {
-        return "exists only on Supabase's platform: no package manager ships it (guard the statement with `if exists (select from pg_available_extensions where name = ...)` in a do block to skip it locally)".to_string();
+        return "exists only on Supabase's platform: no package manager ships it (set `skip_platform_extensions = true` under [migrations] in env/environments.toml to skip such statements with a warning, or guard the statement with `if exists (select from pg_available_extensions where name = ...)` in a do block)".to_string();
     }
     match PACKAGES.iter().find(|(ext, ..)| *ext == name) {
         Some((_, debian, brew)) => {
@@ -235,6 +287,21 @@ mod tests {
         "#;
         assert_eq!(required(sql), ["uuid-ossp", "vector", "pg_cron"]);
         assert!(required("create table extension_log (id int);").is_empty());
+        assert_eq!(required("select 'é'; create extension citext"), ["citext"]);
+    }
+
+    #[test]
+    fn platform_only_statements_are_blanked_keeping_lines() {
+        let sql = "create schema if not exists pgsodium;\nCREATE EXTENSION IF NOT EXISTS \"pgsodium\"\n  WITH SCHEMA \"pgsodium\";\ncomment on extension pg_graphql is 'GraphQL; support';\ncreate extension if not exists citext;\nselect 'create extension pg_net';\n";
+        let out = skip_platform_only("f.sql", sql).unwrap();
+        assert_eq!(out.lines().count(), sql.lines().count());
+        assert!(
+            out.contains("create schema if not exists pgsodium;")
+                && out.contains("create extension if not exists citext;")
+        );
+        assert!(!out.contains("pgsodium\"") && !out.contains("pg_graphql"), "{out}");
+        assert!(out.contains("select 'create extension pg_net';"), "{out}");
+        assert_eq!(skip_platform_only("f.sql", "create extension citext;"), None);
     }
 
     #[test]

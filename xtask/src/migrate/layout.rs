@@ -32,6 +32,8 @@ pub struct Folder {
     /// The folder relative to the project root, as messages show it.
     pub shown: String,
     pub layout: Layout,
+    /// `[migrations] skip_platform_extensions`.
+    pub skip_platform_extensions: bool,
 }
 
 /// The folder `env/environments.toml` names (`[migrations] dir`, default `migrations`); a
@@ -56,16 +58,27 @@ pub fn folder() -> Result<&'static Folder> {
             app::Settings::PATH
         ),
     };
-    Ok(FOLDER.get_or_init(|| Folder { dir: root.join(&shown), shown, layout }))
+    let skip_platform_extensions = settings.migrations.skip_platform_extensions;
+    Ok(FOLDER.get_or_init(|| Folder { dir: root.join(&shown), shown, layout, skip_platform_extensions }))
 }
 
-/// Every migration in the project's folder, in version order.
+/// Every migration in the project's folder, in version order. With
+/// `skip_platform_extensions`, the statements on extensions only Supabase's platform has
+/// are blanked out of the SQL that runs (the checksum stays the file's).
 pub fn load() -> Result<Vec<Migration>> {
     let folder = folder()?;
-    match folder.layout {
-        Layout::Pairs => files::load(&folder.dir, &folder.shown),
-        Layout::Supabase => files::load_supabase(&folder.dir, &folder.shown),
+    let mut migrations = match folder.layout {
+        Layout::Pairs => files::load(&folder.dir, &folder.shown)?,
+        Layout::Supabase => files::load_supabase(&folder.dir, &folder.shown)?,
+    };
+    if folder.skip_platform_extensions {
+        for m in &mut migrations {
+            if let Some(sql) = crate::db::extensions::skip_platform_only(&m.up.file, &m.up.sql) {
+                m.up.sql = sql;
+            }
+        }
     }
+    Ok(migrations)
 }
 
 /// The Supabase CLI's ledger: the versions (and names, where recorded) that `supabase db
