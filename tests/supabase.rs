@@ -346,6 +346,12 @@ fn the_supabase_cli_layout_status_up_verify_diff_new_and_its_ledger() {
     let (stamp, rest) = file.split_once('_').unwrap_or_default();
     assert!(stamp.len() == 14 && stamp.starts_with("20") && rest == "add_due_dates.sql", "{written}");
     assert!(project.root.join(written).is_file());
+    std::fs::rename(project.root.join("supabase"), project.root.join("elsewhere")).unwrap();
+    project
+        .xtask(&["migrate", "status", "--env", "test"])
+        .env("DATABASE_URL", &url)
+        .fails("env/environments.toml: [migrations] dir = \"supabase/migrations\" is not a folder");
+    std::fs::rename(project.root.join("elsewhere"), project.root.join("supabase")).unwrap();
     write_migrations(&project, &[("notes.sql", "select 1;\n")]);
     project
         .xtask(&["migrate", "status", "--env", "test"])

@@ -67,6 +67,13 @@ pub fn folder() -> Result<&'static Folder> {
 /// are blanked out of the SQL that runs (the checksum stays the file's).
 pub fn load() -> Result<Vec<Migration>> {
     let folder = folder()?;
+    if !folder.dir.is_dir() && folder.shown != "migrations" {
+        bail!(
+            "{}: [migrations] dir = \"{}\" is not a folder\nhint: point it at the project's migrations folder, relative to the project root",
+            app::Settings::PATH,
+            folder.shown
+        );
+    }
     let mut migrations = match folder.layout {
         Layout::Pairs => files::load(&folder.dir, &folder.shown)?,
         Layout::Supabase => files::load_supabase(&folder.dir, &folder.shown)?,
