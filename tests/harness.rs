@@ -375,6 +375,19 @@ pub struct Pgbouncer {
     child: std::process::Child,
     dir: PathBuf,
     pub port: u16,
+    /// A direct URL to the server behind it, for comparisons.
+    pub backend: Backend,
+}
+
+/// The server behind a pooler, reached directly.
+pub struct Backend {
+    url: String,
+}
+
+impl Backend {
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
+    }
 }
 
 impl Pgbouncer {
@@ -409,7 +422,7 @@ impl Pgbouncer {
         };
         command.arg(dir.join("pgbouncer.ini")).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         let child = command.spawn().unwrap();
-        let bouncer = Pgbouncer { child, dir, port };
+        let bouncer = Pgbouncer { child, dir, port, backend: Backend { url: cluster.url() } };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return bouncer;

@@ -16,3 +16,4 @@ mod rehearse;
 mod rls;
 mod seed;
 mod stage_sync;
+mod supabase;

@@ -5,20 +5,26 @@
 use crate::harness::{Pgbouncer, Project, TestCluster, migrated};
 
 /// What another client of the pooler sees: the settings a read-only command could have
-/// left behind, and whether it can write.
+/// left behind (each as a fresh direct session has it), and whether it can write.
 fn assert_clean_for_other_clients(bouncer: &Pgbouncer, after: &str) {
     let mut client = bouncer.client();
-    for (setting, expected) in [
-        ("default_transaction_read_only", "off"),
-        ("transaction_read_only", "off"),
-        ("session_replication_role", "origin"),
-        ("statement_timeout", "0"),
-        ("row_security", "on"),
-        ("search_path", "\"$user\", public"),
+    let mut fresh = bouncer.backend.client();
+    for setting in [
+        "default_transaction_read_only",
+        "transaction_read_only",
+        "session_replication_role",
+        "statement_timeout",
+        "lock_timeout",
+        "row_security",
+        "search_path",
     ] {
-        let value: String = client.query_one(&format!("show {setting}"), &[]).unwrap().get(0);
+        let show = format!("show {setting}");
+        let expected: String = fresh.query_one(&show, &[]).unwrap().get(0);
+        let value: String = client.query_one(&show, &[]).unwrap().get(0);
         assert_eq!(value, expected, "after {after}, the pooler's server session has {setting} = {value}");
     }
+    let read_only: String = client.query_one("show default_transaction_read_only", &[]).unwrap().get(0);
+    assert_eq!(read_only, "off", "after {after}");
     let role: String = client.query_one("select current_user::text", &[]).unwrap().get(0);
     assert_eq!(role, "postgres", "after {after}");
     client.batch_execute("create table public.app_write_check (id int); drop table public.app_write_check;").unwrap();

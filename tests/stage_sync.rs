@@ -427,6 +427,17 @@ deleted_at = "keep"
 is_anonymous = "keep"
 created_at = "keep"
 updated_at = "keep"
+email_change_token_new = "null"
+email_change = "null"
+email_change_sent_at = { rule = "keep", reviewed = true } # a timestamp
+phone_change = "null"
+phone_change_token = "null"
+phone_change_sent_at = { rule = "keep", reviewed = true } # a timestamp
+email_change_token_current = "null"
+email_change_confirm_status = { rule = "keep", reviewed = true } # a number
+reauthentication_token = "null"
+reauthentication_sent_at = "keep"
+is_sso_user = "keep"
 "#;
 
 #[test]

@@ -16,6 +16,24 @@ pub struct Settings {
     pub local: LocalSettings,
     #[serde(default)]
     pub projects: Vec<Project>,
+    /// Where the migrations are; the repository's `migrations/` when absent.
+    #[serde(default)]
+    pub migrations: MigrationSettings,
+}
+
+/// `[migrations]`: the folder (relative to the project root) and its layout, `pairs`
+/// (`NNNN_name.up.sql`/`.down.sql`) or `supabase` (`<timestamp>_name.sql`, the Supabase
+/// CLI's `supabase/migrations`); a folder ending in `supabase/migrations` defaults to
+/// `supabase`. `cargo xtask migrate` checks the values.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationSettings {
+    pub dir: Option<String>,
+    pub layout: Option<String>,
+    /// Skip, with a warning, `create extension` of extensions only Supabase's platform
+    /// provides (`pg_graphql`, `pg_net`, `pgsodium`, ...) instead of refusing the migration.
+    #[serde(default)]
+    pub skip_platform_extensions: bool,
 }
 
 /// The design's environment-specific configuration.

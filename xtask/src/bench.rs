@@ -16,6 +16,7 @@ impl flags::Bench {
                 let clinics = rows.map(|rows| rows.div_ceil(LARGE_ROWS_PER_CLINIC).max(1));
                 crate::stage_sync::bench::run(&Shell::new()?, clinics)
             }
+            BenchCommand::DbUp => crate::db::bench::run(),
         }
     }
 }

@@ -1,5 +1,11 @@
 //! `cargo xtask db`: the local Supabase-style database, without Docker: a PostgreSQL cluster
-//! in `.local/db` on 127.0.0.1:54322 with Supabase's roles and `auth` schema.
+//! in `.local/db` on 127.0.0.1:54322 with what Supabase's platform creates (`db/supabase.sql`:
+//! roles, `auth`, `storage`, `realtime`, `extensions`, grants), versioned (`db/bootstrap.rs`);
+//! extensions the migrations need are checked first (`db/extensions.rs`).
+
+pub(crate) mod bench;
+mod bootstrap;
+pub(crate) mod extensions;
 
 use std::{
     io::BufRead,
@@ -82,6 +88,7 @@ fn up(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
     }
     let created = !cluster.exists();
     if created {
+        check_extensions_on_disk(&cluster.bins)?;
         status(format!("creating the local cluster in {}", local.data_dir_shown()));
         cluster.init(sh, &local.password, Durability::Safe)?;
     }
@@ -97,6 +104,14 @@ fn up(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
         local.guard.resolved().database()?
     ));
     Ok(())
+}
+
+/// Stops before the cluster is made when the migrations need an extension these server
+/// binaries cannot install.
+fn check_extensions_on_disk(bins: &Binaries) -> Result<()> {
+    let Some(available) = extensions::available_on_disk(bins) else { return Ok(()) };
+    let files = crate::migrate::load_files()?;
+    extensions::check(&extensions::sources(&files), &available, bins.version)
 }
 
 /// Gives a new, empty database Supabase's roles and schema and the stamp of its environment.
@@ -159,11 +174,12 @@ fn db_status(sh: &Shell, global: &Global) -> Result<()> {
         None => data(format!("state           stopped (port {})", cluster.port)),
         Some(port) => {
             data(format!("state           running on 127.0.0.1:{port}"));
-            let stamp = local.guard.read::<op::Inspect>()?.connect()?.stamp;
+            let mut conn = local.guard.read::<op::Inspect>()?.connect()?;
             data(format!(
                 "stamp           {}",
-                stamp.map(|s| s.to_string()).unwrap_or_else(|| "(unstamped)".to_string())
+                conn.stamp.map(|s| s.to_string()).unwrap_or_else(|| "(unstamped)".to_string())
             ));
+            data(format!("bootstrap       {}", bootstrap::describe(bootstrap::recorded(&mut conn.transaction()?)?)));
         }
     }
     Ok(())
@@ -228,6 +244,10 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
         context::guard_for(Some(env))?
     };
     let target = guard.write::<op::Reset>()?;
+    extensions::check_on_server(
+        &mut guard.read::<op::Inspect>()?.connect()?.transaction()?,
+        &crate::migrate::load_files()?,
+    )?;
     target.reset_in_place(SUPABASE_SQL)?;
     migrate_and_seed(&guard, no_seed)?;
     status(format!(

@@ -125,7 +125,7 @@ pub enum MigrateCommand {
     Down {
         /// Revert down to this version, which stays applied; without it, only the newest.
         #[arg(long, value_name = "VERSION")]
-        to: Option<u32>,
+        to: Option<u64>,
     },
     /// Write the next numbered up/down pair.
     New {
@@ -134,7 +134,7 @@ pub enum MigrateCommand {
     },
     /// Settle a failed migration after fixing the database by hand.
     Resolve {
-        version: u32,
+        version: u64,
         /// The migration's changes are in place: record it as applied.
         #[arg(long, conflicts_with = "rolled_back", required_unless_present = "rolled_back")]
         applied: bool,
@@ -175,7 +175,7 @@ pub struct MigrateBaseline {
 pub struct MigrateUp {
     /// Apply pending migrations up to and including this version.
     #[arg(long, value_name = "VERSION")]
-    pub to: Option<u32>,
+    pub to: Option<u64>,
     /// Print what would be applied, and apply nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -205,7 +205,7 @@ pub struct MigrateRehearse {
     /// With seeded data: rehearse the migrations from this version on; the earlier ones build
     /// the schema the seed fills. Without it, the newest migration alone.
     #[arg(long, value_name = "VERSION")]
-    pub from: Option<u32>,
+    pub from: Option<u64>,
     /// With a copy: rehearse the migrations pending on this environment (its ledger is only
     /// read); a copy that is ahead of it is first reverted there with the downs.
     #[arg(long, value_name = "NAME", value_parser = parse_env)]
@@ -343,6 +343,8 @@ pub enum BenchCommand {
         #[arg(long)]
         rows: Option<u64>,
     },
+    /// Time `db up` from nothing (with and without the seed) next to a bare initdb and start.
+    DbUp,
 }
 
 #[derive(Debug, Args)]

@@ -20,7 +20,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// The bootstrap SQL that gives a plain cluster Supabase's roles and `auth` schema.
+/// The bootstrap SQL that gives a plain cluster what Supabase's platform creates before a
+/// project's first migration (roles, `auth`, `storage`, `realtime`, `extensions`, grants).
 pub const SUPABASE_SQL: &str = include_str!("db/supabase.sql");
 
 /// Set, the binary reports its peak memory on stderr at exit: the benchmarks measure their

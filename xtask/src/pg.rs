@@ -193,6 +193,8 @@ impl Cluster {
                 "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 40\nshared_buffers = 256MB\nwal_level = minimal\nmax_wal_senders = 0\nmaintenance_work_mem = 256MB\n",
             );
         }
+        // An installed pg_cron only works preloaded (see db/extensions.rs).
+        conf.push_str(&crate::db::extensions::server_conf(&self.bins));
         let conf_path = data.join("postgresql.conf");
         let mut existing = std::fs::read_to_string(&conf_path)?;
         existing.push_str(&conf);

@@ -187,6 +187,11 @@ pub(crate) fn load(conn: &mut WriteConnection<op::Seed>, options: &Options, repl
 /// tables it emptied.
 fn prepare(tx: &mut Transaction, env: app::Environment, replace: bool) -> Result<Vec<&'static str>> {
     if let Some(table) = missing_tables(tx)?.first() {
+        if table.starts_with("auth.") {
+            bail!(
+                "the {env} database has no {table}: seed refused\nhint: it was made before the bootstrap had Supabase's full auth schema; `cargo xtask db reset --env {env}` re-creates it"
+            );
+        }
         bail!(
             "the {env} database has no {table}: seed refused\nhint: `cargo xtask migrate up --env {env}` creates the schema first"
         );

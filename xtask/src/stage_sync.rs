@@ -352,8 +352,12 @@ fn record(
             duration_ms bigint not null
         )",
     )?;
-    let version: Option<i32> =
-        tx.query_one("select max(version) from app_meta.schema_migrations where outcome = 'applied'", &[])?.get(0);
+    // A Supabase-layout ledger's timestamp versions (bigint) do not fit the log's integer
+    // column: recorded as null there.
+    let version: Option<i64> = tx
+        .query_one("select max(version)::bigint from app_meta.schema_migrations where outcome = 'applied'", &[])?
+        .get(0);
+    let version = version.and_then(|v| i32::try_from(v).ok());
     let rows: serde_json::Value =
         counts.iter().map(|(t, n)| (t.clone(), serde_json::Value::from(*n))).collect::<serde_json::Map<_, _>>().into();
     tx.execute(

@@ -12,7 +12,7 @@ use app::{Environment, Guard, guard::ClientArgs, guard::op, stamp::SUPABASE_SCHE
 use postgres::GenericClient;
 use xshell::Shell;
 
-use super::{Applied, LEDGER_DDL, files, load_files, migrations_dir, schema};
+use super::{Applied, LEDGER_DDL, layout, load_files, schema};
 use crate::{
     context::{self, data, status},
     flags::{Global, MigrateBaseline},
@@ -152,7 +152,11 @@ fn show(found: &Found) {
 /// The application's schema, normalized: every schema but Supabase's and the project's
 /// own bookkeeping, without owners and grants (they name roles another cluster lacks).
 fn app_schema(sh: &Shell, args: &ClientArgs, shown: &str) -> Result<String> {
-    let mut options = vec!["--schema-only".to_string(), "--no-owner".to_string(), "--no-privileges".to_string()];
+    // Publications and subscriptions belong to the database, not to a schema: the
+    // platform's (`supabase_realtime`) is there on every side already.
+    let mut options = ["--schema-only", "--no-owner", "--no-privileges", "--no-publications", "--no-subscriptions"]
+        .map(String::from)
+        .to_vec();
     options.extend(SUPABASE_SCHEMAS.iter().map(|s| format!("--exclude-schema={s}")));
     schema::dump_with(sh, args, shown, &options)
 }
@@ -170,18 +174,31 @@ fn scratch_schema(sh: &Shell) -> Result<String> {
 /// The files written for an empty folder.
 struct Written {
     up: std::path::PathBuf,
-    down: std::path::PathBuf,
+    down: Option<std::path::PathBuf>,
 }
 
-/// `migrations/0001_baseline.{up,down}.sql` from the live schema: reviewable SQL, schema
-/// only (no data, so no secrets), owners and grants left to the environment.
+/// `migrations/0001_baseline.{up,down}.sql` (in the Supabase layout, one
+/// `<timestamp>_baseline.sql`) from the live schema: reviewable SQL, schema only (no data,
+/// so no secrets), owners and grants left to the environment.
 fn write_first_migration(live: &str) -> Result<Written> {
-    let dir = migrations_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let up = dir.join("0001_baseline.up.sql");
-    let down = dir.join("0001_baseline.down.sql");
+    let folder = layout::folder()?;
+    let dir = &folder.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", folder.shown))?;
+    let supabase = folder.layout == layout::Layout::Supabase;
+    let (up, down) = if supabase {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        (dir.join(layout::supabase_file_name("baseline", now)), None)
+    } else {
+        (dir.join("0001_baseline.up.sql"), Some(dir.join("0001_baseline.down.sql")))
+    };
     let header = "-- The live schema when this project adopted the database (`cargo xtask migrate baseline`).\n-- Schema only: no data, owners or grants. Review it, commit it; new changes go in new migrations.\n\n";
     std::fs::write(&up, format!("{header}{live}"))?;
+    let shown = |p: &std::path::Path| p.strip_prefix(context::project_root()).unwrap_or(p).display().to_string();
+    data(shown(&up));
+    let Some(down) = down else {
+        load_files().context("the written baseline does not load")?;
+        return Ok(Written { up, down: None });
+    };
     let schemas = created_schemas(live);
     let mut down_sql = String::from("-- Reverts 0001_baseline: drops everything the application's schemas hold.\n");
     for name in &schemas {
@@ -189,16 +206,16 @@ fn write_first_migration(live: &str) -> Result<Written> {
     }
     down_sql.push_str(&drop_public_objects(live));
     std::fs::write(&down, down_sql)?;
-    let shown = |p: &std::path::Path| p.strip_prefix(context::project_root()).unwrap_or(p).display().to_string();
-    data(shown(&up));
     data(shown(&down));
-    files::load(&dir).context("the written baseline does not load")?;
-    Ok(Written { up, down })
+    load_files().context("the written baseline does not load")?;
+    Ok(Written { up, down: Some(down) })
 }
 
 fn remove(written: &Written) {
     let _ = std::fs::remove_file(&written.up);
-    let _ = std::fs::remove_file(&written.down);
+    if let Some(down) = &written.down {
+        let _ = std::fs::remove_file(down);
+    }
 }
 
 /// The schemas a dump creates (`CREATE SCHEMA name;`).

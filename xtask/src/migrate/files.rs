@@ -1,4 +1,5 @@
-//! The migration files: `migrations/NNNN_name.up.sql` and `NNNN_name.down.sql` pairs.
+//! The migration files: `migrations/NNNN_name.up.sql` and `NNNN_name.down.sql` pairs, or
+//! the Supabase CLI's forward-only `supabase/migrations/<timestamp>_name.sql`.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -10,16 +11,18 @@ pub const NO_TRANSACTION: &str = "-- migrate:no-transaction";
 
 #[derive(Clone, Debug)]
 pub struct Migration {
-    pub version: u32,
+    pub version: u64,
     pub name: String,
     pub up: Script,
-    pub down: Script,
+    /// `None` in the Supabase layout, which has no down files.
+    pub down: Option<Script>,
     /// sha256 of the up file, line endings normalized, in hex.
     pub checksum: String,
 }
 
 #[derive(Clone, Debug)]
 pub struct Script {
+    /// The path from the project root, as messages show it.
     pub file: String,
     pub sql: String,
     pub no_transaction: bool,
@@ -31,29 +34,20 @@ impl Migration {
     }
 }
 
-/// Reads and checks every migration in the folder, in version order.
-pub fn load(dir: &Path) -> Result<Vec<Migration>> {
-    let mut halves: BTreeMap<u32, (String, Option<Script>, Option<Script>)> = BTreeMap::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(err).with_context(|| format!("cannot read {}", dir.display())),
-    };
-    for entry in entries {
-        let file = entry?.file_name().to_string_lossy().into_owned();
-        if !file.ends_with(".sql") {
-            continue;
-        }
+/// Reads and checks every migration pair in the folder (`shown` from the project root),
+/// in version order.
+pub fn load(dir: &Path, shown: &str) -> Result<Vec<Migration>> {
+    let mut halves: BTreeMap<u64, (String, Option<Script>, Option<Script>)> = BTreeMap::new();
+    for file in sql_files(dir)? {
         let Some((version, name, up)) = parse_file_name(&file) else {
             bail!(
-                "migrations/{file}: not a migration file name\nhint: name it NNNN_name.up.sql or NNNN_name.down.sql (`cargo xtask migrate new NAME` writes a pair)"
+                "{shown}/{file}: not a migration file name\nhint: name it NNNN_name.up.sql or NNNN_name.down.sql (`cargo xtask migrate new NAME` writes a pair)"
             );
         };
-        let sql = std::fs::read_to_string(dir.join(&file)).with_context(|| format!("cannot read migrations/{file}"))?;
-        let script = Script::new(file.clone(), sql)?;
+        let script = Script::read(dir, shown, &file)?;
         let slot = halves.entry(version).or_insert_with(|| (name.clone(), None, None));
         if slot.0 != name {
-            bail!("migrations: version {version:04} is used twice ({}, {name})\nhint: renumber one of them", slot.0);
+            bail!("{shown}: version {version:04} is used twice ({}, {name})\nhint: renumber one of them", slot.0);
         }
         let half = if up { &mut slot.1 } else { &mut slot.2 };
         *half = Some(script);
@@ -62,29 +56,80 @@ pub fn load(dir: &Path) -> Result<Vec<Migration>> {
         .into_iter()
         .map(|(version, (name, up, down))| {
             let label = format!("{version:04}_{name}");
-            let up = up.with_context(|| format!("migrations/{label}.up.sql is missing (its down file exists)"))?;
+            let up = up.with_context(|| format!("{shown}/{label}.up.sql is missing (its down file exists)"))?;
             let down = down.with_context(|| {
-                format!("migrations/{label}.down.sql is missing\nhint: every migration needs its down migration")
+                format!("{shown}/{label}.down.sql is missing\nhint: every migration needs its down migration")
             })?;
             let checksum = checksum(&up.sql);
-            Ok(Migration { version, name, up, down, checksum })
+            Ok(Migration { version, name, up, down: Some(down), checksum })
         })
         .collect()
 }
 
+/// Reads the Supabase CLI's folder: `<timestamp>_name.sql` files, forward only, in version
+/// order. Other `.sql` names are an error (the CLI would skip them silently).
+pub fn load_supabase(dir: &Path, shown: &str) -> Result<Vec<Migration>> {
+    let mut migrations: BTreeMap<u64, Migration> = BTreeMap::new();
+    for file in sql_files(dir)? {
+        let Some((version, name)) = parse_supabase_name(&file) else {
+            bail!(
+                "{shown}/{file}: not a Supabase migration file name\nhint: name it <timestamp>_name.sql, e.g. 20240101120000_create_profiles.sql (`cargo xtask migrate new NAME` writes one)"
+            );
+        };
+        let up = Script::read(dir, shown, &file)?;
+        let checksum = checksum(&up.sql);
+        if let Some(other) = migrations.insert(version, Migration { version, name, up, down: None, checksum }) {
+            bail!("{shown}: version {version} is used twice ({}, {file})\nhint: rename one of them", other.up.file);
+        }
+    }
+    Ok(migrations.into_values().collect())
+}
+
+/// The `.sql` file names in `dir`; none when it does not exist.
+fn sql_files(dir: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let file = entry?.file_name().to_string_lossy().into_owned();
+        if file.ends_with(".sql") {
+            names.push(file);
+        }
+    }
+    Ok(names)
+}
+
+/// `20240101120000_create_profiles.sql` gives `(20240101120000, "create_profiles")`.
+fn parse_supabase_name(file: &str) -> Option<(u64, String)> {
+    let (digits, name) = file.strip_suffix(".sql")?.split_once('_')?;
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || name.is_empty() {
+        return None;
+    }
+    Some((digits.parse().ok()?, name.to_string()))
+}
+
 impl Script {
+    fn read(dir: &Path, shown: &str, file: &str) -> Result<Script> {
+        let path = format!("{shown}/{file}");
+        let sql = std::fs::read_to_string(dir.join(file)).with_context(|| format!("cannot read {path}"))?;
+        Script::new(path, sql)
+    }
+
     fn new(file: String, sql: String) -> Result<Script> {
         let no_transaction = sql.lines().next().is_some_and(|line| line.trim() == NO_TRANSACTION);
         if let Some((line, keyword)) = transaction_control(&sql) {
             bail!(
-                "migrations/{file}:{line}: {keyword} is transaction control, which a migration must not hold: the tool runs each file in its own transaction with its ledger row\nhint: remove it; for a statement that can't run in a transaction, put it alone in a file whose first line is `{NO_TRANSACTION}`"
+                "{file}:{line}: {keyword} is transaction control, which a migration must not hold: the tool runs each file in its own transaction with its ledger row\nhint: remove it; for a statement that can't run in a transaction, put it alone in a file whose first line is `{NO_TRANSACTION}`"
             );
         }
         if no_transaction {
             let count = count_statements(&sql);
             if count != 1 {
                 bail!(
-                    "migrations/{file}: a {NO_TRANSACTION} file must hold exactly one statement, not {count}\nhint: split it into several migrations"
+                    "{file}: a {NO_TRANSACTION} file must hold exactly one statement, not {count}\nhint: split it into several migrations"
                 );
             }
         }
@@ -99,7 +144,7 @@ pub fn checksum(sql: &str) -> String {
 }
 
 /// `0007_add_goals.up.sql` gives `(7, "add_goals", true)`.
-fn parse_file_name(file: &str) -> Option<(u32, String, bool)> {
+fn parse_file_name(file: &str) -> Option<(u64, String, bool)> {
     let (stem, up) = if let Some(stem) = file.strip_suffix(".up.sql") {
         (stem, true)
     } else {
@@ -260,6 +305,18 @@ mod tests {
     }
 
     #[test]
+    fn supabase_file_names() {
+        assert_eq!(
+            parse_supabase_name("20240101120000_create_profiles.sql"),
+            Some((20240101120000, "create_profiles".into()))
+        );
+        assert_eq!(parse_supabase_name("20240101120000_Add-Storage.sql"), Some((20240101120000, "Add-Storage".into())));
+        assert_eq!(parse_supabase_name("create_profiles.sql"), None);
+        assert_eq!(parse_supabase_name("20240101120000_.sql"), None);
+        assert_eq!(parse_supabase_name("2024x_init.sql"), None);
+    }
+
+    #[test]
     fn checksums_ignore_line_endings() {
         assert_eq!(checksum("a\r\nb\n"), checksum("a\nb\n"));
         assert_ne!(checksum("a\nb\n"), checksum("a\nc\n"));
@@ -268,7 +325,8 @@ mod tests {
     #[test]
     fn the_project_migrations_load() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
-        let migrations = load(&dir).unwrap();
+        let migrations = load(&dir, "migrations").unwrap();
+        assert_eq!(migrations[0].up.file, "migrations/0001_core_tenancy.up.sql");
         assert!(migrations.len() >= 8);
         assert!(migrations.windows(2).all(|w| w[0].version < w[1].version));
         assert!(migrations.iter().any(|m| m.up.no_transaction));

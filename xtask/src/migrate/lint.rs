@@ -15,7 +15,7 @@ use squawk_linter::{Linter, Rule};
 
 use super::{files, files::Migration};
 use crate::{
-    context::{self, data, status},
+    context::{data, status},
     flags,
 };
 pub(crate) use baseline::BASELINE_FILE;
@@ -61,7 +61,7 @@ pub struct Finding {
 
 impl flags::MigrateLint {
     pub fn run(self) -> Result<()> {
-        let dir = context::project_root().join("migrations");
+        let dir = super::layout::folder()?.dir.clone();
         let mut baseline = baseline::Baseline::load(&dir)?;
         let targets = self.targets(&dir, &baseline)?;
         let mut findings = Vec::new();
@@ -117,11 +117,12 @@ impl flags::MigrateLint {
         };
         names.sort();
         let mut targets = Vec::new();
+        let shown = &super::layout::folder()?.shown;
         for name in names {
             let path = dir.join(&name);
-            let sql = std::fs::read_to_string(&path).with_context(|| format!("cannot read migrations/{name}"))?;
+            let sql = std::fs::read_to_string(&path).with_context(|| format!("cannot read {shown}/{name}"))?;
             if self.all || self.update_baseline || !baseline.holds(&name, &sql) {
-                targets.push((format!("migrations/{name}"), path));
+                targets.push((format!("{shown}/{name}"), path));
             }
         }
         Ok(targets)
@@ -152,14 +153,17 @@ fn report(findings: &[Finding], files: usize) -> Result<()> {
 /// `migrate up` on staging and production: refuses pending files with unacknowledged
 /// findings (the baseline counts as acknowledgement).
 pub(crate) fn refuse_unacknowledged(pending: &[&Migration]) -> Result<()> {
-    let dir = context::project_root().join("migrations");
+    let dir = super::layout::folder()?.dir.clone();
     let baseline = baseline::Baseline::load(&dir)?;
     let mut open = Vec::new();
     for m in pending {
-        for (script, down) in [(&m.up, Some(true)), (&m.down, None)] {
-            let shown = format!("migrations/{}", script.file);
-            let mut found = lint_text(&shown, &script.file, &script.sql, down);
-            baseline.apply(&script.file, &script.sql, &mut found);
+        for (script, down) in [(Some(&m.up), Some(true)), (m.down.as_ref(), None)] {
+            let Some(script) = script else { continue };
+            // `file` is the path as messages show it; the baseline knows files by name.
+            let name =
+                Path::new(&script.file).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let mut found = lint_text(&script.file, &name, &script.sql, down);
+            baseline.apply(&name, &script.sql, &mut found);
             open.extend(found.into_iter().filter(|f| f.acknowledged.is_none()));
         }
     }

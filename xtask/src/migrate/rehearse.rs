@@ -129,10 +129,15 @@ fn rehearse(sh: &Shell, guard: &app::Guard, pending: &[Migration], limits: &flag
             break;
         }
     }
-    if !failed(&report.ups) {
+    // The Supabase layout has no down files: only the ups can be rehearsed.
+    let downs: Option<Vec<&super::files::Script>> = pending.iter().rev().map(|m| m.down.as_ref()).collect();
+    if downs.is_none() {
+        status("the pending migrations have no down files: rollback is not rehearsed");
+    }
+    if let (false, Some(downs)) = (failed(&report.ups), downs) {
         let after = schema::dump(sh, &args, "the rehearsal copy")?;
-        for m in pending.iter().rev() {
-            report.downs.extend(run::apply(client, &mut monitor, &m.down, true)?);
+        for down in downs {
+            report.downs.extend(run::apply(client, &mut monitor, down, true)?);
             if failed(&report.downs) {
                 break;
             }
@@ -140,7 +145,7 @@ fn rehearse(sh: &Shell, guard: &app::Guard, pending: &[Migration], limits: &flag
         if !failed(&report.downs) {
             let restored = schema::dump(sh, &args, "the rehearsal copy")?;
             if let Some(difference) = schema::first_difference(&before, &restored) {
-                let file = pending.first().map(|m| m.down.file.clone()).unwrap_or_default();
+                let file = pending.first().and_then(|m| m.down.as_ref()).map(|d| d.file.clone()).unwrap_or_default();
                 report.problems.push(problem(
                     &file,
                     1,
@@ -154,7 +159,8 @@ fn rehearse(sh: &Shell, guard: &app::Guard, pending: &[Migration], limits: &flag
             for (table, rows) in &report.tables {
                 let now = counts.get(table).copied().unwrap_or(0);
                 if now < *rows {
-                    let file = pending.first().map(|m| m.down.file.clone()).unwrap_or_default();
+                    let file =
+                        pending.first().and_then(|m| m.down.as_ref()).map(|d| d.file.clone()).unwrap_or_default();
                     report.problems.push(problem(
                         &file,
                         1,
@@ -238,7 +244,7 @@ fn judge(report: &Report, limits: &flags::MigrateRehearse) -> Vec<Problem> {
 }
 
 fn problem(file: &str, line: usize, rule: &str, reason: String, acknowledged: bool) -> Problem {
-    Problem { file: format!("migrations/{file}"), line, rule: rule.to_string(), reason, acknowledged }
+    Problem { file: file.to_string(), line, rule: rule.to_string(), reason, acknowledged }
 }
 
 /// One line per statement: where, time, the strongest lock and its table, rewrites, rows.

@@ -32,13 +32,20 @@ pub struct Table {
 }
 
 /// Every table the seed loads. `auth.users` is not emptied (it may hold developers' own
-/// sign-ups); only its seeded rows (`*.seed.test`) are replaced.
-pub const TABLES: [Table; 15] = [
+/// sign-ups); only its seeded rows (`*.seed.test`) are replaced, their identities with them
+/// (the foreign key cascades).
+pub const TABLES: [Table; 16] = [
     t(
         "auth.users",
-        "instance_id, id, aud, role, email, encrypted_password, email_confirmed_at, confirmation_token, recovery_token, raw_app_meta_data, raw_user_meta_data, created_at, updated_at",
+        "instance_id, id, aud, role, email, encrypted_password, email_confirmed_at, confirmation_token, recovery_token, email_change, email_change_token_new, raw_app_meta_data, raw_user_meta_data, created_at, updated_at",
         false,
         auth_users,
+    ),
+    t(
+        "auth.identities",
+        "id, user_id, provider_id, provider, identity_data, created_at, updated_at",
+        false,
+        auth_identities,
     ),
     t("public.clinics", "id, name, timezone, created_at, updated_at", true, clinics),
     t(
@@ -157,8 +164,24 @@ fn auth_users(s: &Seeder, w: &mut TableWriter) -> Result<()> {
         for u in &c.users {
             let user_meta = format!("{{\"name\": {}}}", serde_json::to_string(&u.name)?);
             w.uuid(&Uuid([0; 16])).uuid(&u.auth_id).text("authenticated").text("authenticated");
-            w.text(&u.email).text(PASSWORD_HASH).timestamp(u.created_at).text("").text("");
+            // GoTrue reads these token columns as strings: empty, never null.
+            w.text(&u.email).text(PASSWORD_HASH).timestamp(u.created_at).text("").text("").text("").text("");
             w.jsonb(app_meta).jsonb(&user_meta).timestamp(u.created_at).timestamp(u.created_at).end()?;
+        }
+        Ok(())
+    })
+}
+
+/// The `email` identity GoTrue signs a user in with: without it, a real GoTrue refuses the
+/// password login.
+fn auth_identities(s: &Seeder, w: &mut TableWriter) -> Result<()> {
+    s.each_clinic(|c| {
+        for u in &c.users {
+            let sub = String::from_utf8_lossy(&u.auth_id.text()).into_owned();
+            let data =
+                serde_json::json!({"sub": sub, "email": u.email, "email_verified": true, "phone_verified": false});
+            w.uuid(&u.identity_id()).uuid(&u.auth_id).text(&sub).text("email").jsonb(&data.to_string());
+            w.timestamp(u.created_at).timestamp(u.created_at).end()?;
         }
         Ok(())
     })

@@ -98,7 +98,10 @@ pub fn copy(
     let _ = std::fs::remove_file(&dump);
     let mut dst = target.write::<op::Migrate>()?.connect()?;
     for m in ahead.iter().rev() {
-        dst.client().batch_execute(&m.down.sql).map_err(|err| {
+        let Some(down) = &m.down else {
+            bail!("cannot revert {} on the copy of {env} to {other}'s migrations: it has no down file", m.label());
+        };
+        dst.client().batch_execute(&down.sql).map_err(|err| {
             anyhow::anyhow!(
                 "cannot revert {} on the copy of {env} to {other}'s migrations: {}",
                 m.label(),
@@ -154,7 +157,7 @@ pub fn seeded(
     guard: &Guard,
     files: &[Migration],
     data: RehearseData,
-    from: Option<u32>,
+    from: Option<u64>,
 ) -> Result<(String, Vec<Migration>)> {
     let profile = match data {
         RehearseData::Minimal => Profile::Minimal,
