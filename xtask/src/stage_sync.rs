@@ -108,19 +108,29 @@ pub(crate) fn sync(
         context::warn(format!("the source is stamped {stamp}, not {}", source.environment()));
     }
 
-    // The schemas must match, or the copy would not fit.
-    let mut drift = migrate::diff(sh, source_guard, target_guard)?;
-    if !drift.is_empty() && options.migrate_target && !options.dry_run {
-        status(format!("applying the target's pending migrations ({} difference(s))", drift.len()));
+    // The synced schemas must match, or the copy would not fit. Their normalized text is
+    // compared, not the ledgers: two databases adopted from one schema compare equal even
+    // without this repository's history.
+    let schemas = rules::schemas(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
+    let mut drift = schema_difference(sh, &source, &target, &schemas)?;
+    if drift.is_some() && options.migrate_target && !options.dry_run {
+        status("the schemas differ: applying the target's pending migrations");
         migrate::up_all(target_guard)?;
-        drift = migrate::diff(sh, source_guard, target_guard)?;
+        drift = schema_difference(sh, &source, &target, &schemas)?;
     }
-    if !drift.is_empty() {
+    if let Some(difference) = drift {
+        // The ledgers often say why (a migration applied on one side only).
+        let ledgers: Vec<String> = migrate::diff(sh, source_guard, target_guard)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|line| !line.starts_with("schemas differ"))
+            .collect();
+        let why = if ledgers.is_empty() { String::new() } else { format!(" ({})", ledgers.join("; ")) };
         bail!(
-            "{} and {} are not at the same migrations: {}\nhint: `cargo xtask migrate up --env {}`, or pass --migrate-target",
+            "the schemas of {} and {} differ ({}): {difference}{why}\nhint: `cargo xtask migrate up --env {}`, or pass --migrate-target",
             source.environment(),
             target.environment(),
-            drift.join("; "),
+            schemas.join(", "),
             target.environment()
         );
     }
@@ -128,7 +138,6 @@ pub(crate) fn sync(
     // One snapshot for every table, read-only.
     let mut snapshot =
         src.client().build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
-    let schemas = rules::schemas(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
     let extra = rules::extra_tables(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
     let tables = catalog::load(&mut snapshot, &schemas, &extra)?;
     let rules = rules::check(rules_shown, rules_text, &tables, &mut |table, column| {
@@ -195,6 +204,10 @@ pub(crate) fn sync(
         .restore(&mut tx)
         .context("verification failed, nothing was changed: a key or index does not hold on the copy")?;
     verify::advance_sequences(&mut tx, &tables, &rules)?;
+    for view in catalog::materialized_views(&mut tx, &rules.schemas)? {
+        tx.batch_execute(&format!("refresh materialized view {view}"))
+            .with_context(|| format!("cannot refresh the materialized view {view}; the target is unchanged"))?;
+    }
     let problems = verify::verify(&mut tx, &tables, &rules, &counts, &leaks)?;
     if !problems.is_empty() {
         bail!("verification failed, nothing was changed: {}", problems.join("; "));
@@ -208,6 +221,18 @@ pub(crate) fn sync(
         data(json_summary(source_guard, target_guard, &rules, &timings, total, started.elapsed(), schema_version));
     }
     Ok(())
+}
+
+/// The first difference between the source's and the target's synced schemas, if any.
+fn schema_difference(
+    sh: &Shell,
+    source: &ReadTarget<op::StageSyncSource>,
+    target: &WriteTarget<op::StageSyncTarget>,
+    schemas: &[String],
+) -> Result<Option<String>> {
+    let expected = migrate::schema::dump_schemas(sh, source.url(), schemas)?;
+    let actual = migrate::schema::dump_schemas(sh, target.url(), schemas)?;
+    Ok(migrate::schema::first_difference(&expected, &actual))
 }
 
 /// Refuses when the two ends are one database: by address, and by what the servers say
@@ -459,7 +484,7 @@ fn print_plan(
     for table in tables {
         for (column, rule) in &rules.tables[&table.key()].columns {
             if let rules::Rule::Pseudonym(kind) = rule {
-                if table.is_unique_alone(column) {
+                if table.is_unique(column) {
                     let bits = if matches!(kind, rules::Kind::Uuid) { 122 } else { 45 };
                     let n = table.estimate.max(1) as f64;
                     let risk = n * n / 2f64.powi(bits + 1);
@@ -485,7 +510,7 @@ fn print_plan(
             let samples: Vec<String> = tx
                 .query(&sql, &[])?
                 .iter()
-                .map(|r| masker.pseudonym(*kind, &r.get::<_, String>(0), table.is_unique_alone(column)))
+                .map(|r| masker.pseudonym(*kind, &r.get::<_, String>(0), table.distinct_pseudonyms(column)))
                 .collect();
             data(format!("  {}.{column} ({}): {}", table.key(), kind.name(), samples.join(" | ")));
         }

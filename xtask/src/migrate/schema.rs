@@ -18,6 +18,19 @@ pub fn dump(sh: &Shell, url: &DatabaseUrl) -> Result<String> {
     Ok(normalize(&raw))
 }
 
+/// [`dump`] of only the named schemas: what stage-sync copies must have one shape on both
+/// sides, whatever else (extensions, other tools' schemas) each database holds.
+pub fn dump_schemas(sh: &Shell, url: &DatabaseUrl, schemas: &[String]) -> Result<String> {
+    let only: Vec<String> = schemas.iter().map(|s| format!("--schema={s}")).collect();
+    let raw = pg::client_cmd(sh, "pg_dump", url)?
+        .args(["--schema-only", "--no-owner", "--exclude-schema=app_meta"])
+        .args(&only)
+        .ignore_stderr()
+        .read()
+        .with_context(|| format!("pg_dump --schema-only of {} failed", url.address()))?;
+    Ok(normalize(&raw))
+}
+
 fn normalize(dump: &str) -> String {
     dump.lines()
         .filter(|line| {

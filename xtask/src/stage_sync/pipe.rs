@@ -65,7 +65,7 @@ pub fn copy_table(
     let plain = rules.columns.iter().all(|(_, rule)| *rule == Rule::Keep);
     let key_fields: Vec<usize> =
         table.primary_key.iter().filter_map(|pk| columns.iter().position(|c| c == pk)).collect();
-    let unique: Vec<bool> = columns.iter().map(|c| table.is_unique_alone(c)).collect();
+    let unique: Vec<bool> = columns.iter().map(|c| table.distinct_pseudonyms(c)).collect();
 
     let reader = source
         .copy_out(&format!("COPY (SELECT {list} FROM {qualified} t WHERE {}) TO STDOUT", filter.unwrap_or("true")))
