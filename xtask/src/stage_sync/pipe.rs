@@ -148,12 +148,20 @@ pub fn copy_table(
                         .with_context(|| format!("{}: cannot read the number `{text}`", at()))?;
                     out.extend_from_slice(moved.as_bytes());
                 }
-                Rule::Json(keys) => {
+                Rule::Json(spec) => {
                     let original = mask::unescape(field);
                     let column = at();
                     let masked = masker
-                        .json(&original, keys, &mut |key, value, _| leaks.insert(&format!("{column}->{key}"), value))
+                        .json(&original, spec, &mut |key, value, _| leaks.insert(&format!("{column}->{key}"), value))
                         .with_context(|| format!("{column}: a value is not valid JSON"))?;
+                    mask::escape(&masked, &mut out);
+                }
+                Rule::Elements(kind) => {
+                    let original = mask::unescape(field);
+                    let column = at();
+                    let masked = masker
+                        .elements(*kind, &original, &mut |element| leaks.insert(&column, element))
+                        .with_context(|| format!("{column}: a value is not an array literal"))?;
                     mask::escape(&masked, &mut out);
                 }
             }

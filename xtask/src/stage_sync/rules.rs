@@ -43,6 +43,10 @@ struct FullRule {
     days: Option<u32>,
     percent: Option<f64>,
     keys: Option<BTreeMap<String, String>>,
+    /// jsonb: the keys whose string values are kept; every other string value is masked.
+    allow: Option<Vec<String>>,
+    /// jsonb with `allow`: how the other string values are masked (default `redact`).
+    others: Option<String>,
     #[serde(default)]
     reviewed: bool,
 }
@@ -70,7 +74,35 @@ pub enum Rule {
     DateShift(u32),
     NumericJitter(f64),
     /// Keys inside a json/jsonb value, at any depth, and what happens to their values.
-    Json(BTreeMap<String, JsonRule>),
+    Json(JsonSpec),
+    /// A pseudonym kind applied to each element of a text array.
+    Elements(Kind),
+}
+
+/// What happens inside a JSON value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JsonSpec {
+    /// Listed keys, at any depth, and their rules.
+    pub keys: BTreeMap<String, JsonRule>,
+    /// With an allowlist: the rule for every string value under a key neither listed nor
+    /// allowed (and for strings not under any key).
+    pub others: Option<JsonRule>,
+    /// Keys whose string values are kept.
+    pub allow: std::collections::BTreeSet<String>,
+}
+
+impl JsonSpec {
+    /// The rule for a string value under `key` (`None`: not under a key, an array's
+    /// top-level item), or `None` when it is kept.
+    pub fn rule_for(&self, key: Option<&str>) -> Option<&JsonRule> {
+        if let Some(rule) = key.and_then(|k| self.keys.get(k)) {
+            return Some(rule);
+        }
+        if key.is_some_and(|k| self.allow.contains(k)) {
+            return None;
+        }
+        self.others.as_ref()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -137,7 +169,7 @@ impl Rule {
     /// a source value (the leak check). Perturbations (dates, numbers) are exempt: a shifted
     /// date may well equal another row's date.
     pub fn is_masking(&self) -> bool {
-        matches!(self, Rule::Redact(_) | Rule::Pseudonym(_) | Rule::Json(_))
+        matches!(self, Rule::Redact(_) | Rule::Pseudonym(_) | Rule::Json(_) | Rule::Elements(_))
     }
 
     pub fn label(&self) -> String {
@@ -148,7 +180,11 @@ impl Rule {
             Rule::Pseudonym(kind) => kind.name().into(),
             Rule::DateShift(days) => format!("date_shift ±{days}d"),
             Rule::NumericJitter(percent) => format!("numeric_jitter ±{percent}%"),
-            Rule::Json(keys) => format!("jsonb keys {}", keys.keys().cloned().collect::<Vec<_>>().join(",")),
+            Rule::Json(spec) if spec.others.is_some() => {
+                format!("jsonb all but {}", spec.allow.iter().cloned().collect::<Vec<_>>().join(","))
+            }
+            Rule::Json(spec) => format!("jsonb keys {}", spec.keys.keys().cloned().collect::<Vec<_>>().join(",")),
+            Rule::Elements(kind) => format!("{}[]", kind.name()),
         }
     }
 }
@@ -258,6 +294,9 @@ pub fn check(
                         }
                         columns.push((column.name.clone(), Rule::Keep));
                     }
+                    Ok((Rule::Redact(_), _)) if table.is_unique(&column.name) => problems.push(format!(
+                        "{where_} is in a unique key or index, so `redact` would give every row one value; use a pseudonym kind"
+                    )),
                     Ok((rule, _)) => columns.push((column.name.clone(), rule)),
                 }
             }
@@ -351,24 +390,43 @@ fn resolve(raw: &RuleFile, column: &Column) -> Result<(Rule, bool)> {
             if !matches!(column.base_type.as_str(), "json" | "jsonb") {
                 bail!("`jsonb` needs a json or jsonb column, not {}", column.type_name);
             }
-            let keys = full.and_then(|f| f.keys.as_ref()).context("`jsonb` needs keys = { key = \"kind\" }")?;
-            let mut parsed = BTreeMap::new();
-            for (key, kind) in keys {
-                let rule = match kind.as_str() {
+            let keys = full.and_then(|f| f.keys.clone()).unwrap_or_default();
+            let allow = full.and_then(|f| f.allow.clone());
+            if allow.is_none() && full.is_some_and(|f| f.others.is_some()) {
+                bail!("`others` goes with `allow`: the keys whose values are kept");
+            }
+            if keys.is_empty() && allow.is_none() {
+                bail!("`jsonb` needs keys = {{ key = \"kind\" }} or allow = [\"key\", ...]");
+            }
+            let json_rule = |key: &str, kind: &str| -> Result<JsonRule> {
+                Ok(match kind {
                     "null" => JsonRule::Null,
                     "redact" => JsonRule::Redact,
                     other => JsonRule::Pseudonym(
                         Kind::parse(other).with_context(|| format!("unknown kind `{other}` for key `{key}`"))?,
                     ),
-                };
-                parsed.insert(key.clone(), rule);
+                })
+            };
+            let mut parsed = BTreeMap::new();
+            for (key, kind) in &keys {
+                parsed.insert(key.clone(), json_rule(key, kind)?);
             }
-            Rule::Json(parsed)
+            let others = match (&allow, full.and_then(|f| f.others.as_deref())) {
+                (None, _) => None,
+                (Some(_), kind) => Some(json_rule("others", kind.unwrap_or("redact"))?),
+            };
+            Rule::Json(JsonSpec { keys: parsed, others, allow: allow.unwrap_or_default().into_iter().collect() })
         }
         other => {
             let kind = Kind::parse(other).with_context(|| {
                 format!("unknown rule `{other}`; use keep, null, redact, date_shift, numeric_jitter, jsonb or a pseudonym kind ({})", kinds())
             })?;
+            if column.category == 'A' {
+                if !matches!(column.base_type.as_str(), "_text" | "_varchar" | "_bpchar" | "_citext") {
+                    bail!("pseudonym `{}` on an array needs an array of text, not {}", kind.name(), column.type_name);
+                }
+                return Ok((Rule::Elements(kind), reviewed));
+            }
             let fits = if kind == Kind::Uuid { column.base_type == "uuid" || text_like } else { text_like };
             if !fits {
                 bail!("pseudonym `{}` needs a text column, not {}", kind.name(), column.type_name);
@@ -472,7 +530,9 @@ mod tests {
             ],
             primary_key: vec!["id".into()],
             uniques: vec![vec!["id".into()]],
+            loosely_unique: vec![],
             foreign_keys: vec![],
+            sequences: vec![],
             estimate: 0,
         }
     }
@@ -495,6 +555,50 @@ mod tests {
         let columns = &rules.tables["public.people"].columns;
         assert_eq!(columns[0], ("id".to_string(), Rule::Pseudonym(Kind::Uuid)));
         assert_eq!(columns[3].1, Rule::DateShift(30));
+    }
+
+    #[test]
+    fn arrays_take_a_kind_per_element_and_json_an_allowlist() {
+        let mut table = table();
+        table.name = "things".into();
+        table.columns = vec![
+            column("tags", 'A', "_text", false),
+            column("scores", 'A', "_int4", false),
+            column("meta", 'U', "jsonb", false),
+            column("code", 'S', "text", true),
+        ];
+        table.uniques = vec![];
+        table.loosely_unique = vec!["code".into()];
+        let check_one = |text: &str| check("rules.toml", text, &[table.clone()], &mut |_, _| Ok(false));
+        let rules = check_one(
+            r#"[tables."public.things".columns]
+            tags = "email"
+            scores = "keep"
+            meta = { rule = "jsonb", allow = ["status"], others = "text", keys = { email = "email" } }
+            code = "text"
+            "#,
+        )
+        .unwrap();
+        let columns = &rules.tables["public.things"].columns;
+        assert_eq!(columns[0].1, Rule::Elements(Kind::Email));
+        let Rule::Json(spec) = &columns[2].1 else { panic!("{columns:?}") };
+        assert_eq!(spec.rule_for(Some("status")), None);
+        assert_eq!(spec.rule_for(Some("email")), Some(&JsonRule::Pseudonym(Kind::Email)));
+        assert_eq!(spec.rule_for(Some("anything")), Some(&JsonRule::Pseudonym(Kind::Text)));
+        assert_eq!(spec.rule_for(None), Some(&JsonRule::Pseudonym(Kind::Text)));
+        let err = check_one(
+            r#"[tables."public.things".columns]
+            tags = "keep"
+            scores = "phone"
+            meta = { rule = "jsonb", others = "text" }
+            code = "redact"
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("scores: pseudonym `phone` on an array needs an array of text"), "{err}");
+        assert!(err.contains("meta: `others` goes with `allow`"), "{err}");
+        assert!(err.contains("code is in a unique key or index, so `redact`"), "{err}");
     }
 
     #[test]

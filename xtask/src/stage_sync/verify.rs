@@ -169,9 +169,18 @@ fn leak_check(tx: &mut Transaction, tables: &[Table], rules: &Rules, leaks: &Lea
                 let (name, rule) = masked[i];
                 let column = format!("{}.{name}", table.key());
                 let hit = match rule {
-                    Rule::Json(keys) => json_values(&value)
-                        .iter()
-                        .any(|(key, v)| keys.contains_key(key) && leaks.contains(&format!("{column}->{key}"), v)),
+                    Rule::Json(spec) => json_values(&value).iter().any(|(key, v)| {
+                        spec.rule_for((!key.is_empty()).then_some(key.as_str())).is_some()
+                            && leaks.contains(&format!("{column}->{key}"), v)
+                    }),
+                    Rule::Elements(_) => {
+                        let mut hit = false;
+                        mask::map_array(&value, &mut |element| {
+                            hit |= leaks.contains(&column, element);
+                            String::new()
+                        });
+                        hit
+                    }
                     _ => leaks.contains(&column, &value),
                 };
                 leaked[i] += u64::from(hit);
@@ -188,24 +197,20 @@ fn leak_check(tx: &mut Transaction, tables: &[Table], rules: &Rules, leaks: &Lea
     Ok(problems)
 }
 
+/// Every string in a JSON document with the key it sits under (array items inherit their
+/// array's key; `""` for none), as the masking walk sees them.
 fn json_values(text: &str) -> Vec<(String, String)> {
-    fn walk(value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    fn walk(value: &serde_json::Value, key: &str, out: &mut Vec<(String, String)>) {
         match value {
-            serde_json::Value::Object(map) => {
-                for (key, inner) in map {
-                    if let serde_json::Value::String(s) = inner {
-                        out.push((key.clone(), s.clone()));
-                    }
-                    walk(inner, out);
-                }
-            }
-            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            serde_json::Value::Object(map) => map.iter().for_each(|(k, inner)| walk(inner, k, out)),
+            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, key, out)),
+            serde_json::Value::String(s) => out.push((key.to_string(), s.clone())),
             _ => {}
         }
     }
     let mut out = Vec::new();
     if let Ok(value) = serde_json::from_str(text) {
-        walk(&value, &mut out);
+        walk(&value, "", &mut out);
     }
     out
 }
