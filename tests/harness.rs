@@ -249,6 +249,11 @@ pub struct Running<'a> {
 }
 
 impl Running<'_> {
+    /// The process id, to find what the process left behind.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL, and wait for the process to be gone.
     pub fn kill(mut self) {
         let _ = self.child.kill();

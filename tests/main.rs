@@ -10,3 +10,4 @@ mod migrate;
 mod rls;
 mod seed;
 mod stage_sync;
+mod stage_sync_dump;

@@ -2,11 +2,11 @@
 
 use crate::harness::{Project, TestCluster};
 
-const KEY: &str = "Stage-Sync-Key-For-Tests-0123456789";
+pub(crate) const KEY: &str = "Stage-Sync-Key-For-Tests-0123456789";
 const OTHER_KEY: &str = "Another-Stage-Sync-Key-9876543210";
 
 /// Personal data planted in the source; none of it may reach the target.
-const PLANTED: &[&str] = &[
+pub(crate) const PLANTED: &[&str] = &[
     "Margaret",
     "Thistlewood",
     "margaret.thistlewood@realclinic.com",
@@ -22,7 +22,7 @@ const PLANTED: &[&str] = &[
     "ya29.real-access-token",
 ];
 
-const SOURCE_DATA: &str = r#"
+pub(crate) const SOURCE_DATA: &str = r#"
 insert into auth.users (id, email) values
   ('a0000000-0000-4000-8000-000000000001', 'margaret.thistlewood@realclinic.com'),
   ('a0000000-0000-4000-8000-000000000002', 'bart.q@realclinic.com');
@@ -48,13 +48,13 @@ insert into public.daily_dentist_production (clinic_id, location_id, provider_id
 
 /// A production-like source and a test target, both migrated; the source holds the
 /// planted data.
-struct Setup {
-    source: TestCluster,
-    target: TestCluster,
-    project: Project,
+pub(crate) struct Setup {
+    pub source: TestCluster,
+    pub target: TestCluster,
+    pub project: Project,
 }
 
-fn setup() -> Setup {
+pub(crate) fn setup() -> Setup {
     let source = TestCluster::start();
     let target = TestCluster::start();
     let mut project = Project::new();
@@ -74,7 +74,7 @@ fn setup() -> Setup {
 }
 
 impl Setup {
-    fn sync(&self, extra: &[&str]) -> crate::harness::Run<'_> {
+    pub fn sync(&self, extra: &[&str]) -> crate::harness::Run<'_> {
         let mut args = vec!["stage-sync", "--from", "production", "--to", "test", "--yes"];
         args.extend_from_slice(extra);
         self.project.xtask(&args).env("DATABASE_URL", &self.target.url())
@@ -83,7 +83,7 @@ impl Setup {
     /// Asserts that no planted value is in the target's public schema: as a whole value of
     /// any column (or JSON string), or inside one. Short digit strings (a ZIP code) are only
     /// looked for whole: inside timestamps and ids they turn up by chance.
-    fn assert_no_planted(&self) {
+    pub fn assert_no_planted(&self) {
         let mut client = self.target.client();
         let tables: Vec<String> = client
             .query("select format('%I.%I', schemaname, tablename) from pg_tables where schemaname = 'public'", &[])

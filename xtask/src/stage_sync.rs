@@ -4,6 +4,7 @@
 
 pub(crate) mod bench;
 mod catalog;
+mod dump;
 mod mask;
 mod pipe;
 mod rules;
@@ -42,27 +43,67 @@ impl flags::StageSync {
             let source = context::guard_for(Some(self.from))?;
             return init_rules(&source, &rules_path, &rules_shown, force);
         }
+        let options = Options {
+            dry_run: self.dry_run,
+            yes: self.yes,
+            json: self.json,
+            migrate_target: self.migrate_target,
+            clinics: self.clinics.clone(),
+        };
+        if let Some(file) = &self.from_dump {
+            // As given on the command line: relative to where the command runs.
+            let path = if file.exists() { file.clone() } else { root.join(file) };
+            return from_dump(&path, &file.display().to_string(), self.to, &rules_path, &rules_shown, &options);
+        }
         if self.from == self.to {
             bail!("source and target are both {}\nhint: --from production|staging --to staging|local|test", self.from);
         }
         let sh = Shell::new()?;
         let source = context::guard_for(Some(self.from))?;
         let target = context::guard_for(Some(self.to))?;
-        let rules_text = std::fs::read_to_string(&rules_path)
-            .map_err(|err| {
-                anyhow::anyhow!(
-                    "cannot read the rules file {rules_shown}: {err}\nhint: `cargo xtask stage-sync init-rules` writes a starting one"
-                )
-            })?;
-        let options = Options {
-            dry_run: self.dry_run,
-            yes: self.yes,
-            json: self.json,
-            migrate_target: self.migrate_target,
-            clinics: self.clinics,
-        };
+        let rules_text = read_rules(&rules_path, &rules_shown)?;
         sync(&sh, &source, &target, &rules_text, &rules_shown, &options)
     }
+}
+
+/// `--from-dump`: the dump restored into a throwaway cluster is the production source; the
+/// cluster is removed when this returns, whatever happened.
+fn from_dump(
+    file: &std::path::Path,
+    shown: &str,
+    to: app::Environment,
+    rules_path: &std::path::Path,
+    rules_shown: &str,
+    options: &Options,
+) -> Result<()> {
+    let sh = Shell::new()?;
+    let target = context::guard_for(Some(to))?;
+    // The matrix and the rules first: nothing is restored for a sync that cannot run.
+    target.write::<op::StageSyncTarget>()?;
+    let rules_text = read_rules(rules_path, rules_shown)?;
+    // The key: from the process environment (CI's secret store), else the target's env
+    // files; there is no production configuration to take it from.
+    let key = std::env::var("STAGE_SYNC_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .or_else(|| target.resolved().var("STAGE_SYNC_KEY").map(str::to_string));
+    if key.is_none() {
+        bail!(
+            "STAGE_SYNC_KEY is not set: pseudonyms need a secret key\nhint: export it, or put it in the target's secrets overlay (env/.env.{to}.local)"
+        );
+    }
+    let restored = dump::Restored::restore(&sh, file, shown)?;
+    let source = restored.source_guard(key)?;
+    status(format!("environment: production (the dump {shown}, restored; read-only)"));
+    sync(&sh, &source, &target, &rules_text, rules_shown, options)
+}
+
+fn read_rules(path: &std::path::Path, shown: &str) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|err| {
+        anyhow::anyhow!(
+            "cannot read the rules file {shown}: {err}\nhint: `cargo xtask stage-sync init-rules` writes a starting one"
+        )
+    })
 }
 
 /// How a sync runs.

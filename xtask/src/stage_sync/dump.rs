@@ -1,0 +1,104 @@
+//! `stage-sync --from-dump FILE`: a `pg_dump -Fc` file of production as the source. It is
+//! restored into a throwaway cluster this process starts, read there as a read-only
+//! production source, and the cluster is removed afterwards: on success, on error, and on
+//! a panic by `Drop`; after a SIGKILL by the next process that starts a throwaway.
+
+use std::{collections::BTreeMap, path::Path};
+
+use anyhow::{Context, Result, bail};
+use app::Guard;
+use xshell::Shell;
+
+use crate::{
+    context::{status, warn},
+    pg::{self, Throwaway},
+};
+
+/// The database the dump is restored into, beside the cluster's own `postgres` (which holds
+/// the throwaway's bootstrap: the dump brings its own schemas).
+const DATABASE: &str = "restored";
+
+/// A restored dump; the cluster goes when this does.
+pub struct Restored {
+    cluster: Throwaway,
+}
+
+impl Restored {
+    /// Checks that `file` is a custom-format archive, then restores it into a new database
+    /// of a new throwaway cluster.
+    pub fn restore(sh: &Shell, file: &Path, shown: &str) -> Result<Restored> {
+        std::fs::File::open(file).with_context(|| format!("cannot read the dump {shown}"))?;
+        let cluster = Throwaway::start().context("cannot start a throwaway cluster for the dump")?;
+        let maintenance: app::DatabaseUrl = cluster.url("postgres").parse()?;
+        let url: app::DatabaseUrl = cluster.url(DATABASE).parse()?;
+
+        // `--list` reads only the archive's table of contents: a text dump or another file
+        // is refused here, before anything is restored.
+        let listed = pg::client_cmd(sh, "pg_restore", &maintenance)?
+            .arg("--list")
+            .arg(file)
+            .ignore_status()
+            .output()
+            .context("cannot run pg_restore")?;
+        if !listed.status.success() {
+            let why = String::from_utf8_lossy(&listed.stderr);
+            bail!(
+                "{shown} is not a pg_dump custom-format archive ({})\nhint: make one with `pg_dump -Fc` or `cargo xtask backup --env production`",
+                first_line(&why)
+            );
+        }
+
+        pg::client_cmd(sh, "psql", &maintenance)?
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+            .arg(format!("create database {DATABASE} template template0"))
+            .ignore_stdout()
+            .run()
+            .context("cannot create the database for the dump")?;
+        status(format!(
+            "restoring {shown} into a throwaway cluster ({}, port {})",
+            cluster.cluster.dir.display(),
+            cluster.cluster.port
+        ));
+        // Owners are the cluster's superuser (the dump's roles need not exist here);
+        // privileges stay, so the schema compares equal to the target's. Errors of objects
+        // this cluster cannot have (another platform's extensions, grants to its roles) don't
+        // stop the restore: the schema check before the sync catches any that matter.
+        let restored = pg::client_cmd(sh, "pg_restore", &url)?
+            .args(["--no-owner", "--jobs=2"])
+            .arg(file)
+            .ignore_status()
+            .output()
+            .context("cannot run pg_restore")?;
+        if !restored.status.success() {
+            let stderr = String::from_utf8_lossy(&restored.stderr);
+            let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error:")).collect();
+            let Some(first) = errors.first() else {
+                bail!("pg_restore of {shown} failed: {}", first_line(&stderr));
+            };
+            warn(format!(
+                "pg_restore reported {} error(s) in {shown}; first: {}",
+                errors.len(),
+                first.trim_start_matches("pg_restore: ").trim()
+            ));
+        }
+        Ok(Restored { cluster })
+    }
+
+    /// The restored database as the read-only production source. `key` is the
+    /// `STAGE_SYNC_KEY` the pseudonyms are made with.
+    pub fn source_guard(&self, key: Option<String>) -> Result<Guard> {
+        let vars: BTreeMap<String, String> = key.into_iter().map(|k| ("STAGE_SYNC_KEY".to_string(), k)).collect();
+        let resolved = app::Resolved::restored_dump(self.cluster.url(DATABASE).parse()?, vars)?;
+        Ok(Guard::new(resolved, app::Settings::load(&crate::context::project_root())?))
+    }
+}
+
+impl Drop for Restored {
+    fn drop(&mut self) {
+        status("removing the throwaway cluster of the dump");
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no message").trim_start_matches("pg_restore: ")
+}
