@@ -11,3 +11,4 @@ mod rls;
 mod seed;
 mod stage_sync;
 mod stage_sync_dump;
+mod stage_sync_shapes;

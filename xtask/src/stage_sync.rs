@@ -524,6 +524,13 @@ fn print_plan(
     data("unique columns with pseudonyms (collision risk):");
     for table in tables {
         for (column, rule) in &rules.tables[&table.key()].columns {
+            if table.is_unique(column) && matches!(rule, rules::Rule::Json(_) | rules::Rule::Elements(_)) {
+                data(format!(
+                    "  {}.{column}: {} inside a unique index's expression; uniqueness is checked after loading",
+                    table.key(),
+                    rule.label()
+                ));
+            }
             if let rules::Rule::Pseudonym(kind) = rule {
                 if table.is_unique(column) {
                     let bits = if matches!(kind, rules::Kind::Uuid) { 122 } else { 45 };

@@ -107,10 +107,17 @@ impl Masker {
 
     /// Masks a JSON document as `spec` says, at any depth. Returns the masked text and
     /// calls `seen(key, original, masked)` for the leak check (key `""` for strings under
-    /// no key).
-    pub fn json(&self, text: &str, spec: &JsonSpec, seen: &mut dyn FnMut(&str, &str, &str)) -> Option<String> {
+    /// no key). `distinct`: a unique index reads the column (say `(profile ->> 'handle')`),
+    /// so pseudonyms take their collision-safe form.
+    pub fn json(
+        &self,
+        text: &str,
+        spec: &JsonSpec,
+        distinct: bool,
+        seen: &mut dyn FnMut(&str, &str, &str),
+    ) -> Option<String> {
         let mut value: serde_json::Value = serde_json::from_str(text).ok()?;
-        self.walk(&mut value, None, spec, seen);
+        self.walk(&mut value, None, (spec, distinct), seen);
         Some(value.to_string())
     }
 
@@ -119,17 +126,18 @@ impl Masker {
         &self,
         value: &mut serde_json::Value,
         key: Option<&str>,
-        spec: &JsonSpec,
+        how: (&JsonSpec, bool),
         seen: &mut dyn FnMut(&str, &str, &str),
     ) {
+        let (spec, distinct) = how;
         use serde_json::Value;
         match value {
             Value::Object(map) => {
                 for (inner_key, inner) in map.iter_mut() {
-                    self.walk(inner, Some(inner_key), spec, seen);
+                    self.walk(inner, Some(inner_key), how, seen);
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(|item| self.walk(item, key, spec, seen)),
+            Value::Array(items) => items.iter_mut().for_each(|item| self.walk(item, key, how, seen)),
             // Listed keys lose numbers and booleans too: a listed key is personal whatever
             // its type. The allowlist's others are about strings.
             Value::Number(_) | Value::Bool(_) => match key.and_then(|k| spec.keys.get(k)) {
@@ -145,7 +153,7 @@ impl Masker {
                         return;
                     }
                     Some(JsonRule::Redact) => Value::String("[redacted]".to_string()),
-                    Some(JsonRule::Pseudonym(kind)) => Value::String(self.pseudonym(*kind, original, false)),
+                    Some(JsonRule::Pseudonym(kind)) => Value::String(self.pseudonym(*kind, original, distinct)),
                 };
                 seen(key.unwrap_or_default(), original, masked.as_str().unwrap_or_default());
                 *value = masked;
@@ -377,7 +385,7 @@ mod tests {
         spec.keys.insert("ssn".to_string(), JsonRule::Null);
         let mut seen = Vec::new();
         let out = m
-            .json(r#"{"a":[{"email":"x@y.com","ssn":"123"}],"n":1}"#, &spec, &mut |k, o, _| {
+            .json(r#"{"a":[{"email":"x@y.com","ssn":"123"}],"n":1}"#, &spec, false, &mut |k, o, _| {
                 seen.push((k.to_string(), o.to_string()))
             })
             .unwrap();
@@ -397,6 +405,7 @@ mod tests {
             .json(
                 r#"{"status":"open","owner":{"name":"Ann","status":"x"},"tags":["a","b"],"ids":["s3cret"],"n":7}"#,
                 &spec,
+                false,
                 &mut |_, _, _| {},
             )
             .unwrap();
@@ -404,7 +413,7 @@ mod tests {
             out,
             r#"{"ids":["[redacted]"],"n":7,"owner":{"name":"[redacted]","status":"x"},"status":"open","tags":["a","b"]}"#
         );
-        assert_eq!(m.json(r#""top""#, &spec, &mut |_, _, _| {}).unwrap(), r#""[redacted]""#);
+        assert_eq!(m.json(r#""top""#, &spec, false, &mut |_, _, _| {}).unwrap(), r#""[redacted]""#);
     }
 
     #[test]

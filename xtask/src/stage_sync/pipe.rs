@@ -152,7 +152,9 @@ pub fn copy_table(
                     let original = mask::unescape(field);
                     let column = at();
                     let masked = masker
-                        .json(&original, spec, &mut |key, value, _| leaks.insert(&format!("{column}->{key}"), value))
+                        .json(&original, spec, unique[i], &mut |key, value, _| {
+                            leaks.insert(&format!("{column}->{key}"), value)
+                        })
                         .with_context(|| format!("{column}: a value is not valid JSON"))?;
                     mask::escape(&masked, &mut out);
                 }
