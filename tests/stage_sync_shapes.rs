@@ -67,7 +67,7 @@ insert into public."User" (id, "emailAddress", "displayName", settings, aliases)
    '{"theme": "dark", "locale": "en", "handle": "mthistle", "google": {"spreadsheetId": "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms", "token": "ya29.a0AfH6SMBx"}, "recent": ["Marguerithe"]}',
    '{Marguerithe,NULL,Thistlewick}');
 insert into public."User" (id, "emailAddress", "displayName", settings)
-  select 'ckv' || i, 'user' || i || '@realclinic.com', 'Person ' || i, jsonb_build_object('handle', 'h' || i, 'theme', 'light')
+  select 'ckv' || i, 'user' || i || '@realclinic.com', 'Person ' || i, jsonb_build_object('handle', 'h' || i, 'theme', 'light', 'locale', 'en')
   from generate_series(2, 3000) i;
 insert into public."Post" ("authorId", title) select 'ckv' || (1 + i % 50), 'Post ' || i from generate_series(1, 400) i;
 refresh materialized view public.post_counts;
@@ -177,4 +177,45 @@ fn a_unique_index_that_is_not_a_constraint_catches_a_collision() {
     s.set_rule("emailAddress = \"email\"", "emailAddress = \"redact\"");
     s.sync(&[]).fails("env/stage-sync.toml has 1 problem(s): public.User.emailAddress is in a unique key or index");
     assert_eq!(s.target.checksum(), before);
+}
+
+#[test]
+fn init_rules_masks_what_identifies_and_leaves_keys_alone() {
+    let s = setup();
+    s._source
+        .client()
+        .batch_execute(
+            r#"alter table public."User" add column contacts text[], add column "externalRef" text, add column address_id integer,
+                 add column "accountId" uuid, add column "avatarUrl" text, add column username text, add column "driveFileId" text,
+                 add column status text, add column legacy_id text;
+               update public."User" set contacts = array['kin' || id || '@realclinic.com'], "externalRef" = 'cus_' || md5(id),
+                 address_id = 7, "accountId" = gen_random_uuid(), status = 'active', legacy_id = 'cus_' || md5(id || 'x');"#,
+        )
+        .unwrap();
+    s.project.xtask(&["stage-sync", "--from", "production", "init-rules", "--force"]).ok();
+    let text = std::fs::read_to_string(s.project.root.join("env/stage-sync.toml")).unwrap();
+    let section = text.split("[tables.\"public.User\".columns]").nth(1).unwrap().split("\n[").next().unwrap();
+    let rule = |column: &str| -> String {
+        let line =
+            section.lines().find(|l| l.starts_with(&format!("{column} = "))).unwrap_or_else(|| panic!("{section}"));
+        line[column.len() + 3..].to_string()
+    };
+    assert_eq!(rule("emailAddress"), "\"email\"");
+    assert_eq!(rule("displayName"), "\"full_name\"");
+    assert_eq!(rule("username"), "\"text\"");
+    assert_eq!(rule("avatarUrl"), "\"null\"");
+    assert_eq!(rule("driveFileId"), "\"uuid\"");
+    assert!(
+        rule("settings").starts_with("{ rule = \"jsonb\", allow = [\"locale\", \"theme\"], others = \"text\" }"),
+        "{section}"
+    );
+    assert!(rule("contacts").starts_with("\"email\" # sampled"), "{section}");
+    assert_eq!(rule("externalRef"), "\"uuid\"");
+    assert!(rule("legacy_id").starts_with("\"uuid\" # sampled"), "{section}");
+    // Keys and harmless values raise no alarm.
+    for column in ["id", "address_id", "accountId", "invoiceNumber", "status", "createdAt"] {
+        assert_eq!(rule(column), "\"keep\"", "{column}");
+    }
+    assert!(text.contains("authorId = \"keep\" # follows the key it references"), "{text}");
+    assert!(text.contains("starting point. Review every line"), "{text}");
 }

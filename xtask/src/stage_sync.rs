@@ -5,10 +5,12 @@
 pub(crate) mod bench;
 mod catalog;
 mod dump;
+mod init;
 mod mask;
 mod pipe;
 mod rules;
 mod subset;
+mod suggest;
 mod verify;
 
 use std::{
@@ -41,7 +43,7 @@ impl flags::StageSync {
         let rules_path = root.join(&self.rules);
         if let Some(StageSyncCommand::InitRules { force }) = self.command {
             let source = context::guard_for(Some(self.from))?;
-            return init_rules(&source, &rules_path, &rules_shown, force);
+            return init::init_rules(&source, &rules_path, &rules_shown, force);
         }
         let options = Options {
             dry_run: self.dry_run,
@@ -332,15 +334,11 @@ fn choose_clinics(tx: &mut postgres::Transaction, spec: &str) -> Result<Vec<Stri
     Ok(found)
 }
 
-/// A sample of a kept text column: do its values look like emails or phone numbers?
+/// A sample of a kept text, json or text-array column: do its values (the strings inside,
+/// for json and arrays) look like emails or phone numbers?
 fn sample_is_personal(tx: &mut postgres::Transaction, table: &Table, column: &catalog::Column) -> Result<bool> {
-    let sql = format!(
-        "select {col}::text from {} where {col} is not null limit 200",
-        table.qualified(),
-        col = catalog::quote(&column.name)
-    );
-    let rows = tx.query(&sql, &[])?;
-    Ok(rows.iter().any(|r| rules::value_looks_personal(&r.get::<_, String>(0))))
+    let values = init::sample(tx, table, column)?;
+    Ok(values.iter().any(|(_, value)| suggest::value_looks_personal(value)))
 }
 
 fn confirm(target: &WriteTarget<op::StageSyncTarget>, yes: bool) -> Result<()> {
@@ -564,39 +562,5 @@ fn print_plan(
         }
     }
     status("dry run: nothing was written");
-    Ok(())
-}
-
-/// Writes a starting rules file from the source's schema, with a suggested rule for every
-/// column; a person reviews it before committing.
-fn init_rules(source: &Guard, path: &std::path::Path, shown: &str, force: bool) -> Result<()> {
-    if path.exists() && !force {
-        bail!("{shown} exists\nhint: pass --force to overwrite it");
-    }
-    // Reading the schema is inspection: any environment with the same migrations will do.
-    let mut conn = source.read::<op::Inspect>()?.connect()?;
-    let tables = catalog::load(conn.client(), &["public".to_string()], &[])?;
-    let mut text = String::from(
-        "# stage-sync rules: what happens to every column of every synced table.\n# Written by `cargo xtask stage-sync init-rules`; review every line before committing.\n# Rules: keep, null, redact, a pseudonym kind (email, first_name, last_name, full_name, phone,\n# street_address, city, zip, company, text, uuid), { rule = \"date_shift\", days = N },\n# { rule = \"numeric_jitter\", percent = P }, { rule = \"jsonb\", keys = { key = \"kind\" } }.\n# Per table: mode = \"copy\" (default), \"skip\" (emptied in the target) or \"schema_only\".\n\nschemas = [\"public\"]\n",
-    );
-    for table in &tables {
-        text.push_str(&format!("\n[tables.\"{}\".columns]\n", table.key()));
-        for column in table.copied_columns() {
-            let rule = rules::suggest(column);
-            let reviewed = rule == "keep" && rules::looks_personal(&column.name);
-            if reviewed {
-                text.push_str(&format!(
-                    "{} = {{ rule = \"keep\", reviewed = false }} # personal-looking name: decide\n",
-                    column.name
-                ));
-            } else {
-                text.push_str(&format!("{} = \"{rule}\"\n", column.name));
-            }
-        }
-    }
-    let partial = path.with_extension("toml.partial");
-    std::fs::write(&partial, text)?;
-    std::fs::rename(&partial, path)?;
-    status(format!("wrote {shown} with rules for {} table(s); review it before committing", tables.len()));
     Ok(())
 }

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use super::catalog::{Column, Table};
+use super::{
+    catalog::{Column, Table},
+    suggest::{is_key_like, looks_personal, suggest},
+};
 
 /// What the rules file holds.
 #[derive(Debug, Deserialize)]
@@ -287,9 +290,9 @@ pub fn check(
                 match resolve(raw_rule, column) {
                     Err(err) => problems.push(format!("{where_}: {err}")),
                     Ok((Rule::Keep, reviewed)) if !reviewed => {
-                        if looks_personal(&column.name) {
+                        if looks_personal(&column.name) && !is_key_like(column) {
                             problems.push(format!("{where_} is kept, but its name looks personal (mark the rule reviewed = true if it is not)"));
-                        } else if column.category == 'S' && personal_values(table, column)? {
+                        } else if super::init::sampled(column) && personal_values(table, column)? {
                             problems.push(format!("{where_} is kept, but its values look personal (mark the rule reviewed = true if they are not)"));
                         }
                         columns.push((column.name.clone(), Rule::Keep));
@@ -340,7 +343,7 @@ pub fn check(
         for (table, columns) in &uncovered {
             snippet.push_str(&format!("\n[tables.\"{table}\".columns]\n"));
             for column in columns {
-                snippet.push_str(&format!("{} = \"{}\"\n", column.name, suggest(column)));
+                snippet.push_str(&format!("{} = {}\n", super::suggest::toml_key(&column.name), suggest(column)));
             }
         }
         bail!(
@@ -439,66 +442,6 @@ fn resolve(raw: &RuleFile, column: &Column) -> Result<(Rule, bool)> {
 
 fn kinds() -> String {
     Kind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
-}
-
-/// Parts of column names that say "a person's data".
-const PERSONAL_WORDS: &[&str] = &[
-    "email", "mail", "name", "phone", "mobile", "fax", "address", "street", "city", "zip", "postal", "token",
-    "password", "passwd", "secret", "ssn", "birth", "dob", "note", "notes", "ip", "comment", "comments",
-];
-
-pub fn looks_personal(column: &str) -> bool {
-    column.to_ascii_lowercase().split('_').any(|part| PERSONAL_WORDS.contains(&part))
-}
-
-/// Whether a sampled value looks like an email address or a phone number.
-pub fn value_looks_personal(value: &str) -> bool {
-    let email = value
-        .split_once('@')
-        .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.') && !value.contains(' '));
-    let digits = value.chars().filter(char::is_ascii_digit).count();
-    let phone = digits >= 10 && value.chars().all(|c| c.is_ascii_digit() || " +-().x".contains(c));
-    email || phone
-}
-
-/// The rule a new column most likely needs; `init-rules` and the missing-rule snippet use it.
-pub fn suggest(column: &Column) -> String {
-    let name = column.name.to_ascii_lowercase();
-    let has = |word: &str| name.split('_').any(|p| p == word);
-    let secret = ["token", "password", "passwd", "secret"].iter().any(|w| has(w));
-    if secret {
-        return if column.not_null { "redact".into() } else { "null".into() };
-    }
-    if column.category != 'S' {
-        if column.category == 'D' && has("birth") {
-            return "date_shift".into();
-        }
-        return "keep".into();
-    }
-    let kind = if has("email") || has("mail") {
-        "email"
-    } else if has("first") && has("name") {
-        "first_name"
-    } else if has("last") && has("name") {
-        "last_name"
-    } else if has("phone") || has("mobile") || has("fax") {
-        "phone"
-    } else if has("street") || has("address") {
-        "street_address"
-    } else if has("city") {
-        "city"
-    } else if has("zip") || has("postal") {
-        "zip"
-    } else if has("name") {
-        "full_name"
-    } else if has("note") || has("notes") || has("comment") || has("error") {
-        "text"
-    } else if has("ip") || has("ssn") {
-        if column.not_null { "redact" } else { "null" }
-    } else {
-        "keep"
-    };
-    kind.into()
 }
 
 #[cfg(test)]
@@ -638,14 +581,6 @@ mod tests {
         assert!(format!("{err:#}").contains("schema `auth` is managed by Supabase"), "{err:#}");
         let err = run("[tables.\"public.people\"\nmode = 1").unwrap_err();
         assert!(format!("{err:#}").starts_with("rules.toml is invalid: line "), "{err:#}");
-    }
-
-    #[test]
-    fn personal_values() {
-        assert!(value_looks_personal("ann@clinic.com"));
-        assert!(value_looks_personal("(555) 123-4567"));
-        assert!(!value_looks_personal("Hygiene production"));
-        assert!(!value_looks_personal("2024-01-01"));
     }
 
     proptest::proptest! {
