@@ -117,7 +117,13 @@ impl Project {
         let root = scratch_dir("project");
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         std::fs::create_dir_all(root.join("env")).unwrap();
-        for file in ["environments.toml", ".env.local.example", ".env.staging.example", ".env.production.example"] {
+        for file in [
+            "environments.toml",
+            "tenancy.toml",
+            ".env.local.example",
+            ".env.staging.example",
+            ".env.production.example",
+        ] {
             std::fs::copy(repo.join("env").join(file), root.join("env").join(file)).unwrap();
         }
         let _ = std::fs::create_dir_all(root.join("migrations"));

@@ -219,3 +219,26 @@ fn init_rules_masks_what_identifies_and_leaves_keys_alone() {
     assert!(text.contains("authorId = \"keep\" # follows the key it references"), "{text}");
     assert!(text.contains("starting point. Review every line"), "{text}");
 }
+
+#[test]
+fn the_tenant_table_comes_from_configuration() {
+    let s = setup();
+    // This schema's tenants are its users: their posts belong to them through "authorId".
+    std::fs::write(s.project.root.join("env/tenancy.toml"), "root = \"public.User\"\nkey = \"id\"\n").unwrap();
+    s.sync(&["--clinics", "ckv2,ckv3"]).ok();
+    let row = s
+        .target
+        .client()
+        .query_one(
+            r#"select (select string_agg(id, ',' order by id) from public."User"), (select count(*) from public."Post"),
+                      (select count(*) from public.post_counts)"#,
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "ckv2,ckv3");
+    assert_eq!(row.get::<_, i64>(1), 16, "each of 50 authors has 8 of the 400 posts");
+    assert_eq!(row.get::<_, i64>(2), 2);
+    s.sync(&["--clinics", "nobody"]).fails("--clinics: no clinic nobody in the source");
+    std::fs::write(s.project.root.join("env/tenancy.toml"), "root = \"clinics\"\n").unwrap();
+    s.sync(&["--clinics", "1"]).fails("env/tenancy.toml is invalid");
+}

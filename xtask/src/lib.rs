@@ -14,6 +14,7 @@ pub mod pg;
 mod rls;
 mod seed;
 mod stage_sync;
+mod tenancy;
 
 use std::process::ExitCode;
 

@@ -188,7 +188,10 @@ pub(crate) fn sync(
     })?;
     let order = catalog::load_order(&tables);
     let filters = match &options.clinics {
-        Some(spec) => Some(subset::filters(&tables, &choose_clinics(&mut snapshot, spec)?)),
+        Some(spec) => {
+            let tenancy = crate::tenancy::Tenancy::load(&context::project_root())?;
+            Some(subset::filters(&tables, &choose_clinics(&mut snapshot, spec, &tenancy)?, &tenancy))
+        }
         None => None,
     };
 
@@ -308,27 +311,34 @@ fn refuse_same_database(
     Ok(())
 }
 
-/// The clinics of `--clinics`: listed ids (each must exist) or the first N by id.
-fn choose_clinics(tx: &mut postgres::Transaction, spec: &str) -> Result<Vec<String>> {
-    let root = subset::ROOT;
+/// The clinics of `--clinics`: listed keys (each must exist) or the first N by key, from
+/// the tenant table of `env/tenancy.toml`.
+fn choose_clinics(
+    tx: &mut postgres::Transaction,
+    spec: &str,
+    tenancy: &crate::tenancy::Tenancy,
+) -> Result<Vec<String>> {
+    let (root, key) = (tenancy.root_qualified(), catalog::quote(&tenancy.key));
     if let Ok(count) = spec.trim().parse::<i64>() {
         if count < 1 {
             bail!("--clinics {count}: give a positive number or clinic ids");
         }
-        let rows = tx.query(&format!("select id::text from {root} order by id limit $1"), &[&count])?;
+        let rows = tx.query(&format!("select {key}::text from {root} order by {key} limit $1"), &[&count])?;
         return Ok(rows.iter().map(|r| r.get(0)).collect());
     }
     let wanted: Vec<String> = spec.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     let found: Vec<String> = tx
-        .query(&format!("select id::text from {root} where id::text = any($1)"), &[&wanted])?
+        .query(&format!("select {key}::text from {root} where {key}::text = any($1)"), &[&wanted])?
         .iter()
         .map(|r| r.get(0))
         .collect();
     let missing: Vec<&String> = wanted.iter().filter(|w| !found.contains(w)).collect();
     if !missing.is_empty() || wanted.is_empty() {
         bail!(
-            "--clinics: no clinic {} in the source\nhint: give clinic ids from {root}.id, or a number",
-            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            "--clinics: no clinic {} in the source\nhint: give clinic ids from {}.{}, or a number",
+            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            tenancy.root,
+            tenancy.key
         );
     }
     Ok(found)
