@@ -36,8 +36,9 @@ pub fn init_rules(source: &Guard, path: &std::path::Path, shown: &str, force: bo
     for table in &tables {
         for fk in &table.foreign_keys {
             for (column, target) in fk.columns.iter().zip(&fk.target_columns) {
-                if let Some(theirs) = suggested.get(&(fk.target.clone(), target.clone())).cloned() {
-                    suggested.insert((table.key(), column.clone()), (theirs.0, Some("follows the key it references")));
+                if let Some((rule, _)) = suggested.get(&(fk.target.clone(), target.clone())).cloned() {
+                    let why = (rule != "\"keep\"").then_some("follows the key it references");
+                    suggested.insert((table.key(), column.clone()), (rule, why));
                 }
             }
         }

@@ -10,7 +10,9 @@ pub fn suggest(column: &Column) -> String {
     let has = |word: &str| words.iter().any(|w| w == word);
     let quoted = |rule: &str| format!("\"{rule}\"");
     let erase = || quoted(if column.not_null { "redact" } else { "null" });
-    if ["token", "password", "passwd", "secret", "credential", "credentials"].iter().any(|w| has(w)) {
+    // Secrets themselves, not their dates or counts (`token_expires_at` is no secret).
+    let secret = ["token", "password", "passwd", "secret", "credential", "credentials"].iter().any(|w| has(w));
+    if secret && !matches!(column.category, 'D' | 'N' | 'B') {
         return if column.category == 'S' || !column.not_null { erase() } else { quoted("keep") };
     }
     if column.category == 'D' && (has("birth") || has("dob")) {
@@ -229,6 +231,7 @@ mod tests {
         check("spreadsheet_id", 'S', "text", "\"uuid\"");
         check("googleAccountId", 'S', "varchar", "\"uuid\"");
         check("credentialsJson", 'S', "text", "\"null\"");
+        check("token_expires_at", 'D', "timestamptz", "\"keep\"");
         check("avatar_url", 'S', "text", "\"null\"");
         check("photo", 'S', "text", "\"null\"");
         check("date_of_birth", 'D', "date", "{ rule = \"date_shift\", days = 30 }");
