@@ -226,6 +226,25 @@ fn schema_drift_is_refused_or_migrated() {
     s.sync(&["--migrate-target"]).ok();
 }
 
+#[test]
+fn equal_schemas_sync_without_a_ledger() {
+    let s = setup();
+    // A target whose schema was made by plain SQL, as another tool would: no ledger.
+    let adopted = TestCluster::start();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    files.sort();
+    for file in files.iter().filter(|f| f.to_string_lossy().ends_with(".up.sql")) {
+        adopted.client().batch_execute(&std::fs::read_to_string(file).unwrap()).unwrap();
+    }
+    s.project
+        .xtask(&["stage-sync", "--from", "production", "--to", "test", "--yes"])
+        .env("DATABASE_URL", &adopted.url())
+        .ok();
+    let users: i64 = adopted.client().query_one("select count(*) from public.users", &[]).unwrap().get(0);
+    assert_eq!(users, 2);
+}
+
 const SHAPES_UP: &str = r#"-- Schema shapes stage-sync must handle.
 create type public.mood as enum ('calm', 'busy');
 create table public.staff (

@@ -437,8 +437,13 @@ fn record(
             duration_ms bigint not null
         )",
     )?;
-    let version: Option<i32> =
-        tx.query_one("select max(version) from app_meta.schema_migrations where outcome = 'applied'", &[])?.get(0);
+    // A target adopted without this repository's ledger has no version to record.
+    let ledger: bool = tx.query_one("select to_regclass('app_meta.schema_migrations') is not null", &[])?.get(0);
+    let version: Option<i32> = if ledger {
+        tx.query_one("select max(version) from app_meta.schema_migrations where outcome = 'applied'", &[])?.get(0)
+    } else {
+        None
+    };
     let rows: serde_json::Value =
         counts.iter().map(|(t, n)| (t.clone(), serde_json::Value::from(*n))).collect::<serde_json::Map<_, _>>().into();
     tx.execute(
