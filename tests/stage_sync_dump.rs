@@ -64,6 +64,12 @@ fn a_dump_is_synced_like_production_and_its_cluster_removed() {
     let users = "select string_agg(email || name, ',' order by id) from public.users";
     let from_the_dump: String = s.target.client().query_one(users, &[]).unwrap().get(0);
     assert!(from_the_dump.contains("@example.com"), "{from_the_dump}");
+    // The rules can be started from the dump as well.
+    let rules = s.project.root.join("env/stage-sync.toml");
+    std::fs::remove_file(&rules).unwrap();
+    s.project.xtask(&["stage-sync", "--from-dump", file.to_str().unwrap(), "init-rules"]).ok();
+    let text = std::fs::read_to_string(&rules).unwrap();
+    assert!(text.contains("[tables.\"public.users\".columns]") && text.contains("email = \"email\""), "{text}");
 }
 
 #[test]

@@ -42,7 +42,17 @@ impl flags::StageSync {
         let root = context::project_root();
         let rules_shown = self.rules.display().to_string();
         let rules_path = root.join(&self.rules);
+        // A dump as given on the command line: relative to where the command runs.
+        let dump = self.from_dump.as_ref().map(|file| {
+            let path = if file.exists() { file.clone() } else { root.join(file) };
+            (path, file.display().to_string())
+        });
         if let Some(StageSyncCommand::InitRules { force }) = self.command {
+            if let Some((path, shown)) = &dump {
+                // The rules can be written from a dump too: no production login needed.
+                let restored = dump::Restored::restore(&Shell::new()?, path, shown)?;
+                return init::init_rules(&restored.source_guard(None)?, &rules_path, &rules_shown, force);
+            }
             let source = context::guard_for(Some(self.from))?;
             return init::init_rules(&source, &rules_path, &rules_shown, force);
         }
@@ -53,10 +63,8 @@ impl flags::StageSync {
             migrate_target: self.migrate_target,
             clinics: self.clinics.clone(),
         };
-        if let Some(file) = &self.from_dump {
-            // As given on the command line: relative to where the command runs.
-            let path = if file.exists() { file.clone() } else { root.join(file) };
-            return from_dump(&path, &file.display().to_string(), self.to, &rules_path, &rules_shown, &options);
+        if let Some((path, shown)) = &dump {
+            return from_dump(path, shown, self.to, &rules_path, &rules_shown, &options);
         }
         if self.from == self.to {
             bail!("source and target are both {}\nhint: --from production|staging --to staging|local|test", self.from);

@@ -21,7 +21,8 @@ pub fn dump(sh: &Shell, url: &DatabaseUrl) -> Result<String> {
 /// [`dump`] of only the named schemas: what stage-sync copies must have one shape on both
 /// sides, whatever else (extensions, other tools' schemas) each database holds.
 pub fn dump_schemas(sh: &Shell, url: &DatabaseUrl, schemas: &[String]) -> Result<String> {
-    let only: Vec<String> = schemas.iter().map(|s| format!("--schema={s}")).collect();
+    // Quoted, so the names are taken as written (case kept, no wildcards).
+    let only: Vec<String> = schemas.iter().map(|s| format!("--schema=\"{}\"", s.replace('"', "\"\""))).collect();
     let raw = pg::client_cmd(sh, "pg_dump", url)?
         .args(["--schema-only", "--no-owner", "--exclude-schema=app_meta"])
         .args(&only)
