@@ -27,7 +27,19 @@ impl Restored {
     /// Checks that `file` is a custom-format archive, then restores it into a new database
     /// of a new throwaway cluster.
     pub fn restore(sh: &Shell, file: &Path, shown: &str) -> Result<Restored> {
-        std::fs::File::open(file).with_context(|| format!("cannot read the dump {shown}"))?;
+        // A custom-format archive starts with `PGDMP`: anything else is refused before a
+        // cluster is started.
+        let mut magic = [0u8; 5];
+        std::io::Read::read_exact(
+            &mut std::fs::File::open(file).with_context(|| format!("cannot read the dump {shown}"))?,
+            &mut magic,
+        )
+        .ok();
+        if &magic != b"PGDMP" {
+            bail!(
+                "{shown} is not a pg_dump custom-format archive\nhint: make one with `pg_dump -Fc` or `cargo xtask backup --env production`"
+            );
+        }
         let cluster = Throwaway::start().context("cannot start a throwaway cluster for the dump")?;
         let maintenance: app::DatabaseUrl = cluster.url("postgres").parse()?;
         let url: app::DatabaseUrl = cluster.url(DATABASE).parse()?;
@@ -43,7 +55,7 @@ impl Restored {
         if !listed.status.success() {
             let why = String::from_utf8_lossy(&listed.stderr);
             bail!(
-                "{shown} is not a pg_dump custom-format archive ({})\nhint: make one with `pg_dump -Fc` or `cargo xtask backup --env production`",
+                "cannot read {shown} as a pg_dump custom-format archive ({}): is it complete?\nhint: make one with `pg_dump -Fc` or `cargo xtask backup --env production`",
                 first_line(&why)
             );
         }
@@ -72,14 +84,17 @@ impl Restored {
         if !restored.status.success() {
             let stderr = String::from_utf8_lossy(&restored.stderr);
             let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error:")).collect();
-            let Some(first) = errors.first() else {
-                bail!("pg_restore of {shown} failed: {}", first_line(&stderr));
-            };
-            warn(format!(
-                "pg_restore reported {} error(s) in {shown}; first: {}",
-                errors.len(),
-                first.trim_start_matches("pg_restore: ").trim()
-            ));
+            // Data that did not load (a truncated file, a failed COPY) is fatal; objects this
+            // cluster cannot have are not.
+            match errors.iter().find(|e| !tolerable(e)).or(errors.first().filter(|_| errors.is_empty())) {
+                Some(fatal) => bail!("pg_restore of {shown} failed: {}", first_line(fatal)),
+                None if errors.is_empty() => bail!("pg_restore of {shown} failed: {}", first_line(&stderr)),
+                None => warn(format!(
+                    "pg_restore could not restore {} object(s) of {shown} that this cluster cannot have; first: {}",
+                    errors.len(),
+                    first_line(errors[0])
+                )),
+            }
         }
         Ok(Restored { cluster })
     }
@@ -99,6 +114,18 @@ impl Drop for Restored {
     }
 }
 
+/// An error about an object this cluster cannot have: another platform's extension, a
+/// grant to one of its roles, a schema the cluster already holds.
+fn tolerable(error: &str) -> bool {
+    error.contains("could not execute query")
+        && ["does not exist", "is not available", "already exists"].iter().any(|m| error.contains(m))
+}
+
 fn first_line(text: &str) -> &str {
-    text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no message").trim_start_matches("pg_restore: ")
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no message")
+        .trim_start_matches("pg_restore: ")
+        .trim_start_matches("error: ")
 }
