@@ -129,3 +129,23 @@ fn first_line(text: &str) -> &str {
         .trim_start_matches("pg_restore: ")
         .trim_start_matches("error: ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restored_dump_is_production_and_only_on_this_machine() {
+        let local = "postgresql://postgres:pw-local-1234@127.0.0.1:5432/restored".parse().unwrap();
+        let resolved = app::Resolved::restored_dump(local, BTreeMap::new()).unwrap();
+        assert_eq!(resolved.environment, app::Environment::Production);
+        let remote =
+            "postgresql://postgres:pw-remote-1234@db.abcdefghijklmnopqrst.supabase.co:5432/postgres".parse().unwrap();
+        let err = app::Resolved::restored_dump(remote, BTreeMap::new()).unwrap_err().to_string();
+        assert!(err.starts_with("a restored dump must be on this machine"), "{err}");
+        assert!(tolerable(
+            "pg_restore: error: could not execute query: ERROR:  extension \"pg_graphql\" is not available"
+        ));
+        assert!(!tolerable("pg_restore: error: COPY failed for table \"users\": ERROR:  invalid input syntax"));
+    }
+}
