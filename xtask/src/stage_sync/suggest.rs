@@ -15,6 +15,10 @@ pub fn suggest(column: &Column) -> String {
     if secret && !matches!(column.category, 'D' | 'N' | 'B') {
         return if column.category == 'S' || !column.not_null { erase() } else { quoted("keep") };
     }
+    // Pictures of people, as links or as bytes (a bytea `picture`).
+    if ["photo", "picture", "avatar", "image"].iter().any(|w| has(w)) && (column.category == 'S' || !column.not_null) {
+        return erase();
+    }
     if column.category == 'D' && (has("birth") || has("dob")) {
         return "{ rule = \"date_shift\", days = 30 }".into();
     }
@@ -48,7 +52,7 @@ pub fn suggest(column: &Column) -> String {
         "zip"
     } else if has("name") {
         "full_name"
-    } else if ["photo", "picture", "avatar", "image", "ip", "ssn"].iter().any(|w| has(w)) {
+    } else if has("ip") || has("ssn") {
         return erase();
     } else if names_external_identifier(&words) {
         // Ids of files, sheets and accounts elsewhere lead to the person's data there; a
@@ -234,6 +238,7 @@ mod tests {
         check("token_expires_at", 'D', "timestamptz", "\"keep\"");
         check("avatar_url", 'S', "text", "\"null\"");
         check("photo", 'S', "text", "\"null\"");
+        check("picture", 'U', "bytea", "\"null\"");
         check("date_of_birth", 'D', "date", "{ rule = \"date_shift\", days = 30 }");
         check("birth_date", 'D', "date", "{ rule = \"date_shift\", days = 30 }");
         check("address_id", 'N', "int4", "\"keep\"");
