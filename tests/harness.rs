@@ -144,7 +144,13 @@ impl Project {
         let root = scratch_dir("project");
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         std::fs::create_dir_all(root.join("env")).unwrap();
-        for file in ["environments.toml", ".env.local.example", ".env.staging.example", ".env.production.example"] {
+        for file in [
+            "environments.toml",
+            "tenancy.toml",
+            ".env.local.example",
+            ".env.staging.example",
+            ".env.production.example",
+        ] {
             std::fs::copy(repo.join("env").join(file), root.join("env").join(file)).unwrap();
         }
         let _ = std::fs::create_dir_all(root.join("migrations"));
@@ -276,6 +282,11 @@ pub struct Running<'a> {
 }
 
 impl Running<'_> {
+    /// The process id, to find what the process left behind.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL, and wait for the process to be gone.
     pub fn kill(mut self) {
         let _ = self.child.kill();

@@ -16,4 +16,6 @@ mod rehearse;
 mod rls;
 mod seed;
 mod stage_sync;
+mod stage_sync_dump;
+mod stage_sync_shapes;
 mod supabase;

@@ -2,11 +2,11 @@
 
 use crate::harness::{Project, TestCluster};
 
-const KEY: &str = "Stage-Sync-Key-For-Tests-0123456789";
+pub(crate) const KEY: &str = "Stage-Sync-Key-For-Tests-0123456789";
 const OTHER_KEY: &str = "Another-Stage-Sync-Key-9876543210";
 
 /// Personal data planted in the source; none of it may reach the target.
-const PLANTED: &[&str] = &[
+pub(crate) const PLANTED: &[&str] = &[
     "Margaret",
     "Thistlewood",
     "margaret.thistlewood@realclinic.com",
@@ -22,7 +22,7 @@ const PLANTED: &[&str] = &[
     "ya29.real-access-token",
 ];
 
-const SOURCE_DATA: &str = r#"
+pub(crate) const SOURCE_DATA: &str = r#"
 insert into auth.users (id, email) values
   ('a0000000-0000-4000-8000-000000000001', 'margaret.thistlewood@realclinic.com'),
   ('a0000000-0000-4000-8000-000000000002', 'bart.q@realclinic.com');
@@ -48,13 +48,13 @@ insert into public.daily_dentist_production (clinic_id, location_id, provider_id
 
 /// A production-like source and a test target, both migrated; the source holds the
 /// planted data.
-struct Setup {
-    source: TestCluster,
-    target: TestCluster,
-    project: Project,
+pub(crate) struct Setup {
+    pub source: TestCluster,
+    pub target: TestCluster,
+    pub project: Project,
 }
 
-fn setup() -> Setup {
+pub(crate) fn setup() -> Setup {
     let source = TestCluster::start();
     let target = TestCluster::start();
     let mut project = Project::new();
@@ -74,7 +74,7 @@ fn setup() -> Setup {
 }
 
 impl Setup {
-    fn sync(&self, extra: &[&str]) -> crate::harness::Run<'_> {
+    pub fn sync(&self, extra: &[&str]) -> crate::harness::Run<'_> {
         let mut args = vec!["stage-sync", "--from", "production", "--to", "test", "--yes"];
         args.extend_from_slice(extra);
         self.project.xtask(&args).env("DATABASE_URL", &self.target.url())
@@ -83,7 +83,7 @@ impl Setup {
     /// Asserts that no planted value is in the target's public schema: as a whole value of
     /// any column (or JSON string), or inside one. Short digit strings (a ZIP code) are only
     /// looked for whole: inside timestamps and ids they turn up by chance.
-    fn assert_no_planted(&self) {
+    pub fn assert_no_planted(&self) {
         let mut client = self.target.client();
         let tables: Vec<String> = client
             .query("select format('%I.%I', schemaname, tablename) from pg_tables where schemaname = 'public'", &[])
@@ -221,8 +221,32 @@ fn dry_run_shows_the_plan_without_originals_or_writes() {
 fn schema_drift_is_refused_or_migrated() {
     let s = setup();
     s.project.xtask(&["migrate", "down", "--env", "test"]).env("DATABASE_URL", &s.target.url()).ok();
-    s.sync(&[]).fails("production and test are not at the same migrations: 0009_read_policies_membership_initplan is applied on production only");
+    let out = s.sync(&[]).fails("the schemas of production and test differ (public): ");
+    assert!(
+        out.stderr.contains("0009_read_policies_membership_initplan is applied on production only"),
+        "{}",
+        out.stderr
+    );
     s.sync(&["--migrate-target"]).ok();
+}
+
+#[test]
+fn equal_schemas_sync_without_a_ledger() {
+    let s = setup();
+    // A target whose schema was made by plain SQL, as another tool would: no ledger.
+    let adopted = TestCluster::start();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    files.sort();
+    for file in files.iter().filter(|f| f.to_string_lossy().ends_with(".up.sql")) {
+        adopted.client().batch_execute(&std::fs::read_to_string(file).unwrap()).unwrap();
+    }
+    s.project
+        .xtask(&["stage-sync", "--from", "production", "--to", "test", "--yes"])
+        .env("DATABASE_URL", &adopted.url())
+        .ok();
+    let users: i64 = adopted.client().query_one("select count(*) from public.users", &[]).unwrap().get(0);
+    assert_eq!(users, 2);
 }
 
 const SHAPES_UP: &str = r#"-- Schema shapes stage-sync must handle.

@@ -194,6 +194,18 @@ impl Guard {
         Ok(Guard { throwaway: true, ..Guard::new(resolved, settings) })
     }
 
+    /// A production dump restored into a throwaway cluster this project started, as a
+    /// read-only production source (`stage-sync --from-dump`); proven like
+    /// [`throwaway`](Self::throwaway). `vars` are the source's variables (its sync key).
+    pub fn restored_dump(
+        url: &str,
+        vars: std::collections::BTreeMap<String, String>,
+        settings: Settings,
+    ) -> Result<Guard> {
+        let resolved = Resolved::restored_dump(url.parse()?, vars)?;
+        Ok(Guard { throwaway: true, ..Guard::new(resolved, settings) })
+    }
+
     fn new(resolved: Resolved, settings: Settings) -> Guard {
         Guard { resolved, settings, confirmed: false, throwaway: false, pin: Arc::default() }
     }

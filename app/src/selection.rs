@@ -55,6 +55,30 @@ impl Resolved {
         })
     }
 
+    /// A production dump restored into a cluster of its own by this command, read as the
+    /// production source of a stage-sync: environment production (read-only everywhere),
+    /// with the variables the sync needs (`STAGE_SYNC_KEY`). Anything not on this machine
+    /// is refused: a remote database is never taken for a restored dump.
+    pub(crate) fn restored_dump(database: DatabaseUrl, vars: BTreeMap<String, String>) -> Result<Resolved> {
+        if !database.is_on_this_machine() {
+            bail!("a restored dump must be on this machine, not {}", database.address());
+        }
+        for (key, value) in &vars {
+            if secrets::is_secret_name(key) {
+                secrets::register(value);
+            }
+        }
+        Ok(Resolved {
+            environment: Environment::Production,
+            rule: "a production dump restored into a throwaway cluster by this command".to_string(),
+            files: Vec::new(),
+            warnings: Vec::new(),
+            vars,
+            database: Some(database),
+            project_ref: None,
+        })
+    }
+
     pub fn var(&self, key: &str) -> Option<&str> {
         self.vars.get(key).map(String::as_str).filter(|v| !v.trim().is_empty())
     }

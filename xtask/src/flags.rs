@@ -290,6 +290,9 @@ pub struct StageSync {
     /// Copy only these clinics (ids, comma-separated) or the first N, and all they reach through foreign keys.
     #[arg(long, value_name = "ID,...|N")]
     pub clinics: Option<String>,
+    /// The source is this `pg_dump -Fc` file of production, restored into a throwaway cluster (no production connection).
+    #[arg(long, value_name = "FILE", conflicts_with = "from")]
+    pub from_dump: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,6 +15,7 @@ pub mod pg;
 mod rls;
 mod seed;
 mod stage_sync;
+mod tenancy;
 
 use std::process::ExitCode;
 

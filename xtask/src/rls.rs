@@ -14,6 +14,7 @@ use postgres::{Transaction, error::SqlState};
 use crate::{
     context::{self, data, status},
     flags::{self, Global},
+    tenancy::{self, Tenancy},
 };
 
 /// Tables in `public` that hold no clinic's data: they may go without RLS, and skip the
@@ -60,8 +61,9 @@ pub(crate) fn suite(guard: &Guard) -> Result<()> {
     // Never committed: an early return drops `tx`, which rolls it back, too.
     let mut tx = conn.client().transaction()?;
     tx.batch_execute(FIXTURES).context("loading the RLS fixtures (xtask/src/rls/fixtures.sql)")?;
+    let tenancy = Tenancy::load(&context::project_root())?;
     let mut rows = Vec::new();
-    for table in tables(&mut tx)? {
+    for table in tables(&mut tx, &tenancy)? {
         rows.push(check(&mut tx, &table).with_context(|| format!("checking table {}", table.name))?);
     }
     tx.rollback()?;
@@ -79,8 +81,9 @@ struct Table {
 }
 
 enum Key {
-    /// The row's clinic is this column.
-    Column(String),
+    /// The row's clinic is reached through this chain of foreign keys (`crate::tenancy`;
+    /// empty for the tenant table itself), up to the tenant table's key.
+    Chain(Vec<tenancy::Edge>, String),
     /// `users` has no clinic: a user belongs to the clinics it holds a role in.
     Users,
     /// Nothing says whose the rows are, so the suite cannot check them.
@@ -91,7 +94,7 @@ impl Table {
     /// SQL (on alias `t`, run as the owner) for the rows of `clinic`.
     fn owned_by(&self, clinic: &str) -> Option<String> {
         match &self.key {
-            Key::Column(column) => Some(format!("t.{} = '{clinic}'", ident(column))),
+            Key::Chain(chain, key) => Some(tenancy::belongs(chain, key, "t", &format!("'{clinic}'"))),
             Key::Users => Some(format!(
                 "exists (select 1 from public.user_clinic_roles r where r.user_id = t.id and r.clinic_id = '{clinic}')"
             )),
@@ -103,7 +106,7 @@ impl Table {
     /// that is its own row and everyone holding a role in a clinic where it is active.
     fn visible_to(&self, member: &Member) -> String {
         match (&self.key, member.clinic) {
-            (Key::Column(_), Some(clinic)) => self.owned_by(clinic).unwrap_or_default(),
+            (Key::Chain(..), Some(clinic)) => self.owned_by(clinic).unwrap_or_default(),
             (Key::Users, _) => format!(
                 "t.auth_id = '{auth}' or exists (select 1 from public.user_clinic_roles mine
                    join public.users me on me.id = mine.user_id
@@ -111,15 +114,16 @@ impl Table {
                  where me.auth_id = '{auth}' and mine.is_active and theirs.user_id = t.id)",
                 auth = member.auth_id
             ),
-            (Key::Column(_), None) | (Key::Unknown, _) => "false".to_string(),
+            (Key::Chain(..), None) | (Key::Unknown, _) => "false".to_string(),
         }
     }
 }
 
-fn tables(tx: &mut Transaction) -> Result<Vec<Table>> {
+fn tables(tx: &mut Transaction, tenancy: &Tenancy) -> Result<Vec<Table>> {
+    // Which tables belong to a clinic: the same answer `stage-sync --clinics` gets.
+    let owners = tenancy::ownership(&tenancy.root, &tenancy::edges(tx, &["public".to_string()])?);
     let rows = tx.query(
         "select c.relname::text, c.relrowsecurity,
-                exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'clinic_id' and not a.attisdropped),
                 coalesce((select a.attname::text from pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
                           order by a.attname <> 'updated_at', a.attnum limit 1), '')
          from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -131,13 +135,12 @@ fn tables(tx: &mut Transaction) -> Result<Vec<Table>> {
         .iter()
         .map(|row| {
             let name: String = row.get(0);
-            let key = match (row.get::<_, bool>(2), name.as_str()) {
-                (true, _) => Key::Column("clinic_id".to_string()),
-                (false, "clinics") => Key::Column("id".to_string()),
-                (false, "users") => Key::Users,
-                (false, _) => Key::Unknown,
+            let key = match (owners.get(&format!("public.{name}")), name.as_str()) {
+                (Some(chain), _) => Key::Chain(chain.clone(), tenancy.key.clone()),
+                (None, "users") => Key::Users,
+                (None, _) => Key::Unknown,
             };
-            Table { quoted: format!("public.{}", ident(&name)), rls: row.get(1), key, touch: row.get(3), name }
+            Table { quoted: format!("public.{}", ident(&name)), rls: row.get(1), key, touch: row.get(2), name }
         })
         .collect())
 }
@@ -165,7 +168,12 @@ fn check(tx: &mut Transaction, table: &Table) -> Result<Row> {
     row.record(table.rls || shared, || "row-level security is not enabled".to_string());
     let (Some(owned_a), Some(owned_b)) = (table.owned_by(CLINIC_A), table.owned_by(CLINIC_B)) else {
         if !shared {
-            row.record(false, || "no clinic_id column to tell A's rows from B's (shared? see SHARED_TABLES)".into());
+            row.record(false, || {
+                format!(
+                    "no foreign key leads to {} to tell A's rows from B's (shared? see SHARED_TABLES)",
+                    tenancy_file()
+                )
+            });
         }
         return Ok(row);
     };
@@ -383,6 +391,10 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 /// `name` as a quoted SQL identifier.
+fn tenancy_file() -> String {
+    format!("the tenant table of {}", tenancy::FILE)
+}
+
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -4,10 +4,14 @@
 
 pub(crate) mod bench;
 mod catalog;
+mod dump;
+mod init;
 mod mask;
 mod pipe;
+mod plan;
 mod rules;
 mod subset;
+mod suggest;
 mod verify;
 
 use std::{
@@ -37,9 +41,29 @@ impl flags::StageSync {
         let root = context::project_root();
         let rules_shown = self.rules.display().to_string();
         let rules_path = root.join(&self.rules);
+        // A dump as given on the command line: relative to where the command runs.
+        let dump = self.from_dump.as_ref().map(|file| {
+            let path = if file.exists() { file.clone() } else { root.join(file) };
+            (path, file.display().to_string())
+        });
         if let Some(StageSyncCommand::InitRules { force }) = self.command {
+            if let Some((path, shown)) = &dump {
+                // The rules can be written from a dump too: no production login needed.
+                let restored = dump::Restored::restore(&Shell::new()?, path, shown)?;
+                return init::init_rules(&restored.source_guard(None)?, &rules_path, &rules_shown, force);
+            }
             let source = context::guard_for(Some(self.from))?;
-            return init_rules(&source, &rules_path, &rules_shown, force);
+            return init::init_rules(&source, &rules_path, &rules_shown, force);
+        }
+        let options = Options {
+            dry_run: self.dry_run,
+            yes: self.yes,
+            json: self.json,
+            migrate_target: self.migrate_target,
+            clinics: self.clinics.clone(),
+        };
+        if let Some((path, shown)) = &dump {
+            return from_dump(path, shown, self.to, &rules_path, &rules_shown, &options);
         }
         if self.from == self.to {
             bail!("source and target are both {}\nhint: --from production|staging --to staging|local|test", self.from);
@@ -47,21 +71,49 @@ impl flags::StageSync {
         let sh = Shell::new()?;
         let source = context::guard_for(Some(self.from))?;
         let target = context::guard_for(Some(self.to))?;
-        let rules_text = std::fs::read_to_string(&rules_path)
-            .map_err(|err| {
-                anyhow::anyhow!(
-                    "cannot read the rules file {rules_shown}: {err}\nhint: `cargo xtask stage-sync init-rules` writes a starting one"
-                )
-            })?;
-        let options = Options {
-            dry_run: self.dry_run,
-            yes: self.yes,
-            json: self.json,
-            migrate_target: self.migrate_target,
-            clinics: self.clinics,
-        };
+        let rules_text = read_rules(&rules_path, &rules_shown)?;
         sync(&sh, &source, &target, &rules_text, &rules_shown, &options)
     }
+}
+
+/// `--from-dump`: the dump restored into a throwaway cluster is the production source; the
+/// cluster is removed when this returns, whatever happened.
+fn from_dump(
+    file: &std::path::Path,
+    shown: &str,
+    to: app::Environment,
+    rules_path: &std::path::Path,
+    rules_shown: &str,
+    options: &Options,
+) -> Result<()> {
+    let sh = Shell::new()?;
+    let target = context::guard_for(Some(to))?;
+    // The matrix and the rules first: nothing is restored for a sync that cannot run.
+    target.write::<op::StageSyncTarget>()?;
+    let rules_text = read_rules(rules_path, rules_shown)?;
+    // The key: from the process environment (CI's secret store), else the target's env
+    // files; there is no production configuration to take it from.
+    let key = std::env::var("STAGE_SYNC_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .or_else(|| target.resolved().var("STAGE_SYNC_KEY").map(str::to_string));
+    if key.is_none() {
+        bail!(
+            "STAGE_SYNC_KEY is not set: pseudonyms need a secret key\nhint: export it, or put it in the target's secrets overlay (env/.env.{to}.local)"
+        );
+    }
+    let restored = dump::Restored::restore(&sh, file, shown)?;
+    let source = restored.source_guard(key)?;
+    status(format!("environment: production (the dump {shown}, restored; read-only)"));
+    sync(&sh, &source, &target, &rules_text, rules_shown, options)
+}
+
+fn read_rules(path: &std::path::Path, shown: &str) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|err| {
+        anyhow::anyhow!(
+            "cannot read the rules file {shown}: {err}\nhint: `cargo xtask stage-sync init-rules` writes a starting one"
+        )
+    })
 }
 
 /// How a sync runs.
@@ -107,26 +159,35 @@ pub(crate) fn sync(
         context::warn(format!("the source is stamped {stamp}, not {}", source.environment()));
     }
 
-    // The schemas must match, or the copy would not fit.
-    let mut drift = migrate::diff(sh, source_guard, target_guard)?;
-    if !drift.is_empty() && options.migrate_target && !options.dry_run {
-        status(format!("applying the target's pending migrations ({} difference(s))", drift.len()));
+    // The synced schemas must match, or the copy would not fit. Their normalized text is
+    // compared, not the ledgers: two databases adopted from one schema compare equal even
+    // without this repository's history.
+    let schemas = rules::schemas(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
+    let mut drift = schema_difference(sh, &source, &target, &schemas)?;
+    if drift.is_some() && options.migrate_target && !options.dry_run {
+        status("the schemas differ: applying the target's pending migrations");
         migrate::up_all(target_guard)?;
-        drift = migrate::diff(sh, source_guard, target_guard)?;
+        drift = schema_difference(sh, &source, &target, &schemas)?;
     }
-    if !drift.is_empty() {
+    if let Some(difference) = drift {
+        // The ledgers often say why (a migration applied on one side only).
+        let ledgers: Vec<String> = migrate::diff(sh, source_guard, target_guard)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|line| !line.starts_with("schemas differ"))
+            .collect();
+        let why = if ledgers.is_empty() { String::new() } else { format!(" ({})", ledgers.join("; ")) };
         bail!(
-            "{} and {} are not at the same migrations: {}\nhint: `cargo xtask migrate up --env {}`, or pass --migrate-target",
+            "the schemas of {} and {} differ ({}): {difference}{why}\nhint: `cargo xtask migrate up --env {}`, or pass --migrate-target",
             source.environment(),
             target.environment(),
-            drift.join("; "),
+            schemas.join(", "),
             target.environment()
         );
     }
 
     // One snapshot for every table, read-only.
     let mut snapshot = src.snapshot()?;
-    let schemas = rules::schemas(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
     let extra = rules::extra_tables(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
     let tables = catalog::load(&mut snapshot, &schemas, &extra)?;
     let rules = rules::check(rules_shown, rules_text, &tables, &mut |table, column| {
@@ -134,12 +195,15 @@ pub(crate) fn sync(
     })?;
     let order = catalog::load_order(&tables);
     let filters = match &options.clinics {
-        Some(spec) => Some(subset::filters(&tables, &choose_clinics(&mut snapshot, spec)?)),
+        Some(spec) => {
+            let tenancy = crate::tenancy::Tenancy::load(&context::project_root())?;
+            Some(subset::filters(&tables, &choose_clinics(&mut snapshot, spec, &tenancy)?, &tenancy))
+        }
         None => None,
     };
 
     if options.dry_run {
-        return print_plan(&mut snapshot, &tables, &order, &rules, &masker, &source, &target);
+        return plan::print(&mut snapshot, &tables, &order, &rules, &masker, &source, &target);
     }
     confirm(&target, options.yes)?;
 
@@ -194,6 +258,10 @@ pub(crate) fn sync(
         .restore(&mut tx)
         .context("verification failed, nothing was changed: a key or index does not hold on the copy")?;
     verify::advance_sequences(&mut tx, &tables, &rules)?;
+    for view in catalog::materialized_views(&mut tx, &rules.schemas)? {
+        tx.batch_execute(&format!("refresh materialized view {view}"))
+            .with_context(|| format!("cannot refresh the materialized view {view}; the target is unchanged"))?;
+    }
     let problems = verify::verify(&mut tx, &tables, &rules, &counts, &leaks)?;
     if !problems.is_empty() {
         bail!("verification failed, nothing was changed: {}", problems.join("; "));
@@ -207,6 +275,18 @@ pub(crate) fn sync(
         data(json_summary(source_guard, target_guard, &rules, &timings, total, started.elapsed(), schema_version));
     }
     Ok(())
+}
+
+/// The first difference between the source's and the target's synced schemas, if any.
+fn schema_difference(
+    sh: &Shell,
+    source: &ReadTarget<op::StageSyncSource>,
+    target: &WriteTarget<op::StageSyncTarget>,
+    schemas: &[String],
+) -> Result<Option<String>> {
+    let expected = migrate::schema::dump_schemas(sh, &source.client_args()?, &source.url().address(), schemas)?;
+    let actual = migrate::schema::dump_schemas(sh, &target.client_args()?, &target.url().address(), schemas)?;
+    Ok(migrate::schema::first_difference(&expected, &actual))
 }
 
 /// Refuses when the two ends are one database: by address, and by what the servers said
@@ -230,41 +310,44 @@ fn refuse_same_database(
     Ok(())
 }
 
-/// The clinics of `--clinics`: listed ids (each must exist) or the first N by id.
-fn choose_clinics(tx: &mut postgres::Transaction, spec: &str) -> Result<Vec<String>> {
-    let root = subset::ROOT;
+/// The clinics of `--clinics`: listed keys (each must exist) or the first N by key, from
+/// the tenant table of `env/tenancy.toml`.
+fn choose_clinics(
+    tx: &mut postgres::Transaction,
+    spec: &str,
+    tenancy: &crate::tenancy::Tenancy,
+) -> Result<Vec<String>> {
+    let (root, key) = (tenancy.root_qualified(), catalog::quote(&tenancy.key));
     if let Ok(count) = spec.trim().parse::<i64>() {
         if count < 1 {
             bail!("--clinics {count}: give a positive number or clinic ids");
         }
-        let rows = tx.query(&format!("select id::text from {root} order by id limit $1"), &[&count])?;
+        let rows = tx.query(&format!("select {key}::text from {root} order by {key} limit $1"), &[&count])?;
         return Ok(rows.iter().map(|r| r.get(0)).collect());
     }
     let wanted: Vec<String> = spec.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     let found: Vec<String> = tx
-        .query(&format!("select id::text from {root} where id::text = any($1)"), &[&wanted])?
+        .query(&format!("select {key}::text from {root} where {key}::text = any($1)"), &[&wanted])?
         .iter()
         .map(|r| r.get(0))
         .collect();
     let missing: Vec<&String> = wanted.iter().filter(|w| !found.contains(w)).collect();
     if !missing.is_empty() || wanted.is_empty() {
         bail!(
-            "--clinics: no clinic {} in the source\nhint: give clinic ids from {root}.id, or a number",
-            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            "--clinics: no clinic {} in the source\nhint: give clinic ids from {}.{}, or a number",
+            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            tenancy.root,
+            tenancy.key
         );
     }
     Ok(found)
 }
 
-/// A sample of a kept text column: do its values look like emails or phone numbers?
+/// A sample of a kept text, json or text-array column: do its values (the strings inside,
+/// for json and arrays) look like emails or phone numbers?
 fn sample_is_personal(tx: &mut postgres::Transaction, table: &Table, column: &catalog::Column) -> Result<bool> {
-    let sql = format!(
-        "select {col}::text from {} where {col} is not null limit 200",
-        table.qualified(),
-        col = catalog::quote(&column.name)
-    );
-    let rows = tx.query(&sql, &[])?;
-    Ok(rows.iter().any(|r| rules::value_looks_personal(&r.get::<_, String>(0))))
+    let values = init::sample(tx, table, column)?;
+    Ok(values.iter().any(|(_, value)| suggest::value_looks_personal(value)))
 }
 
 fn confirm(target: &WriteTarget<op::StageSyncTarget>, yes: bool) -> Result<()> {
@@ -352,11 +435,16 @@ fn record(
             duration_ms bigint not null
         )",
     )?;
-    // A Supabase-layout ledger's timestamp versions (bigint) do not fit the log's integer
+    // A target adopted without this repository's ledger has no version to record; a
+    // Supabase-layout ledger's timestamp versions (bigint) do not fit the log's integer
     // column: recorded as null there.
-    let version: Option<i64> = tx
-        .query_one("select max(version)::bigint from app_meta.schema_migrations where outcome = 'applied'", &[])?
-        .get(0);
+    let ledger: bool = tx.query_one("select to_regclass('app_meta.schema_migrations') is not null", &[])?.get(0);
+    let version: Option<i64> = if ledger {
+        tx.query_one("select max(version)::bigint from app_meta.schema_migrations where outcome = 'applied'", &[])?
+            .get(0)
+    } else {
+        None
+    };
     let version = version.and_then(|v| i32::try_from(v).ok());
     let rows: serde_json::Value =
         counts.iter().map(|(t, n)| (t.clone(), serde_json::Value::from(*n))).collect::<serde_json::Map<_, _>>().into();
@@ -409,115 +497,4 @@ fn json_summary(
         "verified": true,
     })
     .to_string()
-}
-
-fn print_plan(
-    tx: &mut postgres::Transaction,
-    tables: &[Table],
-    order: &[usize],
-    rules: &Rules,
-    masker: &Masker,
-    source: &ReadTarget<op::StageSyncSource>,
-    target: &WriteTarget<op::StageSyncTarget>,
-) -> Result<()> {
-    data(format!(
-        "plan: {} ({}) -> {} ({})",
-        source.environment(),
-        source.url().address(),
-        target.environment(),
-        target.url().address()
-    ));
-    data("load order:");
-    for (n, &i) in order.iter().enumerate() {
-        let table = &tables[i];
-        let table_rules = &rules.tables[&table.key()];
-        let masked = table_rules.columns.iter().filter(|(_, r)| *r != rules::Rule::Keep).count();
-        let mode = match table_rules.mode {
-            Mode::Copy => format!("copy, {masked} of {} columns masked", table_rules.columns.len()),
-            Mode::Skip => "skip: emptied in the target".to_string(),
-            Mode::SchemaOnly => "schema only: the target's rows stay".to_string(),
-        };
-        data(format!("  {:>2}. {:<36} ~{:>9} rows  {mode}", n + 1, table.key(), table.estimate));
-    }
-    let all: Vec<&rules::Rule> = rules.tables.values().flat_map(|t| t.columns.iter().map(|(_, r)| r)).collect();
-    let mut kinds: Vec<String> = all.iter().map(|r| r.label()).collect();
-    kinds.sort();
-    kinds.dedup();
-    data(format!(
-        "rule coverage: every column of {} table(s) has a rule ({} columns); rules used: {}",
-        tables.len(),
-        all.len(),
-        kinds.join(", ")
-    ));
-    data("unique columns with pseudonyms (collision risk):");
-    for table in tables {
-        for (column, rule) in &rules.tables[&table.key()].columns {
-            if let rules::Rule::Pseudonym(kind) = rule {
-                if table.is_unique_alone(column) {
-                    let bits = if matches!(kind, rules::Kind::Uuid) { 122 } else { 45 };
-                    let n = table.estimate.max(1) as f64;
-                    let risk = n * n / 2f64.powi(bits + 1);
-                    data(format!(
-                        "  {}.{column}: {} with a {bits}-bit hash tag; collision chance at ~{} rows: {risk:.1e} (checked after loading)",
-                        table.key(),
-                        kind.name(),
-                        table.estimate
-                    ));
-                }
-            }
-        }
-    }
-    data("sample of masked output (originals are never shown):");
-    for table in tables {
-        for (column, rule) in &rules.tables[&table.key()].columns {
-            let rules::Rule::Pseudonym(kind) = rule else { continue };
-            let sql = format!(
-                "select {col}::text from {} where {col} is not null limit 3",
-                table.qualified(),
-                col = catalog::quote(column)
-            );
-            let samples: Vec<String> = tx
-                .query(&sql, &[])?
-                .iter()
-                .map(|r| masker.pseudonym(*kind, &r.get::<_, String>(0), table.is_unique_alone(column)))
-                .collect();
-            data(format!("  {}.{column} ({}): {}", table.key(), kind.name(), samples.join(" | ")));
-        }
-    }
-    status("dry run: nothing was written");
-    Ok(())
-}
-
-/// Writes a starting rules file from the source's schema, with a suggested rule for every
-/// column; a person reviews it before committing.
-fn init_rules(source: &Guard, path: &std::path::Path, shown: &str, force: bool) -> Result<()> {
-    if path.exists() && !force {
-        bail!("{shown} exists\nhint: pass --force to overwrite it");
-    }
-    // Reading the schema is inspection: any environment with the same migrations will do.
-    let mut conn = source.read::<op::Inspect>()?.connect()?;
-    let tables = catalog::load(&mut conn.transaction()?, &["public".to_string()], &[])?;
-    let mut text = String::from(
-        "# stage-sync rules: what happens to every column of every synced table.\n# Written by `cargo xtask stage-sync init-rules`; review every line before committing.\n# Rules: keep, null, redact, a pseudonym kind (email, first_name, last_name, full_name, phone,\n# street_address, city, zip, company, text, uuid), { rule = \"date_shift\", days = N },\n# { rule = \"numeric_jitter\", percent = P }, { rule = \"jsonb\", keys = { key = \"kind\" } }.\n# Per table: mode = \"copy\" (default), \"skip\" (emptied in the target) or \"schema_only\".\n\nschemas = [\"public\"]\n",
-    );
-    for table in &tables {
-        text.push_str(&format!("\n[tables.\"{}\".columns]\n", table.key()));
-        for column in table.copied_columns() {
-            let rule = rules::suggest(column);
-            let reviewed = rule == "keep" && rules::looks_personal(&column.name);
-            if reviewed {
-                text.push_str(&format!(
-                    "{} = {{ rule = \"keep\", reviewed = false }} # personal-looking name: decide\n",
-                    column.name
-                ));
-            } else {
-                text.push_str(&format!("{} = \"{rule}\"\n", column.name));
-            }
-        }
-    }
-    let partial = path.with_extension("toml.partial");
-    std::fs::write(&partial, text)?;
-    std::fs::rename(&partial, path)?;
-    status(format!("wrote {shown} with rules for {} table(s); review it before committing", tables.len()));
-    Ok(())
 }

@@ -25,6 +25,15 @@ pub fn dump_with(sh: &Shell, args: &ClientArgs, shown: &str, options: &[String])
     Ok(normalize(&raw))
 }
 
+/// [`dump`] of only the named schemas: what stage-sync copies must have one shape on both
+/// sides, whatever else (extensions, other tools' schemas) each database holds.
+pub fn dump_schemas(sh: &Shell, args: &ClientArgs, shown: &str, schemas: &[String]) -> Result<String> {
+    // Quoted, so the names are taken as written (case kept, no wildcards).
+    let mut options = vec!["--schema-only".to_string(), "--no-owner".to_string()];
+    options.extend(schemas.iter().map(|s| format!("--schema=\"{}\"", s.replace('"', "\"\""))));
+    dump_with(sh, args, shown, &options)
+}
+
 fn normalize(dump: &str) -> String {
     dump.lines()
         .filter(|line| {

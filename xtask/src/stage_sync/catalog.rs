@@ -1,5 +1,6 @@
 //! What the source's catalog says about the synced tables: columns, keys, constraints,
-//! and an order to load them in.
+//! unique indexes, the sequences that feed columns, materialized views, and an order to
+//! load them in.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,9 +14,16 @@ pub struct Table {
     pub partitioned: bool,
     pub columns: Vec<Column>,
     pub primary_key: Vec<String>,
-    /// Primary key and unique constraints, each a list of columns.
+    /// Primary key, unique constraints and plain unique indexes that are not constraints
+    /// (what Prisma's `@unique` makes), each a list of columns.
     pub uniques: Vec<Vec<String>>,
+    /// Columns of unique indexes that are partial or have expressions (`lower(email)`):
+    /// treated as unique on their own, conservatively.
+    pub loosely_unique: Vec<String>,
     pub foreign_keys: Vec<ForeignKey>,
+    /// Sequences that feed a column, found through every dependency: a default that calls
+    /// `nextval`, an identity, `OWNED BY`. (column, quoted sequence name).
+    pub sequences: Vec<(String, String)>,
     /// The planner's row estimate, for progress and the plan.
     pub estimate: i64,
 }
@@ -56,9 +64,55 @@ impl Table {
         self.columns.iter().filter(|c| !c.generated)
     }
 
-    pub fn is_unique_alone(&self, column: &str) -> bool {
-        self.uniques.iter().any(|u| u.len() == 1 && u[0] == column)
+    /// Whether the column is in a unique key or index, alone or with others (two persons'
+    /// pseudonyms colliding in one clinic break `unique (clinic_id, name)` as surely as
+    /// `unique (name)`), or in a partial or expression one.
+    pub fn is_unique(&self, column: &str) -> bool {
+        self.uniques.iter().any(|u| u.iter().any(|c| c == column)) || self.loosely_unique.iter().any(|c| c == column)
     }
+
+    /// Whether pseudonyms of this column take the long, collision-safe form: unique
+    /// columns, and foreign keys, which must get the form of the unique key they point at.
+    pub fn distinct_pseudonyms(&self, column: &str) -> bool {
+        self.is_unique(column) || self.foreign_keys.iter().any(|fk| fk.columns.iter().any(|c| c == column))
+    }
+}
+
+/// Materialized views of the given schemas, quoted, each after the views it reads from:
+/// refreshed after the load, before verification, so the target's match its new data.
+pub fn materialized_views(client: &mut impl GenericClient, schemas: &[String]) -> Result<Vec<String>> {
+    let rows = client.query(
+        "select format('%I.%I', n.nspname, c.relname),
+                array(select distinct format('%I.%I', dn.nspname, dc.relname) from pg_rewrite r
+                      join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = r.oid
+                      join pg_class dc on dc.oid = d.refobjid and dc.relkind = 'm' and dc.oid <> c.oid
+                      join pg_namespace dn on dn.oid = dc.relnamespace
+                      where r.ev_class = c.oid)
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where c.relkind = 'm' and n.nspname = any($1) order by 1",
+        &[&schemas],
+    )?;
+    let mut pending: Vec<(String, Vec<String>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut order: Vec<String> = Vec::new();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let (ready, rest): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|(_, reads)| reads.iter().all(|r| order.contains(r) || !schemas_hold(r, schemas)));
+        order.extend(ready.into_iter().map(|(name, _)| name));
+        pending = rest;
+        if pending.len() == before {
+            // A cycle cannot exist between views; anything left is refreshed as found.
+            order.extend(pending.drain(..).map(|(name, _)| name));
+        }
+    }
+    Ok(order)
+}
+
+/// Whether a quoted `schema.name` lies in one of the schemas (views elsewhere are not ours
+/// to refresh, so they don't hold back the order).
+fn schemas_hold(qualified: &str, schemas: &[String]) -> bool {
+    schemas.iter().any(|s| qualified.starts_with(&format!("{}.", quote(s))) || qualified.starts_with(&format!("{s}.")))
 }
 
 /// Every table (plain or partitioned parent, not the partitions) in the given schemas,
@@ -114,9 +168,31 @@ pub fn load(client: &mut impl GenericClient, schemas: &[String], extra: &[String
             columns,
             primary_key: Vec::new(),
             uniques: Vec::new(),
+            loosely_unique: Vec::new(),
             foreign_keys: Vec::new(),
+            sequences: Vec::new(),
             estimate: row.get(4),
         };
+        // Unique indexes that no constraint owns. A key of 0 in `indkey` is an expression.
+        for index in client.query(
+            "select i.indpred is not null or 0 = any(i.indkey::int2[]),
+                    array(select a.attname::text from unnest(i.indkey::int2[]) k(n)
+                          join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.n),
+                    pg_get_indexdef(i.indexrelid)
+             from pg_index i
+             where i.indrelid = $1 and i.indisunique
+               and not exists (select from pg_constraint c where c.conindid = i.indexrelid and c.conrelid = i.indrelid)",
+            &[&oid],
+        )? {
+            let (loose, columns, definition): (bool, Vec<String>, String) = (index.get(0), index.get(1), index.get(2));
+            if loose {
+                let mentioned = table.columns.iter().filter(|c| mentions(&definition, &c.name)).map(|c| c.name.clone());
+                table.loosely_unique.extend(columns.into_iter().chain(mentioned));
+            } else {
+                table.uniques.push(columns);
+            }
+        }
+        table.sequences = client.query(SEQUENCES, &[&oid])?.iter().map(|r| (r.get(0), r.get(1))).collect();
         for con in constraints {
             let columns: Vec<String> = con.get(2);
             match con.get::<_, String>(1).as_str() {
@@ -138,6 +214,26 @@ pub fn load(client: &mut impl GenericClient, schemas: &[String], extra: &[String
     }
     Ok(tables)
 }
+
+/// The sequences of a table's columns: a default that calls `nextval` depends on the
+/// sequence; an identity or `OWNED BY` sequence depends on the column.
+const SEQUENCES: &str = "
+select distinct a.attname::text, format('%I.%I', sn.nspname, s.relname)
+from pg_attribute a
+join pg_attrdef ad on ad.adrelid = a.attrelid and ad.adnum = a.attnum
+join pg_depend d on d.classid = 'pg_attrdef'::regclass and d.objid = ad.oid and d.refclassid = 'pg_class'::regclass
+join pg_class s on s.oid = d.refobjid and s.relkind = 'S'
+join pg_namespace sn on sn.oid = s.relnamespace
+where a.attrelid = $1 and not a.attisdropped
+union
+select a.attname::text, format('%I.%I', sn.nspname, s.relname)
+from pg_attribute a
+join pg_depend d on d.refclassid = 'pg_class'::regclass and d.refobjid = a.attrelid and d.refobjsubid = a.attnum
+  and d.classid = 'pg_class'::regclass and d.deptype in ('a', 'i')
+join pg_class s on s.oid = d.objid and s.relkind = 'S'
+join pg_namespace sn on sn.oid = s.relnamespace
+where a.attrelid = $1 and not a.attisdropped
+order by 1, 2";
 
 /// Parents before children, so a load with foreign-key checks on would succeed; edges of
 /// cycles and self-references are ignored (the load runs with triggers off and verifies
@@ -165,6 +261,18 @@ pub fn load_order(tables: &[Table]) -> Vec<usize> {
         visit(i, tables, &index, &mut state, &mut order);
     }
     order
+}
+
+/// Whether an index definition names a column (bare or quoted), as a whole word.
+fn mentions(definition: &str, column: &str) -> bool {
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let bare = column.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let needle = if bare { column.to_string() } else { quote(column) };
+    definition.match_indices(&needle).any(|(at, _)| {
+        let before = definition[..at].chars().next_back();
+        let after = definition[at + needle.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word) || !bare
+    })
 }
 
 pub fn quote(ident: &str) -> String {

@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sha2::Sha256;
 
-use super::rules::{JsonRule, Kind};
+use super::rules::{JsonRule, JsonSpec, Kind};
 use crate::seed::calendar::Date;
 
 /// The smallest key accepted: shorter keys can be guessed.
@@ -105,49 +105,134 @@ impl Masker {
         1.0 + (unit * 2.0 - 1.0) * percent / 100.0
     }
 
-    /// Masks the configured keys of a JSON document, at any depth. Returns the masked text
-    /// and calls `seen(key, original, masked)` for the leak check.
+    /// Masks a JSON document as `spec` says, at any depth. Returns the masked text and
+    /// calls `seen(key, original, masked)` for the leak check (key `""` for strings under
+    /// no key). `distinct`: a unique index reads the column (say `(profile ->> 'handle')`),
+    /// so pseudonyms take their collision-safe form.
     pub fn json(
         &self,
         text: &str,
-        keys: &std::collections::BTreeMap<String, JsonRule>,
+        spec: &JsonSpec,
+        distinct: bool,
         seen: &mut dyn FnMut(&str, &str, &str),
     ) -> Option<String> {
         let mut value: serde_json::Value = serde_json::from_str(text).ok()?;
-        self.walk(&mut value, keys, seen);
+        self.walk(&mut value, None, (spec, distinct), seen);
         Some(value.to_string())
     }
 
+    /// `key`: the key the value sits under (array items inherit their array's).
     fn walk(
         &self,
         value: &mut serde_json::Value,
-        keys: &std::collections::BTreeMap<String, JsonRule>,
+        key: Option<&str>,
+        how: (&JsonSpec, bool),
         seen: &mut dyn FnMut(&str, &str, &str),
     ) {
+        let (spec, distinct) = how;
         use serde_json::Value;
         match value {
             Value::Object(map) => {
-                for (key, inner) in map.iter_mut() {
-                    match (keys.get(key), &*inner) {
-                        (Some(JsonRule::Null), _) => *inner = Value::Null,
-                        (Some(rule), Value::String(original)) => {
-                            let masked = match rule {
-                                JsonRule::Redact => "[redacted]".to_string(),
-                                JsonRule::Pseudonym(kind) => self.pseudonym(*kind, original, false),
-                                JsonRule::Null => unreachable!(),
-                            };
-                            seen(key, original, &masked);
-                            *inner = Value::String(masked);
-                        }
-                        (Some(_), Value::Number(_) | Value::Bool(_)) => *inner = Value::String("[redacted]".into()),
-                        _ => self.walk(inner, keys, seen),
-                    }
+                for (inner_key, inner) in map.iter_mut() {
+                    self.walk(inner, Some(inner_key), how, seen);
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(|item| self.walk(item, keys, seen)),
-            _ => {}
+            Value::Array(items) => items.iter_mut().for_each(|item| self.walk(item, key, how, seen)),
+            // Listed keys lose numbers and booleans too: a listed key is personal whatever
+            // its type. The allowlist's others are about strings.
+            Value::Number(_) | Value::Bool(_) => match key.and_then(|k| spec.keys.get(k)) {
+                Some(JsonRule::Null) => *value = Value::Null,
+                Some(_) => *value = Value::String("[redacted]".into()),
+                None => {}
+            },
+            Value::String(original) => {
+                let masked = match spec.rule_for(key) {
+                    None => return,
+                    Some(JsonRule::Null) => {
+                        *value = Value::Null;
+                        return;
+                    }
+                    Some(JsonRule::Redact) => Value::String("[redacted]".to_string()),
+                    Some(JsonRule::Pseudonym(kind)) => Value::String(self.pseudonym(*kind, original, distinct)),
+                };
+                seen(key.unwrap_or_default(), original, masked.as_str().unwrap_or_default());
+                *value = masked;
+            }
+            Value::Null => {}
         }
     }
+
+    /// Masks each element of a text array (COPY text form of the array, unescaped).
+    pub fn elements(&self, kind: Kind, text: &str, seen: &mut dyn FnMut(&str)) -> Option<String> {
+        map_array(text, &mut |element| {
+            seen(element);
+            self.pseudonym(kind, element, false)
+        })
+    }
+}
+
+/// Rewrites every non-NULL element of a PostgreSQL array literal (`{a,"b c",NULL}`, nested
+/// for more dimensions), keeping its shape; `None` when the text is not one.
+pub fn map_array(text: &str, f: &mut dyn FnMut(&str) -> String) -> Option<String> {
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut chars = text.chars().peekable();
+    if chars.peek() != Some(&'{') {
+        return None;
+    }
+    let mut depth = 0usize;
+    while let Some(c) = chars.next() {
+        match c {
+            '{' => {
+                depth += 1;
+                out.push('{');
+            }
+            '}' => {
+                depth = depth.checked_sub(1)?;
+                out.push('}');
+            }
+            ',' if depth > 0 => out.push(','),
+            _ if depth == 0 => return None,
+            '"' => {
+                let mut element = String::new();
+                loop {
+                    match chars.next()? {
+                        '\\' => element.push(chars.next()?),
+                        '"' => break,
+                        other => element.push(other),
+                    }
+                }
+                push_quoted(&f(&element), &mut out);
+            }
+            first => {
+                let mut element = String::from(first);
+                while let Some(&next) = chars.peek() {
+                    if next == ',' || next == '}' {
+                        break;
+                    }
+                    element.push(next);
+                    chars.next();
+                }
+                let element = element.trim();
+                if element == "NULL" {
+                    out.push_str("NULL");
+                } else {
+                    push_quoted(&f(element), &mut out);
+                }
+            }
+        }
+    }
+    (depth == 0).then_some(out)
+}
+
+fn push_quoted(value: &str, out: &mut String) {
+    out.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
 }
 
 fn ascii_lower(s: &str) -> String {
@@ -295,16 +380,54 @@ mod tests {
     #[test]
     fn json_keys_are_masked_at_any_depth() {
         let m = Masker::new("key-one-0123456789");
-        let mut keys = std::collections::BTreeMap::new();
-        keys.insert("email".to_string(), JsonRule::Pseudonym(Kind::Email));
-        keys.insert("ssn".to_string(), JsonRule::Null);
+        let mut spec = JsonSpec { keys: Default::default(), others: None, allow: Default::default() };
+        spec.keys.insert("email".to_string(), JsonRule::Pseudonym(Kind::Email));
+        spec.keys.insert("ssn".to_string(), JsonRule::Null);
         let mut seen = Vec::new();
         let out = m
-            .json(r#"{"a":[{"email":"x@y.com","ssn":"123"}],"n":1}"#, &keys, &mut |k, o, _| {
+            .json(r#"{"a":[{"email":"x@y.com","ssn":"123"}],"n":1}"#, &spec, false, &mut |k, o, _| {
                 seen.push((k.to_string(), o.to_string()))
             })
             .unwrap();
         assert!(!out.contains("x@y.com") && out.contains("\"ssn\":null"), "{out}");
         assert_eq!(seen, [("email".to_string(), "x@y.com".to_string())]);
+    }
+
+    #[test]
+    fn json_allowlist_masks_every_other_string() {
+        let m = Masker::new("key-one-0123456789");
+        let spec = JsonSpec {
+            keys: Default::default(),
+            others: Some(JsonRule::Redact),
+            allow: ["status".to_string(), "tags".to_string()].into(),
+        };
+        let out = m
+            .json(
+                r#"{"status":"open","owner":{"name":"Ann","status":"x"},"tags":["a","b"],"ids":["s3cret"],"n":7}"#,
+                &spec,
+                false,
+                &mut |_, _, _| {},
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            r#"{"ids":["[redacted]"],"n":7,"owner":{"name":"[redacted]","status":"x"},"status":"open","tags":["a","b"]}"#
+        );
+        assert_eq!(m.json(r#""top""#, &spec, false, &mut |_, _, _| {}).unwrap(), r#""[redacted]""#);
+    }
+
+    #[test]
+    fn arrays_are_masked_element_by_element() {
+        let mut n = 0;
+        let mut f = |e: &str| {
+            n += 1;
+            format!("<{e}>")
+        };
+        assert_eq!(map_array(r#"{a,"b c",NULL,"q\"x"}"#, &mut f).unwrap(), r#"{"<a>","<b c>",NULL,"<q\"x>"}"#);
+        assert_eq!(map_array("{{a,b},{c,d}}", &mut f).unwrap(), r#"{{"<a>","<b>"},{"<c>","<d>"}}"#);
+        assert_eq!(map_array("{}", &mut f).unwrap(), "{}");
+        assert!(map_array("[1:1]={a}", &mut f).is_none());
+        assert!(map_array("{a", &mut f).is_none());
+        assert_eq!(n, 8);
     }
 }

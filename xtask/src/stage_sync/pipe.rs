@@ -65,7 +65,7 @@ pub fn copy_table(
     let plain = rules.columns.iter().all(|(_, rule)| *rule == Rule::Keep);
     let key_fields: Vec<usize> =
         table.primary_key.iter().filter_map(|pk| columns.iter().position(|c| c == pk)).collect();
-    let unique: Vec<bool> = columns.iter().map(|c| table.is_unique_alone(c)).collect();
+    let unique: Vec<bool> = columns.iter().map(|c| table.distinct_pseudonyms(c)).collect();
 
     let reader = source
         .copy_out(&format!("COPY (SELECT {list} FROM {qualified} t WHERE {}) TO STDOUT", filter.unwrap_or("true")))
@@ -148,12 +148,22 @@ pub fn copy_table(
                         .with_context(|| format!("{}: cannot read the number `{text}`", at()))?;
                     out.extend_from_slice(moved.as_bytes());
                 }
-                Rule::Json(keys) => {
+                Rule::Json(spec) => {
                     let original = mask::unescape(field);
                     let column = at();
                     let masked = masker
-                        .json(&original, keys, &mut |key, value, _| leaks.insert(&format!("{column}->{key}"), value))
+                        .json(&original, spec, unique[i], &mut |key, value, _| {
+                            leaks.insert(&format!("{column}->{key}"), value)
+                        })
                         .with_context(|| format!("{column}: a value is not valid JSON"))?;
+                    mask::escape(&masked, &mut out);
+                }
+                Rule::Elements(kind) => {
+                    let original = mask::unescape(field);
+                    let column = at();
+                    let masked = masker
+                        .elements(*kind, &original, &mut |element| leaks.insert(&column, element))
+                        .with_context(|| format!("{column}: a value is not an array literal"))?;
                     mask::escape(&masked, &mut out);
                 }
             }

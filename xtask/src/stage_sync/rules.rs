@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use super::catalog::{Column, Table};
+use super::{
+    catalog::{Column, Table},
+    suggest::{is_key_like, looks_personal, suggest},
+};
 
 /// What the rules file holds.
 #[derive(Debug, Deserialize)]
@@ -43,6 +46,10 @@ struct FullRule {
     days: Option<u32>,
     percent: Option<f64>,
     keys: Option<BTreeMap<String, String>>,
+    /// jsonb: the keys whose string values are kept; every other string value is masked.
+    allow: Option<Vec<String>>,
+    /// jsonb with `allow`: how the other string values are masked (default `redact`).
+    others: Option<String>,
     #[serde(default)]
     reviewed: bool,
 }
@@ -70,7 +77,35 @@ pub enum Rule {
     DateShift(u32),
     NumericJitter(f64),
     /// Keys inside a json/jsonb value, at any depth, and what happens to their values.
-    Json(BTreeMap<String, JsonRule>),
+    Json(JsonSpec),
+    /// A pseudonym kind applied to each element of a text array.
+    Elements(Kind),
+}
+
+/// What happens inside a JSON value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JsonSpec {
+    /// Listed keys, at any depth, and their rules.
+    pub keys: BTreeMap<String, JsonRule>,
+    /// With an allowlist: the rule for every string value under a key neither listed nor
+    /// allowed (and for strings not under any key).
+    pub others: Option<JsonRule>,
+    /// Keys whose string values are kept.
+    pub allow: std::collections::BTreeSet<String>,
+}
+
+impl JsonSpec {
+    /// The rule for a string value under `key` (`None`: not under a key, an array's
+    /// top-level item), or `None` when it is kept.
+    pub fn rule_for(&self, key: Option<&str>) -> Option<&JsonRule> {
+        if let Some(rule) = key.and_then(|k| self.keys.get(k)) {
+            return Some(rule);
+        }
+        if key.is_some_and(|k| self.allow.contains(k)) {
+            return None;
+        }
+        self.others.as_ref()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -137,7 +172,7 @@ impl Rule {
     /// a source value (the leak check). Perturbations (dates, numbers) are exempt: a shifted
     /// date may well equal another row's date.
     pub fn is_masking(&self) -> bool {
-        matches!(self, Rule::Redact(_) | Rule::Pseudonym(_) | Rule::Json(_))
+        matches!(self, Rule::Redact(_) | Rule::Pseudonym(_) | Rule::Json(_) | Rule::Elements(_))
     }
 
     pub fn label(&self) -> String {
@@ -148,7 +183,11 @@ impl Rule {
             Rule::Pseudonym(kind) => kind.name().into(),
             Rule::DateShift(days) => format!("date_shift ±{days}d"),
             Rule::NumericJitter(percent) => format!("numeric_jitter ±{percent}%"),
-            Rule::Json(keys) => format!("jsonb keys {}", keys.keys().cloned().collect::<Vec<_>>().join(",")),
+            Rule::Json(spec) if spec.others.is_some() => {
+                format!("jsonb all but {}", spec.allow.iter().cloned().collect::<Vec<_>>().join(","))
+            }
+            Rule::Json(spec) => format!("jsonb keys {}", spec.keys.keys().cloned().collect::<Vec<_>>().join(",")),
+            Rule::Elements(kind) => format!("{}[]", kind.name()),
         }
     }
 }
@@ -251,13 +290,16 @@ pub fn check(
                 match resolve(raw_rule, column) {
                     Err(err) => problems.push(format!("{where_}: {err}")),
                     Ok((Rule::Keep, reviewed)) if !reviewed => {
-                        if looks_personal(&column.name) {
+                        if looks_personal(&column.name) && !is_key_like(column) {
                             problems.push(format!("{where_} is kept, but its name looks personal (mark the rule reviewed = true if it is not)"));
-                        } else if column.category == 'S' && personal_values(table, column)? {
+                        } else if super::init::sampled(column) && personal_values(table, column)? {
                             problems.push(format!("{where_} is kept, but its values look personal (mark the rule reviewed = true if they are not)"));
                         }
                         columns.push((column.name.clone(), Rule::Keep));
                     }
+                    Ok((Rule::Redact(_), _)) if table.is_unique(&column.name) => problems.push(format!(
+                        "{where_} is in a unique key or index, so `redact` would give every row one value; use a pseudonym kind"
+                    )),
                     Ok((rule, _)) => columns.push((column.name.clone(), rule)),
                 }
             }
@@ -301,7 +343,7 @@ pub fn check(
         for (table, columns) in &uncovered {
             snippet.push_str(&format!("\n[tables.\"{table}\".columns]\n"));
             for column in columns {
-                snippet.push_str(&format!("{} = \"{}\"\n", column.name, suggest(column)));
+                snippet.push_str(&format!("{} = {}\n", super::suggest::toml_key(&column.name), suggest(column)));
             }
         }
         bail!(
@@ -351,24 +393,43 @@ fn resolve(raw: &RuleFile, column: &Column) -> Result<(Rule, bool)> {
             if !matches!(column.base_type.as_str(), "json" | "jsonb") {
                 bail!("`jsonb` needs a json or jsonb column, not {}", column.type_name);
             }
-            let keys = full.and_then(|f| f.keys.as_ref()).context("`jsonb` needs keys = { key = \"kind\" }")?;
-            let mut parsed = BTreeMap::new();
-            for (key, kind) in keys {
-                let rule = match kind.as_str() {
+            let keys = full.and_then(|f| f.keys.clone()).unwrap_or_default();
+            let allow = full.and_then(|f| f.allow.clone());
+            if allow.is_none() && full.is_some_and(|f| f.others.is_some()) {
+                bail!("`others` goes with `allow`: the keys whose values are kept");
+            }
+            if keys.is_empty() && allow.is_none() {
+                bail!("`jsonb` needs keys = {{ key = \"kind\" }} or allow = [\"key\", ...]");
+            }
+            let json_rule = |key: &str, kind: &str| -> Result<JsonRule> {
+                Ok(match kind {
                     "null" => JsonRule::Null,
                     "redact" => JsonRule::Redact,
                     other => JsonRule::Pseudonym(
                         Kind::parse(other).with_context(|| format!("unknown kind `{other}` for key `{key}`"))?,
                     ),
-                };
-                parsed.insert(key.clone(), rule);
+                })
+            };
+            let mut parsed = BTreeMap::new();
+            for (key, kind) in &keys {
+                parsed.insert(key.clone(), json_rule(key, kind)?);
             }
-            Rule::Json(parsed)
+            let others = match (&allow, full.and_then(|f| f.others.as_deref())) {
+                (None, _) => None,
+                (Some(_), kind) => Some(json_rule("others", kind.unwrap_or("redact"))?),
+            };
+            Rule::Json(JsonSpec { keys: parsed, others, allow: allow.unwrap_or_default().into_iter().collect() })
         }
         other => {
             let kind = Kind::parse(other).with_context(|| {
                 format!("unknown rule `{other}`; use keep, null, redact, date_shift, numeric_jitter, jsonb or a pseudonym kind ({})", kinds())
             })?;
+            if column.category == 'A' {
+                if !matches!(column.base_type.as_str(), "_text" | "_varchar" | "_bpchar" | "_citext") {
+                    bail!("pseudonym `{}` on an array needs an array of text, not {}", kind.name(), column.type_name);
+                }
+                return Ok((Rule::Elements(kind), reviewed));
+            }
             let fits = if kind == Kind::Uuid { column.base_type == "uuid" || text_like } else { text_like };
             if !fits {
                 bail!("pseudonym `{}` needs a text column, not {}", kind.name(), column.type_name);
@@ -381,66 +442,6 @@ fn resolve(raw: &RuleFile, column: &Column) -> Result<(Rule, bool)> {
 
 fn kinds() -> String {
     Kind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
-}
-
-/// Parts of column names that say "a person's data".
-const PERSONAL_WORDS: &[&str] = &[
-    "email", "mail", "name", "phone", "mobile", "fax", "address", "street", "city", "zip", "postal", "token",
-    "password", "passwd", "secret", "ssn", "birth", "dob", "note", "notes", "ip", "comment", "comments",
-];
-
-pub fn looks_personal(column: &str) -> bool {
-    column.to_ascii_lowercase().split('_').any(|part| PERSONAL_WORDS.contains(&part))
-}
-
-/// Whether a sampled value looks like an email address or a phone number.
-pub fn value_looks_personal(value: &str) -> bool {
-    let email = value
-        .split_once('@')
-        .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.') && !value.contains(' '));
-    let digits = value.chars().filter(char::is_ascii_digit).count();
-    let phone = digits >= 10 && value.chars().all(|c| c.is_ascii_digit() || " +-().x".contains(c));
-    email || phone
-}
-
-/// The rule a new column most likely needs; `init-rules` and the missing-rule snippet use it.
-pub fn suggest(column: &Column) -> String {
-    let name = column.name.to_ascii_lowercase();
-    let has = |word: &str| name.split('_').any(|p| p == word);
-    let secret = ["token", "password", "passwd", "secret"].iter().any(|w| has(w));
-    if secret {
-        return if column.not_null { "redact".into() } else { "null".into() };
-    }
-    if column.category != 'S' {
-        if column.category == 'D' && has("birth") {
-            return "date_shift".into();
-        }
-        return "keep".into();
-    }
-    let kind = if has("email") || has("mail") {
-        "email"
-    } else if has("first") && has("name") {
-        "first_name"
-    } else if has("last") && has("name") {
-        "last_name"
-    } else if has("phone") || has("mobile") || has("fax") {
-        "phone"
-    } else if has("street") || has("address") {
-        "street_address"
-    } else if has("city") {
-        "city"
-    } else if has("zip") || has("postal") {
-        "zip"
-    } else if has("name") {
-        "full_name"
-    } else if has("note") || has("notes") || has("comment") || has("error") {
-        "text"
-    } else if has("ip") || has("ssn") {
-        if column.not_null { "redact" } else { "null" }
-    } else {
-        "keep"
-    };
-    kind.into()
 }
 
 #[cfg(test)]
@@ -472,7 +473,9 @@ mod tests {
             ],
             primary_key: vec!["id".into()],
             uniques: vec![vec!["id".into()]],
+            loosely_unique: vec![],
             foreign_keys: vec![],
+            sequences: vec![],
             estimate: 0,
         }
     }
@@ -495,6 +498,50 @@ mod tests {
         let columns = &rules.tables["public.people"].columns;
         assert_eq!(columns[0], ("id".to_string(), Rule::Pseudonym(Kind::Uuid)));
         assert_eq!(columns[3].1, Rule::DateShift(30));
+    }
+
+    #[test]
+    fn arrays_take_a_kind_per_element_and_json_an_allowlist() {
+        let mut table = table();
+        table.name = "things".into();
+        table.columns = vec![
+            column("tags", 'A', "_text", false),
+            column("scores", 'A', "_int4", false),
+            column("meta", 'U', "jsonb", false),
+            column("code", 'S', "text", true),
+        ];
+        table.uniques = vec![];
+        table.loosely_unique = vec!["code".into()];
+        let check_one = |text: &str| check("rules.toml", text, &[table.clone()], &mut |_, _| Ok(false));
+        let rules = check_one(
+            r#"[tables."public.things".columns]
+            tags = "email"
+            scores = "keep"
+            meta = { rule = "jsonb", allow = ["status"], others = "text", keys = { email = "email" } }
+            code = "text"
+            "#,
+        )
+        .unwrap();
+        let columns = &rules.tables["public.things"].columns;
+        assert_eq!(columns[0].1, Rule::Elements(Kind::Email));
+        let Rule::Json(spec) = &columns[2].1 else { panic!("{columns:?}") };
+        assert_eq!(spec.rule_for(Some("status")), None);
+        assert_eq!(spec.rule_for(Some("email")), Some(&JsonRule::Pseudonym(Kind::Email)));
+        assert_eq!(spec.rule_for(Some("anything")), Some(&JsonRule::Pseudonym(Kind::Text)));
+        assert_eq!(spec.rule_for(None), Some(&JsonRule::Pseudonym(Kind::Text)));
+        let err = check_one(
+            r#"[tables."public.things".columns]
+            tags = "keep"
+            scores = "phone"
+            meta = { rule = "jsonb", others = "text" }
+            code = "redact"
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("scores: pseudonym `phone` on an array needs an array of text"), "{err}");
+        assert!(err.contains("meta: `others` goes with `allow`"), "{err}");
+        assert!(err.contains("code is in a unique key or index, so `redact`"), "{err}");
     }
 
     #[test]
@@ -534,14 +581,6 @@ mod tests {
         assert!(format!("{err:#}").contains("schema `auth` is managed by Supabase"), "{err:#}");
         let err = run("[tables.\"public.people\"\nmode = 1").unwrap_err();
         assert!(format!("{err:#}").starts_with("rules.toml is invalid: line "), "{err:#}");
-    }
-
-    #[test]
-    fn personal_values() {
-        assert!(value_looks_personal("ann@clinic.com"));
-        assert!(value_looks_personal("(555) 123-4567"));
-        assert!(!value_looks_personal("Hygiene production"));
-        assert!(!value_looks_personal("2024-01-01"));
     }
 
     proptest::proptest! {

@@ -1,36 +1,25 @@
 //! `--clinics`: copy only some clinics and everything they reach through foreign keys. Each
 //! table gets a filter built from the key graph: rows that belong to a chosen clinic (a path
-//! of keys down to `public.clinics`), and rows that such rows reference (so every key holds).
-//! Tables nothing reaches are copied empty.
+//! of keys down to the tenant table of `env/tenancy.toml`, as `crate::tenancy` decides for
+//! the RLS suite too), and rows that such rows reference (so every key holds). Tables
+//! nothing reaches are copied empty.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::catalog::{Table, quote};
-
-/// The tenant table the subset starts from.
-pub const ROOT: &str = "public.clinics";
+use crate::tenancy::{self, Edge, Tenancy};
 
 /// Stands for the filtered table's alias until the filter is placed.
 const ALIAS: &str = "\u{1}";
 
 /// A `WHERE` expression (over alias `t`) per table key; a table without one copies no rows.
-pub fn filters(tables: &[Table], clinic_ids: &[String]) -> BTreeMap<String, String> {
+pub fn filters(tables: &[Table], clinic_ids: &[String], tenancy: &Tenancy) -> BTreeMap<String, String> {
     let by_key: BTreeMap<String, &Table> = tables.iter().map(|t| (t.key(), t)).collect();
     // Tables with a path of foreign keys down to the root: their rows belong to clinics.
-    let mut owned: BTreeSet<String> = BTreeSet::from([ROOT.to_string()]);
-    loop {
-        let before = owned.len();
-        for table in tables {
-            if table.foreign_keys.iter().any(|fk| fk.target != table.key() && owned.contains(&fk.target)) {
-                owned.insert(table.key());
-            }
-        }
-        if owned.len() == before {
-            break;
-        }
-    }
+    let owned: BTreeSet<String> = tenancy::ownership(&tenancy.root, &edges(tables)).into_keys().collect();
     let ids = clinic_ids.iter().map(|id| format!("'{}'", id.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
-    let mut builder = Builder { by_key, owned, memo: BTreeMap::new(), visiting: BTreeSet::new(), ids, aliases: 0 };
+    let mut builder =
+        Builder { by_key, owned, memo: BTreeMap::new(), visiting: BTreeSet::new(), ids, aliases: 0, tenancy };
     tables.iter().filter_map(|t| builder.filter(&t.key()).map(|f| (t.key(), f.replace(ALIAS, "t")))).collect()
 }
 
@@ -41,6 +30,23 @@ struct Builder<'a> {
     visiting: BTreeSet<String>,
     ids: String,
     aliases: usize,
+    tenancy: &'a Tenancy,
+}
+
+/// The catalog's foreign keys, as the ownership function takes them.
+fn edges(tables: &[Table]) -> Vec<Edge> {
+    tables
+        .iter()
+        .flat_map(|t| {
+            t.foreign_keys.iter().map(|fk| Edge {
+                from: t.key(),
+                columns: fk.columns.clone(),
+                to: fk.target.clone(),
+                to_qualified: fk.target_qualified.clone(),
+                to_columns: fk.target_columns.clone(),
+            })
+        })
+        .collect()
 }
 
 impl Builder<'_> {
@@ -48,8 +54,8 @@ impl Builder<'_> {
         if let Some(done) = self.memo.get(key) {
             return done.clone();
         }
-        if key == ROOT {
-            return Some(format!("{ALIAS}.id::text in ({})", self.ids));
+        if key == self.tenancy.root {
+            return Some(format!("{ALIAS}.{}::text in ({})", quote(&self.tenancy.key), self.ids));
         }
         if !self.visiting.insert(key.to_string()) {
             return None; // a cycle: the other terms decide

@@ -1,9 +1,10 @@
 //! Checks on the target, inside the load's transaction, before it commits: counts, foreign
 //! keys, unique indexes, sequences, and that no masked source value reached the target.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use postgres::Transaction;
 
 use super::{
@@ -79,47 +80,70 @@ pub fn verify(
     for index in invalid {
         problems.push(format!("unique index {index} is not valid, so uniqueness is unproven"));
     }
-    // Sequences: past the highest id of their column.
-    for table in tables.iter().filter(|t| rules.tables[&t.key()].mode != Mode::SchemaOnly) {
-        for column in table.copied_columns() {
-            let row = tx.query_one("select pg_get_serial_sequence($1, $2)", &[&table.qualified(), &column.name])?;
-            let Some(sequence) = row.get::<_, Option<String>>(0) else { continue };
-            let sql = format!(
-                "select (select last_value from {sequence}) < coalesce(max({col}), 0)
-                   or ((select not is_called from {sequence}) and max({col}) is not null and (select last_value from {sequence}) <= max({col}))
-                 from {}",
-                table.qualified(),
-                col = quote(&column.name)
-            );
-            let behind: bool = tx.query_one(&sql, &[])?.get(0);
-            if behind {
-                problems.push(format!(
-                    "{}.{}: sequence {sequence} is not past the highest value",
-                    table.key(),
-                    column.name
-                ));
-            }
+    // Sequences: the next value of each is past the highest value of every column it feeds,
+    // so the target's next insert cannot collide with a copied row.
+    for (sequence, columns) in sequence_uses(tables, rules) {
+        let highest = highest_sql(&columns);
+        let row = tx.query_one(
+            &format!(
+                "select case when s.is_called then s.last_value + p.seqincrement else s.last_value end, p.seqincrement, {highest}
+                 from {sequence} s, pg_sequence p where p.seqrelid = $1::text::regclass"
+            ),
+            &[&sequence],
+        )?;
+        let (next, increment, max): (i64, i64, Option<i64>) = (row.get(0), row.get(1), row.get(2));
+        if increment > 0 && max.is_some_and(|max| next <= max) {
+            let fed = columns.iter().map(|(t, c)| format!("{t}.{c}")).collect::<Vec<_>>().join(", ");
+            problems.push(format!(
+                "sequence {sequence} would next give {next}, but {fed} already hold(s) {}",
+                max.unwrap_or_default()
+            ));
         }
     }
     problems.extend(leak_check(tx, tables, rules, leaks)?);
     Ok(problems)
 }
 
-/// Sets every sequence of a synced column past the column's highest value.
+/// Sets every sequence that feeds a synced column past the highest value of the columns it
+/// feeds (a sequence shared by several tables past all of them); a sequence whose columns
+/// are all empty starts over.
 pub fn advance_sequences(tx: &mut Transaction, tables: &[Table], rules: &Rules) -> Result<()> {
-    for table in tables.iter().filter(|t| rules.tables[&t.key()].mode != Mode::SchemaOnly) {
-        for column in table.copied_columns() {
-            let row = tx.query_one("select pg_get_serial_sequence($1, $2)", &[&table.qualified(), &column.name])?;
-            let Some(sequence) = row.get::<_, Option<String>>(0) else { continue };
-            let sql = format!(
-                "select setval($1::text::regclass, coalesce(max({col}), 1), max({col}) is not null) from {}",
-                table.qualified(),
-                col = quote(&column.name)
-            );
-            tx.query(&sql, &[&sequence])?;
-        }
+    for (sequence, columns) in sequence_uses(tables, rules) {
+        let highest = highest_sql(&columns);
+        let sql = format!(
+            "select case when m is null then setval($1::text::regclass, p.seqstart, false)
+                         else setval($1::text::regclass, m, true) end
+             from (select {highest} as m) h, pg_sequence p where p.seqrelid = $1::text::regclass"
+        );
+        tx.query(&sql, &[&sequence]).with_context(|| format!("cannot advance the sequence {sequence}"))?;
     }
     Ok(())
+}
+
+/// Each sequence feeding a column of a table the sync replaces, with every column it feeds
+/// (in any synced table, also one whose rows the target keeps). Only numeric columns count:
+/// a text column built from `nextval` has no highest number to go past.
+fn sequence_uses(tables: &[Table], rules: &Rules) -> BTreeMap<String, Vec<(String, String)>> {
+    let mut uses: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut replaced = BTreeSet::new();
+    for table in tables {
+        let numeric = |c: &str| table.columns.iter().any(|col| col.name == c && col.category == 'N');
+        for (column, sequence) in table.sequences.iter().filter(|(c, _)| numeric(c)) {
+            uses.entry(sequence.clone()).or_default().push((table.qualified(), quote(column)));
+            if rules.tables[&table.key()].mode != Mode::SchemaOnly {
+                replaced.insert(sequence.clone());
+            }
+        }
+    }
+    uses.retain(|sequence, _| replaced.contains(sequence));
+    uses
+}
+
+/// The highest value of the columns, as a bigint (NULL when all are empty).
+fn highest_sql(columns: &[(String, String)]) -> String {
+    let parts: Vec<String> =
+        columns.iter().map(|(table, column)| format!("(select max({column})::bigint from {table})")).collect();
+    format!("greatest({})", parts.join(", "))
 }
 
 /// Reads the masked columns back from the target: none of their values may be one the
@@ -145,9 +169,18 @@ fn leak_check(tx: &mut Transaction, tables: &[Table], rules: &Rules, leaks: &Lea
                 let (name, rule) = masked[i];
                 let column = format!("{}.{name}", table.key());
                 let hit = match rule {
-                    Rule::Json(keys) => json_values(&value)
-                        .iter()
-                        .any(|(key, v)| keys.contains_key(key) && leaks.contains(&format!("{column}->{key}"), v)),
+                    Rule::Json(spec) => json_values(&value).iter().any(|(key, v)| {
+                        spec.rule_for((!key.is_empty()).then_some(key.as_str())).is_some()
+                            && leaks.contains(&format!("{column}->{key}"), v)
+                    }),
+                    Rule::Elements(_) => {
+                        let mut hit = false;
+                        mask::map_array(&value, &mut |element| {
+                            hit |= leaks.contains(&column, element);
+                            String::new()
+                        });
+                        hit
+                    }
                     _ => leaks.contains(&column, &value),
                 };
                 leaked[i] += u64::from(hit);
@@ -164,24 +197,20 @@ fn leak_check(tx: &mut Transaction, tables: &[Table], rules: &Rules, leaks: &Lea
     Ok(problems)
 }
 
+/// Every string in a JSON document with the key it sits under (array items inherit their
+/// array's key; `""` for none), as the masking walk sees them.
 fn json_values(text: &str) -> Vec<(String, String)> {
-    fn walk(value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    fn walk(value: &serde_json::Value, key: &str, out: &mut Vec<(String, String)>) {
         match value {
-            serde_json::Value::Object(map) => {
-                for (key, inner) in map {
-                    if let serde_json::Value::String(s) = inner {
-                        out.push((key.clone(), s.clone()));
-                    }
-                    walk(inner, out);
-                }
-            }
-            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            serde_json::Value::Object(map) => map.iter().for_each(|(k, inner)| walk(inner, k, out)),
+            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, key, out)),
+            serde_json::Value::String(s) => out.push((key.to_string(), s.clone())),
             _ => {}
         }
     }
     let mut out = Vec::new();
     if let Ok(value) = serde_json::from_str(text) {
-        walk(&value, &mut out);
+        walk(&value, "", &mut out);
     }
     out
 }

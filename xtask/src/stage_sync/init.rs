@@ -1,0 +1,198 @@
+//! `cargo xtask stage-sync init-rules`: a starting rules file from the source's schema and a
+//! sample of its values. Names suggest rules (`suggest.rs`); sampled text, json and array
+//! values catch what names miss (tokens, sheet ids, links, emails inside jsonb). The output
+//! is a starting point a person reviews before committing, never a verdict.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+use app::{Guard, guard::op};
+use postgres::GenericClient;
+
+use super::{
+    catalog::{self, Column, Table, quote},
+    suggest::{self, is_key_like, looks_personal, toml_key, value_looks_identifying},
+};
+use crate::context::status;
+
+/// Writes the file; refuses to overwrite one without `force`.
+pub fn init_rules(source: &Guard, path: &std::path::Path, shown: &str, force: bool) -> Result<()> {
+    if path.exists() && !force {
+        bail!("{shown} exists\nhint: pass --force to overwrite it");
+    }
+    // Reading the schema and a sample is inspection: a read-only session, any environment
+    // with the same schema will do.
+    let mut conn = source.read::<op::Inspect>()?.connect()?;
+    let mut tx = conn.transaction()?;
+    let client = &mut tx;
+    let tables = catalog::load(client, &["public".to_string()], &[])?;
+    let mut suggested: BTreeMap<(String, String), (String, Option<&str>)> = BTreeMap::new();
+    for table in &tables {
+        for column in table.copied_columns() {
+            let entry = suggest_column(client, table, column)?;
+            suggested.insert((table.key(), column.name.clone()), entry);
+        }
+    }
+    // A foreign key takes the rule of the key it points at, or the copy's joins break.
+    for table in &tables {
+        for fk in &table.foreign_keys {
+            for (column, target) in fk.columns.iter().zip(&fk.target_columns) {
+                if let Some((rule, _)) = suggested.get(&(fk.target.clone(), target.clone())).cloned() {
+                    let why = (rule != "\"keep\"").then_some("follows the key it references");
+                    suggested.insert((table.key(), column.clone()), (rule, why));
+                }
+            }
+        }
+    }
+    let mut text = String::from(HEADER);
+    for table in &tables {
+        text.push_str(&format!("\n[tables.\"{}\".columns]\n", table.key()));
+        for column in table.copied_columns() {
+            let (rule, why) = &suggested[&(table.key(), column.name.clone())];
+            let key = toml_key(&column.name);
+            let personal_name = looks_personal(&column.name) && !is_key_like(column);
+            if rule == "\"keep\"" && personal_name {
+                text.push_str(&format!(
+                    "{key} = {{ rule = \"keep\", reviewed = false }} # personal-looking name: decide\n"
+                ));
+            } else if let Some(why) = why {
+                text.push_str(&format!("{key} = {rule} # {why}\n"));
+            } else {
+                text.push_str(&format!("{key} = {rule}\n"));
+            }
+        }
+    }
+    let partial = path.with_extension("toml.partial");
+    std::fs::write(&partial, text)?;
+    std::fs::rename(&partial, path)?;
+    status(format!(
+        "wrote {shown} with rules for {} table(s): a starting point; review every line before committing",
+        tables.len()
+    ));
+    Ok(())
+}
+
+const HEADER: &str = "# stage-sync rules: what happens to every column of every synced table.
+# Written by `cargo xtask stage-sync init-rules` from the schema and a sample of values: a
+# starting point. Review every line before committing; the sample sees only some rows.
+# Rules: keep, null, redact, a pseudonym kind (email, first_name, last_name, full_name, phone,
+# street_address, city, zip, company, text, uuid; on a text array: each element),
+# { rule = \"date_shift\", days = N }, { rule = \"numeric_jitter\", percent = P },
+# { rule = \"jsonb\", keys = { key = \"kind\" } }, { rule = \"jsonb\", allow = [\"key\"], others = \"kind\" }.
+# Per table: mode = \"copy\" (default), \"skip\" (emptied in the target) or \"schema_only\".
+
+schemas = [\"public\"]
+";
+
+/// The rule for one column and, when the sample decided it, why.
+fn suggest_column(
+    client: &mut impl GenericClient,
+    table: &Table,
+    column: &Column,
+) -> Result<(String, Option<&'static str>)> {
+    let by_name = suggest::suggest(column);
+    // Keys are structure (a text id of Prisma looks like a token): judged by name only.
+    let key = table.primary_key.contains(&column.name)
+        || table.foreign_keys.iter().any(|fk| fk.columns.contains(&column.name));
+    if by_name != "\"keep\"" || key || !sampled(column) {
+        return Ok((by_name, None));
+    }
+    let values = sample(client, table, column)?;
+    if is_json(column) {
+        return Ok(json_rule(&values));
+    }
+    let strings: Vec<String> = values.into_iter().map(|(_, v)| v).collect();
+    Ok(match suggest::suggest_from_values(column, &strings) {
+        Some(rule) => (rule, Some("sampled values look identifying")),
+        None => (by_name, None),
+    })
+}
+
+/// For json: keep the keys whose names and sampled values look harmless, mask every other
+/// string. Harmless values repeat (settings, states: `"theme": "dark"`); values that are
+/// mostly seen once are about someone until shown otherwise. With no rows to sample, every string is masked
+/// until someone lists keys.
+fn json_rule(values: &[(String, String)]) -> (String, Option<&'static str>) {
+    // Per key: any risky value, and its values with how often each was seen.
+    let mut keys: BTreeMap<&str, (bool, BTreeMap<&str, usize>)> = BTreeMap::new();
+    for (key, value) in values {
+        let risky = key.is_empty()
+            || looks_personal(key)
+            || value_looks_identifying(value)
+            || value.len() > 40
+            || suggest::suggest(&Column {
+                name: key.clone(),
+                type_name: "text".into(),
+                not_null: true,
+                generated: false,
+                category: 'S',
+                base_type: "text".into(),
+            }) != "\"keep\"";
+        let entry = keys.entry(key.as_str()).or_default();
+        entry.0 |= risky;
+        *entry.1.entry(value.as_str()).or_default() += 1;
+    }
+    let harmless = |(risky, seen): &(bool, BTreeMap<&str, usize>)| {
+        let total: usize = seen.values().sum();
+        !risky && total >= 2 && seen.len() * 2 <= total
+    };
+    if !values.is_empty() && keys.values().all(harmless) {
+        return ("\"keep\"".into(), None);
+    }
+    let allow = keys
+        .iter()
+        .filter(|(_, key)| harmless(key))
+        .map(|(k, _)| format!("\"{}\"", k.replace('"', "\\\"")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let why = if values.is_empty() {
+        "no rows sampled: every string is masked; allow the keys to keep"
+    } else {
+        "sampled values look identifying: every string but the allowed keys' is masked"
+    };
+    (format!("{{ rule = \"jsonb\", allow = [{allow}], others = \"text\" }}"), Some(why))
+}
+
+/// Whether values of this column are sampled: text, json and text arrays.
+pub fn sampled(column: &Column) -> bool {
+    column.category == 'S' || is_json(column) || matches!(column.base_type.as_str(), "_text" | "_varchar" | "_bpchar")
+}
+
+fn is_json(column: &Column) -> bool {
+    matches!(column.base_type.as_str(), "json" | "jsonb")
+}
+
+/// Up to 200 rows' values of a column, as (key, string) pairs: for json every string inside,
+/// under the key it sits under; for arrays each element; for text the value (key `""`).
+pub fn sample(client: &mut impl GenericClient, table: &Table, column: &Column) -> Result<Vec<(String, String)>> {
+    let col = quote(&column.name);
+    let qualified = table.qualified();
+    if is_json(column) {
+        let rows =
+            client.query(&format!("select {col}::text from {qualified} where {col} is not null limit 200"), &[])?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&row.get::<_, String>(0)) {
+                strings_in(&value, "", &mut out);
+            }
+        }
+        return Ok(out);
+    }
+    let sql = if column.category == 'A' {
+        format!(
+            "select e from (select {col} as a from {qualified} where {col} is not null limit 200) s, unnest(s.a) e where e is not null"
+        )
+    } else {
+        format!("select {col}::text from {qualified} where {col} is not null limit 200")
+    };
+    Ok(client.query(&sql, &[])?.iter().map(|r| (String::new(), r.get::<_, String>(0))).collect())
+}
+
+fn strings_in(value: &serde_json::Value, key: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Object(map) => map.iter().for_each(|(k, v)| strings_in(v, k, out)),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| strings_in(v, key, out)),
+        serde_json::Value::String(s) => out.push((key.to_string(), s.clone())),
+        _ => {}
+    }
+}
