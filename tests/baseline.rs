@@ -106,6 +106,9 @@ fn adopting_production_and_staging_then_migrating_and_syncing() {
     assert!(!baseline.contains("ann.real"), "the baseline holds data");
     let out = project.xtask(&["migrate", "status", "--env", "production"]).ok();
     assert!(out.stdout.contains("0001     baseline"), "{}", out.stdout);
+    // The adopted schema is what production holds, not a change under review.
+    let out = project.xtask(&["migrate", "lint"]).ok();
+    assert!(out.stderr.contains("linted 0 file(s)"), "{}", out.stderr);
 
     // Staging, built the same way, is adopted against the same history.
     project

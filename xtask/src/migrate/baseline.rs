@@ -83,6 +83,11 @@ pub(crate) fn run(sh: &Shell, global: &Global, args: MigrateBaseline) -> Result<
         Applied { m, env, backup: None, started }.write(&mut tx)?;
     }
     tx.commit().context("cannot commit the baseline; the database is as it was")?;
+    if written.is_some() {
+        // What the database already holds is not a change under review: the lint baseline
+        // accepts it, so `migrate up` applies it on a new staging too.
+        super::lint::accept(&migrations)?;
+    }
     status(format!(
         "{env} adopted: stamped {env}, {} migration(s) recorded as applied; nothing else changed",
         migrations.len()

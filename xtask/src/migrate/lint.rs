@@ -71,10 +71,11 @@ impl flags::MigrateLint {
             let down_exists =
                 name.strip_suffix(".up.sql").map(|stem| path.with_file_name(format!("{stem}.down.sql")).is_file());
             let mut found = lint_text(shown, &name, &sql, down_exists);
-            baseline.apply(&name, &sql, &mut found);
+            // Recorded before the old baseline is applied, so what it accepted stays accepted.
             if self.update_baseline {
                 baseline.record(&name, &sql, &found);
             }
+            baseline.apply(&name, &sql, &mut found);
             findings.extend(found);
         }
         if self.update_baseline {
@@ -178,6 +179,23 @@ pub(crate) fn refuse_unacknowledged(pending: &[&Migration]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Records migrations in the lint baseline as they are, accepting their findings: for
+/// `migrate baseline`, whose first migration is what production already holds.
+pub(crate) fn accept(migrations: &[Migration]) -> Result<()> {
+    let dir = super::layout::folder()?.dir.clone();
+    let mut baseline = baseline::Baseline::load(&dir)?;
+    for m in migrations {
+        for (script, down) in [(Some(&m.up), Some(m.down.is_some())), (m.down.as_ref(), None)] {
+            let Some(script) = script else { continue };
+            let name =
+                Path::new(&script.file).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let found = lint_text(&script.file, &name, &script.sql, down);
+            baseline.record(&name, &script.sql, &found);
+        }
+    }
+    baseline.save(&dir)
 }
 
 /// Lints one file. `down_exists`: for an up file, whether its down file is there.
