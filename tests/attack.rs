@@ -4,18 +4,7 @@
 //! forms, libpq's variables. Each is refused with one error line, and a checksum of the
 //! protected database is unchanged.
 
-use crate::harness::{Project, TestCluster, test_password};
-
-/// Every writing command, against the `test` environment (the URL comes from the case).
-const WRITING_COMMANDS: &[&[&str]] = &[
-    &["db", "reset", "--env", "test"],
-    &["migrate", "up", "--env", "test"],
-    &["migrate", "down", "--env", "test"],
-    &["migrate", "resolve", "1", "--applied", "--env", "test"],
-    &["rls", "--env", "test"],
-    &["seed", "--profile", "minimal", "--env", "test"],
-    &["stage-sync", "--from", "production", "--to", "test", "--yes"],
-];
+use crate::harness::{Project, TestCluster, WRITING_COMMANDS, test_password};
 
 /// One way of aiming a command at the protected database.
 struct Attack {
@@ -63,7 +52,9 @@ fn run_attacks(project: &Project, attacks: &[Attack]) -> usize {
     let mut cases = 0;
     for attack in attacks {
         for command in WRITING_COMMANDS {
-            let mut run = project.xtask(command).env("DATABASE_URL", &attack.url);
+            let args: Vec<String> = command.iter().map(|a| a.replace("{env}", "test")).collect();
+            let command: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut run = project.xtask(&command).env("DATABASE_URL", &attack.url);
             for (key, value) in &attack.vars {
                 run = run.env(key, value);
             }

@@ -1,7 +1,7 @@
 //! Tests for the guard: writes refused where the matrix or the stamp says no, with the
 //! protected database unchanged.
 
-use crate::harness::{Project, TestCluster};
+use crate::harness::{Project, TestCluster, WRITING_COMMANDS};
 
 #[test]
 fn a_database_stamped_production_refuses_writes() {
@@ -63,17 +63,6 @@ struct Misconfig {
     vars: Vec<(&'static str, String)>,
     refusal: &'static str,
 }
-
-/// Every writing command, as it names its environment.
-const WRITING_COMMANDS: &[&[&str]] = &[
-    &["db", "reset", "--env", "{env}"],
-    &["migrate", "up", "--env", "{env}"],
-    &["migrate", "down", "--env", "{env}"],
-    &["migrate", "resolve", "1", "--applied", "--env", "{env}"],
-    &["rls", "--env", "{env}"],
-    &["seed", "--profile", "minimal", "--env", "{env}"],
-    &["stage-sync", "--from", "production", "--to", "{env}", "--yes"],
-];
 
 #[test]
 fn guard_matrix_every_writing_command_against_every_misconfiguration() {

@@ -147,6 +147,7 @@ impl Project {
         for file in [
             "environments.toml",
             "tenancy.toml",
+            "load.toml",
             ".env.local.example",
             ".env.staging.example",
             ".env.production.example",
@@ -351,6 +352,19 @@ pub fn random_delays(n: usize, low: u64, high: u64) -> Vec<u64> {
         })
         .collect()
 }
+
+/// Every writing command, as it names its environment (`{env}`): the guard matrix and the
+/// attack suite aim each of them.
+pub const WRITING_COMMANDS: &[&[&str]] = &[
+    &["db", "reset", "--env", "{env}"],
+    &["migrate", "up", "--env", "{env}"],
+    &["migrate", "down", "--env", "{env}"],
+    &["migrate", "resolve", "1", "--applied", "--env", "{env}"],
+    &["rls", "--env", "{env}"],
+    &["seed", "--profile", "minimal", "--env", "{env}"],
+    &["stage-sync", "--from", "production", "--to", "{env}", "--yes"],
+    &["load", "--env", "{env}", "--transactions", "10", "--yes"],
+];
 
 /// A test cluster migrated with the repository's migrations, and a project holding them.
 pub fn migrated() -> (TestCluster, Project) {
