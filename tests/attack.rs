@@ -395,3 +395,26 @@ fn a_reset_killed_at_any_moment_leaves_a_database_behind() {
         assert_eq!(stamp.as_deref(), Some("test"), "killed after {delay} ms: the stamp is gone");
     }
 }
+
+#[test]
+fn a_reset_blocked_by_another_session_gives_up_and_changes_nothing() {
+    let cluster = TestCluster::start();
+    cluster
+        .client()
+        .batch_execute("create table public.scratch (id int); insert into public.scratch values (1);")
+        .unwrap();
+    // An app's open transaction holding a lock on a table the reset must drop.
+    let mut app = cluster.client();
+    let mut holding = app.transaction().unwrap();
+    holding.batch_execute("lock table public.scratch in access share mode").unwrap();
+    let project = Project::new();
+    let out = project
+        .xtask(&["db", "reset", "--env", "test", "--no-seed"])
+        .env("DATABASE_URL", &cluster.url())
+        .run()
+        .failed_with("cannot empty the database");
+    assert!(out.stderr.contains("lock timeout"), "{}", out.stderr);
+    holding.rollback().unwrap();
+    let rows: i64 = cluster.client().query_one("select count(*) from public.scratch", &[]).unwrap().get(0);
+    assert_eq!(rows, 1, "a failed reset changed the database");
+}

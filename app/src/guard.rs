@@ -337,9 +337,16 @@ impl WriteTarget<op::Reset> {
         let mut conn = self.connect()?;
         let env = self.env;
         let mut tx = conn.client.transaction()?;
+        // Another session holding a lock (the app, a psql) would make the drops wait for
+        // ever: give up instead, with the database as it was.
+        tx.batch_execute("set local lock_timeout = '10s'")?;
         let emptying = empty_database_sql(&mut tx)?;
-        tx.batch_execute(&emptying)
-            .map_err(|err| anyhow::anyhow!("cannot empty the database: {}", connect::error_chain(&err)))?;
+        tx.batch_execute(&emptying).map_err(|err| {
+            anyhow::anyhow!(
+                "cannot empty the database: {}\nhint: another session may hold locks on it (a running app, a psql); stop it and reset again. Nothing was changed",
+                connect::error_chain(&err)
+            )
+        })?;
         tx.batch_execute(bootstrap)
             .map_err(|err| anyhow::anyhow!("the bootstrap SQL failed: {}", connect::error_chain(&err)))?;
         stamp::write(&mut tx, env, &<op::Reset as op::Op>::OPERATION.to_string())?;
