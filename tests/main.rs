@@ -4,6 +4,7 @@
 mod harness;
 
 mod attack;
+mod attack2;
 mod baseline;
 mod db;
 mod env;
