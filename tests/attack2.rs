@@ -1,7 +1,7 @@
-//! Findings of the second attack round, each a reproducible case against real throwaway
-//! clusters. They are `#[ignore]`d because each one fails today: the ignore reason names the
-//! finding; remove the attribute with the fix. Run them all with
-//! `cargo test --release -p xtask --test e2e attack2 -- --include-ignored`.
+//! Tests for what the second attack round found, each a reproducible case against real
+//! throwaway clusters: data only in Supabase's schemas is data; a dump cannot run programs;
+//! `db down` and the throwaway clean-up leave clusters the project did not create alone;
+//! reads give up on a held lock; a read-only login can inspect.
 
 use std::{
     process::Command,
@@ -14,7 +14,6 @@ use crate::harness::{Project, TestCluster, bins, test_password};
 /// (`auth.users`, `storage`): a Supabase project before adoption, reached through a
 /// loopback tunnel, looks like this. It holds data, so nothing may reset or stamp it.
 #[test]
-#[ignore = "finding: stamp::is_empty ignores Supabase's schemas, so `db reset` wipes auth.users of an unstamped database"]
 fn an_unstamped_database_with_only_auth_users_is_not_reset() {
     let foreign = TestCluster::start();
     foreign.unstamp();
@@ -36,7 +35,6 @@ fn an_unstamped_database_with_only_auth_users_is_not_reset() {
 /// runs `COPY ... TO PROGRAM` as the server's OS user, which reaches every other cluster on
 /// this machine through its unix socket. A dump is data: it must not run programs.
 #[test]
-#[ignore = "finding: --from-dump restores as a superuser, so a dump can run programs on this machine"]
 fn a_dump_cannot_run_programs() {
     let maker = TestCluster::start();
     let marker = std::env::temp_dir().join(format!("attack2-dump-ran-{}", std::process::id()));
@@ -83,7 +81,6 @@ fn a_dump_cannot_run_programs() {
 /// `xtask-local-cluster` file): `db destroy` refuses it; `db down` must too, and not stop a
 /// server that is not the local one (this one does not even listen on the local port).
 #[test]
-#[ignore = "finding: `db down` stops any cluster under [local] data_dir, without the marker `db destroy` checks"]
 fn db_down_leaves_a_cluster_it_did_not_create_running() {
     let foreign = TestCluster::start();
     let dir = foreign.socket_dir().parent().unwrap().to_path_buf();
@@ -98,7 +95,6 @@ fn db_down_leaves_a_cluster_it_did_not_create_running() {
 /// A read-only command whose first query waits on a lock (a migration running elsewhere, a
 /// psql left in a transaction) must give up with one error line, not wait for ever.
 #[test]
-#[ignore = "finding: no statement or lock timeout after start-up: `migrate status` waits as long as the lock is held"]
 fn a_read_command_gives_up_on_a_held_lock() {
     let cluster = TestCluster::start();
     let mut holder = cluster.client();
@@ -137,7 +133,6 @@ fn exited(pid: u32) -> bool {
 /// symlink planted there (the root is in `/tmp`, creatable by any user before the first
 /// run) must not make it crash-stop a cluster that is not a throwaway of this project.
 #[test]
-#[ignore = "finding: remove_stale_throwaways follows symlinks and stops clusters without the throwaway marker"]
 fn stale_throwaway_cleanup_does_not_follow_symlinks() {
     let foreign = TestCluster::start();
     let cluster_dir = foreign.socket_dir().parent().unwrap().to_path_buf();
@@ -158,7 +153,6 @@ fn stale_throwaway_cleanup_does_not_follow_symlinks() {
 /// The README's production set-up is a read-only login. The stamp's schema is revoked from
 /// public, so such a login cannot read the stamp and every read command fails.
 #[test]
-#[ignore = "finding: a read-only login cannot read app_meta (revoked from public), so inspection fails"]
 fn a_read_only_login_can_inspect() {
     let cluster = TestCluster::start();
     cluster
@@ -171,4 +165,24 @@ fn a_read_only_login_can_inspect() {
     let url = cluster.url().replacen("//postgres:", "//attack2_reader:", 1);
     let project = Project::new();
     project.xtask(&["migrate", "status"]).env("DATABASE_URL", &url).ok();
+}
+
+/// A dry run says what the real run would refuse, instead of listing what is pending.
+#[test]
+fn a_dry_run_names_the_refusal_the_real_run_would_give() {
+    let production = TestCluster::start();
+    production.stamp("production");
+    let mut project = Project::new();
+    project.with_migrations();
+    project
+        .xtask(&["migrate", "up", "--dry-run", "--env", "test"])
+        .env("DATABASE_URL", &production.url())
+        .fails("the database is stamped production, not test: `migrate up` would be refused");
+    let foreign = TestCluster::start();
+    foreign.unstamp();
+    foreign.client().batch_execute("create table public.theirs (id int)").unwrap();
+    project
+        .xtask(&["migrate", "up", "--dry-run", "--env", "test"])
+        .env("DATABASE_URL", &foreign.url())
+        .fails("the database has no environment stamp but holds tables");
 }

@@ -443,7 +443,10 @@ fn split_foreign_params(raw: &str) -> (String, Vec<(String, String)>) {
     let mut foreign = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if FOREIGN_PARAMS.contains(&key) {
+        // The driver knows no verify-full: remote connections always verify the certificate
+        // and the host name anyway.
+        let verifying = key == "sslmode" && matches!(value, "verify-full" | "verify-ca");
+        if FOREIGN_PARAMS.contains(&key) || verifying {
             foreign.push((key.to_string(), percent_decode(value)));
         } else {
             kept.push(pair);
@@ -504,6 +507,20 @@ mod tests {
         assert!(text.starts_with("DATABASE_URL does not parse"), "{text}");
         assert!("mysql://x".parse::<DatabaseUrl>().is_err());
         assert!("".parse::<DatabaseUrl>().is_err());
+    }
+
+    #[test]
+    fn verify_full_is_accepted_as_what_remote_connections_do_anyway() {
+        for mode in ["verify-full", "verify-ca"] {
+            let url = parse(&format!("postgresql://postgres:pw@db.abcdefgh.supabase.co:5432/postgres?sslmode={mode}"));
+            assert_eq!(url.project_ref().unwrap().as_deref(), Some("abcdefgh"));
+            let remote = Endpoint::Tcp {
+                name: "db.abcdefgh.supabase.co".into(),
+                addr: "203.0.113.7".parse().unwrap(),
+                port: 5432,
+            };
+            assert!(url.conninfo_for(&remote).contains("sslmode=verify-full"), "{mode}");
+        }
     }
 
     #[test]

@@ -174,6 +174,9 @@ pub struct ClientArgs {
     pub password: Option<String>,
 }
 
+/// Reads give up on a lock after this, local to their transaction.
+const READ_LOCK_TIMEOUT: &str = "set local lock_timeout = '10s'";
+
 /// The file beside a throwaway cluster's data folder that marks it as the project's own.
 pub const THROWAWAY_MARKER: &str = "xtask-throwaway";
 
@@ -454,19 +457,26 @@ impl PendingStamp {
 }
 
 impl<O> ReadConnection<O> {
-    /// A read-only transaction: the only way to run a query on a read connection.
+    /// A read-only transaction: the only way to run a query on a read connection. A lock
+    /// held elsewhere (a migration, a forgotten psql) is waited for 10 s at most.
     pub fn transaction(&mut self) -> Result<Transaction<'_>> {
-        self.client.build_transaction().read_only(true).start().context("cannot start a read-only transaction")
+        let mut tx =
+            self.client.build_transaction().read_only(true).start().context("cannot start a read-only transaction")?;
+        tx.batch_execute(READ_LOCK_TIMEOUT)?;
+        Ok(tx)
     }
 
     /// A read-only, repeatable-read transaction: one snapshot for many statements.
     pub fn snapshot(&mut self) -> Result<Transaction<'_>> {
-        self.client
+        let mut tx = self
+            .client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()
-            .context("cannot start a read-only snapshot")
+            .context("cannot start a read-only snapshot")?;
+        tx.batch_execute(READ_LOCK_TIMEOUT)?;
+        Ok(tx)
     }
 }
 

@@ -17,7 +17,25 @@ create table if not exists app_meta.environment_stamp (
     stamped_at timestamptz not null default now(),
     stamped_by text not null
 );
+-- Any login may read the stamp (a read-only inspection login included); only the owner
+-- writes it. The schema is not one Supabase's API exposes.
+grant usage on schema app_meta to public;
+revoke all on app_meta.environment_stamp from public;
+grant select on app_meta.environment_stamp to public;
 ";
+
+/// Tables of Supabase's schemas that hold a project's data (its users, files, secrets,
+/// jobs): a database with rows in any of them is not empty, though it may have no table
+/// of its own yet.
+const SUPABASE_DATA_TABLES: &[&str] = &[
+    "auth.users",
+    "auth.identities",
+    "storage.buckets",
+    "storage.objects",
+    "vault.secrets",
+    "cron.job",
+    "supabase_migrations.schema_migrations",
+];
 
 /// Schemas that Supabase manages: present in every project, so they don't make a database
 /// count as non-empty, and no command of ours writes to them.
@@ -64,8 +82,32 @@ pub fn read(client: &mut impl GenericClient) -> Result<Option<Environment>> {
     value.parse().map(Some).with_context(|| malformed.to_string())
 }
 
-/// Whether the database holds any table outside the system and Supabase's schemas.
+/// Whether the database is empty: no table outside the system and Supabase's schemas, and
+/// no rows in the tables of Supabase's schemas that hold a project's data.
 pub fn is_empty(client: &mut impl GenericClient) -> Result<bool> {
+    if !no_tables_of_its_own(client)? {
+        return Ok(false);
+    }
+    for table in SUPABASE_DATA_TABLES {
+        let exists: bool = client
+            .query_one("select to_regclass($1) is not null", &[table])
+            .context("cannot look for Supabase's tables")?
+            .get(0);
+        if !exists {
+            continue;
+        }
+        let rows: bool = client
+            .query_one(&format!("select exists (select from {table})"), &[])
+            .with_context(|| format!("cannot tell whether {table} holds rows"))?
+            .get(0);
+        if rows {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn no_tables_of_its_own(client: &mut impl GenericClient) -> Result<bool> {
     let schemas: Vec<String> = SUPABASE_SCHEMAS.iter().map(|s| s.to_string()).collect();
     let count: i64 = client
         .query_one(

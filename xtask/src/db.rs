@@ -64,6 +64,14 @@ impl Local {
         let password = url.password().unwrap_or_else(|| "postgres".to_string());
         let dir = checked_data_dir(&context::project_root(), &settings.data_dir)?;
         let cluster = Cluster::new(dir, settings.port, Binaries::find()?);
+        // A cluster `db up` did not create (another project's, a system one) is never
+        // started, stopped, reset or deleted by this project.
+        if command != "status" && cluster.exists() && !cluster.dir.join(LOCAL_MARKER).is_file() {
+            bail!(
+                "{} has no {LOCAL_MARKER} file, so `cargo xtask db up` did not create it: `db {command}` refused\nhint: point [local] data_dir at a folder of this project's own; for a cluster an older version of this tool made, create that file in it",
+                shown(&cluster.dir)
+            );
+        }
         Ok(Local { guard, cluster, password })
     }
 

@@ -118,6 +118,8 @@ create table if not exists app_meta.schema_migrations (
     backup_path text,
     backup_bytes bigint
 );
+-- Readable by any login, as the stamp is: `migrate status` with a read-only login.
+grant select on app_meta.schema_migrations to public;
 ";
 
 /// The highest migration number `migrate new` writes: eight digits, far below where the
@@ -312,7 +314,19 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
     let files = load_files()?;
     if args.dry_run {
         let mut conn = guard.read::<op::Inspect>()?.connect()?;
+        let env = guard.environment();
+        // The dry run says what the real run would refuse, not just what is pending.
+        let stamp = conn.stamp;
         let mut tx = conn.transaction()?;
+        match stamp {
+            Some(stamp) if stamp != env => bail!(
+                "the database is stamped {stamp}, not {env}: `migrate up` would be refused\nhint: select --env {stamp}, or point DATABASE_URL at the {env} database"
+            ),
+            None if !app::stamp::is_empty(&mut tx)? => bail!(
+                "the database has no environment stamp but holds tables: `migrate up` would be refused\nhint: an existing database is taken over only by `cargo xtask migrate baseline`"
+            ),
+            _ => {}
+        }
         crate::db::extensions::check_on_server(&mut tx, &files)?;
         let ledger = read_ledger(&mut tx)?;
         let pending = plan(&files, &ledger, args.to)?;

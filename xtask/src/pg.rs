@@ -405,16 +405,21 @@ fn throwaway_dir(kind: &str) -> Result<PathBuf> {
 fn remove_stale_throwaways() {
     let Ok(entries) = std::fs::read_dir(throwaway_root()) else { return };
     let (Ok(sh), Ok(bins)) = (Shell::new(), Binaries::find()) else { return };
+    // The root is in the shared temp folder: anyone could plant a link there. Only real
+    // folders are followed, and only servers beside the throwaway marker are stopped.
+    let real_dir = |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
     for entry in entries.flatten() {
         let pid = entry.file_name().to_string_lossy().into_owned();
-        if Path::new("/proc").join(&pid).exists() {
+        if Path::new("/proc").join(&pid).exists() || !real_dir(&entry.path()) {
             continue;
         }
         for cluster in std::fs::read_dir(entry.path()).into_iter().flatten().flatten() {
-            if cluster.path().join("data/postmaster.pid").exists() {
+            let ours = real_dir(&cluster.path()) && cluster.path().join(app::guard::THROWAWAY_MARKER).is_file();
+            if ours && cluster.path().join("data/postmaster.pid").exists() {
                 let _ = Cluster::new(cluster.path(), 0, bins.clone()).stop(&sh, true);
             }
         }
+        // Removes links themselves, never what they point at.
         let _ = std::fs::remove_dir_all(entry.path());
     }
 }

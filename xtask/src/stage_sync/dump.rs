@@ -18,6 +18,9 @@ use crate::{
 /// the throwaway's bootstrap: the dump brings its own schemas).
 const DATABASE: &str = "restored";
 
+/// The login that restores the dump: no superuser, no `pg_execute_server_program`.
+const RESTORER: &str = "xtask_restore";
+
 /// A restored dump; the cluster goes when this does.
 pub struct Restored {
     cluster: Throwaway,
@@ -60,14 +63,26 @@ impl Restored {
             );
         }
 
-        maintenance
-            .connect()?
-            .client()
-            .batch_execute(&format!("create database {DATABASE} template template0"))
+        // A dump is data, but restoring runs its SQL (CHECK constraints, index expressions,
+        // defaults call its functions): as a superuser it could run programs on this
+        // machine (`COPY ... TO PROGRAM`). It is restored by a login that owns only this
+        // database and may do nothing a superuser alone may.
+        let password = Throwaway::password().replace('\'', "''");
+        let mut conn = maintenance.connect()?;
+        conn.client()
+            .batch_execute(&format!(
+                "create role {RESTORER} login password '{password}' nosuperuser nocreatedb nocreaterole;
+                 grant pg_read_all_settings to {RESTORER};"
+            ))
+            // CREATE DATABASE can't share a statement batch (an implicit transaction).
+            .and_then(|()| {
+                conn.client().batch_execute(&format!("create database {DATABASE} owner {RESTORER} template template0"))
+            })
             .map_err(|err| {
                 anyhow::anyhow!("cannot create the database for the dump: {}", app::connect::error_chain(&err))
             })?;
-        let restore_into = pg::throwaway_guard(&cluster.url(DATABASE))?.write::<op::Reset>()?.client_args()?;
+        let restorer_url = cluster.url(DATABASE).replacen("//postgres:", &format!("//{RESTORER}:"), 1);
+        let restore_into = pg::throwaway_guard(&restorer_url)?.write::<op::Reset>()?.client_args()?;
         status(format!(
             "restoring {shown} into a throwaway cluster ({}, port {})",
             cluster.cluster.dir.display(),
@@ -77,8 +92,17 @@ impl Restored {
         // privileges stay, so the schema compares equal to the target's. Errors of objects
         // this cluster cannot have (another platform's extensions, grants to its roles) don't
         // stop the restore: the schema check before the sync catches any that matter.
+        // Default privileges name roles the restorer may not act for: they run no code of
+        // the dump's, so the superuser restores them alone, after everything else.
+        let toc = String::from_utf8_lossy(&listed.stdout).into_owned();
+        let (acls, rest): (Vec<&str>, Vec<&str>) =
+            toc.lines().partition(|l| !l.starts_with(';') && l.contains(" DEFAULT ACL "));
+        let (rest_list, acl_list) = (cluster.cluster.dir.join("restore.list"), cluster.cluster.dir.join("acl.list"));
+        std::fs::write(&rest_list, rest.join("\n"))?;
+        std::fs::write(&acl_list, acls.join("\n"))?;
         let restored = pg::client_cmd(sh, "pg_restore", &restore_into)?
             .args(["--no-owner", "--jobs=2"])
+            .arg(format!("--use-list={}", rest_list.display()))
             .arg(file)
             .ignore_status()
             .output()
@@ -97,6 +121,17 @@ impl Restored {
                     first_line(errors[0])
                 )),
             }
+        }
+        if !acls.is_empty() {
+            let as_superuser = pg::throwaway_guard(&cluster.url(DATABASE))?.write::<op::Reset>()?.client_args()?;
+            pg::client_cmd(sh, "pg_restore", &as_superuser)?
+                .args(["--no-owner", "--exit-on-error"])
+                .arg(format!("--use-list={}", acl_list.display()))
+                .arg(file)
+                .ignore_stdout()
+                .ignore_stderr()
+                .run()
+                .with_context(|| format!("cannot restore the default privileges of {shown}"))?;
         }
         Ok(Restored { cluster })
     }
@@ -119,7 +154,9 @@ impl Drop for Restored {
 /// grant to one of its roles, a schema the cluster already holds.
 fn tolerable(error: &str) -> bool {
     error.contains("could not execute query")
-        && ["does not exist", "is not available", "already exists"].iter().any(|m| error.contains(m))
+        && ["does not exist", "is not available", "already exists", "permission denied to create extension"]
+            .iter()
+            .any(|m| error.contains(m))
 }
 
 fn first_line(text: &str) -> &str {
