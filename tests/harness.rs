@@ -465,3 +465,14 @@ impl Drop for Pgbouncer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+impl Run<'_> {
+    /// Runs with stdout a pipe whose reader is already gone, as under `| head` once `head`
+    /// has read enough: every write to stdout fails with a broken pipe.
+    pub fn closed_stdout(mut self) -> Output {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = self.command.stdout(writer).output().expect("run xtask");
+        self.project.check(out)
+    }
+}

@@ -16,6 +16,9 @@ mod rls;
 mod seed;
 mod stage_sync;
 mod tenancy;
+#[cfg(test)]
+mod tidy;
+pub mod ui;
 
 use std::process::ExitCode;
 
@@ -40,7 +43,7 @@ pub fn peak_memory_kb() -> Option<u64> {
 /// Exit codes: 0 success, 1 the command failed (the message says why), 2 bad usage.
 pub fn main() -> ExitCode {
     let flags = flags::Xtask::parse();
-    context::set_quiet(flags.global.quiet);
+    let printer = ui::init(flags.global.quiet);
     let result = match flags.command {
         flags::Command::Env(cmd) => cmd.run(&flags.global),
         flags::Command::Db(cmd) => cmd.run(&flags.global),
@@ -58,8 +61,10 @@ pub fn main() -> ExitCode {
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `| head` closed stdout: the command stopped early, as asked, and cleaned up.
+        Err(err) if ui::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", app::secrets::redact(&format!("{err:#}")));
+            printer.error(&format!("{err:#}"));
             ExitCode::FAILURE
         }
     }

@@ -11,10 +11,7 @@ pub(crate) mod lint;
 mod rehearse;
 pub(crate) mod schema;
 
-use std::{
-    io::BufRead,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use app::{
@@ -30,6 +27,7 @@ use crate::{
     context::{self, data, status},
     flags::{self, Global, MigrateCommand},
     pg::Throwaway,
+    ui::{Align, Table},
 };
 pub(crate) use files::{Migration, checksum as checksum_text};
 
@@ -276,7 +274,12 @@ fn show_status(global: &Global) -> Result<()> {
     let guard = context::guard(global)?;
     let files = load_files()?;
     let ledger = read_ledger(&mut guard.read::<op::Inspect>()?.connect()?.transaction()?)?;
-    data(format!("{:<8} {:<40} {:<9} {}", "version", "name", "state", "applied at"));
+    let mut table = Table::new(&[
+        ("version", Align::Left),
+        ("name", Align::Left),
+        ("state", Align::Left),
+        ("applied at", Align::Left),
+    ]);
     let mut versions: Vec<u64> = files.iter().map(|m| m.version).chain(ledger.iter().map(|e| e.version)).collect();
     versions.sort();
     versions.dedup();
@@ -295,8 +298,9 @@ fn show_status(global: &Global) -> Result<()> {
         pending += usize::from(state == "pending");
         problems += usize::from(!matches!(state, "pending" | "applied"));
         let at = entry.map(|e| e.applied_at.as_str()).unwrap_or("");
-        data(format!("{version:04}     {name:<40} {state:<9} {at}").trim_end());
+        table.row([format!("{version:04}").as_str(), name, state, at]);
     }
+    table.print_data()?;
     status(format!("{} on record, {pending} pending", ledger.len()));
     if problems > 0 {
         bail!(
@@ -318,7 +322,7 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
         let pending = plan(&files, &ledger, args.to)?;
         for m in &pending {
             let how = if m.up.no_transaction { " (outside a transaction)" } else { "" };
-            data(format!("would apply {}{how}", m.label()));
+            data(format!("would apply {}{how}", m.label()))?;
         }
         status(format!("dry run: {} pending migration(s) on {}; nothing applied", pending.len(), guard.environment()));
         return Ok(());
@@ -351,18 +355,13 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
 /// `--confirm`. Without a terminal and without `--confirm`, refuse; never auto-accept.
 fn confirm(guard: &mut Guard, given: Option<&str>) -> Result<()> {
     let env = guard.environment();
-    let typed = match given {
-        Some(given) => given.to_string(),
-        None if context::stdin_is_terminal() => {
-            eprint!("This changes {env}. Type the project ref to continue: ");
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line)?;
-            line
-        }
-        None => bail!(
+    let typed = crate::ui::printer().typed(
+        given,
+        &format!("This changes {env}. Type the project ref to continue: "),
+        &format!(
             "migrating {env} needs a typed confirmation, and stdin is not a terminal\nhint: pass --confirm <project ref> (see env/environments.toml)"
         ),
-    };
+    )?;
     guard.confirm(&typed)
 }
 
@@ -540,7 +539,7 @@ fn new(name: &str) -> Result<()> {
         let file = layout::supabase_file_name(&slug, now);
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join(&file), format!("-- {name}: what this changes, and why.\n\n"))?;
-        data(format!("{}/{file}", folder.shown));
+        data(format!("{}/{file}", folder.shown))?;
         return Ok(());
     }
     let newest = load_files()?.last().map_or(0, |m| m.version);
@@ -555,8 +554,8 @@ fn new(name: &str) -> Result<()> {
     let down = dir.join(format!("{label}.down.sql"));
     std::fs::write(&up, format!("-- {name}: what this changes, and why.\n\n"))?;
     std::fs::write(&down, format!("-- Reverts {label}: restores the schema exactly as it was before it.\n\n"))?;
-    data(format!("{}/{label}.up.sql", folder.shown));
-    data(format!("{}/{label}.down.sql", folder.shown));
+    data(format!("{}/{label}.up.sql", folder.shown))?;
+    data(format!("{}/{label}.down.sql", folder.shown))?;
     Ok(())
 }
 
@@ -657,7 +656,7 @@ fn diff_command(sh: &Shell, from: Environment, to: Environment) -> Result<()> {
         return Ok(());
     }
     for line in &drift {
-        data(line);
+        data(line)?;
     }
     bail!("{from} and {to} have drifted ({} difference(s))", drift.len())
 }

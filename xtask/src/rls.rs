@@ -12,9 +12,10 @@ use app::{Guard, guard::op};
 use postgres::{Transaction, error::SqlState};
 
 use crate::{
-    context::{self, data, status},
+    context::{self, status},
     flags::{self, Global},
     tenancy::{self, Tenancy},
+    ui::{self, Align},
 };
 
 /// Tables in `public` that hold no clinic's data: they may go without RLS, and skip the
@@ -340,24 +341,17 @@ fn locators(tx: &mut Transaction, table: &str, filter: &str) -> Result<BTreeSet<
 }
 
 fn report(rows: &[Row]) -> Result<()> {
-    let width = rows.iter().map(|row| row.table.len()).chain([5]).max().unwrap_or(5);
-    let mut header = format!("{:<width$}", "table");
-    for check in CHECKS {
-        header.push_str(&format!("  {check:<4}"));
-    }
-    data(header);
+    let columns: Vec<(&str, Align)> = std::iter::once("table").chain(CHECKS).map(|name| (name, Align::Left)).collect();
+    let mut table = ui::Table::new(&columns);
     for row in rows {
-        let mut line = format!("{:<width$}", row.table);
-        for (i, check) in CHECKS.iter().enumerate() {
-            let cell = match row.cells.get(i) {
-                Some(Some(true)) => "ok",
-                Some(Some(false)) => "FAIL",
-                _ => "-",
-            };
-            line.push_str(&format!("  {cell:<w$}", w = check.len().max(4)));
-        }
-        data(line.trim_end());
+        let cells = (0..CHECKS.len()).map(|i| match row.cells.get(i) {
+            Some(Some(true)) => "ok",
+            Some(Some(false)) => "FAIL",
+            _ => "-",
+        });
+        table.row(std::iter::once(row.table.as_str()).chain(cells));
     }
+    table.print_data()?;
     let failed: usize = rows.iter().map(|row| row.cells.iter().filter(|cell| **cell == Some(false)).count()).sum();
     let tables = rows.iter().filter(|row| !row.problems.is_empty()).count();
     for row in rows {

@@ -14,23 +14,20 @@ mod subset;
 mod suggest;
 mod verify;
 
-use std::{
-    io::{BufRead, IsTerminal},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use app::{
     Guard,
     guard::{ReadTarget, WriteTarget, op},
 };
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use xshell::Shell;
 
 use crate::{
     context::{self, data, status},
     flags::{self, Global, StageSyncCommand},
-    migrate,
+    migrate, ui,
 };
 use catalog::Table;
 use mask::Masker;
@@ -272,7 +269,7 @@ pub(crate) fn sync(
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
     summary(&timings, total, started.elapsed());
     if options.json {
-        data(json_summary(source_guard, target_guard, &rules, &timings, total, started.elapsed(), schema_version));
+        data(json_summary(source_guard, target_guard, &rules, &timings, total, started.elapsed(), schema_version))?;
     }
     Ok(())
 }
@@ -354,23 +351,12 @@ fn confirm(target: &WriteTarget<op::StageSyncTarget>, yes: bool) -> Result<()> {
     if yes {
         return Ok(());
     }
-    if !context::stdin_is_terminal() {
-        bail!(
-            "stage-sync replaces all data in {}, and stdin is not a terminal\nhint: pass --yes to confirm",
-            target.environment()
-        );
-    }
-    eprint!(
-        "Replace all data in {} ({}) with an anonymized copy? [y/N] ",
-        target.environment(),
-        target.url().address()
-    );
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if !matches!(answer.trim(), "y" | "Y" | "yes") {
-        bail!("not synced");
-    }
-    Ok(())
+    let env = target.environment();
+    ui::printer().confirm(
+        &format!("Replace all data in {env} ({}) with an anonymized copy?", target.url().address()),
+        &format!("stage-sync replaces all data in {env}, and stdin is not a terminal\nhint: pass --yes to confirm"),
+        "not synced",
+    )
 }
 
 /// Progress on a terminal: a bar per table and one overall.
@@ -381,12 +367,7 @@ struct Progress {
 
 impl Progress {
     fn new(tables: &[Table], order: &[usize], rules: &Rules) -> Progress {
-        let visible = std::io::stderr().is_terminal() && !context::is_quiet();
-        let multi = MultiProgress::with_draw_target(if visible {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        });
+        let multi = ui::printer().progress();
         let total: i64 = order
             .iter()
             .map(|&i| &tables[i])

@@ -59,7 +59,14 @@ struct Line {
 }
 
 /// Prints the report: a table on stdout, or JSON with `json`.
-pub fn print(setup: &Setup, workload: &Workload, variants: &[Variant], stats: &[Stats], elapsed: Duration, json: bool) {
+pub fn print(
+    setup: &Setup,
+    workload: &Workload,
+    variants: &[Variant],
+    stats: &[Stats],
+    elapsed: Duration,
+    json: bool,
+) -> anyhow::Result<()> {
     let seconds = elapsed.as_secs_f64().max(1e-9);
     let line = |name: String, role: &'static str, s: &Stats| Line {
         name,
@@ -91,19 +98,18 @@ pub fn print(setup: &Setup, workload: &Workload, variants: &[Variant], stats: &[
     };
     let rls = rls_pairs(workload, variants, stats);
     if json {
-        data(to_json(setup, &lines, &overall, variants, stats, workload, &rls, seconds).to_string());
-        return;
+        return data(to_json(setup, &lines, &overall, variants, stats, workload, &rls, seconds).to_string());
     }
     data(format!(
         "{:<30} {:<13} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6}",
         "query", "role", "tx", "tx/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "empty", "errors"
-    ));
+    ))?;
     for l in lines.iter().chain([&overall]) {
         let f = &l.figures;
         data(format!(
             "{:<30} {:<13} {:>7} {:>8.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>6}",
             l.name, l.role, l.transactions, l.tps, f.p50, f.p95, f.p99, f.max, l.empty, l.errors
-        ));
+        ))?;
     }
     let errors: Vec<String> = variants
         .iter()
@@ -115,15 +121,15 @@ pub fn print(setup: &Setup, workload: &Workload, variants: &[Variant], stats: &[
         })
         .collect();
     if !errors.is_empty() {
-        data("errors by kind (SQLSTATE):");
-        errors.into_iter().for_each(data);
+        data("errors by kind (SQLSTATE):")?;
+        errors.into_iter().try_for_each(data)?;
     }
     if !rls.is_empty() {
-        data("row-level security cost (same query, service_role vs authenticated):");
+        data("row-level security cost (same query, service_role vs authenticated):")?;
         data(format!(
             "  {:<30} {:>10} {:>10} {:>10} {:>10} {:>9}",
             "query", "svc p50", "auth p50", "svc p95", "auth p95", "p95 +ms"
-        ));
+        ))?;
         for (name, service, auth) in &rls {
             data(format!(
                 "  {name:<30} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>9.2}",
@@ -132,14 +138,14 @@ pub fn print(setup: &Setup, workload: &Workload, variants: &[Variant], stats: &[
                 service.p95,
                 auth.p95,
                 auth.p95 - service.p95
-            ));
+            ))?;
         }
     }
     let mut footer = format!("{} client(s), {seconds:.1} s on {}", setup.clients, setup.environment);
     if let Some((clients, secs)) = setup.caps {
         footer.push_str(&format!(" (limited: at most {clients} clients and {secs} s)"));
     }
-    data(footer);
+    data(footer)
 }
 
 /// Queries measured as both roles: (name, service_role figures, authenticated figures).

@@ -28,8 +28,8 @@ pub fn print(
         source.url().address(),
         target.environment(),
         target.url().address()
-    ));
-    data("load order:");
+    ))?;
+    data("load order:")?;
     for (n, &i) in order.iter().enumerate() {
         let table = &tables[i];
         let table_rules = &rules.tables[&table.key()];
@@ -39,7 +39,7 @@ pub fn print(
             Mode::Skip => "skip: emptied in the target".to_string(),
             Mode::SchemaOnly => "schema only: the target's rows stay".to_string(),
         };
-        data(format!("  {:>2}. {:<36} ~{:>9} rows  {mode}", n + 1, table.key(), table.estimate));
+        data(format!("  {:>2}. {:<36} ~{:>9} rows  {mode}", n + 1, table.key(), table.estimate))?;
     }
     let all: Vec<&rules::Rule> = rules.tables.values().flat_map(|t| t.columns.iter().map(|(_, r)| r)).collect();
     let mut kinds: Vec<String> = all.iter().map(|r| r.label()).collect();
@@ -50,8 +50,8 @@ pub fn print(
         tables.len(),
         all.len(),
         kinds.join(", ")
-    ));
-    data("unique columns with pseudonyms (collision risk):");
+    ))?;
+    data("unique columns with pseudonyms (collision risk):")?;
     for table in tables {
         for (column, rule) in &rules.tables[&table.key()].columns {
             if table.is_unique(column) && matches!(rule, rules::Rule::Json(_) | rules::Rule::Elements(_)) {
@@ -59,7 +59,7 @@ pub fn print(
                     "  {}.{column}: {} inside a unique index's expression; uniqueness is checked after loading",
                     table.key(),
                     rule.label()
-                ));
+                ))?;
             }
             if let rules::Rule::Pseudonym(kind) = rule {
                 if table.is_unique(column) {
@@ -71,12 +71,12 @@ pub fn print(
                         table.key(),
                         kind.name(),
                         table.estimate
-                    ));
+                    ))?;
                 }
             }
         }
     }
-    data("sample of masked output (originals are never shown):");
+    data("sample of masked output (originals are never shown):")?;
     for table in tables {
         for (column, rule) in &rules.tables[&table.key()].columns {
             let rules::Rule::Pseudonym(kind) = rule else { continue };
@@ -90,7 +90,7 @@ pub fn print(
                 .iter()
                 .map(|r| masker.pseudonym(*kind, &r.get::<_, String>(0), table.distinct_pseudonyms(column)))
                 .collect();
-            data(format!("  {}.{column} ({}): {}", table.key(), kind.name(), samples.join(" | ")));
+            data(format!("  {}.{column} ({}): {}", table.key(), kind.name(), samples.join(" | ")))?;
         }
     }
     status("dry run: nothing was written");

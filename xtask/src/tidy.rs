@@ -1,0 +1,1 @@
+//! Repository rules as a test: see `tidy` below.
