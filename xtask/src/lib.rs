@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's automation, one module per command. The binary's `main`
 //! only calls [`main`]; the end-to-end tests use [`pg`] for their throwaway clusters.
 
+mod app_meta;
 mod backup;
 mod bench;
 mod bulk;
@@ -14,6 +15,7 @@ mod migrate;
 pub mod pg;
 mod rls;
 mod seed;
+mod sql;
 mod stage_sync;
 mod tenancy;
 #[cfg(test)]

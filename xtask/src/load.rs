@@ -176,17 +176,6 @@ fn progress_line() -> ProgressBar {
     bar
 }
 
-/// A server error's own message (with detail), never just "db error".
-fn db_message(err: &postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => match db.detail() {
-            Some(detail) => format!("{} ({detail})", db.message()),
-            None => db.message().to_string(),
-        },
-        None => format!("{err:#}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ use postgres::{Client, GenericClient};
 use xshell::Shell;
 
 use crate::{
+    app_meta,
     backup::{self, BackupFile},
     context::{self, data, status},
     flags::{self, Global, MigrateCommand},
@@ -76,7 +77,7 @@ pub(crate) fn diff(sh: &Shell, from: &Guard, to: &Guard) -> Result<Vec<String>> 
     }
     let [(a_env, a, a_schema), (b_env, b, b_schema)] = <[_; 2]>::try_from(sides).expect("two sides");
     let mut drift = Vec::new();
-    for entry in a.iter().chain(&b).filter(|e| e.outcome != "applied") {
+    for entry in a.iter().chain(&b).filter(|e| e.outcome != Outcome::Applied) {
         drift.push(format!("{:04}_{} is recorded as failed", entry.version, entry.name));
     }
     for entry in &a {
@@ -101,22 +102,6 @@ pub(crate) fn diff(sh: &Shell, from: &Guard, to: &Guard) -> Result<Vec<String>> 
     }
     Ok(drift)
 }
-
-/// The ledger: one row per applied (or failed) migration.
-const LEDGER_DDL: &str = "
-create table if not exists app_meta.schema_migrations (
-    version integer primary key,
-    name text not null,
-    checksum text not null,
-    applied_at timestamptz not null default now(),
-    duration_ms bigint not null,
-    outcome text not null check (outcome in ('applied', 'failed')),
-    environment text not null,
-    error text,
-    backup_path text,
-    backup_bytes bigint
-);
-";
 
 /// The highest migration number `migrate new` writes: eight digits, far below where the
 /// ledger's `integer` column ends.
@@ -143,9 +128,28 @@ struct Entry {
     name: String,
     /// Empty for migrations only the Supabase CLI's ledger records (it keeps no checksum).
     checksum: String,
-    outcome: String,
+    outcome: Outcome,
     applied_at: String,
     error: Option<String>,
+}
+
+/// What the ledger's `outcome` column records (its check constraint allows these two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Applied,
+    Failed,
+}
+
+impl Outcome {
+    fn from_ledger(text: &str) -> Result<Outcome> {
+        match text {
+            "applied" => Ok(Outcome::Applied),
+            "failed" => Ok(Outcome::Failed),
+            other => bail!(
+                "the ledger records outcome `{other}`, which is neither applied nor failed\nhint: app_meta.schema_migrations was changed by hand; fix that row"
+            ),
+        }
+    }
 }
 
 pub(crate) fn load_files() -> Result<Vec<Migration>> {
@@ -161,7 +165,7 @@ fn read_ledger(client: &mut impl GenericClient) -> Result<Vec<Entry>> {
             if !entries.iter().any(|e| e.version == version) {
                 let applied_at = "(supabase CLI)".to_string();
                 let checksum = String::new();
-                entries.push(Entry { version, name, checksum, outcome: "applied".into(), applied_at, error: None });
+                entries.push(Entry { version, name, checksum, outcome: Outcome::Applied, applied_at, error: None });
             }
         }
         entries.sort_by_key(|e| e.version);
@@ -179,17 +183,18 @@ fn read_own_ledger(client: &mut impl GenericClient) -> Result<Vec<Entry>> {
          from app_meta.schema_migrations order by version",
         &[],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| Entry {
-            version: r.get::<_, i64>(0) as u64,
-            name: r.get(1),
-            checksum: r.get(2),
-            outcome: r.get(3),
-            applied_at: r.get(4),
-            error: r.get(5),
+    rows.iter()
+        .map(|r| {
+            Ok(Entry {
+                version: r.get::<_, i64>(0) as u64,
+                name: r.get(1),
+                checksum: r.get(2),
+                outcome: Outcome::from_ledger(r.get(3))?,
+                applied_at: r.get(4),
+                error: r.get(5),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Takes the lock, creates the ledger if needed, and decides what to apply.
@@ -201,7 +206,7 @@ fn lock_and_plan<'a, O: op::WriteOp>(
     let client = conn.client();
     lock(client)?;
     client.batch_execute(app::stamp::DDL)?;
-    client.batch_execute(LEDGER_DDL)?;
+    client.batch_execute(app_meta::LEDGER_DDL)?;
     if layout::folder()?.layout == layout::Layout::Supabase {
         client.batch_execute(WIDEN_LEDGER)?;
     }
@@ -228,7 +233,7 @@ fn lock(client: &mut Client) -> Result<()> {
 
 /// The pending migrations, after checking that what was applied is still as it was.
 fn plan<'a>(files: &'a [Migration], ledger: &[Entry], to: Option<u64>) -> Result<Vec<&'a Migration>> {
-    if let Some(failed) = ledger.iter().find(|e| e.outcome == "failed") {
+    if let Some(failed) = ledger.iter().find(|e| e.outcome == Outcome::Failed) {
         bail!(
             "migration {:04}_{} failed at {}: {}\nhint: fix the database by hand, then `cargo xtask migrate resolve {} --applied` (its changes are in place) or `--rolled-back` (they are not)",
             failed.version,
@@ -289,7 +294,7 @@ fn show_status(global: &Global) -> Result<()> {
         let entry = ledger.iter().find(|e| e.version == version);
         let name = file.map(|m| m.name.as_str()).or(entry.map(|e| e.name.as_str())).unwrap_or_default();
         let state = match (file, entry) {
-            (_, Some(e)) if e.outcome == "failed" => "failed",
+            (_, Some(e)) if e.outcome == Outcome::Failed => "failed",
             (None, Some(_)) => "missing",
             (Some(m), Some(e)) if !e.checksum.is_empty() && m.checksum != e.checksum => "modified",
             (Some(_), Some(_)) => "applied",
@@ -471,7 +476,7 @@ fn apply_down(client: &mut Client, m: &Migration) -> Result<()> {
 /// position.
 fn sql_error(script: &files::Script, err: &postgres::Error) -> String {
     let Some(db) = err.as_db_error() else {
-        return format!("{}: {}", script.file, secrets::redact(&err.to_string()));
+        return format!("{}: {}", script.file, secrets::redact(&app::connect::error_chain(err)));
     };
     let line = match db.position() {
         Some(postgres::error::ErrorPosition::Original(at)) => {
@@ -569,7 +574,7 @@ fn resolve(global: &Global, version: u64, applied: bool) -> Result<()> {
     let client = conn.client();
     lock(client)?;
     let ledger = read_ledger(client)?;
-    if !ledger.iter().any(|e| e.version == version && e.outcome == "failed") {
+    if !ledger.iter().any(|e| e.version == version && e.outcome == Outcome::Failed) {
         bail!(
             "migration {version:04} has no recorded failure to resolve\nhint: `cargo xtask migrate status` shows the ledger"
         );

@@ -27,7 +27,7 @@ use xshell::Shell;
 use crate::{
     context::{self, data, status},
     flags::{self, Global, StageSyncCommand},
-    migrate, ui,
+    migrate, sql, ui,
 };
 use catalog::Table;
 use mask::Masker;
@@ -120,7 +120,7 @@ pub(crate) struct Options {
     pub json: bool,
     pub migrate_target: bool,
     /// `--clinics`: ids, or a count.
-    pub clinics: Option<String>,
+    pub clinics: Option<flags::Clinics>,
 }
 
 /// The whole sync, from two guards: also what the benchmark runs.
@@ -311,25 +311,24 @@ fn refuse_same_database(
 /// the tenant table of `env/tenancy.toml`.
 fn choose_clinics(
     tx: &mut postgres::Transaction,
-    spec: &str,
+    spec: &flags::Clinics,
     tenancy: &crate::tenancy::Tenancy,
 ) -> Result<Vec<String>> {
-    let (root, key) = (tenancy.root_qualified(), catalog::quote(&tenancy.key));
-    if let Ok(count) = spec.trim().parse::<i64>() {
-        if count < 1 {
-            bail!("--clinics {count}: give a positive number or clinic ids");
+    let (root, key) = (tenancy.root_qualified(), sql::ident(&tenancy.key));
+    let wanted = match spec {
+        flags::Clinics::First(count) => {
+            let rows = tx.query(&format!("select {key}::text from {root} order by {key} limit $1"), &[count])?;
+            return Ok(rows.iter().map(|r| r.get(0)).collect());
         }
-        let rows = tx.query(&format!("select {key}::text from {root} order by {key} limit $1"), &[&count])?;
-        return Ok(rows.iter().map(|r| r.get(0)).collect());
-    }
-    let wanted: Vec<String> = spec.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        flags::Clinics::Ids(ids) => ids,
+    };
     let found: Vec<String> = tx
         .query(&format!("select {key}::text from {root} where {key}::text = any($1)"), &[&wanted])?
         .iter()
         .map(|r| r.get(0))
         .collect();
     let missing: Vec<&String> = wanted.iter().filter(|w| !found.contains(w)).collect();
-    if !missing.is_empty() || wanted.is_empty() {
+    if !missing.is_empty() {
         bail!(
             "--clinics: no clinic {} in the source\nhint: give clinic ids from {}.{}, or a number",
             missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
@@ -404,18 +403,7 @@ fn record(
     counts: &[(String, u64)],
     took: Duration,
 ) -> Result<Option<i32>> {
-    tx.batch_execute(
-        "create table if not exists app_meta.sync_log (
-            id bigserial primary key,
-            synced_at timestamptz not null default now(),
-            source_environment text not null,
-            source_project text,
-            rows_per_table jsonb not null,
-            rules_checksum text not null,
-            schema_version integer,
-            duration_ms bigint not null
-        )",
-    )?;
+    tx.batch_execute(crate::app_meta::SYNC_LOG_DDL)?;
     // A target adopted without this repository's ledger has no version to record; a
     // Supabase-layout ledger's timestamp versions (bigint) do not fit the log's integer
     // column: recorded as null there.

@@ -10,7 +10,8 @@ use app::{Environment, Guard, guard::ClientArgs, guard::op, stamp::SUPABASE_SCHE
 use postgres::GenericClient;
 use xshell::Shell;
 
-use super::{Applied, LEDGER_DDL, layout, load_files, schema};
+use super::{Applied, layout, load_files, schema};
+use crate::app_meta::LEDGER_DDL;
 use crate::{
     context::{self, data, status},
     flags::{Global, MigrateBaseline},

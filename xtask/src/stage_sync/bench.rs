@@ -80,9 +80,9 @@ impl Pair {
         let prod_ref = settings.production_ref().context("no production project in env/environments.toml")?.to_string();
         let role = format!("postgres.{prod_ref}");
         let mut conn = source.guard()?.write::<op::LoadTesting>()?.connect()?;
+        let (role, password) = (crate::sql::ident(&role), crate::sql::literal(Throwaway::password()));
         conn.client().batch_execute(&format!(
-            "create role \"{role}\" login superuser password '{}'; alter role \"{role}\" set role postgres; analyze;",
-            Throwaway::password()
+            "create role {role} login superuser password {password}; alter role {role} set role postgres; analyze;"
         ))?;
         let rows: i64 = conn
             .client()

@@ -6,11 +6,14 @@ use anyhow::Result;
 use app::guard::{ReadTarget, WriteTarget, op};
 
 use super::{
-    catalog::{self, Table},
+    catalog::Table,
     mask::Masker,
     rules::{self, Mode, Rules},
 };
-use crate::context::{data, status};
+use crate::{
+    context::{data, status},
+    sql,
+};
 
 /// Prints the plan; writes nothing.
 pub fn print(
@@ -83,7 +86,7 @@ pub fn print(
             let sql = format!(
                 "select {col}::text from {} where {col} is not null limit 3",
                 table.qualified(),
-                col = catalog::quote(column)
+                col = sql::ident(column)
             );
             let samples: Vec<String> = tx
                 .query(&sql, &[])?

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use super::{
-    catalog::{Column, Table},
+    catalog::{Category, Column, Table},
     suggest::{is_key_like, looks_personal, suggest},
 };
 
@@ -366,7 +366,7 @@ fn resolve(raw: &RuleFile, column: &Column) -> Result<(Rule, bool)> {
         RuleFile::Full(full) => (full.rule.as_str(), Some(full)),
     };
     let reviewed = full.is_some_and(|f| f.reviewed);
-    let text_like = column.category == 'S';
+    let text_like = column.category == Category::String;
     let rule = match name {
         "keep" => Rule::Keep,
         "null" if column.not_null => bail!("is NOT NULL, so `null` cannot apply; use redact or a pseudonym"),
@@ -374,13 +374,13 @@ fn resolve(raw: &RuleFile, column: &Column) -> Result<(Rule, bool)> {
         "redact" if !text_like => bail!("`redact` needs a text column, not {}", column.type_name),
         "redact" => Rule::Redact(full.and_then(|f| f.value.clone()).unwrap_or_else(|| "[redacted]".to_string())),
         "date_shift" => {
-            if column.category != 'D' {
+            if column.category != Category::DateTime {
                 bail!("`date_shift` needs a date or timestamp column, not {}", column.type_name);
             }
             Rule::DateShift(full.and_then(|f| f.days).context("`date_shift` needs days = N")?)
         }
         "numeric_jitter" => {
-            if column.category != 'N' {
+            if column.category != Category::Numeric {
                 bail!("`numeric_jitter` needs a numeric column, not {}", column.type_name);
             }
             let percent = full.and_then(|f| f.percent).context("`numeric_jitter` needs percent = P")?;
@@ -424,7 +424,7 @@ fn resolve(raw: &RuleFile, column: &Column) -> Result<(Rule, bool)> {
             let kind = Kind::parse(other).with_context(|| {
                 format!("unknown rule `{other}`; use keep, null, redact, date_shift, numeric_jitter, jsonb or a pseudonym kind ({})", kinds())
             })?;
-            if column.category == 'A' {
+            if column.category == Category::Array {
                 if !matches!(column.base_type.as_str(), "_text" | "_varchar" | "_bpchar" | "_citext") {
                     bail!("pseudonym `{}` on an array needs an array of text, not {}", kind.name(), column.type_name);
                 }
@@ -448,7 +448,7 @@ fn kinds() -> String {
 mod tests {
     use super::*;
 
-    fn column(name: &str, category: char, base: &str, not_null: bool) -> Column {
+    fn column(name: &str, category: Category, base: &str, not_null: bool) -> Column {
         Column {
             name: name.into(),
             type_name: base.into(),
@@ -465,11 +465,11 @@ mod tests {
             name: "people".into(),
             partitioned: false,
             columns: vec![
-                column("id", 'U', "uuid", true),
-                column("email", 'S', "text", true),
-                column("nickname", 'S', "text", false),
-                column("born", 'D', "date", false),
-                column("meta", 'U', "jsonb", false),
+                column("id", Category::User, "uuid", true),
+                column("email", Category::String, "text", true),
+                column("nickname", Category::String, "text", false),
+                column("born", Category::DateTime, "date", false),
+                column("meta", Category::User, "jsonb", false),
             ],
             primary_key: vec!["id".into()],
             uniques: vec![vec!["id".into()]],
@@ -505,10 +505,10 @@ mod tests {
         let mut table = table();
         table.name = "things".into();
         table.columns = vec![
-            column("tags", 'A', "_text", false),
-            column("scores", 'A', "_int4", false),
-            column("meta", 'U', "jsonb", false),
-            column("code", 'S', "text", true),
+            column("tags", Category::Array, "_text", false),
+            column("scores", Category::Array, "_int4", false),
+            column("meta", Category::User, "jsonb", false),
+            column("code", Category::String, "text", true),
         ];
         table.uniques = vec![];
         table.loosely_unique = vec!["code".into()];
