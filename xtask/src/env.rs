@@ -69,11 +69,8 @@ fn show(guard: &Guard) -> Result<()> {
     }
     let s = guard.settings();
     data(format!(
-        "settings        allow_test_data={} require_backup={} log_level={} require_confirmation={}",
-        s.allow_test_data,
-        s.require_backup,
-        format!("{:?}", s.log_level).to_lowercase(),
-        s.require_confirmation
+        "settings        allow_test_data={} require_backup={} require_confirmation={}",
+        s.allow_test_data, s.require_backup, s.require_confirmation
     ))?;
     match probe(guard, Duration::from_secs(3)) {
         Ok(found) => {

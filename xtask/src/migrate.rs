@@ -7,9 +7,11 @@
 mod baseline;
 mod files;
 pub(crate) mod layout;
+mod ledger;
 pub(crate) mod lint;
 mod rehearse;
 pub(crate) mod schema;
+mod verify;
 
 use std::time::{Duration, Instant};
 
@@ -27,10 +29,11 @@ use crate::{
     backup::{self, BackupFile},
     context::{self, data, status},
     flags::{self, Global, MigrateCommand},
-    pg::Throwaway,
-    ui::{Align, Table},
 };
 pub(crate) use files::{Migration, checksum as checksum_text};
+pub(crate) use ledger::Outcome;
+use ledger::{Entry, read_ledger, resolve, show_status};
+pub(crate) use verify::verify;
 
 impl flags::Migrate {
     pub fn run(self, global: &Global) -> Result<()> {
@@ -122,79 +125,8 @@ $$;
 /// The advisory lock that keeps two runs from applying at once.
 const LOCK_KEY: i64 = 0x6465_6e74_616c;
 
-#[derive(Debug)]
-struct Entry {
-    version: u64,
-    name: String,
-    /// Empty for migrations only the Supabase CLI's ledger records (it keeps no checksum).
-    checksum: String,
-    outcome: Outcome,
-    applied_at: String,
-    error: Option<String>,
-}
-
-/// What the ledger's `outcome` column records (its check constraint allows these two).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Applied,
-    Failed,
-}
-
-impl Outcome {
-    fn from_ledger(text: &str) -> Result<Outcome> {
-        match text {
-            "applied" => Ok(Outcome::Applied),
-            "failed" => Ok(Outcome::Failed),
-            other => bail!(
-                "the ledger records outcome `{other}`, which is neither applied nor failed\nhint: app_meta.schema_migrations was changed by hand; fix that row"
-            ),
-        }
-    }
-}
-
 pub(crate) fn load_files() -> Result<Vec<Migration>> {
     layout::load()
-}
-
-/// Our ledger; in the Supabase layout, with what only the Supabase CLI's ledger records
-/// (applied by `supabase db push`) added as applied.
-fn read_ledger(client: &mut impl GenericClient) -> Result<Vec<Entry>> {
-    let mut entries = read_own_ledger(client)?;
-    if layout::folder()?.layout == layout::Layout::Supabase {
-        for (version, name) in layout::read_cli_ledger(client)? {
-            if !entries.iter().any(|e| e.version == version) {
-                let applied_at = "(supabase CLI)".to_string();
-                let checksum = String::new();
-                entries.push(Entry { version, name, checksum, outcome: Outcome::Applied, applied_at, error: None });
-            }
-        }
-        entries.sort_by_key(|e| e.version);
-    }
-    Ok(entries)
-}
-
-fn read_own_ledger(client: &mut impl GenericClient) -> Result<Vec<Entry>> {
-    let exists: bool = client.query_one("select to_regclass('app_meta.schema_migrations') is not null", &[])?.get(0);
-    if !exists {
-        return Ok(Vec::new());
-    }
-    let rows = client.query(
-        "select version::bigint, name, checksum, outcome, to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS'), error
-         from app_meta.schema_migrations order by version",
-        &[],
-    )?;
-    rows.iter()
-        .map(|r| {
-            Ok(Entry {
-                version: r.get::<_, i64>(0) as u64,
-                name: r.get(1),
-                checksum: r.get(2),
-                outcome: Outcome::from_ledger(r.get(3))?,
-                applied_at: r.get(4),
-                error: r.get(5),
-            })
-        })
-        .collect()
 }
 
 /// Takes the lock, creates the ledger if needed, and decides what to apply.
@@ -273,46 +205,6 @@ fn plan<'a>(files: &'a [Migration], ledger: &[Entry], to: Option<u64>) -> Result
         );
     }
     Ok(pending.into_iter().filter(|m| to.is_none_or(|to| m.version <= to)).collect())
-}
-
-fn show_status(global: &Global) -> Result<()> {
-    let guard = context::guard(global)?;
-    let files = load_files()?;
-    let ledger = read_ledger(&mut guard.read::<op::Inspect>()?.connect()?.transaction()?)?;
-    let mut table = Table::new(&[
-        ("version", Align::Left),
-        ("name", Align::Left),
-        ("state", Align::Left),
-        ("applied at", Align::Left),
-    ]);
-    let mut versions: Vec<u64> = files.iter().map(|m| m.version).chain(ledger.iter().map(|e| e.version)).collect();
-    versions.sort();
-    versions.dedup();
-    let (mut pending, mut problems) = (0, 0);
-    for version in versions {
-        let file = files.iter().find(|m| m.version == version);
-        let entry = ledger.iter().find(|e| e.version == version);
-        let name = file.map(|m| m.name.as_str()).or(entry.map(|e| e.name.as_str())).unwrap_or_default();
-        let state = match (file, entry) {
-            (_, Some(e)) if e.outcome == Outcome::Failed => "failed",
-            (None, Some(_)) => "missing",
-            (Some(m), Some(e)) if !e.checksum.is_empty() && m.checksum != e.checksum => "modified",
-            (Some(_), Some(_)) => "applied",
-            (_, None) => "pending",
-        };
-        pending += usize::from(state == "pending");
-        problems += usize::from(!matches!(state, "pending" | "applied"));
-        let at = entry.map(|e| e.applied_at.as_str()).unwrap_or("");
-        table.row([format!("{version:04}").as_str(), name, state, at]);
-    }
-    table.print_data()?;
-    status(format!("{} on record, {pending} pending", ledger.len()));
-    if problems > 0 {
-        bail!(
-            "{problems} migration(s) modified, missing or failed\nhint: `cargo xtask migrate up` explains what to do"
-        );
-    }
-    Ok(())
 }
 
 fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
@@ -561,94 +453,6 @@ fn new(name: &str) -> Result<()> {
     std::fs::write(&down, format!("-- Reverts {label}: restores the schema exactly as it was before it.\n\n"))?;
     data(format!("{}/{label}.up.sql", folder.shown))?;
     data(format!("{}/{label}.down.sql", folder.shown))?;
-    Ok(())
-}
-
-fn resolve(global: &Global, version: u64, applied: bool) -> Result<()> {
-    let mut guard = context::guard(global)?;
-    if guard.needs_confirmation::<op::Migrate>() {
-        confirm(&mut guard, None)?;
-    }
-    let files = load_files()?;
-    let mut conn = guard.write::<op::Migrate>()?.connect()?;
-    let client = conn.client();
-    lock(client)?;
-    let ledger = read_ledger(client)?;
-    if !ledger.iter().any(|e| e.version == version && e.outcome == Outcome::Failed) {
-        bail!(
-            "migration {version:04} has no recorded failure to resolve\nhint: `cargo xtask migrate status` shows the ledger"
-        );
-    }
-    if applied {
-        let Some(m) = files.iter().find(|m| m.version == version) else {
-            bail!("migration {version:04} has no file to record as applied")
-        };
-        let mut tx = client.transaction()?;
-        tx.execute(
-            "update app_meta.schema_migrations set outcome = 'applied', checksum = $2, error = null where version = $1::bigint",
-            &[&(version as i64), &m.checksum],
-        )?;
-        if m.down.is_none() {
-            layout::record_in_cli_ledger(&mut tx, m)?;
-        }
-        tx.commit()?;
-        status(format!("migration {version:04} recorded as applied"));
-    } else {
-        client.execute("delete from app_meta.schema_migrations where version = $1::bigint", &[&(version as i64)])?;
-        status(format!("migration {version:04} recorded as rolled back; `migrate up` will apply it again"));
-    }
-    Ok(())
-}
-
-/// On a throwaway cluster: apply every migration, snapshotting the schema after each; then
-/// from the newest down, revert each (the schema must be the one from before its up) and
-/// apply it again (the schema must be the straight apply's), and revert it to go on. In the
-/// Supabase layout, which has no downs: every migration applies in order on a fresh
-/// Supabase-style database.
-pub(crate) fn verify(sh: &Shell) -> Result<()> {
-    let started = Instant::now();
-    let files = load_files()?;
-    let throwaway = Throwaway::start()?;
-    let guard = throwaway.guard()?;
-    let target = guard.write::<op::MigrateDown>()?;
-    let mut conn = target.connect()?;
-    let args = target.client_args()?;
-    let dump = || schema::dump(sh, &args, "the throwaway cluster");
-    crate::db::extensions::check_on_server(conn.client(), &files)?;
-    lock_and_plan(&mut conn, &files, None)?;
-    if layout::folder()?.layout == layout::Layout::Supabase {
-        for m in &files {
-            apply_up(conn.client(), m, Environment::Test, None, None)?;
-        }
-        status(format!(
-            "verified {} migrations: each applies in order on a fresh Supabase-style database (the Supabase layout has no downs to check) ({:.1} s)",
-            files.len(),
-            started.elapsed().as_secs_f64()
-        ));
-        return Ok(());
-    }
-    let mut snapshots = vec![dump()?];
-    for m in &files {
-        apply_up(conn.client(), m, Environment::Test, None, None)?;
-        snapshots.push(dump()?);
-    }
-    for (k, m) in files.iter().enumerate().rev() {
-        apply_down(conn.client(), m)?;
-        if let Some(difference) = schema::first_difference(&snapshots[k], &dump()?) {
-            let down = m.down.as_ref().map_or(&m.up.file, |d| &d.file);
-            bail!("{down} does not restore the schema from before its up: {difference}");
-        }
-        apply_up(conn.client(), m, Environment::Test, None, None)?;
-        if let Some(difference) = schema::first_difference(&snapshots[k + 1], &dump()?) {
-            bail!("{} applied again after its down differs from the straight apply: {difference}", m.up.file);
-        }
-        apply_down(conn.client(), m)?;
-    }
-    status(format!(
-        "verified {} migrations: each down restores the schema before its up, each up re-applies identically ({:.1} s)",
-        files.len(),
-        started.elapsed().as_secs_f64()
-    ));
     Ok(())
 }
 

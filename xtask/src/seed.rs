@@ -24,7 +24,6 @@ use anyhow::{Context, Result, bail};
 use app::{
     Guard,
     guard::{WriteConnection, op},
-    matrix::{self, Access, Operation},
 };
 use indicatif::{MultiProgress, ProgressBar, ProgressState, ProgressStyle};
 use postgres::{GenericClient, Transaction};
@@ -92,8 +91,9 @@ pub(crate) fn seed(guard: &Guard, options: &Options, replace: bool) -> Result<()
             "seeding {env} is refused: its settings do not allow test data\nhint: env/environments.toml sets allow_test_data = false for {env}; seed local or test instead"
         );
     }
+    // Asked through a load-testing target, as `load` does: the matrix's answer comes with it.
     if options.profile == Profile::Large
-        && matrix::access(Operation::LoadTesting, env) == Access::Limited
+        && guard.write::<op::LoadTesting>().is_ok_and(|t| t.is_limited())
         && !context::is_quiet()
     {
         context::warn(format!(

@@ -12,9 +12,6 @@ const MAX_LINES: usize = 500;
 const LONG_FILES: &[(&str, &str)] = &[
     ("app/src/guard.rs", "the lead's rewrite of the guard (issues 9 and 15) splits it"),
     ("app/src/database_url.rs", "the lead's rewrite of the guard (issues 9 and 15) splits it"),
-    ("xtask/src/migrate.rs", "being split: the ledger to migrate/ledger.rs"),
-    ("xtask/src/stage_sync/rules.rs", "being split: its unit tests to rules/tests.rs"),
-    ("tests/stage_sync.rs", "being split: the subset tests to their own file"),
 ];
 
 /// Where the command line, settings and data files are parsed: input comes from people, so
