@@ -467,12 +467,13 @@ impl Drop for Pgbouncer {
 }
 
 impl Run<'_> {
-    /// Runs with stdout a pipe whose reader is already gone, as under `| head` once `head`
-    /// has read enough: every write to stdout fails with a broken pipe.
+    /// Runs with stdout a pipe whose reader is gone, as under `| head` once `head` has read
+    /// enough: the reader is closed as soon as the process starts, before it can print.
     pub fn closed_stdout(mut self) -> Output {
-        let (reader, writer) = std::io::pipe().expect("a pipe");
-        drop(reader);
-        let out = self.command.stdout(writer).output().expect("run xtask");
+        self.command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = self.command.spawn().expect("spawn xtask");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait for xtask");
         self.project.check(out)
     }
 }
