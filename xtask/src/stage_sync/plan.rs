@@ -13,6 +13,7 @@ use super::{
 use crate::{
     context::{data, status},
     sql,
+    ui::{self, Align},
 };
 
 /// Prints the plan; writes nothing.
@@ -33,6 +34,12 @@ pub fn print(
         target.url().address()
     ))?;
     data("load order:")?;
+    let mut load_order = ui::Table::new(&[
+        ("#", Align::Right),
+        ("table", Align::Left),
+        ("rows (est.)", Align::Right),
+        ("what", Align::Left),
+    ]);
     for (n, &i) in order.iter().enumerate() {
         let table = &tables[i];
         let table_rules = &rules.tables[&table.key()];
@@ -42,8 +49,9 @@ pub fn print(
             Mode::Skip => "skip: emptied in the target".to_string(),
             Mode::SchemaOnly => "schema only: the target's rows stay".to_string(),
         };
-        data(format!("  {:>2}. {:<36} ~{:>9} rows  {mode}", n + 1, table.key(), table.estimate))?;
+        load_order.row([format!("{}.", n + 1), table.key(), format!("~{}", table.estimate), mode]);
     }
+    load_order.lines().iter().try_for_each(|line| data(format!("  {line}")))?;
     let all: Vec<&rules::Rule> = rules.tables.values().flat_map(|t| t.columns.iter().map(|(_, r)| r)).collect();
     let mut kinds: Vec<String> = all.iter().map(|r| r.label()).collect();
     kinds.sort();
