@@ -18,7 +18,7 @@ fn a_database_stamped_production_refuses_writes() {
 }
 
 #[test]
-fn an_unstamped_database_is_not_reset_blindly_by_other_operations() {
+fn a_database_stamped_for_another_environment_is_not_reset() {
     let cluster = TestCluster::start();
     cluster.stamp("local");
     let before = cluster.checksum();

@@ -479,3 +479,15 @@ impl Drop for Pgbouncer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+impl Run<'_> {
+    /// Runs with stdout a pipe whose reader is gone, as under `| head` once `head` has read
+    /// enough: the reader is closed as soon as the process starts, before it can print.
+    pub fn closed_stdout(mut self) -> Output {
+        self.command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = self.command.spawn().expect("spawn xtask");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait for xtask");
+        self.project.check(out)
+    }
+}

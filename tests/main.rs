@@ -2,6 +2,7 @@
 //! [`harness`] starts and always removes. One test binary for the whole repository.
 
 mod harness;
+mod helpers;
 
 mod attack;
 mod attack2;

@@ -1,6 +1,9 @@
 //! Tests for `cargo xtask migrate` and `cargo xtask backup`.
 
-use crate::harness::{Project, TestCluster, migrated};
+use crate::{
+    harness::{Project, TestCluster, migrated},
+    helpers::{latest_migration, repo_migrations},
+};
 
 fn ledger(cluster: &TestCluster) -> Vec<(i32, String)> {
     cluster
@@ -16,7 +19,7 @@ fn ledger(cluster: &TestCluster) -> Vec<(i32, String)> {
 fn up_applies_everything_once_with_the_no_transaction_file() {
     let (cluster, project) = migrated();
     let applied = ledger(&cluster);
-    assert_eq!(applied.len(), 9);
+    assert_eq!(applied.len(), repo_migrations().len());
     assert!(applied.iter().all(|(_, outcome)| outcome == "applied"));
     // The no-transaction migration built its index concurrently, and validly.
     let valid: bool = cluster
@@ -29,15 +32,15 @@ fn up_applies_everything_once_with_the_no_transaction_file() {
     assert!(out.stderr.contains("test is up to date"), "{}", out.stderr);
     let out = project.xtask(&["migrate", "status", "--env", "test"]).env("DATABASE_URL", &cluster.url()).ok();
     let applied = out.stdout.lines().filter(|l| l.starts_with('0') && l.contains(" applied "));
-    assert_eq!(applied.count(), 9, "{}", out.stdout);
+    assert_eq!(applied.count(), repo_migrations().len(), "{}", out.stdout);
 }
 
 #[test]
 fn checksum_drift_and_missing_files_block_up() {
     let (cluster, mut project) = migrated();
     let url = cluster.url();
-    project.migration("0010_extra.up.sql", "create table public.extra (id int);\n");
-    project.migration("0010_extra.down.sql", "drop table public.extra;\n");
+    project.migration("9001_extra.up.sql", "create table public.extra (id int);\n");
+    project.migration("9001_extra.down.sql", "drop table public.extra;\n");
     let file = project.root.join("migrations/0002_providers.up.sql");
     let original = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, format!("{original}\n-- an innocent edit\n")).unwrap();
@@ -55,7 +58,7 @@ fn checksum_drift_and_missing_files_block_up() {
         .xtask(&["migrate", "up", "--env", "test"])
         .env("DATABASE_URL", &url)
         .fails("applied migrations changed: 0007_dashboard_query_indexes (missing");
-    assert_eq!(ledger(&cluster).len(), 9, "nothing was applied");
+    assert_eq!(ledger(&cluster).len(), repo_migrations().len(), "nothing was applied");
 }
 
 #[test]
@@ -63,30 +66,31 @@ fn a_failed_migration_is_recorded_and_resolved() {
     let (cluster, mut project) = migrated();
     let url = cluster.url();
     project.migration(
-        "0010_broken.up.sql",
+        "9001_broken.up.sql",
         "-- Breaks on purpose.\ncreate table public.ok_part (id int);\nselect * from public.no_such_table;\n",
     );
-    project.migration("0010_broken.down.sql", "drop table public.ok_part;\n");
+    project.migration("9001_broken.down.sql", "drop table public.ok_part;\n");
     project
         .xtask(&["migrate", "up", "--env", "test"])
         .env("DATABASE_URL", &url)
-        .fails("migrations/0010_broken.up.sql:3: relation \"public.no_such_table\" does not exist");
+        .fails("migrations/9001_broken.up.sql:3: relation \"public.no_such_table\" does not exist");
     let exists: bool =
         cluster.client().query_one("select to_regclass('public.ok_part') is not null", &[]).unwrap().get(0);
     assert!(!exists, "the failed migration's first statement was not rolled back");
-    assert_eq!(ledger(&cluster).last().unwrap(), &(10, "failed".to_string()));
+    assert_eq!(ledger(&cluster).last().unwrap(), &(9001, "failed".to_string()));
     project
         .xtask(&["migrate", "up", "--env", "test"])
         .env("DATABASE_URL", &url)
-        .fails("migration 0010_broken failed at ");
+        .fails("migration 9001_broken failed at ");
+    let (latest, _) = latest_migration();
     project
-        .xtask(&["migrate", "resolve", "9", "--applied", "--env", "test"])
+        .xtask(&["migrate", "resolve", &latest.to_string(), "--applied", "--env", "test"])
         .env("DATABASE_URL", &url)
-        .fails("migration 0009 has no recorded failure");
-    project.xtask(&["migrate", "resolve", "10", "--rolled-back", "--env", "test"]).env("DATABASE_URL", &url).ok();
-    project.migration("0010_broken.up.sql", "-- Fixed.\ncreate table public.ok_part (id int);\n");
+        .fails(&format!("migration {latest:04} has no recorded failure"));
+    project.xtask(&["migrate", "resolve", "9001", "--rolled-back", "--env", "test"]).env("DATABASE_URL", &url).ok();
+    project.migration("9001_broken.up.sql", "-- Fixed.\ncreate table public.ok_part (id int);\n");
     project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &url).ok();
-    assert_eq!(ledger(&cluster).last().unwrap(), &(10, "applied".to_string()));
+    assert_eq!(ledger(&cluster).last().unwrap(), &(9001, "applied".to_string()));
 }
 
 #[test]
@@ -94,17 +98,18 @@ fn two_concurrent_runs_apply_each_migration_once() {
     let cluster = TestCluster::start();
     let mut project = Project::new();
     project.with_migrations();
-    project.migration("0010_slow.up.sql", "select pg_sleep(1);\ncreate table public.slow (id int);\n");
-    project.migration("0010_slow.down.sql", "drop table public.slow;\n");
+    project.migration("9001_slow.up.sql", "select pg_sleep(1);\ncreate table public.slow (id int);\n");
+    project.migration("9001_slow.down.sql", "drop table public.slow;\n");
+    let all = repo_migrations().len() + 1;
     let url = cluster.url();
     let first = project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &url).spawn();
     let second = project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &url).spawn();
     let outputs = [first.wait(), second.wait()];
     assert!(outputs.iter().all(|o| o.code == Some(0)), "{outputs:#?}");
-    let appliers = outputs.iter().filter(|o| o.stderr.contains("applied 10 migration(s)")).count();
+    let appliers = outputs.iter().filter(|o| o.stderr.contains(&format!("applied {all} migration(s)"))).count();
     let idle = outputs.iter().filter(|o| o.stderr.contains("up to date")).count();
     assert_eq!((appliers, idle), (1, 1), "{outputs:#?}");
-    assert_eq!(ledger(&cluster).len(), 10);
+    assert_eq!(ledger(&cluster).len(), all);
 }
 
 #[test]
@@ -180,7 +185,7 @@ fn verify_passes_on_the_project_and_fails_on_a_broken_down() {
     let mut project = Project::new();
     project.with_migrations();
     let out = project.xtask(&["migrate", "verify"]).ok();
-    assert!(out.stderr.contains("verified 9 migrations"), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("verified {} migrations", repo_migrations().len())), "{}", out.stderr);
     // A down that forgets an index leaves the schema changed.
     project.migration("0007_dashboard_query_indexes.down.sql", "-- Forgets everything.\nselect 1;\n");
     project.xtask(&["migrate", "verify"]).fails("migrations/0007_dashboard_query_indexes.down.sql does not restore the schema from before its up: expected `CREATE INDEX");
@@ -191,7 +196,7 @@ fn down_reverts_on_test_and_is_refused_on_staging() {
     let (cluster, mut project) = migrated();
     let url = cluster.url();
     let out = project.xtask(&["migrate", "down", "--env", "test"]).env("DATABASE_URL", &url).ok();
-    assert!(out.stderr.contains("reverted 0009_read_policies_membership_initplan"), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("reverted {}", latest_migration().1)), "{}", out.stderr);
     project.xtask(&["migrate", "down", "--to", "5", "--env", "test"]).env("DATABASE_URL", &url).ok();
     assert_eq!(ledger(&cluster).len(), 5);
     let dashboards: bool =
@@ -220,11 +225,7 @@ fn diff_finds_drift_between_environments() {
         .xtask(&["migrate", "diff", "--from", "production", "--to", "test"])
         .env("DATABASE_URL", &url)
         .fails("production and test have drifted (2 difference(s))");
-    assert!(
-        out.stdout.contains("0009_read_policies_membership_initplan is applied on production only"),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains(&format!("{} is applied on production only", latest_migration().1)), "{}", out.stdout);
     assert!(out.stdout.contains("schemas differ"), "{}", out.stdout);
 }
 
@@ -233,7 +234,8 @@ fn new_writes_the_next_numbered_pair() {
     let mut project = Project::new();
     project.with_migrations();
     let out = project.xtask(&["migrate", "new", "Add patient notes!"]).ok();
-    assert_eq!(out.stdout, "migrations/0010_add_patient_notes.up.sql\nmigrations/0010_add_patient_notes.down.sql\n");
-    assert!(project.root.join("migrations/0010_add_patient_notes.down.sql").is_file());
+    let next = format!("{:04}_add_patient_notes", latest_migration().0 + 1);
+    assert_eq!(out.stdout, format!("migrations/{next}.up.sql\nmigrations/{next}.down.sql\n"));
+    assert!(project.root.join(format!("migrations/{next}.down.sql")).is_file());
     project.xtask(&["migrate", "new", "!!!"]).fails("`!!!` gives an empty file name");
 }

@@ -375,21 +375,16 @@ fn kill_suite_ten_random_moments() {
     seed(&cluster, &project, &args).ok();
     let full = started.elapsed().as_millis() as u64;
     let after = cluster.checksum();
-    let delays = crate::harness::random_delays(10, full / 5, full + full / 10);
-    let mut completed = 0;
-    for &delay_ms in &delays {
+    crate::helpers::kill_suite(
+        &format!("seed ({full} ms a run)"),
+        &crate::harness::random_delays(10, full / 5, full + full / 10),
+        &after,
         // Mark the database, so "as before" and "complete" can be told apart.
-        cluster.client().batch_execute("update public.clinics set name = name || '.' where id = (select id from public.clinics order by id limit 1)").unwrap();
-        let touched = cluster.checksum();
-        let running = seed(&cluster, &project, &args).spawn();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        running.kill();
-        let state = cluster.checksum();
-        assert!(state == touched || state == after, "the kill after {delay_ms} ms left the database half-written");
-        completed += usize::from(state == after);
-    }
-    eprintln!(
-        "kill suite: seed ({full} ms a run) SIGKILLed 10 times at {delays:?} ms: {} left the database as before, {completed} complete, 0 half-written",
-        10 - completed
+        || {
+            cluster.client().batch_execute("update public.clinics set name = name || '.' where id = (select id from public.clinics order by id limit 1)").unwrap();
+            cluster.checksum()
+        },
+        || seed(&cluster, &project, &args).spawn(),
+        || cluster.checksum(),
     );
 }

@@ -1,6 +1,9 @@
 //! Tests for the `cargo xtask stage-sync` command.
 
-use crate::harness::{Project, TestCluster};
+use crate::{
+    harness::{Project, TestCluster},
+    stage_sync_shapes::setup_shapes,
+};
 
 pub(crate) const KEY: &str = "Stage-Sync-Key-For-Tests-0123456789";
 const OTHER_KEY: &str = "Another-Stage-Sync-Key-9876543210";
@@ -193,15 +196,15 @@ fn refused_targets() {
         .fails("the database at localhost:");
     let out = s.sync(&[]).run();
     assert_eq!(out.code, Some(0), "{out:#?}");
-    let _ = stdin_null_needs_yes(&s);
-}
-
-fn stdin_null_needs_yes(s: &Setup) -> bool {
-    s.project
+    // Without --yes and without a terminal to ask on, nothing is replaced.
+    let before = s.target.checksum();
+    let out = s
+        .project
         .xtask(&["stage-sync", "--from", "production", "--to", "test"])
         .env("DATABASE_URL", &s.target.url())
         .fails("stage-sync replaces all data in test, and stdin is not a terminal");
-    true
+    assert!(out.stderr.contains("hint: pass --yes to confirm"), "{}", out.stderr);
+    assert_eq!(s.target.checksum(), before);
 }
 
 #[test]
@@ -223,7 +226,7 @@ fn schema_drift_is_refused_or_migrated() {
     s.project.xtask(&["migrate", "down", "--env", "test"]).env("DATABASE_URL", &s.target.url()).ok();
     let out = s.sync(&[]).fails("the schemas of production and test differ (public): ");
     assert!(
-        out.stderr.contains("0009_read_policies_membership_initplan is applied on production only"),
+        out.stderr.contains(&format!("{} is applied on production only", crate::helpers::latest_migration().1)),
         "{}",
         out.stderr
     );
@@ -249,149 +252,6 @@ fn equal_schemas_sync_without_a_ledger() {
     assert_eq!(users, 2);
 }
 
-const SHAPES_UP: &str = r#"-- Schema shapes stage-sync must handle.
-create type public.mood as enum ('calm', 'busy');
-create table public.staff (
-  id bigint generated always as identity primary key,
-  manager_id bigint references public.staff (id),
-  full_name text not null,
-  email text unique,
-  tags text[],
-  mood public.mood,
-  profile jsonb,
-  name_upper text generated always as (upper(full_name)) stored
-);
-create table public.team_a (id int primary key, b_id int);
-create table public.team_b (id int primary key, a_id int references public.team_a (id));
-alter table public.team_a add foreign key (b_id) references public.team_b (id);
-create table public.audit_log (at timestamptz not null, message text);
-create table public.visits (id int, visited_on date not null, patient_email text, primary key (id, visited_on))
-  partition by range (visited_on);
-create table public.visits_2025 partition of public.visits for values from ('2025-01-01') to ('2026-01-01');
-create table public.visits_2026 partition of public.visits for values from ('2026-01-01') to ('2027-01-01');
-"#;
-
-const SHAPES_DOWN: &str = "drop table public.visits, public.audit_log, public.team_b, public.team_a, public.staff cascade;\ndrop type public.mood;\n";
-
-const SHAPES_RULES: &str = r#"
-[tables."public.staff".columns]
-id = "keep"
-manager_id = "keep"
-full_name = "full_name"
-email = "email"
-tags = "keep"
-mood = "keep"
-profile = { rule = "jsonb", keys = { email = "email", name = "full_name", phone = "null" } }
-
-[tables."public.team_a".columns]
-id = "keep"
-b_id = "keep"
-
-[tables."public.team_b".columns]
-id = "keep"
-a_id = "keep"
-
-[tables."public.audit_log".columns]
-at = { rule = "date_shift", days = 10 }
-message = "text"
-
-[tables."public.visits".columns]
-id = "keep"
-visited_on = "keep"
-patient_email = "email"
-"#;
-
-const SHAPES_DATA: &str = r#"
-insert into public.staff (full_name, email, tags, mood, profile) values
-  ('Margaret Thistlewood', 'margaret.thistlewood@realclinic.com', '{front,desk}', 'calm',
-   '{"email": "margaret.thistlewood@realclinic.com", "name": "Margaret Thistlewood", "phone": "(217) 555-0187", "nested": {"email": "bart.q@realclinic.com"}, "shift": "early"}');
-insert into public.staff (manager_id, full_name, email, mood) values (1, 'Bartholomew Quillfeather', 'bart.q@realclinic.com', 'busy');
-insert into public.team_a values (1, null);
-insert into public.team_b values (1, 1);
-update public.team_a set b_id = 1;
-insert into public.visits values (1, '2025-06-01', 'margaret.thistlewood@realclinic.com'), (2, '2026-02-01', 'bart.q@realclinic.com');
-insert into public.audit_log select now() - make_interval(days => i % 100), 'Shelbyville visit ' || i from generate_series(1, 200000) i;
-"#;
-
-fn setup_shapes() -> Setup {
-    let source = TestCluster::start();
-    let target = TestCluster::start();
-    let mut project = Project::new();
-    project.with_migrations().secret(KEY);
-    project.migration("0010_shapes.up.sql", SHAPES_UP).migration("0010_shapes.down.sql", SHAPES_DOWN);
-    // Odd schema shapes standing for what production already holds, not a migration under
-    // review: the lint baseline accepts them, so `migrate up --env production` does too.
-    project.xtask(&["migrate", "lint", "--update-baseline", "migrations/0010_shapes.up.sql"]).ok();
-    let rules =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/stage-sync.toml"))
-            .unwrap();
-    std::fs::write(project.root.join("env/stage-sync.toml"), format!("{rules}\n{SHAPES_RULES}")).unwrap();
-    project.env_file(".env.production", &format!("DATABASE_URL={}\n", source.production_url()));
-    project.env_file(".env.production.local", &format!("STAGE_SYNC_KEY={KEY}\n"));
-    source.stamp("production");
-    project.xtask(&["migrate", "up", "--env", "production", "--confirm", "yovbdmjwrrgardkgrenc"]).ok();
-    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &target.url()).ok();
-    source.client().batch_execute(SOURCE_DATA).unwrap();
-    source.client().batch_execute(SHAPES_DATA).unwrap();
-    Setup { source, target, project }
-}
-
-#[test]
-fn schema_shapes() {
-    let s = setup_shapes();
-    s.sync(&[]).ok();
-    s.assert_no_planted();
-    let mut target = s.target.client();
-    let row = target
-        .query_one(
-            "select count(*), count(manager_id), bool_and(name_upper = upper(full_name)), string_agg(array_to_string(tags, ','), ''),
-                    string_agg(mood::text, ',' order by id), max(profile ->> 'shift'), bool_and(profile -> 'phone' = 'null'::jsonb)
-             from public.staff",
-            &[],
-        )
-        .unwrap();
-    assert_eq!(row.get::<_, i64>(0), 2);
-    assert_eq!(row.get::<_, i64>(1), 1, "the self-reference was lost");
-    assert!(row.get::<_, bool>(2), "the generated column was not recomputed");
-    assert_eq!(row.get::<_, String>(3), "front,desk");
-    assert_eq!(row.get::<_, String>(4), "calm,busy");
-    assert_eq!(row.get::<_, String>(5), "early");
-    // The identity goes on past the copied ids.
-    let id: i64 =
-        target.query_one("insert into public.staff (full_name) values ('new') returning id", &[]).unwrap().get(0);
-    assert_eq!(id, 3);
-    let cycle: i64 = target
-        .query_one("select count(*) from public.team_a a join public.team_b b on b.a_id = a.id and a.b_id = b.id", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(cycle, 1);
-    let partitions: (i64, i64) = {
-        let r = target
-            .query_one(
-                "select (select count(*) from public.visits_2025), (select count(*) from public.visits_2026)",
-                &[],
-            )
-            .unwrap();
-        (r.get(0), r.get(1))
-    };
-    assert_eq!(partitions, (1, 1));
-    let dates = "select count(*), md5(string_agg(at::text, ',' order by at)) from public.audit_log";
-    let (source_dates, target_dates) =
-        (s.source.client().query_one(dates, &[]).unwrap(), target.query_one(dates, &[]).unwrap());
-    assert_eq!(target_dates.get::<_, i64>(0), 200_000);
-    assert_ne!(source_dates.get::<_, String>(1), target_dates.get::<_, String>(1), "no date was shifted");
-    // One person's email is one pseudonym in a column, in another table and inside JSON.
-    let same: bool = target
-        .query_one(
-            "select (select email from public.staff where id = 1) = (select patient_email from public.visits where id = 1)
-                and (select email from public.staff where id = 1) = (select profile ->> 'email' from public.staff where id = 1)",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert!(same);
-}
-
 #[test]
 fn sigkill_during_the_load_leaves_the_target_as_it_was() {
     let s = setup_shapes();
@@ -405,24 +265,19 @@ fn sigkill_during_the_load_leaves_the_target_as_it_was() {
     // Kills spread over a whole run: before the load, during it, after the commit. Every
     // run copies the same data, so a complete run and an untouched target look the same;
     // anything else is a half-written target.
-    let delays = crate::harness::random_delays(10, full / 4, full + full / 10);
-    let mut completed = 0;
-    for &delay_ms in &delays {
-        s.target
-            .client()
-            .batch_execute("delete from public.audit_log where ctid in (select ctid from public.audit_log limit 1)")
-            .unwrap();
-        let touched = s.target.checksum_of("public");
-        let running = s.sync(&[]).spawn();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        running.kill();
-        let state = s.target.checksum_of("public");
-        assert!(state == touched || state == after, "the kill after {delay_ms} ms left the target half-written");
-        completed += usize::from(state == after);
-    }
-    eprintln!(
-        "kill suite: stage-sync ({full} ms a run) SIGKILLed 10 times at {delays:?} ms: {} left the target as before, {completed} complete, 0 half-written",
-        10 - completed
+    crate::helpers::kill_suite(
+        &format!("stage-sync ({full} ms a run)"),
+        &crate::harness::random_delays(10, full / 4, full + full / 10),
+        &after,
+        || {
+            s.target
+                .client()
+                .batch_execute("delete from public.audit_log where ctid in (select ctid from public.audit_log limit 1)")
+                .unwrap();
+            s.target.checksum_of("public")
+        },
+        || s.sync(&[]).spawn(),
+        || s.target.checksum_of("public"),
     );
 }
 

@@ -146,3 +146,20 @@ fn a_killed_sync_from_a_dump_leaves_nothing_behind() {
         "the killed run's server {postmaster} still runs"
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_a_dry_run_quietly_and_still_removes_its_cluster() {
+    let s = setup();
+    let file = dump(&s);
+    let out = s
+        .project
+        .xtask(&["stage-sync", "--from-dump", file.to_str().unwrap(), "--to", "test", "--dry-run"])
+        .env("DATABASE_URL", &s.target.url())
+        .env("STAGE_SYNC_KEY", KEY)
+        .closed_stdout();
+    assert_eq!(out.code, Some(0), "a closed pipe is not a failure:\n{out:#?}");
+    assert!(!out.stderr.contains("error:"), "{}", out.stderr);
+    // The plan is printed while the dump's cluster runs: ending there must still stop it.
+    let dir = cluster_dir(&out.stderr);
+    assert!(!dir.exists(), "the dump's cluster {} was left behind", dir.display());
+}

@@ -1,10 +1,12 @@
 //! Tests for `cargo xtask stage-sync` on schemas this repository didn't design: a Prisma-style
 //! application (quoted mixed-case names, text ids, unique indexes that are not constraints,
-//! jsonb, text arrays) with a sequence used only by a default and a materialized view.
+//! jsonb, text arrays) with a sequence used only by a default and a materialized view; and
+//! the shapes production already holds (enums, key cycles, tables without keys, a large
+//! audit log).
 
 use crate::{
     harness::{Project, TestCluster},
-    stage_sync::KEY,
+    stage_sync::{KEY, SOURCE_DATA, Setup},
 };
 
 const PRISMA_UP: &str = r#"-- A Prisma-style schema: what `prisma migrate` writes.
@@ -245,4 +247,147 @@ fn the_tenant_table_comes_from_configuration() {
     s.sync(&["--clinics", "nobody"]).fails("--clinics: no clinic nobody in the source");
     std::fs::write(s.project.root.join("env/tenancy.toml"), "root = \"clinics\"\n").unwrap();
     s.sync(&["--clinics", "1"]).fails("env/tenancy.toml is invalid");
+}
+
+const SHAPES_UP: &str = r#"-- Schema shapes stage-sync must handle.
+create type public.mood as enum ('calm', 'busy');
+create table public.staff (
+  id bigint generated always as identity primary key,
+  manager_id bigint references public.staff (id),
+  full_name text not null,
+  email text unique,
+  tags text[],
+  mood public.mood,
+  profile jsonb,
+  name_upper text generated always as (upper(full_name)) stored
+);
+create table public.team_a (id int primary key, b_id int);
+create table public.team_b (id int primary key, a_id int references public.team_a (id));
+alter table public.team_a add foreign key (b_id) references public.team_b (id);
+create table public.audit_log (at timestamptz not null, message text);
+create table public.visits (id int, visited_on date not null, patient_email text, primary key (id, visited_on))
+  partition by range (visited_on);
+create table public.visits_2025 partition of public.visits for values from ('2025-01-01') to ('2026-01-01');
+create table public.visits_2026 partition of public.visits for values from ('2026-01-01') to ('2027-01-01');
+"#;
+
+const SHAPES_DOWN: &str = "drop table public.visits, public.audit_log, public.team_b, public.team_a, public.staff cascade;\ndrop type public.mood;\n";
+
+const SHAPES_RULES: &str = r#"
+[tables."public.staff".columns]
+id = "keep"
+manager_id = "keep"
+full_name = "full_name"
+email = "email"
+tags = "keep"
+mood = "keep"
+profile = { rule = "jsonb", keys = { email = "email", name = "full_name", phone = "null" } }
+
+[tables."public.team_a".columns]
+id = "keep"
+b_id = "keep"
+
+[tables."public.team_b".columns]
+id = "keep"
+a_id = "keep"
+
+[tables."public.audit_log".columns]
+at = { rule = "date_shift", days = 10 }
+message = "text"
+
+[tables."public.visits".columns]
+id = "keep"
+visited_on = "keep"
+patient_email = "email"
+"#;
+
+const SHAPES_DATA: &str = r#"
+insert into public.staff (full_name, email, tags, mood, profile) values
+  ('Margaret Thistlewood', 'margaret.thistlewood@realclinic.com', '{front,desk}', 'calm',
+   '{"email": "margaret.thistlewood@realclinic.com", "name": "Margaret Thistlewood", "phone": "(217) 555-0187", "nested": {"email": "bart.q@realclinic.com"}, "shift": "early"}');
+insert into public.staff (manager_id, full_name, email, mood) values (1, 'Bartholomew Quillfeather', 'bart.q@realclinic.com', 'busy');
+insert into public.team_a values (1, null);
+insert into public.team_b values (1, 1);
+update public.team_a set b_id = 1;
+insert into public.visits values (1, '2025-06-01', 'margaret.thistlewood@realclinic.com'), (2, '2026-02-01', 'bart.q@realclinic.com');
+insert into public.audit_log select now() - make_interval(days => i % 100), 'Shelbyville visit ' || i from generate_series(1, 200000) i;
+"#;
+
+pub(crate) fn setup_shapes() -> Setup {
+    let source = TestCluster::start();
+    let target = TestCluster::start();
+    let mut project = Project::new();
+    project.with_migrations().secret(KEY);
+    project.migration("9001_shapes.up.sql", SHAPES_UP).migration("9001_shapes.down.sql", SHAPES_DOWN);
+    // Odd schema shapes standing for what production already holds, not a migration under
+    // review: the lint baseline accepts them, so `migrate up --env production` does too.
+    project.xtask(&["migrate", "lint", "--update-baseline", "migrations/9001_shapes.up.sql"]).ok();
+    let rules =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/stage-sync.toml"))
+            .unwrap();
+    std::fs::write(project.root.join("env/stage-sync.toml"), format!("{rules}\n{SHAPES_RULES}")).unwrap();
+    project.env_file(".env.production", &format!("DATABASE_URL={}\n", source.production_url()));
+    project.env_file(".env.production.local", &format!("STAGE_SYNC_KEY={KEY}\n"));
+    source.stamp("production");
+    project.xtask(&["migrate", "up", "--env", "production", "--confirm", "yovbdmjwrrgardkgrenc"]).ok();
+    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &target.url()).ok();
+    source.client().batch_execute(SOURCE_DATA).unwrap();
+    source.client().batch_execute(SHAPES_DATA).unwrap();
+    Setup { source, target, project }
+}
+
+#[test]
+fn schema_shapes() {
+    let s = setup_shapes();
+    s.sync(&[]).ok();
+    s.assert_no_planted();
+    let mut target = s.target.client();
+    let row = target
+        .query_one(
+            "select count(*), count(manager_id), bool_and(name_upper = upper(full_name)), string_agg(array_to_string(tags, ','), ''),
+                    string_agg(mood::text, ',' order by id), max(profile ->> 'shift'), bool_and(profile -> 'phone' = 'null'::jsonb)
+             from public.staff",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 2);
+    assert_eq!(row.get::<_, i64>(1), 1, "the self-reference was lost");
+    assert!(row.get::<_, bool>(2), "the generated column was not recomputed");
+    assert_eq!(row.get::<_, String>(3), "front,desk");
+    assert_eq!(row.get::<_, String>(4), "calm,busy");
+    assert_eq!(row.get::<_, String>(5), "early");
+    // The identity goes on past the copied ids.
+    let id: i64 =
+        target.query_one("insert into public.staff (full_name) values ('new') returning id", &[]).unwrap().get(0);
+    assert_eq!(id, 3);
+    let cycle: i64 = target
+        .query_one("select count(*) from public.team_a a join public.team_b b on b.a_id = a.id and a.b_id = b.id", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(cycle, 1);
+    let partitions: (i64, i64) = {
+        let r = target
+            .query_one(
+                "select (select count(*) from public.visits_2025), (select count(*) from public.visits_2026)",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(partitions, (1, 1));
+    let dates = "select count(*), md5(string_agg(at::text, ',' order by at)) from public.audit_log";
+    let (source_dates, target_dates) =
+        (s.source.client().query_one(dates, &[]).unwrap(), target.query_one(dates, &[]).unwrap());
+    assert_eq!(target_dates.get::<_, i64>(0), 200_000);
+    assert_ne!(source_dates.get::<_, String>(1), target_dates.get::<_, String>(1), "no date was shifted");
+    // One person's email is one pseudonym in a column, in another table and inside JSON.
+    let same: bool = target
+        .query_one(
+            "select (select email from public.staff where id = 1) = (select patient_email from public.visits where id = 1)
+                and (select email from public.staff where id = 1) = (select profile ->> 'email' from public.staff where id = 1)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(same);
 }

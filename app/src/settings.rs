@@ -42,17 +42,7 @@ pub struct MigrationSettings {
 pub struct EnvSettings {
     pub allow_test_data: bool,
     pub require_backup: bool,
-    pub log_level: LogLevel,
     pub require_confirmation: bool,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    Error,
-    Warn,
-    Info,
-    Debug,
 }
 
 /// Where `cargo xtask db` runs the local cluster.
@@ -147,7 +137,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let broken = COMMITTED.replace("log_level = \"info\"", "log_level = \"loud\"");
+        let broken = COMMITTED.replace("require_backup = false", "require_backup = \"loud\"");
         let err = Settings::parse(&broken).unwrap_err().to_string();
         assert!(err.starts_with("line "), "{err}");
         assert!(!err.contains('\n'), "{err}");

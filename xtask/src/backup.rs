@@ -26,7 +26,7 @@ impl flags::Backup {
         let sh = Shell::new()?;
         let guard = context::guard(global)?;
         let backup = take(&sh, &guard)?;
-        data(backup.path.display().to_string());
+        data(backup.path.display().to_string())?;
         Ok(())
     }
 }

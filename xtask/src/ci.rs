@@ -10,6 +10,7 @@ use crate::{
     context::{self, status},
     flags::{self, Global},
     pg::Throwaway,
+    ui::{Align, Table},
 };
 
 impl flags::Ci {
@@ -84,11 +85,13 @@ fn lint_workflows(sh: &Shell) -> Result<()> {
     Ok(())
 }
 
+/// The section times, on stderr even when quiet: they are what a CI log is read for.
 fn print_table(sections: &[(&str, Duration)]) {
     let total: Duration = sections.iter().map(|(_, d)| *d).sum();
-    eprintln!("\n{:<12} {:>9}", "section", "time");
-    for (name, took) in sections {
-        eprintln!("{name:<16} {:>8.1}s", took.as_secs_f64());
+    let mut table = Table::new(&[("section", Align::Left), ("time", Align::Right)]);
+    for (name, took) in sections.iter().chain([&("total", total)]) {
+        table.row([name.to_string(), format!("{:.1}s", took.as_secs_f64())]);
     }
-    eprintln!("{:<16} {:>8.1}s", "total", total.as_secs_f64());
+    eprintln!();
+    table.lines().iter().for_each(|line| eprintln!("{line}"));
 }

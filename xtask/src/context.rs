@@ -1,21 +1,15 @@
 //! What every command starts from: the project root, the selected environment behind its
-//! guard, and the rules for printing (data on stdout, status on stderr, secrets masked).
+//! guard, and the printer's line functions (`crate::ui`), re-exported for the commands.
 
-use std::{
-    io::{IsTerminal, Write},
-    path::PathBuf,
-    sync::atomic::{AtomicBool, Ordering},
-};
+use std::path::PathBuf;
 
 use anyhow::Result;
-use app::{Environment, Guard, secrets};
+use app::{Environment, Guard};
 
 use crate::flags::Global;
 
 /// Overrides the project root; the tests point it at scratch copies of `env/`.
 pub const ROOT_VAR: &str = "XTASK_PROJECT_ROOT";
-
-static QUIET: AtomicBool = AtomicBool::new(false);
 
 /// The repository root: `$XTASK_PROJECT_ROOT`, else the folder above `xtask/`.
 pub fn project_root() -> PathBuf {
@@ -37,37 +31,11 @@ pub fn xtask_exe() -> std::io::Result<PathBuf> {
     Ok(PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text)))
 }
 
-pub fn set_quiet(quiet: bool) {
-    QUIET.store(quiet, Ordering::Relaxed);
-}
+pub use crate::ui::{data, status, warn};
 
+/// Whether output is quiet (`-q`): see [`crate::ui::Printer`].
 pub fn is_quiet() -> bool {
-    QUIET.load(Ordering::Relaxed)
-}
-
-/// A status line on stderr, secrets masked; nothing when quiet.
-pub fn status(line: impl AsRef<str>) {
-    if !is_quiet() {
-        eprintln!("{}", secrets::redact(line.as_ref()));
-    }
-}
-
-/// A warning on stderr, secrets masked; shown even when quiet.
-pub fn warn(line: impl AsRef<str>) {
-    eprintln!("warning: {}", secrets::redact(line.as_ref()));
-}
-
-/// A line of data on stdout, secrets masked. A closed pipe (`| head`) ends the program
-/// quietly, as it does for other command-line tools.
-pub fn data(line: impl AsRef<str>) {
-    let mut out = std::io::stdout().lock();
-    if writeln!(out, "{}", secrets::redact(line.as_ref())).is_err() {
-        std::process::exit(0);
-    }
-}
-
-pub fn stdin_is_terminal() -> bool {
-    std::io::stdin().is_terminal()
+    crate::ui::printer().is_quiet()
 }
 
 /// Loads the settings, resolves the environment from the flags and the process, says what

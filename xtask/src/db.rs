@@ -8,7 +8,6 @@ mod bootstrap;
 pub(crate) mod extensions;
 
 use std::{
-    io::BufRead,
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -172,22 +171,22 @@ fn checked_data_dir(root: &Path, configured: &str) -> Result<PathBuf> {
 fn db_status(sh: &Shell, global: &Global) -> Result<()> {
     let local = Local::load(global, "status")?;
     let cluster = &local.cluster;
-    data(format!("data folder     {}", local.data_dir_shown()));
-    data(format!("server          PostgreSQL {} ({})", cluster.bins.version, cluster.bins.dir.display()));
+    data(format!("data folder     {}", local.data_dir_shown()))?;
+    data(format!("server          PostgreSQL {} ({})", cluster.bins.version, cluster.bins.dir.display()))?;
     if !cluster.exists() {
-        data("state           not created (`cargo xtask db up` creates it)");
+        data("state           not created (`cargo xtask db up` creates it)")?;
         return Ok(());
     }
     match cluster.running_port(sh) {
-        None => data(format!("state           stopped (port {})", cluster.port)),
+        None => data(format!("state           stopped (port {})", cluster.port))?,
         Some(port) => {
-            data(format!("state           running on 127.0.0.1:{port}"));
+            data(format!("state           running on 127.0.0.1:{port}"))?;
             let mut conn = local.guard.read::<op::Inspect>()?.connect()?;
             data(format!(
                 "stamp           {}",
                 conn.stamp.map(|s| s.to_string()).unwrap_or_else(|| "(unstamped)".to_string())
-            ));
-            data(format!("bootstrap       {}", bootstrap::describe(bootstrap::recorded(&mut conn.transaction()?)?)));
+            ))?;
+            data(format!("bootstrap       {}", bootstrap::describe(bootstrap::recorded(&mut conn.transaction()?)?)))?;
         }
     }
     Ok(())
@@ -211,15 +210,11 @@ fn destroy(sh: &Shell, global: &Global, yes: bool) -> Result<()> {
         return Ok(());
     }
     if !yes {
-        if !context::stdin_is_terminal() {
-            bail!("`db destroy` deletes the local database's data\nhint: pass --yes to confirm when not on a terminal");
-        }
-        eprint!("Delete the local database in {}? [y/N] ", local.data_dir_shown());
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            bail!("not deleted");
-        }
+        crate::ui::printer().confirm(
+            &format!("Delete the local database in {}?", local.data_dir_shown()),
+            "`db destroy` deletes the local database's data\nhint: pass --yes to confirm when not on a terminal",
+            "not deleted",
+        )?;
     }
     if !local.cluster.dir.join(LOCAL_MARKER).is_file() {
         bail!(

@@ -14,6 +14,7 @@ use app::{
 use crate::{
     context::{self, data, status},
     flags::{self, EnvCommand, Global},
+    ui::{Align, Table},
 };
 
 impl flags::Env {
@@ -22,7 +23,7 @@ impl flags::Env {
             EnvCommand::Show => show(&context::guard(global)?),
             EnvCommand::Check { timeout } => check(global, Duration::from_secs(timeout)),
             EnvCommand::Matrix => {
-                print_matrix();
+                print_matrix()?;
                 Ok(())
             }
         }
@@ -32,63 +33,60 @@ impl flags::Env {
 fn show(guard: &Guard) -> Result<()> {
     let resolved = guard.resolved();
     let files: Vec<String> = resolved.files.iter().map(|f| f.display().to_string()).collect();
-    data(format!("environment     {}", resolved.environment));
-    data(format!("decided by      {}", resolved.rule));
+    data(format!("environment     {}", resolved.environment))?;
+    data(format!("decided by      {}", resolved.rule))?;
     data(format!(
         "files loaded    {}",
         if files.is_empty() { "none (process environment)".to_string() } else { files.join(", ") }
-    ));
+    ))?;
     match &resolved.database {
         Some(url) => {
-            data(format!("database        {url}"));
-            data(format!("  address       {}", url.address()));
-            data(format!("  database      {}", url.dbname()));
-            data(format!("  user          {}", url.user()));
-            data(format!("  password      {}", if url.password().is_some() { secrets::MASK } else { "(none)" }));
-            data(format!("  pooler        {}", pooler_label(url.pooler())));
+            data(format!("database        {url}"))?;
+            data(format!("  address       {}", url.address()))?;
+            data(format!("  database      {}", url.dbname()))?;
+            data(format!("  user          {}", url.user()))?;
+            data(format!("  password      {}", if url.password().is_some() { secrets::MASK } else { "(none)" }))?;
+            data(format!("  pooler        {}", pooler_label(url.pooler())))?;
             data(format!(
                 "  tls           {}",
                 if url.is_on_this_machine() { "no (this machine)" } else { "required, certificate verified" }
-            ));
+            ))?;
         }
-        None => data("database        (DATABASE_URL not set)"),
+        None => data("database        (DATABASE_URL not set)")?,
     }
-    data(format!("project ref     {}", resolved.project_ref.as_deref().unwrap_or("-")));
+    data(format!("project ref     {}", resolved.project_ref.as_deref().unwrap_or("-")))?;
     data(format!(
         "supabase url    {}",
         resolved.var("NEXT_PUBLIC_SUPABASE_URL").map(secrets::mask_url).unwrap_or_else(|| "(not set)".to_string())
-    ));
+    ))?;
     for (label, key) in [
         ("anon key", "NEXT_PUBLIC_SUPABASE_ANON_KEY"),
         ("service key", "SUPABASE_SERVICE_ROLE_KEY"),
         ("stage-sync key", "STAGE_SYNC_KEY"),
     ] {
         let shown = if resolved.var(key).is_some() { secrets::MASK } else { "(not set)" };
-        data(format!("{label:<15} {shown}"));
+        data(format!("{label:<15} {shown}"))?;
     }
     let s = guard.settings();
     data(format!(
-        "settings        allow_test_data={} require_backup={} log_level={} require_confirmation={}",
-        s.allow_test_data,
-        s.require_backup,
-        format!("{:?}", s.log_level).to_lowercase(),
-        s.require_confirmation
-    ));
+        "settings        allow_test_data={} require_backup={} require_confirmation={}",
+        s.allow_test_data, s.require_backup, s.require_confirmation
+    ))?;
     match probe(guard, Duration::from_secs(3)) {
         Ok(found) => {
             data(format!(
                 "stamp           {}",
                 found.stamp.map(|e| e.to_string()).unwrap_or_else(|| "(unstamped)".to_string())
-            ));
-            data(format!("server          {}", found.version));
-            data(format!("  reached at    {}", found.endpoint));
+            ))?;
+            data(format!("server          {}", found.version))?;
+            data(format!("  reached at    {}", found.endpoint))?;
             if found.shared {
                 data(
                     "  sessions      shared between clients (a transaction pooler): only read-only inspection runs here",
-                );
+                )?;
             }
         }
-        Err(err) => data(format!("server          unreachable: {}", first_line(&format!("{err:#}")))),
+        Err(err) => data(format!("server          unreachable: {}", first_line(&format!("{err:#}"))))?,
     }
     Ok(())
 }
@@ -118,21 +116,22 @@ fn probe(guard: &Guard, timeout: Duration) -> Result<Probe> {
 fn check(global: &Global, timeout: Duration) -> Result<()> {
     let mut problems = Vec::new();
     let mut report = |ok: bool, line: String| {
-        data(format!("{}  {line}", if ok { "ok  " } else { "FAIL" }));
+        data(format!("{}  {line}", if ok { "ok  " } else { "FAIL" }))?;
         if !ok {
             problems.push(line);
         }
+        anyhow::Ok(())
     };
     let guard = match context::guard(global) {
         Ok(guard) => guard,
         Err(err) => {
-            report(false, first_line(&format!("{err:#}")));
+            report(false, first_line(&format!("{err:#}")))?;
             bail!("1 problem in the configuration");
         }
     };
     let resolved = guard.resolved();
     let env = resolved.environment;
-    report(true, format!("environment {env}: URLs parse and agree"));
+    report(true, format!("environment {env}: URLs parse and agree"))?;
 
     let required: &[&str] = match env {
         Environment::Test => &["DATABASE_URL"],
@@ -148,15 +147,15 @@ fn check(global: &Global, timeout: Duration) -> Result<()> {
         } else {
             format!("missing keys: {}", missing.join(", "))
         },
-    );
+    )?;
 
     for problem in secret_files_problems() {
-        report(false, problem);
+        report(false, problem)?;
     }
 
     match probe(&guard, timeout) {
         Ok(found) => {
-            report(true, format!("database reachable ({})", found.version));
+            report(true, format!("database reachable ({})", found.version))?;
             if found.shared {
                 report(
                     false,
@@ -164,18 +163,18 @@ fn check(global: &Global, timeout: Duration) -> Result<()> {
                         "{} shares server sessions between clients (a transaction pooler): migrations, syncs and backups need the direct host or the pooler's session mode (port 5432)",
                         found.endpoint
                     ),
-                );
+                )?;
             }
             match found.stamp {
-                Some(stamp) if stamp == env => report(true, format!("stamp is {stamp}")),
-                Some(stamp) => report(false, format!("the database is stamped {stamp}, not {env}")),
+                Some(stamp) if stamp == env => report(true, format!("stamp is {stamp}"))?,
+                Some(stamp) => report(false, format!("the database is stamped {stamp}, not {env}"))?,
                 None => report(
                     false,
                     format!("the database has no environment stamp (`cargo xtask migrate up --env {env}` writes it)"),
-                ),
+                )?,
             }
         }
-        Err(err) => report(false, first_line(&format!("{err:#}"))),
+        Err(err) => report(false, first_line(&format!("{err:#}")))?,
     }
     match problems.len() {
         0 => {
@@ -215,20 +214,15 @@ fn secret_files_problems() -> Vec<String> {
     problems
 }
 
-fn print_matrix() {
+fn print_matrix() -> Result<()> {
     let envs = Environment::ALL;
-    let mut header = format!("{:<28}", "operation");
-    for env in envs {
-        header.push_str(&format!("{:<12}", env.name()));
-    }
-    data(header.trim_end());
+    let columns: Vec<(&str, Align)> =
+        std::iter::once("operation").chain(envs.iter().map(|env| env.name())).map(|name| (name, Align::Left)).collect();
+    let mut table = Table::new(&columns);
     for op in Operation::ALL {
-        let mut line = format!("{:<28}", op.label());
-        for env in envs {
-            line.push_str(&format!("{:<12}", matrix::access(op, env).label()));
-        }
-        data(line.trim_end());
+        table.row(std::iter::once(op.label()).chain(envs.iter().map(|&env| matrix::access(op, env).label())));
     }
+    table.print_data()
 }
 
 fn pooler_label(pooler: Option<Pooler>) -> &'static str {

@@ -289,7 +289,7 @@ pub struct StageSync {
     pub migrate_target: bool,
     /// Copy only these clinics (ids, comma-separated) or the first N, and all they reach through foreign keys.
     #[arg(long, value_name = "ID,...|N")]
-    pub clinics: Option<String>,
+    pub clinics: Option<Clinics>,
     /// The source is this `pg_dump -Fc` file of production, restored into a throwaway cluster (no production connection).
     #[arg(long, value_name = "FILE", conflicts_with = "from")]
     pub from_dump: Option<std::path::PathBuf>,
@@ -359,4 +359,44 @@ pub struct Ci {
 
 fn parse_env(raw: &str) -> Result<Environment, String> {
     raw.parse::<Environment>().map_err(|err| err.to_string().lines().next().unwrap_or_default().to_string())
+}
+
+/// `stage-sync --clinics`: the first N clinics by key, or these keys. Parsed before any
+/// connection, so a bad value is a usage error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Clinics {
+    First(i64),
+    Ids(Vec<String>),
+}
+
+impl std::str::FromStr for Clinics {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Clinics, String> {
+        if let Ok(count) = spec.trim().parse::<i64>() {
+            return match count {
+                1.. => Ok(Clinics::First(count)),
+                _ => Err(format!("{count} is not a positive number of clinics; give a count or clinic ids")),
+            };
+        }
+        let ids: Vec<String> = spec.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        if ids.is_empty() {
+            return Err("no clinic ids given; give a count or clinic ids, comma-separated".to_string());
+        }
+        Ok(Clinics::Ids(ids))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Clinics;
+
+    #[test]
+    fn clinics_are_a_count_or_ids() {
+        assert_eq!("3".parse(), Ok(Clinics::First(3)));
+        assert_eq!(" a, b ,".parse(), Ok(Clinics::Ids(vec!["a".into(), "b".into()])));
+        assert!("0".parse::<Clinics>().unwrap_err().contains("not a positive number"));
+        assert!("-2".parse::<Clinics>().is_err());
+        assert!(" , ".parse::<Clinics>().unwrap_err().contains("no clinic ids"));
+    }
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's automation, one module per command. The binary's `main`
 //! only calls [`main`]; the end-to-end tests use [`pg`] for their throwaway clusters.
 
+mod app_meta;
 mod backup;
 mod bench;
 mod bulk;
@@ -14,8 +15,12 @@ mod migrate;
 pub mod pg;
 mod rls;
 mod seed;
+mod sql;
 mod stage_sync;
 mod tenancy;
+#[cfg(test)]
+mod tidy;
+pub mod ui;
 
 use std::process::ExitCode;
 
@@ -40,7 +45,7 @@ pub fn peak_memory_kb() -> Option<u64> {
 /// Exit codes: 0 success, 1 the command failed (the message says why), 2 bad usage.
 pub fn main() -> ExitCode {
     let flags = flags::Xtask::parse();
-    context::set_quiet(flags.global.quiet);
+    let printer = ui::init(flags.global.quiet);
     let result = match flags.command {
         flags::Command::Env(cmd) => cmd.run(&flags.global),
         flags::Command::Db(cmd) => cmd.run(&flags.global),
@@ -58,8 +63,10 @@ pub fn main() -> ExitCode {
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `| head` closed stdout: the command stopped early, as asked, and cleaned up.
+        Err(err) if ui::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", app::secrets::redact(&format!("{err:#}")));
+            printer.error(&format!("{err:#}"));
             ExitCode::FAILURE
         }
     }

@@ -13,15 +13,16 @@ mod report;
 mod run;
 mod workload;
 
-use std::{io::IsTerminal, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use app::{Environment, Guard, guard::op};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
     context::{self, status},
     flags::{self, Global},
+    ui,
 };
 
 /// The caps where the matrix says load testing is limited (local): the developer's own
@@ -104,7 +105,7 @@ impl flags::Load {
 
         let (variants, _) = run::schedule(&workload);
         let setup = report::Setup { environment: target.environment().to_string(), clients, caps };
-        report::print(&setup, &workload, &variants, &stats, elapsed, self.json);
+        report::print(&setup, &workload, &variants, &stats, elapsed, self.json)?;
         for (variant, stats) in variants.iter().zip(&stats) {
             let query = &workload.queries[variant.query];
             if !stats.latency.is_empty() && stats.empty == stats.latency.len() {
@@ -159,40 +160,20 @@ fn confirm(guard: &Guard, address: &str, yes: bool) -> Result<()> {
         status(format!("load testing staging project {project}: confirmed by --yes"));
         return Ok(());
     }
-    if !context::stdin_is_terminal() {
-        bail!(
+    ui::printer().confirm(
+        &format!("Load-test staging project {project} at {address}? Others may be using it."),
+        &format!(
             "load testing staging project {project} ({address}) needs a confirmation, and stdin is not a terminal\nhint: others may be using staging; pass --yes to confirm"
-        );
-    }
-    eprint!("Load-test staging project {project} at {address}? Others may be using it. [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).context("cannot read the confirmation")?;
-    if !matches!(answer.trim(), "y" | "Y" | "yes") {
-        bail!("not confirmed: nothing was run");
-    }
-    Ok(())
+        ),
+        "not confirmed: nothing was run",
+    )
 }
 
 /// One line on a terminal, redrawn; hidden on a pipe or when quiet.
 fn progress_line() -> ProgressBar {
-    let visible = std::io::stderr().is_terminal() && !context::is_quiet();
-    let bar = ProgressBar::with_draw_target(
-        None,
-        if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
-    );
+    let bar = ui::printer().progress_line();
     bar.set_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
     bar
-}
-
-/// A server error's own message (with detail), never just "db error".
-fn db_message(err: &postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => match db.detail() {
-            Some(detail) => format!("{} ({detail})", db.message()),
-            None => db.message().to_string(),
-        },
-        None => format!("{err:#}"),
-    }
 }
 
 #[cfg(test)]

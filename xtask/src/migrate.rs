@@ -7,14 +7,13 @@
 mod baseline;
 mod files;
 pub(crate) mod layout;
+mod ledger;
 pub(crate) mod lint;
 mod rehearse;
 pub(crate) mod schema;
+mod verify;
 
-use std::{
-    io::BufRead,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use app::{
@@ -26,12 +25,15 @@ use postgres::{Client, GenericClient};
 use xshell::Shell;
 
 use crate::{
+    app_meta,
     backup::{self, BackupFile},
     context::{self, data, status},
     flags::{self, Global, MigrateCommand},
-    pg::Throwaway,
 };
 pub(crate) use files::{Migration, checksum as checksum_text};
+pub(crate) use ledger::Outcome;
+use ledger::{Entry, read_ledger, resolve, show_status};
+pub(crate) use verify::verify;
 
 impl flags::Migrate {
     pub fn run(self, global: &Global) -> Result<()> {
@@ -78,7 +80,7 @@ pub(crate) fn diff(sh: &Shell, from: &Guard, to: &Guard) -> Result<Vec<String>> 
     }
     let [(a_env, a, a_schema), (b_env, b, b_schema)] = <[_; 2]>::try_from(sides).expect("two sides");
     let mut drift = Vec::new();
-    for entry in a.iter().chain(&b).filter(|e| e.outcome != "applied") {
+    for entry in a.iter().chain(&b).filter(|e| e.outcome != Outcome::Applied) {
         drift.push(format!("{:04}_{} is recorded as failed", entry.version, entry.name));
     }
     for entry in &a {
@@ -104,24 +106,6 @@ pub(crate) fn diff(sh: &Shell, from: &Guard, to: &Guard) -> Result<Vec<String>> 
     Ok(drift)
 }
 
-/// The ledger: one row per applied (or failed) migration.
-const LEDGER_DDL: &str = "
-create table if not exists app_meta.schema_migrations (
-    version integer primary key,
-    name text not null,
-    checksum text not null,
-    applied_at timestamptz not null default now(),
-    duration_ms bigint not null,
-    outcome text not null check (outcome in ('applied', 'failed')),
-    environment text not null,
-    error text,
-    backup_path text,
-    backup_bytes bigint
-);
--- Readable by any login, as the stamp is: `migrate status` with a read-only login.
-grant select on app_meta.schema_migrations to public;
-";
-
 /// The highest migration number `migrate new` writes: eight digits, far below where the
 /// ledger's `integer` column ends.
 const MAX_VERSION: u64 = 99_999_999;
@@ -141,59 +125,8 @@ $$;
 /// The advisory lock that keeps two runs from applying at once.
 const LOCK_KEY: i64 = 0x6465_6e74_616c;
 
-#[derive(Debug)]
-struct Entry {
-    version: u64,
-    name: String,
-    /// Empty for migrations only the Supabase CLI's ledger records (it keeps no checksum).
-    checksum: String,
-    outcome: String,
-    applied_at: String,
-    error: Option<String>,
-}
-
 pub(crate) fn load_files() -> Result<Vec<Migration>> {
     layout::load()
-}
-
-/// Our ledger; in the Supabase layout, with what only the Supabase CLI's ledger records
-/// (applied by `supabase db push`) added as applied.
-fn read_ledger(client: &mut impl GenericClient) -> Result<Vec<Entry>> {
-    let mut entries = read_own_ledger(client)?;
-    if layout::folder()?.layout == layout::Layout::Supabase {
-        for (version, name) in layout::read_cli_ledger(client)? {
-            if !entries.iter().any(|e| e.version == version) {
-                let applied_at = "(supabase CLI)".to_string();
-                let checksum = String::new();
-                entries.push(Entry { version, name, checksum, outcome: "applied".into(), applied_at, error: None });
-            }
-        }
-        entries.sort_by_key(|e| e.version);
-    }
-    Ok(entries)
-}
-
-fn read_own_ledger(client: &mut impl GenericClient) -> Result<Vec<Entry>> {
-    let exists: bool = client.query_one("select to_regclass('app_meta.schema_migrations') is not null", &[])?.get(0);
-    if !exists {
-        return Ok(Vec::new());
-    }
-    let rows = client.query(
-        "select version::bigint, name, checksum, outcome, to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS'), error
-         from app_meta.schema_migrations order by version",
-        &[],
-    )?;
-    Ok(rows
-        .iter()
-        .map(|r| Entry {
-            version: r.get::<_, i64>(0) as u64,
-            name: r.get(1),
-            checksum: r.get(2),
-            outcome: r.get(3),
-            applied_at: r.get(4),
-            error: r.get(5),
-        })
-        .collect())
 }
 
 /// Takes the lock, creates the ledger if needed, and decides what to apply.
@@ -205,7 +138,7 @@ fn lock_and_plan<'a, O: op::WriteOp>(
     let client = conn.client();
     lock(client)?;
     client.batch_execute(app::stamp::DDL)?;
-    client.batch_execute(LEDGER_DDL)?;
+    client.batch_execute(app_meta::LEDGER_DDL)?;
     if layout::folder()?.layout == layout::Layout::Supabase {
         client.batch_execute(WIDEN_LEDGER)?;
     }
@@ -232,7 +165,7 @@ fn lock(client: &mut Client) -> Result<()> {
 
 /// The pending migrations, after checking that what was applied is still as it was.
 fn plan<'a>(files: &'a [Migration], ledger: &[Entry], to: Option<u64>) -> Result<Vec<&'a Migration>> {
-    if let Some(failed) = ledger.iter().find(|e| e.outcome == "failed") {
+    if let Some(failed) = ledger.iter().find(|e| e.outcome == Outcome::Failed) {
         bail!(
             "migration {:04}_{} failed at {}: {}\nhint: fix the database by hand, then `cargo xtask migrate resolve {} --applied` (its changes are in place) or `--rolled-back` (they are not)",
             failed.version,
@@ -274,40 +207,6 @@ fn plan<'a>(files: &'a [Migration], ledger: &[Entry], to: Option<u64>) -> Result
     Ok(pending.into_iter().filter(|m| to.is_none_or(|to| m.version <= to)).collect())
 }
 
-fn show_status(global: &Global) -> Result<()> {
-    let guard = context::guard(global)?;
-    let files = load_files()?;
-    let ledger = read_ledger(&mut guard.read::<op::Inspect>()?.connect()?.transaction()?)?;
-    data(format!("{:<8} {:<40} {:<9} {}", "version", "name", "state", "applied at"));
-    let mut versions: Vec<u64> = files.iter().map(|m| m.version).chain(ledger.iter().map(|e| e.version)).collect();
-    versions.sort();
-    versions.dedup();
-    let (mut pending, mut problems) = (0, 0);
-    for version in versions {
-        let file = files.iter().find(|m| m.version == version);
-        let entry = ledger.iter().find(|e| e.version == version);
-        let name = file.map(|m| m.name.as_str()).or(entry.map(|e| e.name.as_str())).unwrap_or_default();
-        let state = match (file, entry) {
-            (_, Some(e)) if e.outcome == "failed" => "failed",
-            (None, Some(_)) => "missing",
-            (Some(m), Some(e)) if !e.checksum.is_empty() && m.checksum != e.checksum => "modified",
-            (Some(_), Some(_)) => "applied",
-            (_, None) => "pending",
-        };
-        pending += usize::from(state == "pending");
-        problems += usize::from(!matches!(state, "pending" | "applied"));
-        let at = entry.map(|e| e.applied_at.as_str()).unwrap_or("");
-        data(format!("{version:04}     {name:<40} {state:<9} {at}").trim_end());
-    }
-    status(format!("{} on record, {pending} pending", ledger.len()));
-    if problems > 0 {
-        bail!(
-            "{problems} migration(s) modified, missing or failed\nhint: `cargo xtask migrate up` explains what to do"
-        );
-    }
-    Ok(())
-}
-
 fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
     let started = Instant::now();
     let mut guard = context::guard(global)?;
@@ -332,7 +231,7 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
         let pending = plan(&files, &ledger, args.to)?;
         for m in &pending {
             let how = if m.up.no_transaction { " (outside a transaction)" } else { "" };
-            data(format!("would apply {}{how}", m.label()));
+            data(format!("would apply {}{how}", m.label()))?;
         }
         status(format!("dry run: {} pending migration(s) on {}; nothing applied", pending.len(), guard.environment()));
         return Ok(());
@@ -365,18 +264,13 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
 /// `--confirm`. Without a terminal and without `--confirm`, refuse; never auto-accept.
 fn confirm(guard: &mut Guard, given: Option<&str>) -> Result<()> {
     let env = guard.environment();
-    let typed = match given {
-        Some(given) => given.to_string(),
-        None if context::stdin_is_terminal() => {
-            eprint!("This changes {env}. Type the project ref to continue: ");
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line)?;
-            line
-        }
-        None => bail!(
+    let typed = crate::ui::printer().typed(
+        given,
+        &format!("This changes {env}. Type the project ref to continue: "),
+        &format!(
             "migrating {env} needs a typed confirmation, and stdin is not a terminal\nhint: pass --confirm <project ref> (see env/environments.toml)"
         ),
-    };
+    )?;
     guard.confirm(&typed)
 }
 
@@ -486,7 +380,7 @@ fn apply_down(client: &mut Client, m: &Migration) -> Result<()> {
 /// position.
 fn sql_error(script: &files::Script, err: &postgres::Error) -> String {
     let Some(db) = err.as_db_error() else {
-        return format!("{}: {}", script.file, secrets::redact(&err.to_string()));
+        return format!("{}: {}", script.file, secrets::redact(&app::connect::error_chain(err)));
     };
     let line = match db.position() {
         Some(postgres::error::ErrorPosition::Original(at)) => {
@@ -554,7 +448,7 @@ fn new(name: &str) -> Result<()> {
         let file = layout::supabase_file_name(&slug, now);
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join(&file), format!("-- {name}: what this changes, and why.\n\n"))?;
-        data(format!("{}/{file}", folder.shown));
+        data(format!("{}/{file}", folder.shown))?;
         return Ok(());
     }
     let newest = load_files()?.last().map_or(0, |m| m.version);
@@ -569,96 +463,8 @@ fn new(name: &str) -> Result<()> {
     let down = dir.join(format!("{label}.down.sql"));
     std::fs::write(&up, format!("-- {name}: what this changes, and why.\n\n"))?;
     std::fs::write(&down, format!("-- Reverts {label}: restores the schema exactly as it was before it.\n\n"))?;
-    data(format!("{}/{label}.up.sql", folder.shown));
-    data(format!("{}/{label}.down.sql", folder.shown));
-    Ok(())
-}
-
-fn resolve(global: &Global, version: u64, applied: bool) -> Result<()> {
-    let mut guard = context::guard(global)?;
-    if guard.needs_confirmation::<op::Migrate>() {
-        confirm(&mut guard, None)?;
-    }
-    let files = load_files()?;
-    let mut conn = guard.write::<op::Migrate>()?.connect()?;
-    let client = conn.client();
-    lock(client)?;
-    let ledger = read_ledger(client)?;
-    if !ledger.iter().any(|e| e.version == version && e.outcome == "failed") {
-        bail!(
-            "migration {version:04} has no recorded failure to resolve\nhint: `cargo xtask migrate status` shows the ledger"
-        );
-    }
-    if applied {
-        let Some(m) = files.iter().find(|m| m.version == version) else {
-            bail!("migration {version:04} has no file to record as applied")
-        };
-        let mut tx = client.transaction()?;
-        tx.execute(
-            "update app_meta.schema_migrations set outcome = 'applied', checksum = $2, error = null where version = $1::bigint",
-            &[&(version as i64), &m.checksum],
-        )?;
-        if m.down.is_none() {
-            layout::record_in_cli_ledger(&mut tx, m)?;
-        }
-        tx.commit()?;
-        status(format!("migration {version:04} recorded as applied"));
-    } else {
-        client.execute("delete from app_meta.schema_migrations where version = $1::bigint", &[&(version as i64)])?;
-        status(format!("migration {version:04} recorded as rolled back; `migrate up` will apply it again"));
-    }
-    Ok(())
-}
-
-/// On a throwaway cluster: apply every migration, snapshotting the schema after each; then
-/// from the newest down, revert each (the schema must be the one from before its up) and
-/// apply it again (the schema must be the straight apply's), and revert it to go on. In the
-/// Supabase layout, which has no downs: every migration applies in order on a fresh
-/// Supabase-style database.
-pub(crate) fn verify(sh: &Shell) -> Result<()> {
-    let started = Instant::now();
-    let files = load_files()?;
-    let throwaway = Throwaway::start()?;
-    let guard = throwaway.guard()?;
-    let target = guard.write::<op::MigrateDown>()?;
-    let mut conn = target.connect()?;
-    let args = target.client_args()?;
-    let dump = || schema::dump(sh, &args, "the throwaway cluster");
-    crate::db::extensions::check_on_server(conn.client(), &files)?;
-    lock_and_plan(&mut conn, &files, None)?;
-    if layout::folder()?.layout == layout::Layout::Supabase {
-        for m in &files {
-            apply_up(conn.client(), m, Environment::Test, None, None)?;
-        }
-        status(format!(
-            "verified {} migrations: each applies in order on a fresh Supabase-style database (the Supabase layout has no downs to check) ({:.1} s)",
-            files.len(),
-            started.elapsed().as_secs_f64()
-        ));
-        return Ok(());
-    }
-    let mut snapshots = vec![dump()?];
-    for m in &files {
-        apply_up(conn.client(), m, Environment::Test, None, None)?;
-        snapshots.push(dump()?);
-    }
-    for (k, m) in files.iter().enumerate().rev() {
-        apply_down(conn.client(), m)?;
-        if let Some(difference) = schema::first_difference(&snapshots[k], &dump()?) {
-            let down = m.down.as_ref().map_or(&m.up.file, |d| &d.file);
-            bail!("{down} does not restore the schema from before its up: {difference}");
-        }
-        apply_up(conn.client(), m, Environment::Test, None, None)?;
-        if let Some(difference) = schema::first_difference(&snapshots[k + 1], &dump()?) {
-            bail!("{} applied again after its down differs from the straight apply: {difference}", m.up.file);
-        }
-        apply_down(conn.client(), m)?;
-    }
-    status(format!(
-        "verified {} migrations: each down restores the schema before its up, each up re-applies identically ({:.1} s)",
-        files.len(),
-        started.elapsed().as_secs_f64()
-    ));
+    data(format!("{}/{label}.up.sql", folder.shown))?;
+    data(format!("{}/{label}.down.sql", folder.shown))?;
     Ok(())
 }
 
@@ -671,7 +477,7 @@ fn diff_command(sh: &Shell, from: Environment, to: Environment) -> Result<()> {
         return Ok(());
     }
     for line in &drift {
-        data(line);
+        data(line)?;
     }
     bail!("{from} and {to} have drifted ({} difference(s))", drift.len())
 }

@@ -12,9 +12,11 @@ use app::{Guard, guard::op};
 use postgres::{Transaction, error::SqlState};
 
 use crate::{
-    context::{self, data, status},
+    context::{self, status},
     flags::{self, Global},
+    sql,
     tenancy::{self, Tenancy},
+    ui::{self, Align},
 };
 
 /// Tables in `public` that hold no clinic's data: they may go without RLS, and skip the
@@ -94,9 +96,10 @@ impl Table {
     /// SQL (on alias `t`, run as the owner) for the rows of `clinic`.
     fn owned_by(&self, clinic: &str) -> Option<String> {
         match &self.key {
-            Key::Chain(chain, key) => Some(tenancy::belongs(chain, key, "t", &format!("'{clinic}'"))),
+            Key::Chain(chain, key) => Some(tenancy::belongs(chain, key, "t", &sql::literal(clinic))),
             Key::Users => Some(format!(
-                "exists (select 1 from public.user_clinic_roles r where r.user_id = t.id and r.clinic_id = '{clinic}')"
+                "exists (select 1 from public.user_clinic_roles r where r.user_id = t.id and r.clinic_id = {})",
+                sql::literal(clinic)
             )),
             Key::Unknown => None,
         }
@@ -140,7 +143,7 @@ fn tables(tx: &mut Transaction, tenancy: &Tenancy) -> Result<Vec<Table>> {
                 (None, "users") => Key::Users,
                 (None, _) => Key::Unknown,
             };
-            Table { quoted: format!("public.{}", ident(&name)), rls: row.get(1), key, touch: row.get(2), name }
+            Table { quoted: sql::qualified("public", &name), rls: row.get(1), key, touch: row.get(2), name }
         })
         .collect())
 }
@@ -245,7 +248,7 @@ fn cross_write(tx: &mut Transaction, table: &Table, owned_b: &str, row: &mut Row
         )?
         .get(0);
     let at = "t.tableoid::text || ':' || t.ctid::text = any($1)";
-    let touch = ident(&table.touch);
+    let touch = sql::ident(&table.touch);
     // Undone at once: an updated row moves to a new address, where the delete would miss it.
     let mut undo = sp.transaction()?;
     let update = as_role(&mut undo, Role::Member(&OWNER_A), |tx| {
@@ -317,7 +320,9 @@ fn as_role<T>(
             sp.commit()?;
         }
         // Not an answer from the server (a lost connection): the suite cannot go on.
-        Err(err) if err.as_db_error().is_none() => bail!("{err}"),
+        Err(err) if err.as_db_error().is_none() => {
+            bail!("the RLS suite lost its connection: {}", app::connect::error_chain(err))
+        }
         Err(_) => sp.rollback()?,
     }
     Ok(result)
@@ -340,24 +345,17 @@ fn locators(tx: &mut Transaction, table: &str, filter: &str) -> Result<BTreeSet<
 }
 
 fn report(rows: &[Row]) -> Result<()> {
-    let width = rows.iter().map(|row| row.table.len()).chain([5]).max().unwrap_or(5);
-    let mut header = format!("{:<width$}", "table");
-    for check in CHECKS {
-        header.push_str(&format!("  {check:<4}"));
-    }
-    data(header);
+    let columns: Vec<(&str, Align)> = std::iter::once("table").chain(CHECKS).map(|name| (name, Align::Left)).collect();
+    let mut table = ui::Table::new(&columns);
     for row in rows {
-        let mut line = format!("{:<width$}", row.table);
-        for (i, check) in CHECKS.iter().enumerate() {
-            let cell = match row.cells.get(i) {
-                Some(Some(true)) => "ok",
-                Some(Some(false)) => "FAIL",
-                _ => "-",
-            };
-            line.push_str(&format!("  {cell:<w$}", w = check.len().max(4)));
-        }
-        data(line.trim_end());
+        let cells = (0..CHECKS.len()).map(|i| match row.cells.get(i) {
+            Some(Some(true)) => "ok",
+            Some(Some(false)) => "FAIL",
+            _ => "-",
+        });
+        table.row(std::iter::once(row.table.as_str()).chain(cells));
     }
+    table.print_data()?;
     let failed: usize = rows.iter().map(|row| row.cells.iter().filter(|cell| **cell == Some(false)).count()).sum();
     let tables = rows.iter().filter(|row| !row.problems.is_empty()).count();
     for row in rows {
@@ -382,7 +380,7 @@ fn report(rows: &[Row]) -> Result<()> {
 fn describe(err: &postgres::Error) -> String {
     match err.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => err.to_string(),
+        None => app::connect::error_chain(err),
     }
 }
 
@@ -390,11 +388,6 @@ fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
-/// `name` as a quoted SQL identifier.
 fn tenancy_file() -> String {
     format!("the tenant table of {}", tenancy::FILE)
-}
-
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }

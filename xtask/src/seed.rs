@@ -18,15 +18,14 @@ mod model;
 mod random;
 mod tables;
 
-use std::{io::IsTerminal, time::Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use app::{
     Guard,
     guard::{WriteConnection, op},
-    matrix::{self, Access, Operation},
 };
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressState, ProgressStyle};
 use postgres::{GenericClient, Transaction};
 
 use crate::{
@@ -92,8 +91,9 @@ pub(crate) fn seed(guard: &Guard, options: &Options, replace: bool) -> Result<()
             "seeding {env} is refused: its settings do not allow test data\nhint: env/environments.toml sets allow_test_data = false for {env}; seed local or test instead"
         );
     }
+    // Asked through a load-testing target, as `load` does: the matrix's answer comes with it.
     if options.profile == Profile::Large
-        && matrix::access(Operation::LoadTesting, env) == Access::Limited
+        && guard.write::<op::LoadTesting>().is_ok_and(|t| t.is_limited())
         && !context::is_quiet()
     {
         context::warn(format!(
@@ -229,9 +229,7 @@ struct Progress {
 
 impl Progress {
     fn new() -> Progress {
-        let visible = std::io::stderr().is_terminal() && !context::is_quiet();
-        let target = if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
-        Progress { multi: MultiProgress::with_draw_target(target) }
+        Progress { multi: crate::ui::printer().progress() }
     }
 
     fn bar(&self) -> ProgressBar {
@@ -256,18 +254,26 @@ impl Progress {
 }
 
 fn summary(report: &Report, seconds: f64) {
-    status(format!("\n{:<32} {:>10} {:>8} {:>12}", "table", "rows", "seconds", "rows/s"));
+    use crate::ui::{Align, Table};
+    let mut table = Table::new(&[
+        ("table", Align::Left),
+        ("rows", Align::Right),
+        ("seconds", Align::Right),
+        ("rows/s", Align::Right),
+    ]);
     for l in &report.tables {
-        status(format!(
-            "{:<32} {:>10} {:>8.2} {:>12.0}",
-            l.table,
-            l.rows,
-            l.seconds,
-            l.rows as f64 / l.seconds.max(1e-6)
-        ));
+        let rate = l.rows as f64 / l.seconds.max(1e-6);
+        table.row([l.table.to_string(), l.rows.to_string(), format!("{:.2}", l.seconds), format!("{rate:.0}")]);
     }
-    status(format!("{:<32} {:>10} {:>8.2}", "indexes and foreign keys", "", report.rebuild_seconds));
+    table.row(["indexes and foreign keys".to_string(), String::new(), format!("{:.2}", report.rebuild_seconds)]);
     let total: u64 = report.tables.iter().map(|l| l.rows).sum();
     let rate = total as f64 / seconds.max(1e-6);
-    status(format!("{:<32} {total:>10} {seconds:>8.2} {rate:>12.0}", "total (one transaction, committed)"));
+    table.row([
+        "total (one transaction, committed)".to_string(),
+        total.to_string(),
+        format!("{seconds:.2}"),
+        format!("{rate:.0}"),
+    ]);
+    status("");
+    table.print_status();
 }

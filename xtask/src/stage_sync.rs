@@ -14,23 +14,20 @@ mod subset;
 mod suggest;
 mod verify;
 
-use std::{
-    io::{BufRead, IsTerminal},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use app::{
     Guard,
     guard::{ReadTarget, WriteTarget, op},
 };
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use xshell::Shell;
 
 use crate::{
     context::{self, data, status},
     flags::{self, Global, StageSyncCommand},
-    migrate,
+    migrate, sql, ui,
 };
 use catalog::Table;
 use mask::Masker;
@@ -123,7 +120,7 @@ pub(crate) struct Options {
     pub json: bool,
     pub migrate_target: bool,
     /// `--clinics`: ids, or a count.
-    pub clinics: Option<String>,
+    pub clinics: Option<flags::Clinics>,
 }
 
 /// The whole sync, from two guards: also what the benchmark runs.
@@ -272,7 +269,7 @@ pub(crate) fn sync(
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
     summary(&timings, total, started.elapsed());
     if options.json {
-        data(json_summary(source_guard, target_guard, &rules, &timings, total, started.elapsed(), schema_version));
+        data(json_summary(source_guard, target_guard, &rules, &timings, total, started.elapsed(), schema_version))?;
     }
     Ok(())
 }
@@ -314,25 +311,24 @@ fn refuse_same_database(
 /// the tenant table of `env/tenancy.toml`.
 fn choose_clinics(
     tx: &mut postgres::Transaction,
-    spec: &str,
+    spec: &flags::Clinics,
     tenancy: &crate::tenancy::Tenancy,
 ) -> Result<Vec<String>> {
-    let (root, key) = (tenancy.root_qualified(), catalog::quote(&tenancy.key));
-    if let Ok(count) = spec.trim().parse::<i64>() {
-        if count < 1 {
-            bail!("--clinics {count}: give a positive number or clinic ids");
+    let (root, key) = (tenancy.root_qualified(), sql::ident(&tenancy.key));
+    let wanted = match spec {
+        flags::Clinics::First(count) => {
+            let rows = tx.query(&format!("select {key}::text from {root} order by {key} limit $1"), &[count])?;
+            return Ok(rows.iter().map(|r| r.get(0)).collect());
         }
-        let rows = tx.query(&format!("select {key}::text from {root} order by {key} limit $1"), &[&count])?;
-        return Ok(rows.iter().map(|r| r.get(0)).collect());
-    }
-    let wanted: Vec<String> = spec.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        flags::Clinics::Ids(ids) => ids,
+    };
     let found: Vec<String> = tx
         .query(&format!("select {key}::text from {root} where {key}::text = any($1)"), &[&wanted])?
         .iter()
         .map(|r| r.get(0))
         .collect();
     let missing: Vec<&String> = wanted.iter().filter(|w| !found.contains(w)).collect();
-    if !missing.is_empty() || wanted.is_empty() {
+    if !missing.is_empty() {
         bail!(
             "--clinics: no clinic {} in the source\nhint: give clinic ids from {}.{}, or a number",
             missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
@@ -354,23 +350,12 @@ fn confirm(target: &WriteTarget<op::StageSyncTarget>, yes: bool) -> Result<()> {
     if yes {
         return Ok(());
     }
-    if !context::stdin_is_terminal() {
-        bail!(
-            "stage-sync replaces all data in {}, and stdin is not a terminal\nhint: pass --yes to confirm",
-            target.environment()
-        );
-    }
-    eprint!(
-        "Replace all data in {} ({}) with an anonymized copy? [y/N] ",
-        target.environment(),
-        target.url().address()
-    );
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if !matches!(answer.trim(), "y" | "Y" | "yes") {
-        bail!("not synced");
-    }
-    Ok(())
+    let env = target.environment();
+    ui::printer().confirm(
+        &format!("Replace all data in {env} ({}) with an anonymized copy?", target.url().address()),
+        &format!("stage-sync replaces all data in {env}, and stdin is not a terminal\nhint: pass --yes to confirm"),
+        "not synced",
+    )
 }
 
 /// Progress on a terminal: a bar per table and one overall.
@@ -381,12 +366,7 @@ struct Progress {
 
 impl Progress {
     fn new(tables: &[Table], order: &[usize], rules: &Rules) -> Progress {
-        let visible = std::io::stderr().is_terminal() && !context::is_quiet();
-        let multi = MultiProgress::with_draw_target(if visible {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        });
+        let multi = ui::printer().progress();
         let total: i64 = order
             .iter()
             .map(|&i| &tables[i])
@@ -423,18 +403,7 @@ fn record(
     counts: &[(String, u64)],
     took: Duration,
 ) -> Result<Option<i32>> {
-    tx.batch_execute(
-        "create table if not exists app_meta.sync_log (
-            id bigserial primary key,
-            synced_at timestamptz not null default now(),
-            source_environment text not null,
-            source_project text,
-            rows_per_table jsonb not null,
-            rules_checksum text not null,
-            schema_version integer,
-            duration_ms bigint not null
-        )",
-    )?;
+    tx.batch_execute(crate::app_meta::SYNC_LOG_DDL)?;
     // A target adopted without this repository's ledger has no version to record; a
     // Supabase-layout ledger's timestamp versions (bigint) do not fit the log's integer
     // column: recorded as null there.

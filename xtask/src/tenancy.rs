@@ -12,6 +12,8 @@ use anyhow::{Context, Result, bail};
 use postgres::GenericClient;
 use serde::Deserialize;
 
+use crate::sql;
+
 /// The configuration file, relative to the project root.
 pub const FILE: &str = "env/tenancy.toml";
 
@@ -36,10 +38,12 @@ impl Tenancy {
         Ok(tenancy)
     }
 
-    /// The root table, quoted.
+    /// The root table, quoted (`load` made sure it is `schema.table`).
     pub fn root_qualified(&self) -> String {
-        let (schema, name) = self.root.split_once('.').expect("checked on load");
-        format!("{}.{}", quote(schema), quote(name))
+        match self.root.split_once('.') {
+            Some((schema, name)) => sql::qualified(schema, name),
+            None => sql::ident(&self.root),
+        }
     }
 }
 
@@ -78,15 +82,15 @@ pub fn ownership(root: &str, edges: &[Edge]) -> BTreeMap<String, Vec<Edge>> {
 /// column pointing straight at the root is compared directly; longer chains join up.
 pub fn belongs(chain: &[Edge], key: &str, alias: &str, literal: &str) -> String {
     match chain.split_first() {
-        None => format!("{alias}.{} = {literal}", quote(key)),
-        Some((edge, [])) if edge.to_columns == [key] => format!("{alias}.{} = {literal}", quote(&edge.columns[0])),
+        None => format!("{alias}.{} = {literal}", sql::ident(key)),
+        Some((edge, [])) if edge.to_columns == [key] => format!("{alias}.{} = {literal}", sql::ident(&edge.columns[0])),
         Some((edge, rest)) => {
             let next = format!("{alias}_");
             let joins: Vec<String> = edge
                 .columns
                 .iter()
                 .zip(&edge.to_columns)
-                .map(|(mine, theirs)| format!("{next}.{} = {alias}.{}", quote(theirs), quote(mine)))
+                .map(|(mine, theirs)| format!("{next}.{} = {alias}.{}", sql::ident(theirs), sql::ident(mine)))
                 .collect();
             format!(
                 "exists (select 1 from {} {next} where {} and {})",
@@ -118,10 +122,6 @@ pub fn edges(client: &mut impl GenericClient, schemas: &[String]) -> Result<Vec<
         .iter()
         .map(|r| Edge { from: r.get(0), columns: r.get(1), to: r.get(2), to_qualified: r.get(3), to_columns: r.get(4) })
         .collect())
-}
-
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
 #[cfg(test)]

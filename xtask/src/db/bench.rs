@@ -35,13 +35,13 @@ pub(crate) fn run() -> Result<()> {
         seeded.push(db_up(&[])?);
     }
     let (bare, unseeded, seeded) = (median(bare), median(unseeded), median(seeded));
-    data(format!("{:<44} {:>8}", format!("db up from nothing, median of {RUNS}"), "seconds"));
-    data(format!("{:<44} {bare:>8.2}", "initdb + start, nothing else"));
-    data(format!("{:<44} {unseeded:>8.2}", "db up --no-seed (+ bootstrap, migrations)"));
-    data(format!("{:<44} {seeded:>8.2}", "db up (+ realistic seed)"));
-    data(format!("{:<44} {:>8.2}", "bootstrap and migrations over bare", unseeded - bare));
+    data(format!("{:<44} {:>8}", format!("db up from nothing, median of {RUNS}"), "seconds"))?;
+    data(format!("{:<44} {bare:>8.2}", "initdb + start, nothing else"))?;
+    data(format!("{:<44} {unseeded:>8.2}", "db up --no-seed (+ bootstrap, migrations)"))?;
+    data(format!("{:<44} {seeded:>8.2}", "db up (+ realistic seed)"))?;
+    data(format!("{:<44} {:>8.2}", "bootstrap and migrations over bare", unseeded - bare))?;
     let verdict = if seeded <= TARGET_SECONDS { "met" } else { "MISSED" };
-    data(format!("target: db up within {TARGET_SECONDS:.1} s: {verdict} ({seeded:.2} s)"));
+    data(format!("target: db up within {TARGET_SECONDS:.1} s: {verdict} ({seeded:.2} s)"))?;
     Ok(())
 }
 

@@ -12,7 +12,10 @@ use super::{
     run::{Stats, Variant},
     workload::{Role, Workload},
 };
-use crate::context::data;
+use crate::{
+    context::data,
+    ui::{Align, Table},
+};
 
 /// What the run was.
 #[derive(Debug)]
@@ -59,7 +62,14 @@ struct Line {
 }
 
 /// Prints the report: a table on stdout, or JSON with `json`.
-pub fn print(setup: &Setup, workload: &Workload, variants: &[Variant], stats: &[Stats], elapsed: Duration, json: bool) {
+pub fn print(
+    setup: &Setup,
+    workload: &Workload,
+    variants: &[Variant],
+    stats: &[Stats],
+    elapsed: Duration,
+    json: bool,
+) -> anyhow::Result<()> {
     let seconds = elapsed.as_secs_f64().max(1e-9);
     let line = |name: String, role: &'static str, s: &Stats| Line {
         name,
@@ -91,20 +101,37 @@ pub fn print(setup: &Setup, workload: &Workload, variants: &[Variant], stats: &[
     };
     let rls = rls_pairs(workload, variants, stats);
     if json {
-        data(to_json(setup, &lines, &overall, variants, stats, workload, &rls, seconds).to_string());
-        return;
+        return data(to_json(setup, &lines, &overall, variants, stats, workload, &rls, seconds).to_string());
     }
-    data(format!(
-        "{:<30} {:<13} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6}",
-        "query", "role", "tx", "tx/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "empty", "errors"
-    ));
+    let (left, right) = (Align::Left, Align::Right);
+    let mut table = Table::new(&[
+        ("query", left),
+        ("role", left),
+        ("tx", right),
+        ("tx/s", right),
+        ("p50 ms", right),
+        ("p95 ms", right),
+        ("p99 ms", right),
+        ("max ms", right),
+        ("empty", right),
+        ("errors", right),
+    ]);
     for l in lines.iter().chain([&overall]) {
         let f = &l.figures;
-        data(format!(
-            "{:<30} {:<13} {:>7} {:>8.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>6}",
-            l.name, l.role, l.transactions, l.tps, f.p50, f.p95, f.p99, f.max, l.empty, l.errors
-        ));
+        table.row([
+            l.name.clone(),
+            l.role.to_string(),
+            l.transactions.to_string(),
+            format!("{:.1}", l.tps),
+            format!("{:.2}", f.p50),
+            format!("{:.2}", f.p95),
+            format!("{:.2}", f.p99),
+            format!("{:.2}", f.max),
+            l.empty.to_string(),
+            l.errors.to_string(),
+        ]);
     }
+    table.print_data()?;
     let errors: Vec<String> = variants
         .iter()
         .zip(stats)
@@ -115,31 +142,30 @@ pub fn print(setup: &Setup, workload: &Workload, variants: &[Variant], stats: &[
         })
         .collect();
     if !errors.is_empty() {
-        data("errors by kind (SQLSTATE):");
-        errors.into_iter().for_each(data);
+        data("errors by kind (SQLSTATE):")?;
+        errors.into_iter().try_for_each(data)?;
     }
     if !rls.is_empty() {
-        data("row-level security cost (same query, service_role vs authenticated):");
-        data(format!(
-            "  {:<30} {:>10} {:>10} {:>10} {:>10} {:>9}",
-            "query", "svc p50", "auth p50", "svc p95", "auth p95", "p95 +ms"
-        ));
+        data("row-level security cost (same query, service_role vs authenticated):")?;
+        let mut table = Table::new(&[
+            ("query", Align::Left),
+            ("svc p50", Align::Right),
+            ("auth p50", Align::Right),
+            ("svc p95", Align::Right),
+            ("auth p95", Align::Right),
+            ("p95 +ms", Align::Right),
+        ]);
         for (name, service, auth) in &rls {
-            data(format!(
-                "  {name:<30} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>9.2}",
-                service.p50,
-                auth.p50,
-                service.p95,
-                auth.p95,
-                auth.p95 - service.p95
-            ));
+            let figures = [service.p50, auth.p50, service.p95, auth.p95, auth.p95 - service.p95];
+            table.row(std::iter::once(name.to_string()).chain(figures.iter().map(|v| format!("{v:.2}"))));
         }
+        table.lines().iter().try_for_each(|line| data(format!("  {line}")))?;
     }
     let mut footer = format!("{} client(s), {seconds:.1} s on {}", setup.clients, setup.environment);
     if let Some((clients, secs)) = setup.caps {
         footer.push_str(&format!(" (limited: at most {clients} clients and {secs} s)"));
     }
-    data(footer);
+    data(footer)
 }
 
 /// Queries measured as both roles: (name, service_role figures, authenticated figures).

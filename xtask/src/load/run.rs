@@ -24,6 +24,8 @@ use postgres::types::Type;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::sql;
+
 use super::{
     params::Data,
     workload::{Role, Workload},
@@ -176,9 +178,9 @@ fn client(
     for query in &workload.queries {
         let types = vec![Type::TEXT; query.params.len()];
         statements.push(
-            client
-                .prepare_typed(&query.sql, &types)
-                .map_err(|err| anyhow::anyhow!("query {} does not prepare: {}", query.name, super::db_message(&err)))?,
+            client.prepare_typed(&query.sql, &types).map_err(|err| {
+                anyhow::anyhow!("query {} does not prepare: {}", query.name, sql::server_message(&err))
+            })?,
         );
     }
     let mut stats: Vec<Stats> = variants.iter().map(|_| Stats::new()).collect();
@@ -197,9 +199,9 @@ fn client(
         let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
             draw.values.iter().map(|v| v as &(dyn postgres::types::ToSql + Sync)).collect();
         let begin = format!(
-            "begin; select set_config('role', '{}', true), set_config('request.jwt.claims', '{}', true)",
-            variant.role.name(),
-            draw.claims.replace('\'', "''")
+            "begin; select set_config('role', {}, true), set_config('request.jwt.claims', {}, true)",
+            sql::literal(variant.role.name()),
+            sql::literal(&draw.claims)
         );
         let t0 = Instant::now();
         let outcome = client.batch_execute(&begin).and_then(|()| {
@@ -221,7 +223,7 @@ fn client(
             }
             (Err(err), _) | (Ok(_), Err(err)) => {
                 let (kind, message) = match err.code() {
-                    Some(code) => (code.code().to_string(), super::db_message(&err)),
+                    Some(code) => (code.code().to_string(), sql::server_message(&err)),
                     None => ("connection".to_string(), format!("{err:#}")),
                 };
                 entry.errors.entry(kind).or_insert((0, message)).0 += 1;

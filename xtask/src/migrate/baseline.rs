@@ -5,18 +5,18 @@
 //! the migrations as applied and stamps the database, in one transaction, changing nothing
 //! else. It is the only way a database that holds tables gets a stamp.
 
-use std::io::BufRead;
-
 use anyhow::{Context, Result, bail};
 use app::{Environment, Guard, guard::ClientArgs, guard::op, stamp::SUPABASE_SCHEMAS};
 use postgres::GenericClient;
 use xshell::Shell;
 
-use super::{Applied, LEDGER_DDL, layout, load_files, schema};
+use super::{Applied, layout, load_files, schema};
+use crate::app_meta::LEDGER_DDL;
 use crate::{
     context::{self, data, status},
     flags::{Global, MigrateBaseline},
     pg::Throwaway,
+    ui::{Align, Table},
 };
 
 /// The whole command: inspect, prove, confirm, adopt.
@@ -35,7 +35,7 @@ pub(crate) fn run(sh: &Shell, global: &Global, args: MigrateBaseline) -> Result<
         None => {}
     }
     let found = inspect(&mut conn.transaction()?)?;
-    show(&found);
+    show(&found)?;
     let live = app_schema(sh, &reader.client_args()?, &reader.url().address())?;
 
     let mut migrations = load_files()?;
@@ -143,15 +143,17 @@ fn inspect(tx: &mut impl GenericClient) -> Result<Found> {
     Ok(Found { tables, ledgers })
 }
 
-fn show(found: &Found) {
-    data(format!("{:<48} {:>12}", "table", "rows (est.)"));
-    for (table, rows) in &found.tables {
-        data(format!("{table:<48} {rows:>12}"));
+fn show(found: &Found) -> Result<()> {
+    let mut table = Table::new(&[("table", Align::Left), ("rows (est.)", Align::Right)]);
+    for (name, rows) in &found.tables {
+        table.row([name.to_string(), rows.to_string()]);
     }
+    table.print_data()?;
     for ledger in &found.ledgers {
-        data(ledger);
+        data(ledger)?;
     }
     status(format!("found {} table(s) and {} other tool ledger(s)", found.tables.len(), found.ledgers.len()));
+    Ok(())
 }
 
 /// The application's schema, normalized: every schema but Supabase's and the project's
@@ -199,7 +201,7 @@ fn write_first_migration(live: &str) -> Result<Written> {
     let header = "-- The live schema when this project adopted the database (`cargo xtask migrate baseline`).\n-- Schema only: no data, owners or grants. Review it, commit it; new changes go in new migrations.\n\n";
     std::fs::write(&up, format!("{header}{live}"))?;
     let shown = |p: &std::path::Path| p.strip_prefix(context::project_root()).unwrap_or(p).display().to_string();
-    data(shown(&up));
+    data(shown(&up))?;
     let Some(down) = down else {
         load_files().context("the written baseline does not load")?;
         return Ok(Written { up, down: None });
@@ -211,7 +213,7 @@ fn write_first_migration(live: &str) -> Result<Written> {
     }
     down_sql.push_str(&drop_public_objects(live));
     std::fs::write(&down, down_sql)?;
-    data(shown(&down));
+    data(shown(&down))?;
     load_files().context("the written baseline does not load")?;
     Ok(Written { up, down: Some(down) })
 }
@@ -268,18 +270,13 @@ fn confirm(guard: &mut Guard, given: Option<&str>) -> Result<()> {
         Environment::Production => guard.all_settings().production_ref().unwrap_or("production").to_string(),
         other => other.to_string(),
     };
-    let typed = match given {
-        Some(given) => given.to_string(),
-        None if context::stdin_is_terminal() => {
-            eprint!("This adopts the {env} database: it gets a stamp and a ledger. Type `{expected}` to continue: ");
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line)?;
-            line
-        }
-        None => bail!(
+    let typed = crate::ui::printer().typed(
+        given,
+        &format!("This adopts the {env} database: it gets a stamp and a ledger. Type `{expected}` to continue: "),
+        &format!(
             "adopting {env} needs a typed confirmation, and stdin is not a terminal\nhint: pass --confirm {expected}"
         ),
-    };
+    )?;
     if env == Environment::Production {
         return guard.confirm(&typed);
     }

@@ -133,8 +133,8 @@ impl flags::MigrateLint {
 fn report(findings: &[Finding], files: usize) -> Result<()> {
     let open: Vec<&Finding> = findings.iter().filter(|f| f.acknowledged.is_none()).collect();
     for f in &open {
-        data(format!("{}:{}: {}: {}", f.file, f.line, f.rule, f.reason));
-        data(format!("  hint: {}", f.hint));
+        data(format!("{}:{}: {}: {}", f.file, f.line, f.rule, f.reason))?;
+        data(format!("  hint: {}", f.hint))?;
     }
     status(format!(
         "linted {files} file(s): {} finding(s), {} acknowledged",

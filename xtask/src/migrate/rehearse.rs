@@ -80,9 +80,9 @@ impl flags::MigrateRehearse {
         report.migrations = labels;
         report.seconds = started.elapsed().as_secs_f64();
         if self.json {
-            data(serde_json::to_string_pretty(&report)?);
+            data(serde_json::to_string_pretty(&report)?)?;
         } else {
-            print_table(&report);
+            print_table(&report)?;
         }
         let open: Vec<&Problem> = report.problems.iter().filter(|p| !p.acknowledged).collect();
         for p in &report.problems {
@@ -248,11 +248,11 @@ fn problem(file: &str, line: usize, rule: &str, reason: String, acknowledged: bo
 }
 
 /// One line per statement: where, time, the strongest lock and its table, rewrites, rows.
-fn print_table(report: &Report) {
+fn print_table(report: &Report) -> Result<()> {
     data(format!(
         "{:<10} {:<44} {:<40} {:>9} {:>9} {:<8} {:>8}",
         "phase", "file:line", "statement", "ms", "held ms", "rewrite", "rows"
-    ));
+    ))?;
     let phases = [("up", &report.ups), ("down", &report.downs), ("up again", &report.reapply)];
     for (phase, reports) in phases {
         for r in reports {
@@ -262,23 +262,24 @@ fn print_table(report: &Report) {
             data(format!(
                 "{phase:<10} {at:<44} {:<40} {:>9.1} {held:>9.1} {rewrite:<8} {:>8}",
                 r.statement, r.ms, r.rows_affected
-            ));
+            ))?;
             for lock in r.locks.iter().filter(|l| l.blocks != "none") {
                 let rows = report.tables.get(&lock.table).copied().unwrap_or(0);
                 data(format!(
                     "{:<10}   lock {} on {} ({rows} rows): blocks {}",
                     "", lock.mode, lock.table, lock.blocks
-                ));
+                ))?;
             }
             for table in &r.rewrites {
-                data(format!("{:<10}   rewrites {table}", ""));
+                data(format!("{:<10}   rewrites {table}", ""))?;
             }
             for (what, n) in &r.destroys {
-                data(format!("{:<10}   destroys {n} {what}", ""));
+                data(format!("{:<10}   destroys {n} {what}", ""))?;
             }
             if let Some(error) = &r.error {
-                data(format!("{:<10}   FAILED: {error}", ""));
+                data(format!("{:<10}   FAILED: {error}", ""))?;
             }
         }
     }
+    Ok(())
 }

@@ -30,7 +30,7 @@ pub fn dump_with(sh: &Shell, args: &ClientArgs, shown: &str, options: &[String])
 pub fn dump_schemas(sh: &Shell, args: &ClientArgs, shown: &str, schemas: &[String]) -> Result<String> {
     // Quoted, so the names are taken as written (case kept, no wildcards).
     let mut options = vec!["--schema-only".to_string(), "--no-owner".to_string()];
-    options.extend(schemas.iter().map(|s| format!("--schema=\"{}\"", s.replace('"', "\"\""))));
+    options.extend(schemas.iter().map(|s| format!("--schema={}", crate::sql::ident(s))));
     dump_with(sh, args, shown, &options)
 }
 

@@ -60,7 +60,7 @@ pub(crate) fn run(_global: &Global) -> Result<()> {
         human(rate),
         human(TARGET_RATE),
         human(server_rate),
-    ));
+    ))?;
     let missed: Vec<&str> =
         [(rate < TARGET_RATE, "rows/s"), (ratio < TARGET_RATIO, "ratio"), (peak_mb >= TARGET_MEMORY_MB, "peak memory")]
             .into_iter()
@@ -70,7 +70,7 @@ pub(crate) fn run(_global: &Global) -> Result<()> {
         "targets: all met".to_string()
     } else {
         format!("targets missed: {}", missed.join(", "))
-    });
+    })?;
     Ok(())
 }
 

@@ -28,19 +28,19 @@ pub(crate) fn run(sh: &Shell, clinics: Option<u64>) -> Result<()> {
     }
     let rows = pair.rows as f64;
     let ratio = best_sync.as_secs_f64() / best_dump.as_secs_f64();
-    context::data(format!("rows in the source: {}", pair.rows));
+    context::data(format!("rows in the source: {}", pair.rows))?;
     context::data(format!(
         "pg_dump -Fc | pg_restore: {:.2} s ({:.0} rows/s)",
         best_dump.as_secs_f64(),
         rows / best_dump.as_secs_f64()
-    ));
+    ))?;
     context::data(format!(
         "stage-sync (anonymized, verified): {:.2} s ({:.0} rows/s)",
         best_sync.as_secs_f64(),
         rows / best_sync.as_secs_f64()
-    ));
-    context::data(format!("ratio stage-sync / dump-restore: {ratio:.2} (target <= 0.8)"));
-    context::data(format!("stage-sync peak memory: {:.0} MB (target <= 150 MB)", peak_kb as f64 / 1024.0));
+    ))?;
+    context::data(format!("ratio stage-sync / dump-restore: {ratio:.2} (target <= 0.8)"))?;
+    context::data(format!("stage-sync peak memory: {:.0} MB (target <= 150 MB)", peak_kb as f64 / 1024.0))?;
     Ok(())
 }
 
@@ -80,9 +80,9 @@ impl Pair {
         let prod_ref = settings.production_ref().context("no production project in env/environments.toml")?.to_string();
         let role = format!("postgres.{prod_ref}");
         let mut conn = source.guard()?.write::<op::LoadTesting>()?.connect()?;
+        let (role, password) = (crate::sql::ident(&role), crate::sql::literal(Throwaway::password()));
         conn.client().batch_execute(&format!(
-            "create role \"{role}\" login superuser password '{}'; alter role \"{role}\" set role postgres; analyze;",
-            Throwaway::password()
+            "create role {role} login superuser password {password}; alter role {role} set role postgres; analyze;"
         ))?;
         let rows: i64 = conn
             .client()

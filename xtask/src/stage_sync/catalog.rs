@@ -7,6 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Result;
 use postgres::GenericClient;
 
+use crate::sql;
+
+/// `crate::sql::ident` under its old name, for `pipe.rs` (its owner moves it over).
+pub use crate::sql::ident as quote;
+
 #[derive(Clone, Debug)]
 pub struct Table {
     pub schema: String,
@@ -34,9 +39,41 @@ pub struct Column {
     pub type_name: String,
     pub not_null: bool,
     pub generated: bool,
-    /// `S`: string types; `N`: numeric; `D`: date/time; `U`: user (json, uuid); `A`: array.
-    pub category: char,
+    pub category: Category,
     pub base_type: String,
+}
+
+/// A column's type category (`pg_type.typcategory`), as far as the rules care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Category {
+    /// `S`: text, varchar, char.
+    String,
+    /// `N`: integers, numeric, floats.
+    Numeric,
+    /// `D`: date, timestamp, timestamptz.
+    DateTime,
+    /// `B`: boolean.
+    Boolean,
+    /// `A`: arrays.
+    Array,
+    /// `U`: user-defined and the rest PostgreSQL files there (json, jsonb, uuid, bytea).
+    User,
+    /// Anything else (enums, ranges, geometry, network, ...).
+    Other,
+}
+
+impl Category {
+    fn from_typcategory(code: &str) -> Category {
+        match code {
+            "S" => Category::String,
+            "N" => Category::Numeric,
+            "D" => Category::DateTime,
+            "B" => Category::Boolean,
+            "A" => Category::Array,
+            "U" => Category::User,
+            _ => Category::Other,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -51,7 +88,7 @@ pub struct ForeignKey {
 
 impl Table {
     pub fn qualified(&self) -> String {
-        format!("{}.{}", quote(&self.schema), quote(&self.name))
+        sql::qualified(&self.schema, &self.name)
     }
 
     /// `schema.name`, as the rules file names it.
@@ -112,7 +149,9 @@ pub fn materialized_views(client: &mut impl GenericClient, schemas: &[String]) -
 /// Whether a quoted `schema.name` lies in one of the schemas (views elsewhere are not ours
 /// to refresh, so they don't hold back the order).
 fn schemas_hold(qualified: &str, schemas: &[String]) -> bool {
-    schemas.iter().any(|s| qualified.starts_with(&format!("{}.", quote(s))) || qualified.starts_with(&format!("{s}.")))
+    schemas
+        .iter()
+        .any(|s| qualified.starts_with(&format!("{}.", sql::ident(s))) || qualified.starts_with(&format!("{s}.")))
 }
 
 /// Every table (plain or partitioned parent, not the partitions) in the given schemas,
@@ -144,7 +183,7 @@ pub fn load(client: &mut impl GenericClient, schemas: &[String], extra: &[String
                 type_name: r.get(1),
                 not_null: r.get(2),
                 generated: r.get(3),
-                category: r.get::<_, String>(4).chars().next().unwrap_or('X'),
+                category: Category::from_typcategory(r.get(4)),
                 base_type: r.get(5),
             })
             .collect();
@@ -267,16 +306,12 @@ pub fn load_order(tables: &[Table]) -> Vec<usize> {
 fn mentions(definition: &str, column: &str) -> bool {
     let word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
     let bare = column.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    let needle = if bare { column.to_string() } else { quote(column) };
+    let needle = if bare { column.to_string() } else { sql::ident(column) };
     definition.match_indices(&needle).any(|(at, _)| {
         let before = definition[..at].chars().next_back();
         let after = definition[at + needle.len()..].chars().next();
         !before.is_some_and(word) && !after.is_some_and(word) || !bare
     })
-}
-
-pub fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
 /// Tables of `schema` that reference `table`, directly or through each other: emptied with

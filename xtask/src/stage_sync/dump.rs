@@ -113,8 +113,8 @@ impl Restored {
             // Data that did not load (a truncated file, a failed COPY) is fatal; objects this
             // cluster cannot have are not.
             match errors.iter().find(|e| !tolerable(e)).or(errors.first().filter(|_| errors.is_empty())) {
-                Some(fatal) => bail!("pg_restore of {shown} failed: {}", first_line(fatal)),
-                None if errors.is_empty() => bail!("pg_restore of {shown} failed: {}", first_line(&stderr)),
+                Some(fatal) => bail!("cannot restore {shown}: {}", first_line(fatal)),
+                None if errors.is_empty() => bail!("cannot restore {shown}: {}", first_line(&stderr)),
                 None => warn(format!(
                     "pg_restore could not restore {} object(s) of {shown} that this cluster cannot have; first: {}",
                     errors.len(),

@@ -10,10 +10,10 @@ use app::{Guard, guard::op};
 use postgres::GenericClient;
 
 use super::{
-    catalog::{self, Column, Table, quote},
+    catalog::{self, Category, Column, Table},
     suggest::{self, is_key_like, looks_personal, toml_key, value_looks_identifying},
 };
-use crate::context::status;
+use crate::{context::status, sql};
 
 /// Writes the file; refuses to overwrite one without `force`.
 pub fn init_rules(source: &Guard, path: &std::path::Path, shown: &str, force: bool) -> Result<()> {
@@ -125,7 +125,7 @@ fn json_rule(values: &[(String, String)]) -> (String, Option<&'static str>) {
                 type_name: "text".into(),
                 not_null: true,
                 generated: false,
-                category: 'S',
+                category: Category::String,
                 base_type: "text".into(),
             }) != "\"keep\"";
         let entry = keys.entry(key.as_str()).or_default();
@@ -155,7 +155,9 @@ fn json_rule(values: &[(String, String)]) -> (String, Option<&'static str>) {
 
 /// Whether values of this column are sampled: text, json and text arrays.
 pub fn sampled(column: &Column) -> bool {
-    column.category == 'S' || is_json(column) || matches!(column.base_type.as_str(), "_text" | "_varchar" | "_bpchar")
+    column.category == Category::String
+        || is_json(column)
+        || matches!(column.base_type.as_str(), "_text" | "_varchar" | "_bpchar")
 }
 
 fn is_json(column: &Column) -> bool {
@@ -165,7 +167,7 @@ fn is_json(column: &Column) -> bool {
 /// Up to 200 rows' values of a column, as (key, string) pairs: for json every string inside,
 /// under the key it sits under; for arrays each element; for text the value (key `""`).
 pub fn sample(client: &mut impl GenericClient, table: &Table, column: &Column) -> Result<Vec<(String, String)>> {
-    let col = quote(&column.name);
+    let col = sql::ident(&column.name);
     let qualified = table.qualified();
     if is_json(column) {
         let rows =
@@ -178,7 +180,7 @@ pub fn sample(client: &mut impl GenericClient, table: &Table, column: &Column) -
         }
         return Ok(out);
     }
-    let sql = if column.category == 'A' {
+    let sql = if column.category == Category::Array {
         format!(
             "select e from (select {col} as a from {qualified} where {col} is not null limit 200) s, unnest(s.a) e where e is not null"
         )

@@ -6,11 +6,15 @@ use anyhow::Result;
 use app::guard::{ReadTarget, WriteTarget, op};
 
 use super::{
-    catalog::{self, Table},
+    catalog::Table,
     mask::Masker,
     rules::{self, Mode, Rules},
 };
-use crate::context::{data, status};
+use crate::{
+    context::{data, status},
+    sql,
+    ui::{self, Align},
+};
 
 /// Prints the plan; writes nothing.
 pub fn print(
@@ -28,8 +32,14 @@ pub fn print(
         source.url().address(),
         target.environment(),
         target.url().address()
-    ));
-    data("load order:");
+    ))?;
+    data("load order:")?;
+    let mut load_order = ui::Table::new(&[
+        ("#", Align::Right),
+        ("table", Align::Left),
+        ("rows (est.)", Align::Right),
+        ("what", Align::Left),
+    ]);
     for (n, &i) in order.iter().enumerate() {
         let table = &tables[i];
         let table_rules = &rules.tables[&table.key()];
@@ -39,8 +49,9 @@ pub fn print(
             Mode::Skip => "skip: emptied in the target".to_string(),
             Mode::SchemaOnly => "schema only: the target's rows stay".to_string(),
         };
-        data(format!("  {:>2}. {:<36} ~{:>9} rows  {mode}", n + 1, table.key(), table.estimate));
+        load_order.row([format!("{}.", n + 1), table.key(), format!("~{}", table.estimate), mode]);
     }
+    load_order.lines().iter().try_for_each(|line| data(format!("  {line}")))?;
     let all: Vec<&rules::Rule> = rules.tables.values().flat_map(|t| t.columns.iter().map(|(_, r)| r)).collect();
     let mut kinds: Vec<String> = all.iter().map(|r| r.label()).collect();
     kinds.sort();
@@ -50,8 +61,8 @@ pub fn print(
         tables.len(),
         all.len(),
         kinds.join(", ")
-    ));
-    data("unique columns with pseudonyms (collision risk):");
+    ))?;
+    data("unique columns with pseudonyms (collision risk):")?;
     for table in tables {
         for (column, rule) in &rules.tables[&table.key()].columns {
             if table.is_unique(column) && matches!(rule, rules::Rule::Json(_) | rules::Rule::Elements(_)) {
@@ -59,7 +70,7 @@ pub fn print(
                     "  {}.{column}: {} inside a unique index's expression; uniqueness is checked after loading",
                     table.key(),
                     rule.label()
-                ));
+                ))?;
             }
             if let rules::Rule::Pseudonym(kind) = rule {
                 if table.is_unique(column) {
@@ -71,26 +82,26 @@ pub fn print(
                         table.key(),
                         kind.name(),
                         table.estimate
-                    ));
+                    ))?;
                 }
             }
         }
     }
-    data("sample of masked output (originals are never shown):");
+    data("sample of masked output (originals are never shown):")?;
     for table in tables {
         for (column, rule) in &rules.tables[&table.key()].columns {
             let rules::Rule::Pseudonym(kind) = rule else { continue };
             let sql = format!(
                 "select {col}::text from {} where {col} is not null limit 3",
                 table.qualified(),
-                col = catalog::quote(column)
+                col = sql::ident(column)
             );
             let samples: Vec<String> = tx
                 .query(&sql, &[])?
                 .iter()
                 .map(|r| masker.pseudonym(*kind, &r.get::<_, String>(0), table.distinct_pseudonyms(column)))
                 .collect();
-            data(format!("  {}.{column} ({}): {}", table.key(), kind.name(), samples.join(" | ")));
+            data(format!("  {}.{column} ({}): {}", table.key(), kind.name(), samples.join(" | ")))?;
         }
     }
     status("dry run: nothing was written");

@@ -4,29 +4,72 @@
 //! the RLS suite too), and rows that such rows reference (so every key holds). Tables
 //! nothing reaches are copied empty.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    rc::Rc,
+};
 
-use super::catalog::{Table, quote};
-use crate::tenancy::{self, Edge, Tenancy};
-
-/// Stands for the filtered table's alias until the filter is placed.
-const ALIAS: &str = "\u{1}";
+use super::catalog::Table;
+use crate::{
+    sql,
+    tenancy::{self, Edge, Tenancy},
+};
 
 /// A `WHERE` expression (over alias `t`) per table key; a table without one copies no rows.
 pub fn filters(tables: &[Table], clinic_ids: &[String], tenancy: &Tenancy) -> BTreeMap<String, String> {
     let by_key: BTreeMap<String, &Table> = tables.iter().map(|t| (t.key(), t)).collect();
     // Tables with a path of foreign keys down to the root: their rows belong to clinics.
     let owned: BTreeSet<String> = tenancy::ownership(&tenancy.root, &edges(tables)).into_keys().collect();
-    let ids = clinic_ids.iter().map(|id| format!("'{}'", id.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+    let ids = sql::literals(clinic_ids);
     let mut builder =
         Builder { by_key, owned, memo: BTreeMap::new(), visiting: BTreeSet::new(), ids, aliases: 0, tenancy };
-    tables.iter().filter_map(|t| builder.filter(&t.key()).map(|f| (t.key(), f.replace(ALIAS, "t")))).collect()
+    tables.iter().filter_map(|t| builder.filter(&t.key()).map(|f| (t.key(), f.render("t")))).collect()
+}
+
+/// A table's filter, rendered over whatever alias the query gives that table: a tenant's
+/// own rows, or any of several memberships in other tables' filtered rows.
+enum Filter {
+    Tenant { key: String, ids: String },
+    Any(Vec<Membership>),
+}
+
+/// `(mine...) in (select theirs... from other alias where <inner over alias>)`.
+struct Membership {
+    mine: Vec<String>,
+    theirs: Vec<String>,
+    other: String,
+    alias: String,
+    inner: Rc<Filter>,
+}
+
+impl Filter {
+    fn render(&self, at: &str) -> String {
+        match self {
+            Filter::Tenant { key, ids } => format!("{at}.{}::text in ({ids})", sql::ident(key)),
+            Filter::Any(terms) => {
+                let terms: Vec<String> = terms
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "({}) in (select {} from {} {} where {})",
+                            sql::columns_of(at, &m.mine),
+                            sql::columns_of(&m.alias, &m.theirs),
+                            m.other,
+                            m.alias,
+                            m.inner.render(&m.alias)
+                        )
+                    })
+                    .collect();
+                format!("({})", terms.join(" or "))
+            }
+        }
+    }
 }
 
 struct Builder<'a> {
     by_key: BTreeMap<String, &'a Table>,
     owned: BTreeSet<String>,
-    memo: BTreeMap<String, Option<String>>,
+    memo: BTreeMap<String, Option<Rc<Filter>>>,
     visiting: BTreeSet<String>,
     ids: String,
     aliases: usize,
@@ -50,12 +93,12 @@ fn edges(tables: &[Table]) -> Vec<Edge> {
 }
 
 impl Builder<'_> {
-    fn filter(&mut self, key: &str) -> Option<String> {
+    fn filter(&mut self, key: &str) -> Option<Rc<Filter>> {
         if let Some(done) = self.memo.get(key) {
             return done.clone();
         }
         if key == self.tenancy.root {
-            return Some(format!("{ALIAS}.{}::text in ({})", quote(&self.tenancy.key), self.ids));
+            return Some(Rc::new(Filter::Tenant { key: self.tenancy.key.clone(), ids: self.ids.clone() }));
         }
         if !self.visiting.insert(key.to_string()) {
             return None; // a cycle: the other terms decide
@@ -69,7 +112,7 @@ impl Builder<'_> {
             for fk in parents {
                 if let Some(parent) = self.filter(&fk.target) {
                     let alias = self.alias();
-                    terms.push(membership(&fk.columns, &fk.target_columns, &fk.target_qualified, &parent, &alias));
+                    terms.push(membership(&fk.columns, &fk.target_columns, &fk.target_qualified, parent, alias));
                 }
             }
         }
@@ -89,11 +132,11 @@ impl Builder<'_> {
             let fk = &child.foreign_keys[i];
             if let Some(child_filter) = self.filter(&child.key()) {
                 let alias = self.alias();
-                terms.push(membership(&fk.target_columns, &fk.columns, &child.qualified(), &child_filter, &alias));
+                terms.push(membership(&fk.target_columns, &fk.columns, &child.qualified(), child_filter, alias));
             }
         }
         self.visiting.remove(key);
-        let result = (!terms.is_empty()).then(|| format!("({})", terms.join(" or ")));
+        let result = (!terms.is_empty()).then(|| Rc::new(Filter::Any(terms)));
         self.memo.insert(key.to_string(), result.clone());
         result
     }
@@ -104,9 +147,6 @@ impl Builder<'_> {
     }
 }
 
-/// `(<alias>.a, <alias>.b) in (select sN.x, sN.y from other sN where <filter over sN>)`.
-fn membership(mine: &[String], theirs: &[String], other: &str, other_filter: &str, alias: &str) -> String {
-    let left = mine.iter().map(|c| format!("{ALIAS}.{}", quote(c))).collect::<Vec<_>>().join(", ");
-    let right = theirs.iter().map(|c| format!("{alias}.{}", quote(c))).collect::<Vec<_>>().join(", ");
-    format!("({left}) in (select {right} from {other} {alias} where {})", other_filter.replace(ALIAS, alias))
+fn membership(mine: &[String], theirs: &[String], other: &str, inner: Rc<Filter>, alias: String) -> Membership {
+    Membership { mine: mine.to_vec(), theirs: theirs.to_vec(), other: other.to_string(), alias, inner }
 }

@@ -2,7 +2,7 @@
 //! the rule it most likely needs. `init-rules`, the missing-rule snippet and the rules
 //! check use it. Suggestions are a starting point a person reviews, never a verdict.
 
-use super::catalog::Column;
+use super::catalog::{Category, Column};
 
 /// The rule a column most likely needs, by its name and type, as a TOML value.
 pub fn suggest(column: &Column) -> String {
@@ -12,17 +12,19 @@ pub fn suggest(column: &Column) -> String {
     let erase = || quoted(if column.not_null { "redact" } else { "null" });
     // Secrets themselves, not their dates or counts (`token_expires_at` is no secret).
     let secret = ["token", "password", "passwd", "secret", "credential", "credentials"].iter().any(|w| has(w));
-    if secret && !matches!(column.category, 'D' | 'N' | 'B') {
-        return if column.category == 'S' || !column.not_null { erase() } else { quoted("keep") };
+    if secret && !matches!(column.category, Category::DateTime | Category::Numeric | Category::Boolean) {
+        return if column.category == Category::String || !column.not_null { erase() } else { quoted("keep") };
     }
     // Pictures of people, as links or as bytes (a bytea `picture`).
-    if ["photo", "picture", "avatar", "image"].iter().any(|w| has(w)) && (column.category == 'S' || !column.not_null) {
+    if ["photo", "picture", "avatar", "image"].iter().any(|w| has(w))
+        && (column.category == Category::String || !column.not_null)
+    {
         return erase();
     }
-    if column.category == 'D' && (has("birth") || has("dob")) {
+    if column.category == Category::DateTime && (has("birth") || has("dob")) {
         return "{ rule = \"date_shift\", days = 30 }".into();
     }
-    if column.category == 'A' && is_text_array(column) {
+    if column.category == Category::Array && is_text_array(column) {
         return quoted(if has("email") || has("emails") {
             "email"
         } else if looks_personal(&column.name) {
@@ -31,7 +33,7 @@ pub fn suggest(column: &Column) -> String {
             "keep"
         });
     }
-    if column.category != 'S' {
+    if column.category != Category::String {
         return quoted("keep");
     }
     let kind = if has("email") || has("mail") {
@@ -69,7 +71,7 @@ pub fn suggest(column: &Column) -> String {
 /// The rule for a kept text column whose sampled values look identifying.
 pub fn suggest_from_values(column: &Column, values: &[String]) -> Option<String> {
     let hit = values.iter().find(|v| value_looks_identifying(v))?;
-    let kind = if column.category == 'A' {
+    let kind = if column.category == Category::Array {
         if value_looks_email(hit) { "email" } else { "text" }
     } else if value_looks_email(hit) {
         "email"
@@ -120,7 +122,7 @@ pub fn looks_personal(column: &str) -> bool {
 /// A numeric or uuid key (`address_id`, `accountId`): its name alone never makes it
 /// personal, whatever words it holds; it points at a row, the row's columns are judged.
 pub fn is_key_like(column: &Column) -> bool {
-    let numeric_or_uuid = column.category == 'N' || column.base_type == "uuid";
+    let numeric_or_uuid = column.category == Category::Numeric || column.base_type == "uuid";
     numeric_or_uuid && words(&column.name).last().is_some_and(|w| w == "id" || w == "key")
 }
 
@@ -214,7 +216,7 @@ pub fn toml_key(name: &str) -> String {
 mod tests {
     use super::*;
 
-    fn column(name: &str, category: char, base: &str) -> Column {
+    fn column(name: &str, category: Category, base: &str) -> Column {
         Column {
             name: name.into(),
             type_name: base.into(),
@@ -227,25 +229,31 @@ mod tests {
 
     #[test]
     fn names_suggest_rules() {
-        let check = |name: &str, category: char, base: &str, expected: &str| {
+        let check = |name: &str, category: Category, base: &str, expected: &str| {
             assert_eq!(suggest(&column(name, category, base)), expected, "{name}");
         };
-        check("emailAddress", 'S', "text", "\"email\"");
-        check("username", 'S', "text", "\"text\"");
-        check("spreadsheet_id", 'S', "text", "\"uuid\"");
-        check("googleAccountId", 'S', "varchar", "\"uuid\"");
-        check("credentialsJson", 'S', "text", "\"null\"");
-        check("token_expires_at", 'D', "timestamptz", "\"keep\"");
-        check("avatar_url", 'S', "text", "\"null\"");
-        check("photo", 'S', "text", "\"null\"");
-        check("picture", 'U', "bytea", "\"null\"");
-        check("date_of_birth", 'D', "date", "{ rule = \"date_shift\", days = 30 }");
-        check("birth_date", 'D', "date", "{ rule = \"date_shift\", days = 30 }");
-        check("address_id", 'N', "int4", "\"keep\"");
-        check("emails", 'A', "_text", "\"email\"");
-        check("tags", 'A', "_text", "\"keep\"");
-        assert!(is_key_like(&column("address_id", 'N', "int4")) && is_key_like(&column("userId", 'U', "uuid")));
-        assert!(!is_key_like(&column("phone", 'N', "int8")) && !is_key_like(&column("spreadsheet_id", 'S', "text")));
+        check("emailAddress", Category::String, "text", "\"email\"");
+        check("username", Category::String, "text", "\"text\"");
+        check("spreadsheet_id", Category::String, "text", "\"uuid\"");
+        check("googleAccountId", Category::String, "varchar", "\"uuid\"");
+        check("credentialsJson", Category::String, "text", "\"null\"");
+        check("token_expires_at", Category::DateTime, "timestamptz", "\"keep\"");
+        check("avatar_url", Category::String, "text", "\"null\"");
+        check("photo", Category::String, "text", "\"null\"");
+        check("picture", Category::User, "bytea", "\"null\"");
+        check("date_of_birth", Category::DateTime, "date", "{ rule = \"date_shift\", days = 30 }");
+        check("birth_date", Category::DateTime, "date", "{ rule = \"date_shift\", days = 30 }");
+        check("address_id", Category::Numeric, "int4", "\"keep\"");
+        check("emails", Category::Array, "_text", "\"email\"");
+        check("tags", Category::Array, "_text", "\"keep\"");
+        assert!(
+            is_key_like(&column("address_id", Category::Numeric, "int4"))
+                && is_key_like(&column("userId", Category::User, "uuid"))
+        );
+        assert!(
+            !is_key_like(&column("phone", Category::Numeric, "int8"))
+                && !is_key_like(&column("spreadsheet_id", Category::String, "text"))
+        );
         assert_eq!(words("googleAccountID_v2"), ["google", "account", "id", "v2"]);
         assert_eq!(toml_key("emailAddress"), "emailAddress");
         assert_eq!(toml_key("has space"), "\"has space\"");

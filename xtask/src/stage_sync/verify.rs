@@ -8,11 +8,12 @@ use anyhow::{Context, Result};
 use postgres::Transaction;
 
 use super::{
-    catalog::{Table, quote},
+    catalog::{Category, Table},
     mask,
     pipe::LeakSets,
     rules::{Mode, Rule, Rules},
 };
+use crate::sql;
 
 /// Every problem found; empty means the copy is right.
 pub fn verify(
@@ -40,12 +41,12 @@ pub fn verify(
                 continue;
             }
             let not_null =
-                fk.columns.iter().map(|c| format!("c.{} is not null", quote(c))).collect::<Vec<_>>().join(" and ");
+                fk.columns.iter().map(|c| format!("c.{} is not null", sql::ident(c))).collect::<Vec<_>>().join(" and ");
             let joins = fk
                 .columns
                 .iter()
                 .zip(&fk.target_columns)
-                .map(|(c, p)| format!("p.{} = c.{}", quote(p), quote(c)))
+                .map(|(c, p)| format!("p.{} = c.{}", sql::ident(p), sql::ident(c)))
                 .collect::<Vec<_>>()
                 .join(" and ");
             let sql = format!(
@@ -127,9 +128,9 @@ fn sequence_uses(tables: &[Table], rules: &Rules) -> BTreeMap<String, Vec<(Strin
     let mut uses: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let mut replaced = BTreeSet::new();
     for table in tables {
-        let numeric = |c: &str| table.columns.iter().any(|col| col.name == c && col.category == 'N');
+        let numeric = |c: &str| table.columns.iter().any(|col| col.name == c && col.category == Category::Numeric);
         for (column, sequence) in table.sequences.iter().filter(|(c, _)| numeric(c)) {
-            uses.entry(sequence.clone()).or_default().push((table.qualified(), quote(column)));
+            uses.entry(sequence.clone()).or_default().push((table.qualified(), sql::ident(column)));
             if rules.tables[&table.key()].mode != Mode::SchemaOnly {
                 replaced.insert(sequence.clone());
             }
@@ -156,7 +157,7 @@ fn leak_check(tx: &mut Transaction, tables: &[Table], rules: &Rules, leaks: &Lea
         if table_rules.mode != Mode::Copy || masked.is_empty() {
             continue;
         }
-        let list = masked.iter().map(|(c, _)| quote(c)).collect::<Vec<_>>().join(", ");
+        let list = masked.iter().map(|(c, _)| sql::ident(c)).collect::<Vec<_>>().join(", ");
         let reader = tx.copy_out(&format!("COPY (SELECT {list} FROM {}) TO STDOUT", table.qualified()))?;
         let mut leaked = vec![0u64; masked.len()];
         for line in BufReader::with_capacity(1 << 16, reader).split(b'\n') {

@@ -51,7 +51,8 @@ pub fn copy(
         None => (env, migrate::read_ledger(&mut src.transaction()?)?),
     };
     let pending: Vec<Migration> = migrate::plan(files, &wanted, None)?.into_iter().cloned().collect();
-    let applied = |m: &Migration| ledger.iter().any(|e| e.version == m.version && e.outcome == "applied");
+    let applied =
+        |m: &Migration| ledger.iter().any(|e| e.version == m.version && e.outcome == crate::migrate::Outcome::Applied);
     if let Some(m) = files.iter().find(|m| wanted.iter().any(|e| e.version == m.version) && !applied(m)) {
         bail!(
             "{env} is behind {other}: {} is applied there, not on {env}\nhint: `cargo xtask migrate up --env {env}` first",
@@ -85,7 +86,7 @@ pub fn copy(
         .ignore_status()
         .output()?;
     if !out.status.success() {
-        bail!("pg_dump of {env} failed: {}", last_line(&out.stderr));
+        bail!("cannot copy {env} with pg_dump: {}", last_line(&out.stderr));
     }
     let out = pg::client_cmd(sh, "pg_restore", &copy_target.client_args()?)?
         .args(["--no-owner", "--no-privileges", "--exit-on-error", "--jobs=2"])
@@ -93,7 +94,7 @@ pub fn copy(
         .ignore_status()
         .output()?;
     if !out.status.success() {
-        bail!("restoring the copy of {env} failed: {}", last_line(&out.stderr));
+        bail!("cannot restore the copy of {env}: {}", last_line(&out.stderr));
     }
     let _ = std::fs::remove_file(&dump);
     let mut dst = target.write::<op::Migrate>()?.connect()?;
@@ -129,14 +130,9 @@ fn copy_auth_users(src: &mut postgres::Transaction<'_>, dst: &mut Client) -> Res
     let columns = "select column_name::text from information_schema.columns
                    where table_schema = 'auth' and table_name = 'users' and is_generated = 'NEVER' order by ordinal_position";
     let theirs: Vec<String> = src.query(columns, &[])?.iter().map(|r| r.get(0)).collect();
-    let list: Vec<String> = dst
-        .query(columns, &[])?
-        .iter()
-        .map(|r| r.get::<_, String>(0))
-        .filter(|c| theirs.contains(c))
-        .map(|c| format!("\"{c}\""))
-        .collect();
-    let list = list.join(", ");
+    let shared: Vec<String> =
+        dst.query(columns, &[])?.iter().map(|r| r.get::<_, String>(0)).filter(|c| theirs.contains(c)).collect();
+    let list = crate::sql::idents(&shared);
     let mut reader = src.copy_out(&format!("copy (select {list} from auth.users) to stdout"))?;
     let mut bytes = Vec::new();
     reader.read_to_end(&mut bytes)?;

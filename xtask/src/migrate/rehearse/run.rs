@@ -177,14 +177,11 @@ fn upgrade(locks: &mut BTreeMap<String, String>, table: String, mode: String) {
     }
 }
 
-/// The server's message with its detail, not the client's "db error".
+/// The server's message with its severity and detail (`ERROR: ...`), not "db error".
 pub fn db_message(err: &postgres::Error) -> String {
     match err.as_db_error() {
-        Some(db) => match db.detail() {
-            Some(detail) => format!("{}: {} ({detail})", db.severity(), db.message()),
-            None => format!("{}: {}", db.severity(), db.message()),
-        },
-        None => format!("{err:#}"),
+        Some(db) => format!("{}: {}", db.severity(), crate::sql::server_message(err)),
+        None => crate::sql::server_message(err),
     }
 }
 

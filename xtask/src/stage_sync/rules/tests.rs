@@ -1,0 +1,153 @@
+//! Unit tests of the rules file: parsing, strictness, suggestions in errors.
+
+use super::*;
+
+fn column(name: &str, category: Category, base: &str, not_null: bool) -> Column {
+    Column { name: name.into(), type_name: base.into(), not_null, generated: false, category, base_type: base.into() }
+}
+
+fn table() -> Table {
+    Table {
+        schema: "public".into(),
+        name: "people".into(),
+        partitioned: false,
+        columns: vec![
+            column("id", Category::User, "uuid", true),
+            column("email", Category::String, "text", true),
+            column("nickname", Category::String, "text", false),
+            column("born", Category::DateTime, "date", false),
+            column("meta", Category::User, "jsonb", false),
+        ],
+        primary_key: vec!["id".into()],
+        uniques: vec![vec!["id".into()]],
+        loosely_unique: vec![],
+        foreign_keys: vec![],
+        sequences: vec![],
+        estimate: 0,
+    }
+}
+
+fn run(text: &str) -> Result<Rules> {
+    check("rules.toml", text, &[table()], &mut |_, c| Ok(c.name == "nickname"))
+}
+
+#[test]
+fn complete_rules_pass() {
+    let rules = run(r#"
+        [tables."public.people".columns]
+        id = "uuid"
+        email = "email"
+        nickname = { rule = "keep", reviewed = true }
+        born = { rule = "date_shift", days = 30 }
+        meta = { rule = "jsonb", keys = { email = "email", phone = "null" } }
+    "#)
+    .unwrap();
+    let columns = &rules.tables["public.people"].columns;
+    assert_eq!(columns[0], ("id".to_string(), Rule::Pseudonym(Kind::Uuid)));
+    assert_eq!(columns[3].1, Rule::DateShift(30));
+}
+
+#[test]
+fn arrays_take_a_kind_per_element_and_json_an_allowlist() {
+    let mut table = table();
+    table.name = "things".into();
+    table.columns = vec![
+        column("tags", Category::Array, "_text", false),
+        column("scores", Category::Array, "_int4", false),
+        column("meta", Category::User, "jsonb", false),
+        column("code", Category::String, "text", true),
+    ];
+    table.uniques = vec![];
+    table.loosely_unique = vec!["code".into()];
+    let check_one = |text: &str| check("rules.toml", text, &[table.clone()], &mut |_, _| Ok(false));
+    let rules = check_one(
+        r#"[tables."public.things".columns]
+        tags = "email"
+        scores = "keep"
+        meta = { rule = "jsonb", allow = ["status"], others = "text", keys = { email = "email" } }
+        code = "text"
+        "#,
+    )
+    .unwrap();
+    let columns = &rules.tables["public.things"].columns;
+    assert_eq!(columns[0].1, Rule::Elements(Kind::Email));
+    let Rule::Json(spec) = &columns[2].1 else { panic!("{columns:?}") };
+    assert_eq!(spec.rule_for(Some("status")), None);
+    assert_eq!(spec.rule_for(Some("email")), Some(&JsonRule::Pseudonym(Kind::Email)));
+    assert_eq!(spec.rule_for(Some("anything")), Some(&JsonRule::Pseudonym(Kind::Text)));
+    assert_eq!(spec.rule_for(None), Some(&JsonRule::Pseudonym(Kind::Text)));
+    let err = check_one(
+        r#"[tables."public.things".columns]
+        tags = "keep"
+        scores = "phone"
+        meta = { rule = "jsonb", others = "text" }
+        code = "redact"
+        "#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("scores: pseudonym `phone` on an array needs an array of text"), "{err}");
+    assert!(err.contains("meta: `others` goes with `allow`"), "{err}");
+    assert!(err.contains("code is in a unique key or index, so `redact`"), "{err}");
+}
+
+#[test]
+fn uncovered_columns_list_and_suggest() {
+    let err = run("[tables.\"public.people\".columns]\nid = \"keep\"\n").unwrap_err().to_string();
+    assert!(
+        err.starts_with("4 column(s) have no rule in rules.toml: public.people.email, public.people.nickname"),
+        "{err}"
+    );
+    assert!(err.contains("email = \"email\""), "{err}");
+}
+
+#[test]
+fn personal_keeps_stale_rules_and_bad_kinds_are_refused() {
+    let base = "id = \"keep\"\nborn = \"keep\"\nmeta = \"keep\"\n";
+    let err = run(&format!("[tables.\"public.people\".columns]\n{base}email = \"keep\"\nnickname = \"first_name\"\n"))
+        .unwrap_err();
+    assert!(err.to_string().contains("public.people.email is kept, but its name looks personal"), "{err}");
+    let err = run(&format!("[tables.\"public.people\".columns]\n{base}email = \"email\"\nnickname = \"keep\"\n"))
+        .unwrap_err();
+    assert!(err.to_string().contains("public.people.nickname is kept, but its values look personal"), "{err}");
+    let err = run(&format!(
+        "[tables.\"public.people\".columns]\n{base}email = \"null\"\nnickname = \"bogus\"\nghost = \"keep\"\n"
+    ))
+    .unwrap_err();
+    let err = err.to_string();
+    assert!(
+        err.contains("email: is NOT NULL")
+            && err.contains("unknown rule `bogus`")
+            && err.contains("ghost has a rule but no such column"),
+        "{err}"
+    );
+    let err = run("[tables.\"public.nobody\"]\nmode = \"skip\"\n").unwrap_err().to_string();
+    assert!(err.contains("public.nobody has rules but does not exist"), "{err}");
+    let err = run("schemas = [\"auth\"]").unwrap_err();
+    assert!(format!("{err:#}").contains("schema `auth` is managed by Supabase"), "{err:#}");
+    let err = run("[tables.\"public.people\"\nmode = 1").unwrap_err();
+    assert!(format!("{err:#}").starts_with("rules.toml is invalid: line "), "{err:#}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+    /// Any text, or the committed rules cut anywhere and followed by anything: an error
+    /// of one line (the uncovered-columns snippet aside), never a panic.
+    #[test]
+    fn rules_never_panic(text in proptest::prelude::any::<String>(), cut in 0usize..4000) {
+        for candidate in [text.clone(), {
+            let committed = include_str!("../../../../env/stage-sync.toml");
+            let mut cut = cut.min(committed.len());
+            while !committed.is_char_boundary(cut) { cut -= 1; }
+            format!("{}{text}", &committed[..cut])
+        }] {
+            if let Err(err) = run(&candidate) {
+                let text = format!("{err:#}");
+                let first = text.lines().next().unwrap_or_default();
+                proptest::prop_assert!(!first.is_empty());
+                proptest::prop_assert!(text.lines().count() == 1 || text.lines().nth(1).is_some_and(|l| l.starts_with("hint: ")), "{}", text);
+            }
+        }
+    }
+}
