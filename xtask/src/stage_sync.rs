@@ -31,6 +31,7 @@ use crate::{
 };
 use catalog::Table;
 use mask::Masker;
+use plan::Plan;
 use rules::{Mode, Rules};
 
 impl flags::StageSync {
@@ -185,91 +186,125 @@ pub(crate) fn sync(
 
     // One snapshot for every table, read-only.
     let mut snapshot = src.snapshot()?;
-    let extra = rules::extra_tables(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
-    let tables = catalog::load(&mut snapshot, &schemas, &extra)?;
-    let rules = rules::check(rules_shown, rules_text, &tables, &mut |table, column| {
-        sample_is_personal(&mut snapshot, table, column)
-    })?;
-    let order = catalog::load_order(&tables);
-    let filters = match &options.clinics {
-        Some(spec) => {
-            let tenancy = crate::tenancy::Tenancy::load(&context::project_root())?;
-            Some(subset::filters(&tables, &choose_clinics(&mut snapshot, spec, &tenancy)?, &tenancy))
-        }
-        None => None,
-    };
-
+    let plan = read_plan(&mut snapshot, rules_text, rules_shown, &schemas, options)?;
     if options.dry_run {
-        return plan::print(&mut snapshot, &tables, &order, &rules, &masker, &source, &target);
+        return plan::print(&mut snapshot, &plan, &masker, &source, &target);
     }
     confirm(&target, options.yes)?;
 
+    // The executor: one target transaction, committed only after verification.
     let mut tx = dst.client().transaction()?;
-    // Triggers off for the load (user triggers and the foreign-key checks): every foreign
-    // key is verified before commit instead, which also makes cycles load.
+    let deferred = empty_target(&mut tx, &plan)?;
+    let loaded = load(&mut snapshot, &mut tx, &plan, &masker)?;
+    snapshot.commit()?;
+    finish_and_verify(&mut tx, &plan, &loaded, deferred)?;
+    let schema_version = record(&mut tx, source_guard, &plan.rules, &loaded.counts, started.elapsed())?;
+    tx.commit().context("cannot commit the sync; the target is unchanged")?;
+
+    let total: u64 = loaded.counts.iter().map(|(_, n)| n).sum();
+    summary(&loaded.timings, total, started.elapsed());
+    if options.json {
+        let elapsed = started.elapsed();
+        data(json_summary(source_guard, target_guard, &plan.rules, &loaded.timings, total, elapsed, schema_version))?;
+    }
+    Ok(())
+}
+
+/// The plan, from the source's snapshot: its catalog, the checked rules, the subset.
+fn read_plan(
+    snapshot: &mut postgres::Transaction,
+    rules_text: &str,
+    rules_shown: &str,
+    schemas: &[String],
+    options: &Options,
+) -> Result<Plan> {
+    let extra = rules::extra_tables(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
+    let tables = catalog::load(snapshot, schemas, &extra)?;
+    let rules = rules::check(rules_shown, rules_text, &tables, &mut |table, column| {
+        sample_is_personal(snapshot, table, column)
+    })?;
+    let filters = match &options.clinics {
+        Some(spec) => {
+            let tenancy = crate::tenancy::Tenancy::load(&context::project_root())?;
+            Some(subset::filters(&tables, &choose_clinics(snapshot, spec, &tenancy)?, &tenancy))
+        }
+        None => None,
+    };
+    Ok(Plan::new(tables, rules, filters, &extra))
+}
+
+/// Step 1: triggers off for the load (user triggers and the foreign-key checks: every
+/// foreign key is verified before commit instead, which also makes cycles load), the
+/// target's tables emptied, and, as pg_restore does, indexes and keys off until after the
+/// load, which builds each index once and validates each foreign key with one join.
+fn empty_target(tx: &mut postgres::Transaction, plan: &Plan) -> Result<crate::bulk::Deferred> {
     tx.batch_execute("set local session_replication_role = replica").map_err(|err| {
         anyhow::anyhow!(
             "cannot turn triggers off for the load (session_replication_role): {}\nhint: the target's user needs to be allowed to set session_replication_role, as Supabase's postgres is",
             app::connect::error_chain(&err)
         )
     })?;
-    let mut emptied: Vec<String> =
-        tables.iter().filter(|t| rules.tables[&t.key()].mode != Mode::SchemaOnly).map(Table::qualified).collect();
-    if extra.iter().any(|t| t == rules::AUTH_USERS) {
-        emptied.extend(catalog::dependents(&mut tx, rules::AUTH_USERS, "auth")?);
+    let mut emptied = plan.emptied();
+    if plan.copies_auth_users {
+        emptied.extend(catalog::dependents(tx, rules::AUTH_USERS, "auth")?);
     }
     if !emptied.is_empty() {
         tx.batch_execute(&format!("truncate {}", emptied.join(", "))).context("cannot empty the target's tables")?;
     }
+    let loaded = plan.loaded();
+    let loaded: Vec<&str> = loaded.iter().map(String::as_str).collect();
+    crate::bulk::Deferred::drop(tx, &loaded, crate::bulk::Scope::All)
+}
 
-    // As pg_restore does: indexes and keys come off for the load and go back on after it,
-    // which builds each index once and validates each foreign key with one join.
-    let loaded: Vec<String> =
-        tables.iter().filter(|t| rules.tables[&t.key()].mode == Mode::Copy).map(Table::qualified).collect();
-    let loaded_refs: Vec<&str> = loaded.iter().map(String::as_str).collect();
-    let deferred = crate::bulk::Deferred::drop(&mut tx, &loaded_refs, crate::bulk::Scope::All)?;
-    let progress = Progress::new(&tables, &order, &rules);
-    let mut leaks = pipe::LeakSets::default();
-    let mut counts = Vec::new();
-    let mut timings = Vec::new();
-    for &i in &order {
-        let table = &tables[i];
-        let table_rules = &rules.tables[&table.key()];
-        if table_rules.mode != Mode::Copy {
-            continue;
-        }
+/// What the load copied: rows per table, and how long each took.
+struct Loaded {
+    counts: Vec<(String, u64)>,
+    timings: Vec<(String, u64, std::time::Duration)>,
+    leaks: pipe::LeakSets,
+}
+
+/// Step 2: every copied table, in load order, streamed masked from the snapshot.
+fn load(
+    snapshot: &mut postgres::Transaction,
+    tx: &mut postgres::Transaction,
+    plan: &Plan,
+    masker: &Masker,
+) -> Result<Loaded> {
+    let progress = Progress::new(&plan.tables, &plan.order, &plan.rules);
+    let mut loaded = Loaded { counts: Vec::new(), timings: Vec::new(), leaks: pipe::LeakSets::default() };
+    for job in plan.jobs() {
+        let table = job.table;
         let bar = progress.table(table);
         let table_started = Instant::now();
-        let filter = filters.as_ref().map(|f| f.get(&table.key()).map_or("false", String::as_str));
-        let job = pipe::Job { table, rules: table_rules, filter };
-        let rows = pipe::copy_table(&mut snapshot, &mut tx, job, &masker, &mut leaks, &bar)?;
+        let rows = pipe::copy_table(snapshot, tx, job, masker, &mut loaded.leaks, &bar)?;
         bar.finish_and_clear();
         progress.overall.inc(rows.saturating_sub(bar.position()));
-        counts.push((table.key(), rows));
-        timings.push((table.key(), rows, table_started.elapsed()));
+        loaded.counts.push((table.key(), rows));
+        loaded.timings.push((table.key(), rows, table_started.elapsed()));
     }
-    snapshot.commit()?;
     progress.overall.finish_and_clear();
+    Ok(loaded)
+}
 
+/// Step 3: keys and indexes back (which validates them), sequences advanced, materialized
+/// views refreshed, then every check; any failure leaves the target as it was.
+fn finish_and_verify(
+    tx: &mut postgres::Transaction,
+    plan: &Plan,
+    loaded: &Loaded,
+    deferred: crate::bulk::Deferred,
+) -> Result<()> {
     deferred
-        .restore(&mut tx)
+        .restore(tx)
         .context("verification failed, nothing was changed: a key or index does not hold on the copy")?;
-    verify::advance_sequences(&mut tx, &tables, &rules)?;
-    for view in catalog::materialized_views(&mut tx, &rules.schemas)? {
+    verify::advance_sequences(tx, &plan.tables, &plan.rules)?;
+    for view in catalog::materialized_views(tx, &plan.rules.schemas)? {
         tx.batch_execute(&format!("refresh materialized view {view}"))
             .with_context(|| format!("cannot refresh the materialized view {view}; the target is unchanged"))?;
     }
-    let problems = verify::verify(&mut tx, &tables, &rules, &counts, &leaks)?;
+    let problems = verify::verify(tx, &plan.tables, &plan.rules, &loaded.counts, &loaded.leaks)?;
     if !problems.is_empty() {
         bail!("verification failed, nothing was changed: {}", problems.join("; "));
-    }
-    let schema_version = record(&mut tx, source_guard, &rules, &counts, started.elapsed())?;
-    tx.commit().context("cannot commit the sync; the target is unchanged")?;
-
-    let total: u64 = counts.iter().map(|(_, n)| n).sum();
-    summary(&timings, total, started.elapsed());
-    if options.json {
-        data(json_summary(source_guard, target_guard, &rules, &timings, total, started.elapsed(), schema_version))?;
     }
     Ok(())
 }

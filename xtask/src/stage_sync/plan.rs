@@ -1,13 +1,18 @@
-//! `stage-sync --dry-run`: the plan, printed as data: tables in load order and what
-//! happens to each, rule coverage, the collision risk of pseudonyms in unique keys and
-//! indexes, and a sample of masked output (originals are never shown).
+//! The sync's plan: what it will do, decided from the source's catalog, the rules and the
+//! subset before anything is written, and without a write connection. `--dry-run` prints
+//! it as data: tables in load order and what happens to each, rule coverage, the collision
+//! risk of pseudonyms in unique keys and indexes, and a sample of masked output (originals
+//! are never shown).
+
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 use app::guard::{ReadTarget, WriteTarget, op};
 
 use super::{
-    catalog::Table,
+    catalog::{self, Table},
     mask::Masker,
+    pipe,
     rules::{self, Mode, Rules},
 };
 use crate::{
@@ -16,16 +21,68 @@ use crate::{
     ui::{self, Align},
 };
 
+/// Everything a sync will do to the target, in order.
+#[derive(Debug)]
+pub struct Plan {
+    pub tables: Vec<Table>,
+    /// Indexes into `tables`, referenced tables first.
+    pub order: Vec<usize>,
+    pub rules: Rules,
+    /// `--clinics`: a `WHERE` expression per table (over alias `t`); a table without one
+    /// copies no row. `None` copies every row.
+    pub filters: Option<BTreeMap<String, String>>,
+    /// `auth.users` is synced (its section is in the rules): its dependents in `auth`
+    /// (sessions, refresh tokens, identities) are emptied, never copied.
+    pub copies_auth_users: bool,
+}
+
+impl Plan {
+    /// A plan from what was read; pure, so every decision in it can be tested alone.
+    pub fn new(tables: Vec<Table>, rules: Rules, filters: Option<BTreeMap<String, String>>, extra: &[String]) -> Plan {
+        let order = catalog::load_order(&tables);
+        let copies_auth_users = extra.iter().any(|t| t == rules::AUTH_USERS);
+        Plan { tables, order, rules, filters, copies_auth_users }
+    }
+
+    /// The tables the target empties first, qualified: every synced table but the
+    /// `schema_only` ones, whose rows stay.
+    pub fn emptied(&self) -> Vec<String> {
+        self.tables.iter().filter(|t| self.mode(t) != Mode::SchemaOnly).map(Table::qualified).collect()
+    }
+
+    /// The tables whose rows are copied, qualified.
+    pub fn loaded(&self) -> Vec<String> {
+        self.tables.iter().filter(|t| self.mode(t) == Mode::Copy).map(Table::qualified).collect()
+    }
+
+    /// One copy job per copied table, in load order.
+    pub fn jobs(&self) -> Vec<pipe::Job<'_>> {
+        self.order
+            .iter()
+            .map(|&i| &self.tables[i])
+            .filter(|t| self.mode(t) == Mode::Copy)
+            .map(|table| pipe::Job {
+                table,
+                rules: &self.rules.tables[&table.key()],
+                filter: self.filters.as_ref().map(|f| f.get(&table.key()).map_or("false", String::as_str)),
+            })
+            .collect()
+    }
+
+    fn mode(&self, table: &Table) -> Mode {
+        self.rules.tables[&table.key()].mode
+    }
+}
+
 /// Prints the plan; writes nothing.
 pub fn print(
     tx: &mut postgres::Transaction,
-    tables: &[Table],
-    order: &[usize],
-    rules: &Rules,
+    plan: &Plan,
     masker: &Masker,
     source: &ReadTarget<op::StageSyncSource>,
     target: &WriteTarget<op::StageSyncTarget>,
 ) -> Result<()> {
+    let (tables, order, rules) = (&plan.tables, &plan.order, &plan.rules);
     data(format!(
         "plan: {} ({}) -> {} ({})",
         source.environment(),
@@ -63,7 +120,7 @@ pub fn print(
         kinds.join(", ")
     ))?;
     data("unique columns with pseudonyms (collision risk):")?;
-    for table in tables {
+    for table in tables.iter() {
         for (column, rule) in &rules.tables[&table.key()].columns {
             if table.is_unique(column) && matches!(rule, rules::Rule::Json(_) | rules::Rule::Elements(_)) {
                 data(format!(
@@ -88,7 +145,7 @@ pub fn print(
         }
     }
     data("sample of masked output (originals are never shown):")?;
-    for table in tables {
+    for table in tables.iter() {
         for (column, rule) in &rules.tables[&table.key()].columns {
             let rules::Rule::Pseudonym(kind) = rule else { continue };
             let sql = format!(
@@ -106,4 +163,97 @@ pub fn print(
     }
     status("dry run: nothing was written");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage_sync::catalog::{Category, Column, ForeignKey};
+
+    fn table(name: &str, references: Option<&str>) -> Table {
+        let column = |name: &str| Column {
+            name: name.into(),
+            type_name: "int8".into(),
+            not_null: true,
+            generated: false,
+            category: Category::Numeric,
+            base_type: "int8".into(),
+        };
+        let mut columns = vec![column("id")];
+        let foreign_keys = references
+            .map(|target| {
+                columns.push(column("parent_id"));
+                vec![ForeignKey {
+                    name: format!("{name}_parent_fk"),
+                    columns: vec!["parent_id".into()],
+                    target: format!("public.{target}"),
+                    target_qualified: format!("public.{target}"),
+                    target_columns: vec!["id".into()],
+                }]
+            })
+            .unwrap_or_default();
+        Table {
+            schema: "public".into(),
+            name: name.into(),
+            partitioned: false,
+            columns,
+            primary_key: vec!["id".into()],
+            uniques: vec![vec!["id".into()]],
+            loosely_unique: vec![],
+            foreign_keys,
+            sequences: vec![],
+            estimate: 10,
+        }
+    }
+
+    fn plan(filters: Option<BTreeMap<String, String>>) -> Plan {
+        // Listed children first: the plan must put what they reference before them.
+        let tables =
+            vec![table("visits", Some("clinics")), table("audit", None), table("clinics", None), table("notes", None)];
+        let text = r#"
+            [tables."public.clinics".columns]
+            id = "keep"
+            [tables."public.visits".columns]
+            id = "keep"
+            parent_id = "keep"
+            [tables."public.audit"]
+            mode = "skip"
+            [tables."public.audit".columns]
+            id = "keep"
+            [tables."public.notes"]
+            mode = "schema_only"
+            [tables."public.notes".columns]
+            id = "keep"
+        "#;
+        let rules = rules::check("rules.toml", text, &tables, &mut |_, _| Ok(false)).unwrap();
+        Plan::new(tables, rules, filters, &[])
+    }
+
+    #[test]
+    fn referenced_tables_load_first_and_modes_decide_what_is_emptied_and_copied() {
+        let plan = plan(None);
+        let jobs: Vec<String> = plan.jobs().iter().map(|j| j.table.key()).collect();
+        assert_eq!(jobs, ["public.clinics", "public.visits"]);
+        assert!(plan.jobs().iter().all(|j| j.filter.is_none()));
+        let mut emptied = plan.emptied();
+        emptied.sort();
+        assert_eq!(
+            emptied,
+            [r#""public"."audit""#, r#""public"."clinics""#, r#""public"."visits""#],
+            "schema_only keeps its rows"
+        );
+        let mut loaded = plan.loaded();
+        loaded.sort();
+        assert_eq!(loaded, [r#""public"."clinics""#, r#""public"."visits""#], "skip is emptied, not copied");
+        assert!(!plan.copies_auth_users);
+    }
+
+    #[test]
+    fn a_subset_copies_no_row_of_a_table_it_has_no_filter_for() {
+        let filters = BTreeMap::from([("public.clinics".to_string(), "t.id in (1)".to_string())]);
+        let plan = plan(Some(filters));
+        let jobs = plan.jobs();
+        assert_eq!(jobs[0].filter, Some("t.id in (1)"));
+        assert_eq!(jobs[1].filter, Some("false"));
+    }
 }
