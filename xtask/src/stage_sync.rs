@@ -9,6 +9,7 @@ mod init;
 mod mask;
 mod pipe;
 mod plan;
+mod progress;
 mod rules;
 mod subset;
 mod suggest;
@@ -21,7 +22,6 @@ use app::{
     Guard,
     guard::{ReadTarget, WriteTarget, op},
 };
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use xshell::Shell;
 
 use crate::{
@@ -32,7 +32,8 @@ use crate::{
 use catalog::Table;
 use mask::Masker;
 use plan::Plan;
-use rules::{Mode, Rules};
+use progress::Progress;
+use rules::Rules;
 
 impl flags::StageSync {
     pub fn run(self, _global: &Global) -> Result<()> {
@@ -391,43 +392,6 @@ fn confirm(target: &WriteTarget<op::StageSyncTarget>, yes: bool) -> Result<()> {
         &format!("stage-sync replaces all data in {env}, and stdin is not a terminal\nhint: pass --yes to confirm"),
         "not synced",
     )
-}
-
-/// Progress on a terminal: a bar per table and one overall.
-struct Progress {
-    multi: MultiProgress,
-    overall: ProgressBar,
-}
-
-impl Progress {
-    fn new(tables: &[Table], order: &[usize], rules: &Rules) -> Progress {
-        let multi = ui::printer().progress();
-        let total: i64 = order
-            .iter()
-            .map(|&i| &tables[i])
-            .filter(|t| rules.tables[&t.key()].mode == Mode::Copy)
-            .map(|t| t.estimate)
-            .sum();
-        let overall = multi.add(ProgressBar::new(total.max(0) as u64));
-        overall.set_style(
-            ProgressStyle::with_template("{prefix:>28} [{bar:30}] {human_pos}/{human_len} rows, {per_sec}, eta {eta}")
-                .expect("template")
-                .progress_chars("=> "),
-        );
-        overall.set_prefix("all tables");
-        Progress { multi, overall }
-    }
-
-    fn table(&self, table: &Table) -> ProgressBar {
-        let bar = self.multi.insert_before(&self.overall, ProgressBar::new(table.estimate.max(0) as u64));
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:>28} [{bar:30}] {human_pos} rows, {per_sec}")
-                .expect("template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(table.key());
-        bar
-    }
 }
 
 /// Records the sync in the target's own `app_meta` (its stamp stays as it is).
