@@ -403,6 +403,12 @@ impl Backend {
 
 impl Pgbouncer {
     pub fn start(cluster: &TestCluster, mode: &str, pool_size: u32) -> Pgbouncer {
+        Pgbouncer::start_routing(cluster, None, mode, pool_size)
+    }
+
+    /// [`start`](Self::start), with the database `template1` routed to another cluster
+    /// (`other`): one endpoint where database names reach different servers.
+    pub fn start_routing(cluster: &TestCluster, other: Option<&TestCluster>, mode: &str, pool_size: u32) -> Pgbouncer {
         let program = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/bin/pgbouncer"]
             .into_iter()
             .map(PathBuf::from)
@@ -412,8 +418,15 @@ impl Pgbouncer {
         let port = closed_port();
         let users = "\"postgres\" \"\"\n\"postgres.yovbdmjwrrgardkgrenc\" \"\"\n";
         std::fs::write(dir.join("users.txt"), users).unwrap();
+        let routed = other.map_or(String::new(), |other| {
+            format!(
+                "template1 = host=127.0.0.1 port={} dbname=template1 user=postgres password={}\n",
+                other.port(),
+                test_password()
+            )
+        });
         let ini = format!(
-            "[databases]\npostgres = host=127.0.0.1 port={} dbname=postgres user=postgres password={}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = trust\nauth_file = {users}\npool_mode = {mode}\ndefault_pool_size = {pool_size}\nmax_client_conn = 100\nignore_startup_parameters = extra_float_digits\nlogfile = {log}\npidfile = {pid}\n",
+            "[databases]\npostgres = host=127.0.0.1 port={} dbname=postgres user=postgres password={}\n{routed}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = trust\nauth_file = {users}\npool_mode = {mode}\ndefault_pool_size = {pool_size}\nmax_client_conn = 100\nignore_startup_parameters = extra_float_digits\nlogfile = {log}\npidfile = {pid}\n",
             cluster.port(),
             test_password(),
             users = dir.join("users.txt").display(),

@@ -13,6 +13,7 @@ mod migrate;
 mod migrate_lint;
 mod pooler;
 mod rehearse;
+mod reset_template;
 mod rls;
 mod seed;
 mod stage_sync;

@@ -44,7 +44,7 @@ use crate::{
     matrix::{self, Access},
     selection,
     settings::EnvSettings,
-    stamp,
+    stamp, template,
 };
 
 /// Operations as types, so that a function's signature says what it is allowed to do.
@@ -346,6 +346,104 @@ impl WriteTarget<op::Reset> {
         tx.commit().context("cannot commit the reset; the database is as it was")?;
         conn.pending = None;
         Ok(conn)
+    }
+}
+
+/// What [`WriteTarget::<op::Reset>::reset_from_template`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TemplateReset {
+    /// The database was replaced by a clone of a template made with the same key. This
+    /// guard's connections are pinned to the database that was replaced: the command is done.
+    Cloned,
+    /// No template with this key: rebuild, then [`WriteTarget::refresh_template`].
+    Miss,
+    /// A clone cannot be swapped in safely, for this reason: rebuild in place, as before.
+    Unsafe(String),
+}
+
+impl WriteTarget<op::Reset> {
+    /// Replaces the target database with a clone of its template when the template was
+    /// made with `key`. Before anything changes: the target's stamp is checked (as for
+    /// every write), and the maintenance connection the clone needs (to another database on
+    /// the pinned endpoint) must show the pinned server's system identifier and start time.
+    /// The clone must carry this environment's stamp, and is swapped in by renames in one
+    /// transaction, so there is never a moment without a database under the target's name;
+    /// the swap is refused while anyone else is connected to the target.
+    pub fn reset_from_template(&self, key: &str) -> Result<TemplateReset> {
+        let Some((names, mut maintenance)) = self.template_names_and_maintenance()? else {
+            return Ok(TemplateReset::Unsafe("the server does not show its system identifier to this login".into()));
+        };
+        let Some(names) = names else {
+            return Ok(TemplateReset::Unsafe("the database's name is too long for a template beside it".into()));
+        };
+        if template::template_key(&mut maintenance, &names)?.as_deref() != Some(key) {
+            return Ok(TemplateReset::Miss);
+        }
+        let others = template::other_sessions(&mut maintenance, &names.target)?;
+        if others > 0 {
+            return Ok(TemplateReset::Unsafe(format!("{others} other session(s) are connected to {}", names.target)));
+        }
+        if let Some(why) = template::clear_scratch(&mut maintenance, &names)? {
+            return Ok(TemplateReset::Unsafe(why));
+        }
+        template::clone_template(&mut maintenance, &names)?;
+        let stamp = stamp::read(&mut self.same_server(&names.fresh)?)?;
+        if stamp != Some(self.env) {
+            let _ = maintenance.batch_execute(&format!("drop database \"{}\"", names.fresh.replace('"', "\"\"")));
+            bail!(
+                "the template {} is stamped {}, not {}: not swapped in\nhint: drop the template database; the next reset rebuilds it",
+                names.template,
+                stamp.map_or("(unstamped)".to_string(), |s| s.to_string()),
+                self.env
+            );
+        }
+        Ok(match template::swap(&mut maintenance, &names)? {
+            None => TemplateReset::Cloned,
+            Some(why) => TemplateReset::Unsafe(why),
+        })
+    }
+
+    /// Makes the target's template anew from the target as it is now (just rebuilt), keyed
+    /// by `key`, on a maintenance connection proven to reach the pinned server. Every
+    /// connection of this command to the target must be closed.
+    pub fn refresh_template(&self, key: &str) -> Result<()> {
+        let Some((names, mut maintenance)) = self.template_names_and_maintenance()? else {
+            bail!("the server does not show its system identifier to this login, so no template is kept");
+        };
+        let Some(names) = names else { bail!("the database's name is too long for a template beside it") };
+        template::refresh(&mut maintenance, &names, key)
+    }
+
+    /// Checks the target's stamp and reads its name, then opens the maintenance connection;
+    /// `None` when the pinned identity has no system identifier to compare.
+    fn template_names_and_maintenance(&self) -> Result<Option<(Option<template::Names>, Client)>> {
+        let target: String = {
+            let mut conn = self.connect()?;
+            conn.client.query_one("select current_database()::text", &[])?.get(0)
+        };
+        if self.identity().is_none_or(|identity| identity.system.is_none()) {
+            return Ok(None);
+        }
+        let maintenance_db = if target == "postgres" { "template1" } else { "postgres" };
+        Ok(Some((template::Names::for_target(&target), self.same_server(maintenance_db)?)))
+    }
+
+    /// A connection to another database on the pinned endpoint, refused unless it shows
+    /// the pinned server's system identifier and start time: a proxy that routes database
+    /// names to different servers must not get a `CREATE DATABASE` or a rename.
+    fn same_server(&self, dbname: &str) -> Result<Client> {
+        let pinned = self.pin.get().context("no pinned server")?;
+        let url = self.url.with_dbname(dbname);
+        let opened = connect::open_at(&url, &pinned.endpoint, url.startup_timeout())?;
+        let (checked, other) = (&pinned.identity, &opened.identity);
+        if checked.system.is_none() || checked.system != other.system || checked.started != other.started {
+            bail!(
+                "the server at {} answering for database {dbname} is not the one this command checked (it reports another {}): the reset from a template is refused\nhint: something routes database names to different servers (a proxy?); point DATABASE_URL at the server itself",
+                pinned.endpoint,
+                differs(checked, other)
+            );
+        }
+        Ok(opened.client)
     }
 }
 

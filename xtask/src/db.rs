@@ -6,6 +6,7 @@
 pub(crate) mod bench;
 mod bootstrap;
 pub(crate) mod extensions;
+mod template;
 
 use std::{
     io::BufRead,
@@ -14,12 +15,15 @@ use std::{
 };
 
 use anyhow::{Result, bail};
-use app::{Environment, Guard, guard::op};
+use app::{
+    Environment, Guard,
+    guard::{TemplateReset, WriteTarget, op},
+};
 use xshell::Shell;
 
 use crate::{
     SUPABASE_SQL,
-    context::{self, data, status},
+    context::{self, data, status, warn},
     flags::{self, DbCommand, Global},
     pg::{Binaries, Cluster, Durability, LOCAL_MARKER},
 };
@@ -115,9 +119,21 @@ fn check_extensions_on_disk(bins: &Binaries) -> Result<()> {
 }
 
 /// Gives a new, empty database Supabase's roles and schema and the stamp of its environment.
+/// Then keeps it as the template `db reset` clones.
 fn bootstrap(guard: &Guard, no_seed: bool) -> Result<()> {
-    guard.write::<op::Reset>()?.reset_in_place(SUPABASE_SQL)?;
-    migrate_and_seed(guard, no_seed)
+    let target = guard.write::<op::Reset>()?;
+    target.reset_in_place(SUPABASE_SQL)?;
+    migrate_and_seed(guard, no_seed)?;
+    keep_template(&target, &template::key(guard, no_seed)?);
+    Ok(())
+}
+
+/// Refreshes the template from the database just rebuilt; a template that cannot be made
+/// costs the next reset its speed, not its result, so it is a warning.
+fn keep_template(target: &WriteTarget<op::Reset>, key: &str) {
+    if let Err(err) = target.refresh_template(key) {
+        warn(format!("the template for the next `db reset` was not made: {err:#}"));
+    }
 }
 
 fn migrate_and_seed(guard: &Guard, no_seed: bool) -> Result<()> {
@@ -248,10 +264,23 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
         &mut guard.read::<op::Inspect>()?.connect()?.transaction()?,
         &crate::migrate::load_files()?,
     )?;
-    target.reset_in_place(SUPABASE_SQL)?;
-    migrate_and_seed(&guard, no_seed)?;
+    let key = template::key(&guard, no_seed)?;
+    let how = match target.reset_from_template(&key)? {
+        TemplateReset::Cloned => "cloned from its template",
+        outcome => {
+            if let TemplateReset::Unsafe(why) = &outcome {
+                warn(format!("not reset from the template: {why}; rebuilding in place"));
+            }
+            target.reset_in_place(SUPABASE_SQL)?;
+            migrate_and_seed(&guard, no_seed)?;
+            if outcome == TemplateReset::Miss {
+                keep_template(&target, &key);
+            }
+            "rebuilt"
+        }
+    };
     status(format!(
-        "{} database re-created at {} in {:.1} s",
+        "{} database re-created at {} in {:.1} s ({how})",
         target.environment(),
         target.url(),
         started_at.elapsed().as_secs_f64()
