@@ -370,11 +370,9 @@ impl WriteTarget<op::Reset> {
     /// transaction, so there is never a moment without a database under the target's name;
     /// the swap is refused while anyone else is connected to the target.
     pub fn reset_from_template(&self, key: &str) -> Result<TemplateReset> {
-        let Some((names, mut maintenance)) = self.template_names_and_maintenance()? else {
-            return Ok(TemplateReset::Unsafe("the server does not show its system identifier to this login".into()));
-        };
-        let Some(names) = names else {
-            return Ok(TemplateReset::Unsafe("the database's name is too long for a template beside it".into()));
+        let (names, mut maintenance) = match self.prepare_template()? {
+            Ok(prepared) => prepared,
+            Err(why) => return Ok(TemplateReset::Unsafe(why)),
         };
         if template::template_key(&mut maintenance, &names)?.as_deref() != Some(key) {
             return Ok(TemplateReset::Miss);
@@ -387,9 +385,12 @@ impl WriteTarget<op::Reset> {
             return Ok(TemplateReset::Unsafe(why));
         }
         template::clone_template(&mut maintenance, &names)?;
-        let stamp = stamp::read(&mut self.same_server(&names.fresh)?)?;
+        let stamp = match self.same_server(&names.fresh)? {
+            Ok(mut clone) => stamp::read(&mut clone)?,
+            Err(why) => bail!("cannot read the stamp of the clone {}: {why}", names.fresh),
+        };
         if stamp != Some(self.env) {
-            let _ = maintenance.batch_execute(&format!("drop database \"{}\"", names.fresh.replace('"', "\"\"")));
+            template::drop_clone(&mut maintenance, &names)?;
             bail!(
                 "the template {} is stamped {}, not {}: not swapped in\nhint: drop the template database; the next reset rebuilds it",
                 names.template,
@@ -407,34 +408,42 @@ impl WriteTarget<op::Reset> {
     /// by `key`, on a maintenance connection proven to reach the pinned server. Every
     /// connection of this command to the target must be closed.
     pub fn refresh_template(&self, key: &str) -> Result<()> {
-        let Some((names, mut maintenance)) = self.template_names_and_maintenance()? else {
-            bail!("the server does not show its system identifier to this login, so no template is kept");
-        };
-        let Some(names) = names else { bail!("the database's name is too long for a template beside it") };
+        let (names, mut maintenance) = self.prepare_template()?.map_err(anyhow::Error::msg)?;
         template::refresh(&mut maintenance, &names, key)
     }
 
-    /// Checks the target's stamp and reads its name, then opens the maintenance connection;
-    /// `None` when the pinned identity has no system identifier to compare.
-    fn template_names_and_maintenance(&self) -> Result<Option<(Option<template::Names>, Client)>> {
+    /// Checks the target's stamp and reads its name, then opens the maintenance connection
+    /// (to `postgres`, or `template1` when the target is `postgres`); or why there can be
+    /// none, which is no reason to fail a reset.
+    fn prepare_template(&self) -> Result<Result<(template::Names, Client), String>> {
         let target: String = {
             let mut conn = self.connect()?;
             conn.client.query_one("select current_database()::text", &[])?.get(0)
         };
         if self.identity().is_none_or(|identity| identity.system.is_none()) {
-            return Ok(None);
+            return Ok(Err("the server does not show its system identifier to this login".into()));
         }
-        let maintenance_db = if target == "postgres" { "template1" } else { "postgres" };
-        Ok(Some((template::Names::for_target(&target), self.same_server(maintenance_db)?)))
+        let Some(names) = template::Names::for_target(&target) else {
+            return Ok(Err("the database's name is too long for a template beside it".into()));
+        };
+        let maintenance = if target == "postgres" { "template1" } else { "postgres" };
+        Ok(self
+            .same_server(maintenance)?
+            .map(|client| (names, client))
+            .map_err(|why| format!("no maintenance connection to database {maintenance} ({why})")))
     }
 
-    /// A connection to another database on the pinned endpoint, refused unless it shows
-    /// the pinned server's system identifier and start time: a proxy that routes database
-    /// names to different servers must not get a `CREATE DATABASE` or a rename.
-    fn same_server(&self, dbname: &str) -> Result<Client> {
+    /// A connection to another database on the pinned endpoint (or why none opened),
+    /// refused unless it shows the pinned server's system identifier and start time: a proxy
+    /// that routes database names to different servers must not get a `CREATE DATABASE` or
+    /// a rename.
+    fn same_server(&self, dbname: &str) -> Result<Result<Client, String>> {
         let pinned = self.pin.get().context("no pinned server")?;
         let url = self.url.with_dbname(dbname);
-        let opened = connect::open_at(&url, &pinned.endpoint, url.startup_timeout())?;
+        let opened = match connect::open_at(&url, &pinned.endpoint, url.startup_timeout()) {
+            Ok(opened) => opened,
+            Err(err) => return Ok(Err(format!("{err:#}").lines().next().unwrap_or_default().to_string())),
+        };
         let (checked, other) = (&pinned.identity, &opened.identity);
         if checked.system.is_none() || checked.system != other.system || checked.started != other.started {
             bail!(
@@ -443,7 +452,7 @@ impl WriteTarget<op::Reset> {
                 differs(checked, other)
             );
         }
-        Ok(opened.client)
+        Ok(Ok(opened.client))
     }
 }
 

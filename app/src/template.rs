@@ -110,6 +110,11 @@ pub(crate) fn clone_template(client: &mut Client, names: &Names) -> Result<()> {
     tx.commit().context("cannot give the clone the template's settings")
 }
 
+/// Drops a clone that will not be swapped in.
+pub(crate) fn drop_clone(client: &mut Client, names: &Names) -> Result<()> {
+    run(client, &format!("drop database {}", ident(&names.fresh)), "cannot drop the clone")
+}
+
 /// Swaps the clone in: one transaction renames the target away and the clone to the
 /// target's name, then the old database is dropped. `Some(why)` when someone is connected
 /// to the target: nothing was swapped and the clone is dropped.
@@ -131,7 +136,7 @@ pub(crate) fn swap(client: &mut Client, names: &Names) -> Result<Option<String>>
         Ok(()) => tx.commit().context("cannot commit the swap; the target database is as it was")?,
         Err(err) if err.code() == Some(&SqlState::OBJECT_IN_USE) => {
             drop(tx);
-            run(client, &format!("drop database {fresh}"), "cannot drop the unused clone")?;
+            drop_clone(client, names)?;
             return Ok(Some(format!("other sessions are connected to {}", names.target)));
         }
         Err(err) => bail!("cannot swap the clone in: {}", crate::connect::error_chain(&err)),
