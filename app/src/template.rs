@@ -51,7 +51,7 @@ pub(crate) fn template_key(client: &mut Client, names: &Names) -> Result<Option<
 /// asynchronously: they get half a second to go.
 pub(crate) fn other_sessions(client: &mut Client, database: &str) -> Result<i64> {
     let mut count = 0;
-    for _ in 0..10 {
+    for _ in 0..50 {
         count = client
             .query_one(
                 "select count(*) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()
@@ -63,7 +63,7 @@ pub(crate) fn other_sessions(client: &mut Client, database: &str) -> Result<i64>
         if count == 0 {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     Ok(count)
 }
@@ -72,14 +72,23 @@ pub(crate) fn other_sessions(client: &mut Client, database: &str) -> Result<i64>
 /// as on Supabase), which blocks cloning or renaming it. It is a background worker that the
 /// server restarts a second after it ends, reconnecting by name (to the swapped-in clone):
 /// ending it just before the clone or the swap is what lets them run at all.
+/// It is waited for here, in small steps: the server itself checks every 100 ms.
 fn pause_pg_cron(client: &mut Client, database: &str) -> Result<()> {
+    let launcher = "select pid from pg_stat_activity where datname = $1 and backend_type = 'pg_cron launcher'";
+    let pids: Vec<i32> = client.query(launcher, &[&database])?.iter().map(|r| r.get(0)).collect();
+    if pids.is_empty() {
+        return Ok(());
+    }
     client
-        .query(
-            "select pg_terminate_backend(pid) from pg_stat_activity
-             where datname = $1 and backend_type = 'pg_cron launcher'",
-            &[&database],
-        )
+        .query("select pg_terminate_backend(pid) from unnest($1::int[]) pid", &[&pids])
         .context("cannot pause pg_cron's launcher")?;
+    for _ in 0..100 {
+        let left: i64 = client.query_one("select count(*) from pg_stat_activity where pid = any($1)", &[&pids])?.get(0);
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 pub(crate) mod bench;
 mod bootstrap;
 pub(crate) mod extensions;
+pub(crate) mod reset_bench;
 mod template;
 
 use std::{

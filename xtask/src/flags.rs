@@ -348,6 +348,8 @@ pub enum BenchCommand {
     },
     /// Time `db up` from nothing (with and without the seed) next to a bare initdb and start.
     DbUp,
+    /// Time `db reset` from its template (hit) and rebuilt (miss) next to a raw template clone.
+    Reset,
 }
 
 #[derive(Debug, Args)]
