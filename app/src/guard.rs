@@ -412,6 +412,13 @@ impl WriteTarget<op::Reset> {
         template::refresh(&mut maintenance, &names, key)
     }
 
+    /// Drops the database the last template reset swapped out, after the same checks as
+    /// the reset itself (the target's stamp, the maintenance connection's server).
+    pub fn drop_replaced(&self) -> Result<()> {
+        let (names, mut maintenance) = self.prepare_template()?.map_err(anyhow::Error::msg)?;
+        template::drop_replaced(&mut maintenance, &names)
+    }
+
     /// Checks the target's stamp and reads its name, then opens the maintenance connection
     /// (to `postgres`, or `template1` when the target is `postgres`); or why there can be
     /// none, which is no reason to fail a reset.

@@ -104,7 +104,8 @@ pub(crate) fn clear_scratch(client: &mut Client, names: &Names) -> Result<Option
                 "a database named {name} exists that this project did not make (drop it, or rename it, to reset from a template)"
             )));
         }
-        run(client, &format!("drop database {}", ident(name)), "cannot drop a scratch database")?;
+        // `if exists`: a detached `drop_replaced` may be dropping it right now.
+        run(client, &format!("drop database if exists {}", ident(name)), "cannot drop a scratch database")?;
     }
     Ok(None)
 }
@@ -125,7 +126,7 @@ pub(crate) fn drop_clone(client: &mut Client, names: &Names) -> Result<()> {
 }
 
 /// Swaps the clone in: one transaction renames the target away and the clone to the
-/// target's name, then the old database is dropped. `Some(why)` when someone is connected
+/// target's name; the old database is marked as scratch, for [`drop_replaced`]. `Some(why)` when someone is connected
 /// to the target: nothing was swapped and the clone is dropped.
 pub(crate) fn swap(client: &mut Client, names: &Names) -> Result<Option<String>> {
     let original = comment_of(client, &names.template)?
@@ -150,9 +151,16 @@ pub(crate) fn swap(client: &mut Client, names: &Names) -> Result<Option<String>>
         }
         Err(err) => bail!("cannot swap the clone in: {}", crate::connect::error_chain(&err)),
     }
-    // The target is already the clone; an old database left behind is dropped next time.
-    let _ = client.batch_execute(&format!("drop database {old}"));
     Ok(None)
+}
+
+/// Drops the database a swap replaced, if it is there and ours. `DROP DATABASE` forces a
+/// checkpoint (seconds on a busy disk), so `db reset` leaves this to a detached process.
+pub(crate) fn drop_replaced(client: &mut Client, names: &Names) -> Result<()> {
+    if comment_of(client, &names.old)?.as_deref() == Some(SCRATCH_MARK) {
+        run(client, &format!("drop database if exists {}", ident(&names.old)), "cannot drop the replaced database")?;
+    }
+    Ok(())
 }
 
 /// Makes the template anew from the target, which must have no other sessions.

@@ -36,6 +36,7 @@ impl flags::Db {
             DbCommand::Up(args) => up(&sh, global, args.no_seed),
             DbCommand::Status => db_status(&sh, global),
             DbCommand::Down => down(&sh, global),
+            DbCommand::Reset(args) if args.drop_replaced => drop_replaced(global),
             DbCommand::Reset(args) => reset(&sh, global, args.no_seed),
             DbCommand::Destroy { yes } => destroy(&sh, global, yes),
         }
@@ -267,7 +268,10 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
     )?;
     let key = template::key(&guard, no_seed)?;
     let how = match target.reset_from_template(&key)? {
-        TemplateReset::Cloned => "cloned from its template",
+        TemplateReset::Cloned => {
+            spawn_drop_replaced(env);
+            "cloned from its template"
+        }
         outcome => {
             if let TemplateReset::Unsafe(why) = &outcome {
                 warn(format!("not reset from the template: {why}; rebuilding in place"));
@@ -287,4 +291,23 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
         started_at.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// Starts `db reset --drop-replaced` detached: dropping the database a clone replaced
+/// forces a checkpoint, which the person waiting on the reset need not wait for. Not
+/// started, it is dropped by the next reset.
+fn spawn_drop_replaced(env: Environment) {
+    let Ok(exe) = context::xtask_exe() else { return };
+    let _ = std::process::Command::new(exe)
+        .args(["db", "reset", "--drop-replaced", "-q", "--env", env.name()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}
+
+/// `db reset --drop-replaced`: the detached half of a template reset.
+fn drop_replaced(global: &Global) -> Result<()> {
+    let env = global.env.unwrap_or(Environment::Local);
+    context::guard_for(Some(env))?.write::<op::Reset>()?.drop_replaced()
 }

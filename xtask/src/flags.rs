@@ -107,6 +107,9 @@ pub struct DbReset {
     /// Don't load seed data.
     #[arg(long)]
     pub no_seed: bool,
+    /// Internal: drop the database a template reset replaced (run detached by `db reset`).
+    #[arg(long, hide = true)]
+    pub drop_replaced: bool,
 }
 
 #[derive(Debug, Args)]
