@@ -38,6 +38,16 @@ impl TestCluster {
         }
     }
 
+    /// [`start`](Self::start), with the repository's migrations applied: a copy of a
+    /// migrated template cluster made once per test process.
+    pub fn start_migrated() -> TestCluster {
+        TestCluster {
+            throwaway: Throwaway::start_migrated()
+                .unwrap_or_else(|err| panic!("cannot start a migrated test cluster: {err:#}")),
+            host: "127.0.0.1".to_string(),
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("postgresql://postgres:{}@{}:{}/postgres", test_password(), self.host, self.port())
     }
@@ -354,10 +364,9 @@ pub fn random_delays(n: usize, low: u64, high: u64) -> Vec<u64> {
 
 /// A test cluster migrated with the repository's migrations, and a project holding them.
 pub fn migrated() -> (TestCluster, Project) {
-    let cluster = TestCluster::start();
+    let cluster = TestCluster::start_migrated();
     let mut project = Project::new();
     project.with_migrations();
-    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &cluster.url()).ok();
     (cluster, project)
 }
 
