@@ -39,8 +39,19 @@ impl Names {
     }
 }
 
-/// The key the target's template was made with, if there is one of ours.
+/// The key the target's template was made with, if there is one of ours: marked by its
+/// comment, and owned by the target's owner (as [`refresh`] makes it), so that a login
+/// that may only create databases cannot plant one.
 pub(crate) fn template_key(client: &mut Client, names: &Names) -> Result<Option<String>> {
+    let same_owner: Option<bool> = client
+        .query_opt(
+            "select t.datdba = d.datdba from pg_database t, pg_database d where t.datname = $1 and d.datname = $2",
+            &[&names.template, &names.target],
+        )?
+        .map(|row| row.get(0));
+    if same_owner != Some(true) {
+        return Ok(None);
+    }
     Ok(comment_of(client, &names.template)?
         .and_then(|c| c.strip_prefix(TEMPLATE_MARK).map(|rest| rest.lines().next().unwrap_or("").to_string())))
 }
@@ -167,7 +178,7 @@ pub(crate) fn drop_replaced(client: &mut Client, names: &Names) -> Result<()> {
 pub(crate) fn refresh(client: &mut Client, names: &Names, key: &str) -> Result<()> {
     let template = ident(&names.template);
     if exists(client, &names.template)? {
-        if template_key(client, names)?.is_none() {
+        if !comment_of(client, &names.template)?.is_some_and(|c| c.starts_with(TEMPLATE_MARK)) {
             bail!(
                 "a database named {} exists that this project did not make: the template is not refreshed\nhint: drop or rename it",
                 names.template
