@@ -262,10 +262,6 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
         context::guard_for(Some(env))?
     };
     let target = guard.write::<op::Reset>()?;
-    extensions::check_on_server(
-        &mut guard.read::<op::Inspect>()?.connect()?.transaction()?,
-        &crate::migrate::load_files()?,
-    )?;
     let key = template::key(&guard, no_seed)?;
     let how = match target.reset_from_template(&key)? {
         TemplateReset::Cloned => {
@@ -276,6 +272,12 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
             if let TemplateReset::Unsafe(why) = &outcome {
                 warn(format!("not reset from the template: {why}; rebuilding in place"));
             }
+            // A clone runs no migration; a rebuild stops here, before any change, when
+            // the server lacks an extension they create.
+            extensions::check_on_server(
+                &mut guard.read::<op::Inspect>()?.connect()?.transaction()?,
+                &crate::migrate::load_files()?,
+            )?;
             target.reset_in_place(SUPABASE_SQL)?;
             migrate_and_seed(&guard, no_seed)?;
             if outcome == TemplateReset::Miss {
