@@ -418,3 +418,37 @@ fn a_reset_blocked_by_another_session_gives_up_and_changes_nothing() {
     let rows: i64 = cluster.client().query_one("select count(*) from public.scratch", &[]).unwrap().get(0);
     assert_eq!(rows, 1, "a failed reset changed the database");
 }
+
+/// A reset from a template needs a second connection, to another database of the same
+/// server. A proxy that routes that database name to another server (here PgBouncer,
+/// `template1` going elsewhere) is refused before anything is created, renamed or written,
+/// on either server.
+#[test]
+fn a_maintenance_connection_that_reaches_another_server_is_refused() {
+    let target = TestCluster::start();
+    let other = TestCluster::start();
+    let bouncer = crate::harness::Pgbouncer::start_routing(&target, Some(&other), "session", 4);
+    let mut project = Project::new();
+    project.with_migrations();
+    let list = |cluster: &TestCluster| -> Vec<String> {
+        let mut client = cluster.client();
+        client
+            .query("select datname::text from pg_database order by 1", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let (before, databases) = (target.checksum(), (list(&target), list(&other)));
+    let out = project
+        .xtask(&["db", "reset", "--env", "test", "--no-seed"])
+        .env("DATABASE_URL", &bouncer.url("postgres"))
+        .fails("the server at 127.0.0.1:");
+    assert!(
+        out.stderr.contains("answering for database template1 is not the one this command checked"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(target.checksum(), before, "the target is unchanged");
+    assert_eq!((list(&target), list(&other)), databases, "no database was made on either server");
+}

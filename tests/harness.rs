@@ -11,6 +11,8 @@ use std::{
 
 use xtask::pg::{Binaries, Throwaway};
 
+pub use crate::pgbouncer::Pgbouncer;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub fn bins() -> Binaries {
@@ -34,6 +36,16 @@ impl TestCluster {
     pub fn start() -> TestCluster {
         TestCluster {
             throwaway: Throwaway::start().unwrap_or_else(|err| panic!("cannot start a test cluster: {err:#}")),
+            host: "127.0.0.1".to_string(),
+        }
+    }
+
+    /// [`start`](Self::start), with the repository's migrations applied: a copy of a
+    /// migrated template cluster made once per test process.
+    pub fn start_migrated() -> TestCluster {
+        TestCluster {
+            throwaway: Throwaway::start_migrated()
+                .unwrap_or_else(|err| panic!("cannot start a migrated test cluster: {err:#}")),
             host: "127.0.0.1".to_string(),
         }
     }
@@ -124,7 +136,7 @@ impl TestCluster {
     }
 }
 
-fn scratch_dir(kind: &str) -> PathBuf {
+pub(crate) fn scratch_dir(kind: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join("xtask-e2e").join(format!("{}-{kind}{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -368,10 +380,9 @@ pub const WRITING_COMMANDS: &[&[&str]] = &[
 
 /// A test cluster migrated with the repository's migrations, and a project holding them.
 pub fn migrated() -> (TestCluster, Project) {
-    let cluster = TestCluster::start();
+    let cluster = TestCluster::start_migrated();
     let mut project = Project::new();
     project.with_migrations();
-    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &cluster.url()).ok();
     (cluster, project)
 }
 
@@ -392,93 +403,6 @@ pub const TABLES: [&str; 14] = [
     "dashboards",
     "dashboard_widgets",
 ];
-
-/// A real PgBouncer in front of a test cluster, in `transaction` or `session` mode, on a
-/// port of its own (never 6543) and with nothing in the URL that hints at a pooler.
-/// Stopped on drop. `.ci/run` installs it; elsewhere the test says what is missing.
-pub struct Pgbouncer {
-    child: std::process::Child,
-    dir: PathBuf,
-    pub port: u16,
-    /// A direct URL to the server behind it, for comparisons.
-    pub backend: Backend,
-}
-
-/// The server behind a pooler, reached directly.
-pub struct Backend {
-    url: String,
-}
-
-impl Backend {
-    pub fn client(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
-    }
-}
-
-impl Pgbouncer {
-    pub fn start(cluster: &TestCluster, mode: &str, pool_size: u32) -> Pgbouncer {
-        let program = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/bin/pgbouncer"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-            .expect("pgbouncer is not installed: the pooler tests need a real one (Debian/Ubuntu: apt-get install pgbouncer; macOS: brew install pgbouncer); .ci/run installs it");
-        let dir = scratch_dir("pgbouncer");
-        let port = closed_port();
-        let users = "\"postgres\" \"\"\n\"postgres.yovbdmjwrrgardkgrenc\" \"\"\n";
-        std::fs::write(dir.join("users.txt"), users).unwrap();
-        let ini = format!(
-            "[databases]\npostgres = host=127.0.0.1 port={} dbname=postgres user=postgres password={}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = trust\nauth_file = {users}\npool_mode = {mode}\ndefault_pool_size = {pool_size}\nmax_client_conn = 100\nignore_startup_parameters = extra_float_digits\nlogfile = {log}\npidfile = {pid}\n",
-            cluster.port(),
-            test_password(),
-            users = dir.join("users.txt").display(),
-            log = dir.join("pgbouncer.log").display(),
-            pid = dir.join("pgbouncer.pid").display(),
-        );
-        std::fs::write(dir.join("pgbouncer.ini"), ini).unwrap();
-        // PgBouncer refuses to run as root, like the server.
-        let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        let mut command = if root {
-            Command::new("chown").arg("-R").arg("postgres:").arg(&dir).status().unwrap();
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&program);
-            c
-        } else {
-            Command::new(&program)
-        };
-        command.arg(dir.join("pgbouncer.ini")).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-        let child = command.spawn().unwrap();
-        let bouncer = Pgbouncer { child, dir, port, backend: Backend { url: cluster.url() } };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return bouncer;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!(
-            "pgbouncer did not start: {}",
-            std::fs::read_to_string(bouncer.dir.join("pgbouncer.log")).unwrap_or_default()
-        );
-    }
-
-    /// A URL through the pooler, as `user`.
-    pub fn url(&self, user: &str) -> String {
-        format!("postgresql://{user}:{}@127.0.0.1:{}/postgres", test_password(), self.port)
-    }
-
-    /// A plain client through the pooler, as an application would be.
-    pub fn client(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap()
-    }
-}
-
-impl Drop for Pgbouncer {
-    fn drop(&mut self) {
-        // runuser passes SIGTERM on to PgBouncer.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 impl Run<'_> {
     /// Runs with stdout a pipe whose reader is gone, as under `| head` once `head` has read

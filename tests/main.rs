@@ -3,6 +3,7 @@
 
 mod harness;
 mod helpers;
+mod pgbouncer;
 
 mod attack;
 mod attack2;
@@ -15,6 +16,7 @@ mod migrate;
 mod migrate_lint;
 mod pooler;
 mod rehearse;
+mod reset_template;
 mod rls;
 mod seed;
 mod stage_sync;

@@ -301,6 +301,14 @@ impl DatabaseUrl {
         host.to_ascii_lowercase().ends_with(".pooler.supabase.com").then_some(Pooler::Session)
     }
 
+    /// The same URL naming another database of the same server: for the maintenance
+    /// connection a template clone needs, which the guard checks is the same server.
+    pub(crate) fn with_dbname(&self, dbname: &str) -> DatabaseUrl {
+        let mut url = self.clone();
+        url.config.dbname(dbname);
+        url
+    }
+
     /// The same URL with another start-up timeout.
     pub fn with_connect_timeout(&self, timeout: Duration) -> DatabaseUrl {
         let mut url = self.clone();

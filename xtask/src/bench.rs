@@ -17,6 +17,7 @@ impl flags::Bench {
                 crate::stage_sync::bench::run(&Shell::new()?, clinics)
             }
             BenchCommand::DbUp => crate::db::bench::run(),
+            BenchCommand::Reset => crate::db::reset_bench::run(),
         }
     }
 }

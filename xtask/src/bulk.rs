@@ -57,6 +57,12 @@ left join pg_description d on d.classoid = 'pg_class'::regclass and d.objoid = i
 where not exists (select from pg_constraint c where c.conindid = i.indexrelid and c.conrelid = i.indrelid)
 order by 1, 2";
 
+/// For the rebuild only (`SET LOCAL`: the transaction's, never the session's): sorts in
+/// memory rather than in temporary files, and a parallel worker per index build where the
+/// server allows one.
+const REBUILD_SETTINGS: &str =
+    "set local maintenance_work_mem = '256MB'; set local max_parallel_maintenance_workers = 2;";
+
 impl Deferred {
     /// Drops the indexes and constraints (CHECK and NOT NULL stay) of `tables`.
     pub fn drop(tx: &mut Transaction, tables: &[&str], scope: Scope) -> Result<Deferred> {
@@ -79,6 +85,7 @@ impl Deferred {
 
     /// Re-creates the indexes, then the foreign keys, which checks every loaded row.
     pub fn restore(self, tx: &mut Transaction) -> Result<()> {
+        tx.batch_execute(REBUILD_SETTINGS).context("cannot set the index rebuild's memory")?;
         for statement in &self.restore {
             tx.batch_execute(statement).with_context(|| format!("cannot restore an index: {statement}"))?;
         }

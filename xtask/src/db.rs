@@ -6,6 +6,8 @@
 pub(crate) mod bench;
 mod bootstrap;
 pub(crate) mod extensions;
+pub(crate) mod reset_bench;
+mod template;
 
 use std::{
     path::{Path, PathBuf},
@@ -13,12 +15,15 @@ use std::{
 };
 
 use anyhow::{Result, bail};
-use app::{Environment, Guard, guard::op};
+use app::{
+    Environment, Guard,
+    guard::{TemplateReset, WriteTarget, op},
+};
 use xshell::Shell;
 
 use crate::{
     SUPABASE_SQL,
-    context::{self, data, status},
+    context::{self, data, status, warn},
     flags::{self, DbCommand, Global},
     pg::{Binaries, Cluster, Durability, LOCAL_MARKER},
 };
@@ -30,6 +35,7 @@ impl flags::Db {
             DbCommand::Up(args) => up(&sh, global, args.no_seed),
             DbCommand::Status => db_status(&sh, global),
             DbCommand::Down => down(&sh, global),
+            DbCommand::Reset(args) if args.drop_replaced => drop_replaced(global),
             DbCommand::Reset(args) => reset(&sh, global, args.no_seed),
             DbCommand::Destroy { yes } => destroy(&sh, global, yes),
         }
@@ -122,9 +128,21 @@ fn check_extensions_on_disk(bins: &Binaries) -> Result<()> {
 }
 
 /// Gives a new, empty database Supabase's roles and schema and the stamp of its environment.
+/// Then keeps it as the template `db reset` clones.
 fn bootstrap(guard: &Guard, no_seed: bool) -> Result<()> {
-    guard.write::<op::Reset>()?.reset_in_place(SUPABASE_SQL)?;
-    migrate_and_seed(guard, no_seed)
+    let target = guard.write::<op::Reset>()?;
+    target.reset_in_place(SUPABASE_SQL)?;
+    migrate_and_seed(guard, no_seed)?;
+    keep_template(&target, &template::key(guard, no_seed)?);
+    Ok(())
+}
+
+/// Refreshes the template from the database just rebuilt; a template that cannot be made
+/// costs the next reset its speed, not its result, so it is a warning.
+fn keep_template(target: &WriteTarget<op::Reset>, key: &str) {
+    if let Err(err) = target.refresh_template(key) {
+        warn(format!("the template for the next `db reset` was not made: {err:#}"));
+    }
 }
 
 fn migrate_and_seed(guard: &Guard, no_seed: bool) -> Result<()> {
@@ -247,17 +265,54 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
         context::guard_for(Some(env))?
     };
     let target = guard.write::<op::Reset>()?;
-    extensions::check_on_server(
-        &mut guard.read::<op::Inspect>()?.connect()?.transaction()?,
-        &crate::migrate::load_files()?,
-    )?;
-    target.reset_in_place(SUPABASE_SQL)?;
-    migrate_and_seed(&guard, no_seed)?;
+    let key = template::key(&guard, no_seed)?;
+    let how = match target.reset_from_template(&key)? {
+        TemplateReset::Cloned => {
+            spawn_drop_replaced(env);
+            "cloned from its template"
+        }
+        outcome => {
+            if let TemplateReset::Unsafe(why) = &outcome {
+                warn(format!("not reset from the template: {why}; rebuilding in place"));
+            }
+            // A clone runs no migration; a rebuild stops here, before any change, when
+            // the server lacks an extension they create.
+            extensions::check_on_server(
+                &mut guard.read::<op::Inspect>()?.connect()?.transaction()?,
+                &crate::migrate::load_files()?,
+            )?;
+            target.reset_in_place(SUPABASE_SQL)?;
+            migrate_and_seed(&guard, no_seed)?;
+            if outcome == TemplateReset::Miss {
+                keep_template(&target, &key);
+            }
+            "rebuilt"
+        }
+    };
     status(format!(
-        "{} database re-created at {} in {:.1} s",
+        "{} database re-created at {} in {:.1} s ({how})",
         target.environment(),
         target.url(),
         started_at.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// Starts `db reset --drop-replaced` detached: dropping the database a clone replaced
+/// forces a checkpoint, which the person waiting on the reset need not wait for. Not
+/// started, it is dropped by the next reset.
+fn spawn_drop_replaced(env: Environment) {
+    let Ok(exe) = context::xtask_exe() else { return };
+    let _ = std::process::Command::new(exe)
+        .args(["db", "reset", "--drop-replaced", "-q", "--env", env.name()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}
+
+/// `db reset --drop-replaced`: the detached half of a template reset.
+fn drop_replaced(global: &Global) -> Result<()> {
+    let env = global.env.unwrap_or(Environment::Local);
+    context::guard_for(Some(env))?.write::<op::Reset>()?.drop_replaced()
 }

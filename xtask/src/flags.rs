@@ -107,6 +107,9 @@ pub struct DbReset {
     /// Don't load seed data.
     #[arg(long)]
     pub no_seed: bool,
+    /// Internal: drop the database a template reset replaced (run detached by `db reset`).
+    #[arg(long, hide = true)]
+    pub drop_replaced: bool,
 }
 
 #[derive(Debug, Args)]
@@ -348,6 +351,8 @@ pub enum BenchCommand {
     },
     /// Time `db up` from nothing (with and without the seed) next to a bare initdb and start.
     DbUp,
+    /// Time `db reset` from its template (hit) and rebuilt (miss) next to a raw template clone.
+    Reset,
 }
 
 #[derive(Debug, Args)]

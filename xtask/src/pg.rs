@@ -12,6 +12,10 @@ use std::{
     },
 };
 
+mod client;
+
+pub use client::client_cmd;
+
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
@@ -331,7 +335,17 @@ pub struct Throwaway {
 
 impl Throwaway {
     pub fn start() -> Result<Throwaway> {
-        let template = throwaway_template()?;
+        Throwaway::start_from(throwaway_template()?)
+    }
+
+    /// A throwaway cluster whose database the project's migrations have also been applied
+    /// to, copied from a migrated template made once per process: tests that need the
+    /// schema stop re-running every migration.
+    pub fn start_migrated() -> Result<Throwaway> {
+        Throwaway::start_from(migrated_template()?)
+    }
+
+    fn start_from(template: &Path) -> Result<Throwaway> {
         let sh = Shell::new()?;
         let dir = throwaway_dir("cluster")?;
         let (template_data, data) = (template.join("data"), dir.join("data"));
@@ -443,35 +457,22 @@ fn throwaway_template() -> Result<&'static Path> {
     Ok(dir)
 }
 
-/// A PostgreSQL client program (`pg_dump`, `pg_restore`, `psql`) pointed at exactly the
-/// server the guard checked: libpq's environment (every `PG*` variable: `PGHOST`,
-/// `PGHOSTADDR`, `PGSERVICE`, `PGOPTIONS`, ...) is cleared, the pinned address is passed
-/// explicitly, and the password goes through `PGPASSWORD`, never the command line. Remote
-/// hosts need `verify-full` TLS with a CA file, as our own connections do.
-pub fn client_cmd<'a>(sh: &'a Shell, tool: &str, args: &app::guard::ClientArgs) -> Result<xshell::Cmd<'a>> {
-    let program =
-        Binaries::find().map(|b| b.dir.join(tool)).ok().filter(|p| p.is_file()).unwrap_or_else(|| PathBuf::from(tool));
-    let remote = args.conninfo.contains("sslmode=verify-full");
-    let ca_file = std::env::var_os("PGSSLROOTCERT").filter(|v| !v.is_empty());
-    if remote && !args.conninfo.contains("sslrootcert=") && ca_file.is_none() {
-        bail!(
-            "{tool} verifies the server's certificate and needs the project's CA file\nhint: set PGSSLROOTCERT (or sslrootcert= in DATABASE_URL) to the CA certificate from the Supabase dashboard"
-        );
+/// The throwaway template with the project's migrations applied, made once per process
+/// from a throwaway cluster that is then stopped and kept (its folder goes with the
+/// process's other throwaway folders).
+fn migrated_template() -> Result<&'static Path> {
+    static TEMPLATE: Mutex<Option<&'static Path>> = Mutex::new(None);
+    let mut template = TEMPLATE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(dir) = *template {
+        return Ok(dir);
     }
-    let dbname = format!("--dbname={}", args.conninfo);
-    let mut cmd = cmd!(sh, "{program} {dbname}").quiet();
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PG") {
-            cmd = cmd.env_remove(key);
-        }
-    }
-    // Nothing from the user's files either: no service file, no password file.
-    cmd = cmd.env("PGSYSCONFDIR", "/nonexistent").env("PGSERVICEFILE", "/nonexistent").env("PGPASSFILE", "/dev/null");
-    if let (true, Some(ca_file)) = (remote && !args.conninfo.contains("sslrootcert="), ca_file) {
-        cmd = cmd.env("PGSSLROOTCERT", ca_file);
-    }
-    if let Some(password) = &args.password {
-        cmd = cmd.env("PGPASSWORD", password);
-    }
-    Ok(cmd)
+    let throwaway = Throwaway::start()?;
+    let migrated = throwaway.guard().and_then(|guard| crate::migrate::up_all(&guard));
+    throwaway.cluster.stop(&throwaway.sh, false)?;
+    migrated.context("cannot migrate the migrated template cluster")?;
+    let dir: &'static Path = Box::leak(throwaway.cluster.dir.clone().into_boxed_path());
+    // Kept: its Drop would delete the folder.
+    std::mem::forget(throwaway);
+    *template = Some(dir);
+    Ok(dir)
 }

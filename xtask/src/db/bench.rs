@@ -45,7 +45,7 @@ pub(crate) fn run() -> Result<()> {
     Ok(())
 }
 
-fn median(mut times: Vec<f64>) -> f64 {
+pub(super) fn median(mut times: Vec<f64>) -> f64 {
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
 }
@@ -68,7 +68,7 @@ fn bare_cluster(sh: &Shell, bins: &Binaries) -> Result<f64> {
 /// timed from the command's start to its exit; the cluster is destroyed after.
 fn db_up(args: &[&str]) -> Result<f64> {
     let root = scratch("project")?;
-    let result = scratch_project(&root).and_then(|()| {
+    let result = scratch_project(&root).and_then(|_| {
         let exe = context::xtask_exe()?;
         let started = Instant::now();
         let out = Command::new(&exe)
@@ -89,8 +89,9 @@ fn db_up(args: &[&str]) -> Result<f64> {
     result
 }
 
-/// The project's settings on a free port, a local env file for it, and its migrations.
-fn scratch_project(root: &Path) -> Result<()> {
+/// The project's settings on a free port (returned), a local env file for it, and its
+/// migrations.
+pub(super) fn scratch_project(root: &Path) -> Result<u16> {
     let source = context::project_root();
     let port = pg::free_port()?;
     let settings = std::fs::read_to_string(source.join(app::Settings::PATH))?;
@@ -111,10 +112,10 @@ fn scratch_project(root: &Path) -> Result<()> {
         let entry = entry?;
         std::fs::copy(entry.path(), target.join(entry.file_name()))?;
     }
-    Ok(())
+    Ok(port)
 }
 
-fn scratch(kind: &str) -> Result<PathBuf> {
+pub(super) fn scratch(kind: &str) -> Result<PathBuf> {
     let dir = std::env::temp_dir().join("xtask-bench-db-up").join(format!("{}-{kind}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
