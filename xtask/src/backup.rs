@@ -103,7 +103,7 @@ fn dump_and_check(sh: &Shell, args: &ClientArgs, shown: &str, partial: &Path, li
         .args(["--format=custom", &file])
         .ignore_stderr()
         .run()
-        .with_context(|| format!("pg_dump of {shown} failed"))?;
+        .with_context(|| format!("cannot dump {shown} (pg_dump)"))?;
     std::fs::set_permissions(partial, std::fs::Permissions::from_mode(0o600))?;
     let program = pg::Binaries::find().map(|b| b.dir.join("pg_restore")).unwrap_or_else(|_| "pg_restore".into());
     let listing = xshell::cmd!(sh, "{program} --list {partial}")

@@ -21,7 +21,7 @@ pub fn dump_with(sh: &Shell, args: &ClientArgs, shown: &str, options: &[String])
         .arg("--exclude-schema=app_meta")
         .ignore_stderr()
         .read()
-        .with_context(|| format!("pg_dump --schema-only of {shown} failed"))?;
+        .with_context(|| format!("cannot read the schema of {shown} (pg_dump --schema-only)"))?;
     Ok(normalize(&raw))
 }
 

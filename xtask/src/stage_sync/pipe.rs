@@ -83,7 +83,11 @@ pub fn copy_table(
     let mut fields: Vec<(usize, usize)> = Vec::with_capacity(columns.len());
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line).with_context(|| format!("reading {} failed", table.key()))? == 0 {
+        if reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read {} from the source", table.key()))?
+            == 0
+        {
             break;
         }
         rows += 1;
@@ -174,7 +178,7 @@ pub fn copy_table(
     bar.inc(rows % 8192);
     let writer =
         writer.into_inner().map_err(|err| anyhow::anyhow!("writing {} failed: {}", table.key(), err.error()))?;
-    let written = writer.finish().with_context(|| format!("loading {} failed", table.key()))?;
+    let written = writer.finish().with_context(|| format!("cannot load {} into the target", table.key()))?;
     if written != rows {
         bail!("{}: read {rows} rows but wrote {written}", table.key());
     }
