@@ -430,15 +430,7 @@ fn a_maintenance_connection_that_reaches_another_server_is_refused() {
     let bouncer = crate::harness::Pgbouncer::start_routing(&target, Some(&other), "session", 4);
     let mut project = Project::new();
     project.with_migrations();
-    let list = |cluster: &TestCluster| -> Vec<String> {
-        let mut client = cluster.client();
-        client
-            .query("select datname::text from pg_database order by 1", &[])
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-    };
+    let list = |cluster: &TestCluster| cluster.strings("select datname::text from pg_database order by 1");
     let (before, databases) = (target.checksum(), (list(&target), list(&other)));
     let out = project
         .xtask(&["db", "reset", "--env", "test", "--no-seed"])

@@ -73,6 +73,11 @@ impl TestCluster {
         self.host = if listen.contains(':') { format!("[{listen}]") } else { listen.to_string() };
     }
 
+    /// The first column of every row `sql` returns, as text.
+    pub fn strings(&self, sql: &str) -> Vec<String> {
+        self.client().query(sql, &[]).unwrap().iter().map(|r| r.get(0)).collect()
+    }
+
     /// Removes the stamp: the database becomes one this project does not own.
     pub fn unstamp(&self) {
         self.client().batch_execute("drop schema app_meta cascade").unwrap();

@@ -109,12 +109,6 @@ fn a_template_stamped_for_another_environment_is_never_swapped_in() {
         .fails("the template postgres_xtask_template is stamped production, not test");
     assert!(out.stderr.contains("hint:"), "{}", out.stderr);
     assert_eq!(cluster.checksum(), before, "the target is unchanged");
-    let databases: Vec<String> = cluster
-        .client()
-        .query("select datname::text from pg_database", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let databases = cluster.strings("select datname::text from pg_database");
     assert!(!databases.iter().any(|d| d.ends_with("_xtask_new")), "the clone is dropped: {databases:?}");
 }

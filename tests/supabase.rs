@@ -313,13 +313,7 @@ fn the_supabase_cli_layout_status_up_verify_diff_new_and_its_ledger() {
     let out = project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &url).ok();
     assert!(out.stderr.contains("applied 20240103000000_todos"), "{}", out.stderr);
     assert!(!out.stderr.contains("20240101000000"), "only the pending one is applied:\n{}", out.stderr);
-    let versions: Vec<String> = test
-        .client()
-        .query("select version from supabase_migrations.schema_migrations order by version", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let versions = test.strings("select version from supabase_migrations.schema_migrations order by version");
     assert_eq!(versions, ["20240101000000", "20240102000000", "20240103000000"]);
 
     let out =
@@ -376,13 +370,7 @@ fn a_failed_supabase_migration_names_its_file_and_resolves_into_both_ledgers() {
         .xtask(&["migrate", "resolve", "20240102000000", "--applied", "--env", "test"])
         .env("DATABASE_URL", &url)
         .ok();
-    let versions: Vec<String> = cluster
-        .client()
-        .query("select version from supabase_migrations.schema_migrations order by version", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let versions = cluster.strings("select version from supabase_migrations.schema_migrations order by version");
     assert_eq!(versions, ["20240101000000", "20240102000000"]);
     let out = project.xtask(&["migrate", "status", "--env", "test"]).env("DATABASE_URL", &url).ok();
     let applied = out.stdout.lines().filter(|l| l.starts_with("2024") && l.contains(" applied ")).count();
