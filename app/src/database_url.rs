@@ -99,10 +99,7 @@ impl DatabaseUrl {
         let targets = self.targets();
         targets.iter().all(|t| match (&t.hostaddr, &t.host) {
             (Some(ip), _) => ip.is_loopback(),
-            (None, Some(PgHost::Tcp(name))) => {
-                let ips = address::resolve(name, t.port);
-                !ips.is_empty() && ips.iter().all(IpAddr::is_loopback)
-            }
+            (None, Some(PgHost::Tcp(name))) => is_loopback(name, t.port),
             (None, _) => true,
         })
     }
