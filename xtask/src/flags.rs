@@ -343,7 +343,7 @@ pub struct Bench {
 pub enum BenchCommand {
     /// Seed the large profile on a throwaway cluster; compare with a server-side INSERT ... SELECT.
     Seed,
-    /// Compare stage-sync with pg_dump | pg_restore of the same data.
+    /// Compare stage-sync with pg_dump | pg_restore (single and -j2) and a raw COPY pipe of the same data.
     StageSync {
         /// Rows to generate in the source (at least 1M by default, from the large profile).
         #[arg(long)]
