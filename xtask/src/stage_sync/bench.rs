@@ -199,9 +199,19 @@ fn fresh_database(target: &Throwaway, db: &str) -> Result<String> {
 }
 
 /// Runs a shell pipeline with `$FROM` and `$TO` set to the two URLs; its wall time.
+/// Runs a shell pipeline of client programs between two throwaway clusters: the URLs go in
+/// without their password (which the shell would put on argv), the password through
+/// `PGPASSWORD`, and nothing else from libpq's environment.
 fn time_script(sh: &Shell, script: &str, from: String, to: String) -> Result<Duration> {
+    let hide = |url: String| url.replacen(&format!(":{}@", Throwaway::password()), "@", 1);
+    let mut command = cmd!(sh, "sh -c {script}").env("FROM", hide(from)).env("TO", hide(to));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") {
+            command = command.env_remove(key);
+        }
+    }
     let started = Instant::now();
-    cmd!(sh, "sh -c {script}").env("FROM", from).env("TO", to).quiet().ignore_stderr().run()?;
+    command.env("PGPASSWORD", Throwaway::password()).quiet().ignore_stderr().run()?;
     Ok(started.elapsed())
 }
 
