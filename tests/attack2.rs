@@ -186,3 +186,33 @@ fn a_dry_run_names_the_refusal_the_real_run_would_give() {
         .env("DATABASE_URL", &foreign.url())
         .fails("the database has no environment stamp but holds tables");
 }
+
+/// A stage-sync source whose URL reaches another environment's database (here `--from
+/// staging` reaching a production-stamped one) is a misconfiguration: refused before a row
+/// is read, the target unchanged.
+#[test]
+fn a_source_stamped_as_another_environment_is_refused() {
+    let source = TestCluster::start();
+    source.stamp("production");
+    let target = TestCluster::start();
+    let before = target.checksum();
+    let mut project = Project::new();
+    project.with_migrations();
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/stage-sync.toml");
+    std::fs::copy(rules, project.root.join("env/stage-sync.toml")).unwrap();
+    let staging_url = source.url().replacen("//postgres:", "//postgres.STAGING_REF:", 1);
+    source
+        .client()
+        .batch_execute(&format!("create role \"postgres.STAGING_REF\" login superuser password '{}'", test_password()))
+        .unwrap();
+    project.env_file(
+        ".env.staging",
+        &format!("DATABASE_URL={staging_url}\nSTAGE_SYNC_KEY=Attack2-Key-0123456789abcdef\n"),
+    );
+    project.secret("Attack2-Key-0123456789abcdef");
+    project
+        .xtask(&["stage-sync", "--from", "staging", "--to", "test", "--yes"])
+        .env("DATABASE_URL", &target.url())
+        .fails("the source database is stamped production, not staging");
+    assert_eq!(target.checksum(), before);
+}

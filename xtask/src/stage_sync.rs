@@ -154,8 +154,13 @@ pub(crate) fn sync(
     let mut src = source.connect()?;
     let mut dst = target.connect()?;
     refuse_same_database(&source, &target)?;
+    // The source's URL reaching another environment's database is a misconfiguration, even
+    // though nothing is written there: refuse before reading a row.
     if let Some(stamp) = src.stamp.filter(|s| *s != source.environment()) {
-        context::warn(format!("the source is stamped {stamp}, not {}", source.environment()));
+        let env = source.environment();
+        bail!(
+            "the source database is stamped {stamp}, not {env}: stage-sync refused, nothing was read or written\nhint: the {env} URL reaches the {stamp} database; check env/.env.{env}"
+        );
     }
 
     // The synced schemas must match, or the copy would not fit. Their normalized text is
