@@ -87,10 +87,13 @@ impl Pair {
         let settings = app::Settings::load(&root)?;
         let prod_ref = settings.production_ref().context("no production project in env/environments.toml")?.to_string();
         let role = format!("postgres.{prod_ref}");
+        // The source poses as production: its login names the production project, and its
+        // stamp says so (stage-sync refuses a source stamped as another environment).
         let mut conn = source.guard()?.write::<op::LoadTesting>()?.connect()?;
         let (role, password) = (crate::sql::ident(&role), crate::sql::literal(Throwaway::password()));
         conn.client().batch_execute(&format!(
-            "create role {role} login superuser password {password}; alter role {role} set role postgres; analyze;"
+            "create role {role} login superuser password {password}; alter role {role} set role postgres; analyze;
+             update app_meta.environment_stamp set environment = 'production';"
         ))?;
         let rows: i64 = conn
             .client()
