@@ -82,25 +82,42 @@ struct Shapes {
 }
 
 fn setup() -> Shapes {
+    let (source, target, project) =
+        production_with("9101_prisma", PRISMA_UP, PRISMA_DOWN, PRISMA_RULES, &[PRISMA_DATA]);
+    Shapes { _source: source, target, project }
+}
+
+/// A production-stamped source and a test target, both migrated with the repository's
+/// migrations plus one test-only migration (`label`), the rules extended for it, and
+/// `data` loaded into the source.
+fn production_with(
+    label: &str,
+    up: &str,
+    down: &str,
+    rules: &str,
+    data: &[&str],
+) -> (TestCluster, TestCluster, Project) {
     let (source, target) = (TestCluster::start(), TestCluster::start());
     let mut project = Project::new();
     project.with_migrations().secret(KEY);
     // Numbered far from the real sequence, so the next real migration never clashes.
-    project.migration("9101_prisma.up.sql", PRISMA_UP).migration("9101_prisma.down.sql", PRISMA_DOWN);
+    project.migration(&format!("{label}.up.sql"), up).migration(&format!("{label}.down.sql"), down);
     // What production already holds, not a migration under review: the lint baseline
     // accepts it, so `migrate up --env production` does too.
-    project.xtask(&["migrate", "lint", "--update-baseline", "migrations/9101_prisma.up.sql"]).ok();
-    let rules =
+    project.xtask(&["migrate", "lint", "--update-baseline", &format!("migrations/{label}.up.sql")]).ok();
+    let repo_rules =
         std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/stage-sync.toml"))
             .unwrap();
-    std::fs::write(project.root.join("env/stage-sync.toml"), format!("{rules}\n{PRISMA_RULES}")).unwrap();
+    std::fs::write(project.root.join("env/stage-sync.toml"), format!("{repo_rules}\n{rules}")).unwrap();
     project.env_file(".env.production", &format!("DATABASE_URL={}\n", source.production_url()));
     project.env_file(".env.production.local", &format!("STAGE_SYNC_KEY={KEY}\n"));
     source.stamp("production");
     project.xtask(&["migrate", "up", "--env", "production", "--confirm", "yovbdmjwrrgardkgrenc"]).ok();
     project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &target.url()).ok();
-    source.client().batch_execute(PRISMA_DATA).unwrap();
-    Shapes { _source: source, target, project }
+    for batch in data {
+        source.client().batch_execute(batch).unwrap();
+    }
+    (source, target, project)
 }
 
 impl Shapes {
@@ -314,25 +331,9 @@ insert into public.audit_log select now() - make_interval(days => i % 100), 'She
 "#;
 
 pub(crate) fn setup_shapes() -> Setup {
-    let source = TestCluster::start();
-    let target = TestCluster::start();
-    let mut project = Project::new();
-    project.with_migrations().secret(KEY);
-    project.migration("9001_shapes.up.sql", SHAPES_UP).migration("9001_shapes.down.sql", SHAPES_DOWN);
-    // Odd schema shapes standing for what production already holds, not a migration under
-    // review: the lint baseline accepts them, so `migrate up --env production` does too.
-    project.xtask(&["migrate", "lint", "--update-baseline", "migrations/9001_shapes.up.sql"]).ok();
-    let rules =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/stage-sync.toml"))
-            .unwrap();
-    std::fs::write(project.root.join("env/stage-sync.toml"), format!("{rules}\n{SHAPES_RULES}")).unwrap();
-    project.env_file(".env.production", &format!("DATABASE_URL={}\n", source.production_url()));
-    project.env_file(".env.production.local", &format!("STAGE_SYNC_KEY={KEY}\n"));
-    source.stamp("production");
-    project.xtask(&["migrate", "up", "--env", "production", "--confirm", "yovbdmjwrrgardkgrenc"]).ok();
-    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &target.url()).ok();
-    source.client().batch_execute(SOURCE_DATA).unwrap();
-    source.client().batch_execute(SHAPES_DATA).unwrap();
+    // Odd schema shapes standing for what production already holds.
+    let (source, target, project) =
+        production_with("9001_shapes", SHAPES_UP, SHAPES_DOWN, SHAPES_RULES, &[SOURCE_DATA, SHAPES_DATA]);
     Setup { source, target, project }
 }
 
