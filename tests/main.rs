@@ -20,6 +20,7 @@ mod reset_template;
 mod rls;
 mod seed;
 mod stage_sync;
+mod stage_sync_binary;
 mod stage_sync_dump;
 mod stage_sync_shapes;
 mod supabase;

@@ -90,7 +90,7 @@ fn setup() -> Shapes {
 /// A production-stamped source and a test target, both migrated with the repository's
 /// migrations plus one test-only migration (`label`), the rules extended for it, and
 /// `data` loaded into the source.
-fn production_with(
+pub(crate) fn production_with(
     label: &str,
     up: &str,
     down: &str,

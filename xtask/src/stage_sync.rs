@@ -3,19 +3,22 @@
 //! target transaction), verified before it commits.
 
 pub(crate) mod bench;
+mod binary;
 mod catalog;
 mod dump;
+mod execute;
 mod init;
 mod mask;
 mod pipe;
 mod plan;
 mod progress;
+mod report;
 mod rules;
 mod subset;
 mod suggest;
 mod verify;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use app::{
@@ -32,8 +35,6 @@ use crate::{
 use catalog::Table;
 use mask::Masker;
 use plan::Plan;
-use progress::Progress;
-use rules::Rules;
 
 impl flags::StageSync {
     pub fn run(self, _global: &Global) -> Result<()> {
@@ -200,18 +201,27 @@ pub(crate) fn sync(
 
     // The executor: one target transaction, committed only after verification.
     let mut tx = dst.client().transaction()?;
-    let deferred = empty_target(&mut tx, &plan)?;
-    let loaded = load(&mut snapshot, &mut tx, &plan, &masker)?;
+    let binary = execute::same_major_version(&mut snapshot, &mut tx)?;
+    let deferred = execute::empty_target(&mut tx, &plan)?;
+    let loaded = execute::load(&mut snapshot, &mut tx, &plan, &masker, binary)?;
     snapshot.commit()?;
-    finish_and_verify(&mut tx, &plan, &loaded, deferred)?;
-    let schema_version = record(&mut tx, source_guard, &plan.rules, &loaded.counts, started.elapsed())?;
+    let finished = execute::finish_and_verify(&mut tx, &plan, &loaded, deferred)?;
+    let schema_version = report::record(&mut tx, source_guard, &plan.rules, &loaded.counts, started.elapsed())?;
     tx.commit().context("cannot commit the sync; the target is unchanged")?;
 
     let total: u64 = loaded.counts.iter().map(|(_, n)| n).sum();
-    summary(&loaded.timings, total, started.elapsed());
+    report::summary(&loaded.timings, &finished, total, started.elapsed());
     if options.json {
         let elapsed = started.elapsed();
-        data(json_summary(source_guard, target_guard, &plan.rules, &loaded.timings, total, elapsed, schema_version))?;
+        data(report::json_summary(
+            source_guard,
+            target_guard,
+            &plan.rules,
+            &loaded.timings,
+            total,
+            elapsed,
+            schema_version,
+        ))?;
     }
     Ok(())
 }
@@ -237,82 +247,6 @@ fn read_plan(
         None => None,
     };
     Ok(Plan::new(tables, rules, filters, &extra))
-}
-
-/// Step 1: triggers off for the load (user triggers and the foreign-key checks: every
-/// foreign key is verified before commit instead, which also makes cycles load), the
-/// target's tables emptied, and, as pg_restore does, indexes and keys off until after the
-/// load, which builds each index once and validates each foreign key with one join.
-fn empty_target(tx: &mut postgres::Transaction, plan: &Plan) -> Result<crate::bulk::Deferred> {
-    tx.batch_execute("set local session_replication_role = replica").map_err(|err| {
-        anyhow::anyhow!(
-            "cannot turn triggers off for the load (session_replication_role): {}\nhint: the target's user needs to be allowed to set session_replication_role, as Supabase's postgres is",
-            app::connect::error_chain(&err)
-        )
-    })?;
-    let mut emptied = plan.emptied();
-    if plan.copies_auth_users {
-        emptied.extend(catalog::dependents(tx, rules::AUTH_USERS, "auth")?);
-    }
-    if !emptied.is_empty() {
-        tx.batch_execute(&format!("truncate {}", emptied.join(", "))).context("cannot empty the target's tables")?;
-    }
-    let loaded = plan.loaded();
-    let loaded: Vec<&str> = loaded.iter().map(String::as_str).collect();
-    crate::bulk::Deferred::drop(tx, &loaded, crate::bulk::Scope::All)
-}
-
-/// What the load copied: rows per table, and how long each took.
-struct Loaded {
-    counts: Vec<(String, u64)>,
-    timings: Vec<(String, u64, std::time::Duration)>,
-    leaks: pipe::LeakSets,
-}
-
-/// Step 2: every copied table, in load order, streamed masked from the snapshot.
-fn load(
-    snapshot: &mut postgres::Transaction,
-    tx: &mut postgres::Transaction,
-    plan: &Plan,
-    masker: &Masker,
-) -> Result<Loaded> {
-    let progress = Progress::new(&plan.tables, &plan.order, &plan.rules);
-    let mut loaded = Loaded { counts: Vec::new(), timings: Vec::new(), leaks: pipe::LeakSets::default() };
-    for job in plan.jobs() {
-        let table = job.table;
-        let bar = progress.table(table);
-        let table_started = Instant::now();
-        let rows = pipe::copy_table(snapshot, tx, job, masker, &mut loaded.leaks, &bar)?;
-        bar.finish_and_clear();
-        progress.overall.inc(rows.saturating_sub(bar.position()));
-        loaded.counts.push((table.key(), rows));
-        loaded.timings.push((table.key(), rows, table_started.elapsed()));
-    }
-    progress.overall.finish_and_clear();
-    Ok(loaded)
-}
-
-/// Step 3: keys and indexes back (which validates them), sequences advanced, materialized
-/// views refreshed, then every check; any failure leaves the target as it was.
-fn finish_and_verify(
-    tx: &mut postgres::Transaction,
-    plan: &Plan,
-    loaded: &Loaded,
-    deferred: crate::bulk::Deferred,
-) -> Result<()> {
-    deferred
-        .restore(tx)
-        .context("verification failed, nothing was changed: a key or index does not hold on the copy")?;
-    verify::advance_sequences(tx, &plan.tables, &plan.rules)?;
-    for view in catalog::materialized_views(tx, &plan.rules.schemas)? {
-        tx.batch_execute(&format!("refresh materialized view {view}"))
-            .with_context(|| format!("cannot refresh the materialized view {view}; the target is unchanged"))?;
-    }
-    let problems = verify::verify(tx, &plan.tables, &plan.rules, &loaded.counts, &loaded.leaks)?;
-    if !problems.is_empty() {
-        bail!("verification failed, nothing was changed: {}", problems.join("; "));
-    }
-    Ok(())
 }
 
 /// The first difference between the source's and the target's synced schemas, if any.
@@ -397,77 +331,4 @@ fn confirm(target: &WriteTarget<op::StageSyncTarget>, yes: bool) -> Result<()> {
         &format!("stage-sync replaces all data in {env}, and stdin is not a terminal\nhint: pass --yes to confirm"),
         "not synced",
     )
-}
-
-/// Records the sync in the target's own `app_meta` (its stamp stays as it is).
-fn record(
-    tx: &mut postgres::Transaction,
-    source: &Guard,
-    rules: &Rules,
-    counts: &[(String, u64)],
-    took: Duration,
-) -> Result<Option<i32>> {
-    tx.batch_execute(crate::app_meta::SYNC_LOG_DDL)?;
-    // A target adopted without this repository's ledger has no version to record; a
-    // Supabase-layout ledger's timestamp versions (bigint) do not fit the log's integer
-    // column: recorded as null there.
-    let ledger: bool = tx.query_one("select to_regclass('app_meta.schema_migrations') is not null", &[])?.get(0);
-    let version: Option<i64> = if ledger {
-        tx.query_one("select max(version)::bigint from app_meta.schema_migrations where outcome = 'applied'", &[])?
-            .get(0)
-    } else {
-        None
-    };
-    let version = version.and_then(|v| i32::try_from(v).ok());
-    let rows: serde_json::Value =
-        counts.iter().map(|(t, n)| (t.clone(), serde_json::Value::from(*n))).collect::<serde_json::Map<_, _>>().into();
-    tx.execute(
-        "insert into app_meta.sync_log (source_environment, source_project, rows_per_table, rules_checksum, schema_version, duration_ms)
-         values ($1, $2, $3::text::jsonb, $4, $5, $6)",
-        &[
-            &source.environment().name(),
-            &source.resolved().project_ref,
-            &rows.to_string(),
-            &rules.checksum,
-            &version,
-            &(took.as_millis() as i64),
-        ],
-    )?;
-    Ok(version)
-}
-
-fn summary(timings: &[(String, u64, Duration)], total: u64, took: Duration) {
-    status(format!("\n{:<36} {:>10} {:>8} {:>12}", "table", "rows", "seconds", "rows/s"));
-    for (table, rows, t) in timings {
-        let rate = *rows as f64 / t.as_secs_f64().max(1e-6);
-        status(format!("{table:<36} {rows:>10} {:>8.2} {rate:>12.0}", t.as_secs_f64()));
-    }
-    let rate = total as f64 / took.as_secs_f64().max(1e-6);
-    status(format!("{:<36} {total:>10} {:>8.2} {rate:>12.0}", "total (verified, committed)", took.as_secs_f64()));
-}
-
-fn json_summary(
-    source: &Guard,
-    target: &Guard,
-    rules: &Rules,
-    timings: &[(String, u64, Duration)],
-    total: u64,
-    took: Duration,
-    schema_version: Option<i32>,
-) -> String {
-    let tables: Vec<serde_json::Value> = timings
-        .iter()
-        .map(|(t, rows, d)| serde_json::json!({ "table": t, "rows": rows, "seconds": d.as_secs_f64() }))
-        .collect();
-    serde_json::json!({
-        "source": { "environment": source.environment().name(), "project_ref": source.resolved().project_ref },
-        "target": { "environment": target.environment().name() },
-        "tables": tables,
-        "total_rows": total,
-        "seconds": took.as_secs_f64(),
-        "rules_checksum": rules.checksum,
-        "schema_version": schema_version,
-        "verified": true,
-    })
-    .to_string()
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Result;
 use postgres::GenericClient;
 
+use super::binary::Wire;
 use crate::sql;
 
 /// `crate::sql::ident` under its old name, for `pipe.rs` (its owner moves it over).
@@ -41,6 +42,8 @@ pub struct Column {
     pub generated: bool,
     pub category: Category,
     pub base_type: String,
+    /// Its binary COPY form, if it is the same in every database (see [`Wire`]).
+    pub wire: Option<Wire>,
 }
 
 /// A column's type category (`pg_type.typcategory`), as far as the rules care.
@@ -171,9 +174,13 @@ pub fn load(client: &mut impl GenericClient, schemas: &[String], extra: &[String
         let columns = client
             .query(
                 "select a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attgenerated <> '',
-                        t.typcategory::text, coalesce(bt.typname, t.typname)::text
+                        t.typcategory::text, coalesce(bt.typname, t.typname)::text, r.oid, r.typtype = 'e',
+                        r.typsend::oid <> 0 and r.typreceive::oid <> 0
+                          and (r.typtype = 'e' or (r.oid < 16384 and coalesce(e.typname, r.typname) !~ '^reg'))
                  from pg_attribute a join pg_type t on t.oid = a.atttypid
                  left join pg_type bt on bt.oid = t.typbasetype and t.typtype = 'd'
+                 join pg_type r on r.oid = case when t.typtype = 'd' then t.typbasetype else t.oid end
+                 left join pg_type e on e.oid = r.typelem and r.typelem <> 0
                  where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped order by a.attnum",
                 &[&oid],
             )?
@@ -185,6 +192,7 @@ pub fn load(client: &mut impl GenericClient, schemas: &[String], extra: &[String
                 generated: r.get(3),
                 category: Category::from_typcategory(r.get(4)),
                 base_type: r.get(5),
+                wire: r.get::<_, bool>(8).then(|| Wire::from_type(r.get(6), r.get(7))),
             })
             .collect();
         let constraints = client.query(

@@ -127,6 +127,7 @@ fn json_rule(values: &[(String, String)]) -> (String, Option<&'static str>) {
                 generated: false,
                 category: Category::String,
                 base_type: "text".into(),
+                wire: None,
             }) != "\"keep\"";
         let entry = keys.entry(key.as_str()).or_default();
         entry.0 |= risky;

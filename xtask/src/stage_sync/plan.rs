@@ -178,6 +178,7 @@ mod tests {
             generated: false,
             category: Category::Numeric,
             base_type: "int8".into(),
+            wire: None,
         };
         let mut columns = vec![column("id")];
         let foreign_keys = references

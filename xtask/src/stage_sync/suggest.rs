@@ -224,6 +224,7 @@ mod tests {
             generated: false,
             category,
             base_type: base.into(),
+            wire: None,
         }
     }
 

@@ -3,7 +3,15 @@
 use super::*;
 
 fn column(name: &str, category: Category, base: &str, not_null: bool) -> Column {
-    Column { name: name.into(), type_name: base.into(), not_null, generated: false, category, base_type: base.into() }
+    Column {
+        name: name.into(),
+        type_name: base.into(),
+        not_null,
+        generated: false,
+        category,
+        base_type: base.into(),
+        wire: None,
+    }
 }
 
 fn table() -> Table {

@@ -1,0 +1,111 @@
+//! The executor's steps, inside the one target transaction: the target emptied with its
+//! indexes and keys deferred, every table streamed masked from the snapshot, then keys and
+//! indexes rebuilt, sequences advanced and everything verified before the caller commits.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::{catalog, mask::Masker, pipe, plan::Plan, progress::Progress, rules, verify};
+
+/// Step 1: triggers off for the load (user triggers and the foreign-key checks: every
+/// foreign key is verified before commit instead, which also makes cycles load), the
+/// target's tables emptied, and, as pg_restore does, indexes and keys off until after the
+/// load, which builds each index once and validates each foreign key with one join.
+pub fn empty_target(tx: &mut postgres::Transaction, plan: &Plan) -> Result<crate::bulk::Deferred> {
+    tx.batch_execute("set local session_replication_role = replica").map_err(|err| {
+        anyhow::anyhow!(
+            "cannot turn triggers off for the load (session_replication_role): {}\nhint: the target's user needs to be allowed to set session_replication_role, as Supabase's postgres is",
+            app::connect::error_chain(&err)
+        )
+    })?;
+    let mut emptied = plan.emptied();
+    if plan.copies_auth_users {
+        emptied.extend(catalog::dependents(tx, rules::AUTH_USERS, "auth")?);
+    }
+    if !emptied.is_empty() {
+        tx.batch_execute(&format!("truncate {}", emptied.join(", "))).context("cannot empty the target's tables")?;
+    }
+    let loaded = plan.loaded();
+    let loaded: Vec<&str> = loaded.iter().map(String::as_str).collect();
+    crate::bulk::Deferred::drop(tx, &loaded, crate::bulk::Scope::All)
+}
+
+/// What the load copied: rows per table, and how long each took.
+pub struct Loaded {
+    pub counts: Vec<(String, u64)>,
+    pub timings: Vec<Timing>,
+    pub leaks: pipe::LeakSets,
+}
+
+/// One copied table: its rows, how long it took, in which COPY format.
+pub struct Timing {
+    pub table: String,
+    pub rows: u64,
+    pub took: Duration,
+    pub format: &'static str,
+}
+
+/// Step 2: every copied table, in load order, streamed masked from the snapshot.
+pub fn load(
+    snapshot: &mut postgres::Transaction,
+    tx: &mut postgres::Transaction,
+    plan: &Plan,
+    masker: &Masker,
+    binary: bool,
+) -> Result<Loaded> {
+    let progress = Progress::new(&plan.tables, &plan.order, &plan.rules);
+    let mut loaded = Loaded { counts: Vec::new(), timings: Vec::new(), leaks: pipe::LeakSets::default() };
+    for job in plan.jobs() {
+        let table = job.table;
+        let bar = progress.table(table);
+        let table_started = Instant::now();
+        let copied = pipe::copy_table(snapshot, tx, job, masker, &mut loaded.leaks, &bar, binary)?;
+        let rows = copied.rows;
+        bar.finish_and_clear();
+        progress.overall.inc(rows.saturating_sub(bar.position()));
+        loaded.counts.push((table.key(), rows));
+        loaded.timings.push(Timing { table: table.key(), rows, took: table_started.elapsed(), format: copied.format });
+    }
+    progress.overall.finish_and_clear();
+    Ok(loaded)
+}
+
+/// Whether the two servers are one major version, so that they read each other's binary
+/// COPY (the pipe's faster format; other versions are sent as text).
+pub fn same_major_version(source: &mut postgres::Transaction, target: &mut postgres::Transaction) -> Result<bool> {
+    let query = "select current_setting('server_version_num')::int / 10000";
+    let (a, b): (i32, i32) = (source.query_one(query, &[])?.get(0), target.query_one(query, &[])?.get(0));
+    Ok(a == b)
+}
+
+/// Step 3: keys and indexes back (which validates them), sequences advanced, materialized
+/// views refreshed, then every check; any failure leaves the target as it was.
+pub fn finish_and_verify(
+    tx: &mut postgres::Transaction,
+    plan: &Plan,
+    loaded: &Loaded,
+    deferred: crate::bulk::Deferred,
+) -> Result<Finished> {
+    let started = Instant::now();
+    deferred
+        .restore(tx)
+        .context("verification failed, nothing was changed: a key or index does not hold on the copy")?;
+    let rebuilt = started.elapsed();
+    verify::advance_sequences(tx, &plan.tables, &plan.rules)?;
+    for view in catalog::materialized_views(tx, &plan.rules.schemas)? {
+        tx.batch_execute(&format!("refresh materialized view {view}"))
+            .with_context(|| format!("cannot refresh the materialized view {view}; the target is unchanged"))?;
+    }
+    let problems = verify::verify(tx, &plan.tables, &plan.rules, &loaded.counts, &loaded.leaks)?;
+    if !problems.is_empty() {
+        bail!("verification failed, nothing was changed: {}", problems.join("; "));
+    }
+    Ok(Finished { rebuilt, verified: started.elapsed() - rebuilt })
+}
+
+/// How long step 3's parts took.
+pub struct Finished {
+    pub rebuilt: Duration,
+    pub verified: Duration,
+}
