@@ -109,7 +109,15 @@ fn server_side(tx: &mut Transaction, loaded: &[Loaded], calendar: &Calendar) -> 
 
     let started = Instant::now();
     for (i, l) in copied.iter().enumerate() {
-        tx.batch_execute(&format!("insert into {} select * from bench_{i}", l.table))?;
+        // Generated columns (auth.users.confirmed_at) are the server's to compute.
+        let columns: String = tx
+            .query_one(
+                "select string_agg(quote_ident(attname), ', ' order by attnum) from pg_attribute
+                 where attrelid = $1::text::regclass and attnum > 0 and not attisdropped and attgenerated = ''",
+                &[&l.table],
+            )?
+            .get(0);
+        tx.batch_execute(&format!("insert into {} ({columns}) select {columns} from bench_{i}", l.table))?;
     }
     for l in loaded.iter().filter(|l| GENERATED.contains(&l.table)) {
         let n = l.rows;
