@@ -170,3 +170,29 @@ fn binary_and_text_copies_give_the_same_target() {
     };
     assert_eq!(special, (120, 272), "infinities and NaN stay as they are");
 }
+
+#[test]
+fn a_masked_value_equal_to_a_source_value_fails_the_sync_in_either_format() {
+    let (source, target, project) = production_with("9202_wire", WIRE_UP, WIRE_DOWN, WIRE_RULES, &[WIRE_DATA]);
+    // The redaction text is some person's real value in the source: a leak, whichever row.
+    source
+        .client()
+        .batch_execute(
+            "update public.wire_keyed set nick = E'someone\\tquiet' where id = '00000000-0000-4000-8000-000000000077'",
+        )
+        .unwrap();
+    let before = digests(&target);
+    for format in ["binary", "text"] {
+        let out = project
+            .xtask(&["stage-sync", "--from", "production", "--to", "test", "--yes"])
+            .env("DATABASE_URL", &target.url())
+            .env("XTASK_STAGE_SYNC_FORMAT", format)
+            .fails("verification failed, nothing was changed");
+        assert!(
+            out.stderr.contains("public.wire_keyed.nick: 3000 value(s) in the target equal a source value (leak)"),
+            "{format}: {}",
+            out.stderr
+        );
+        assert_eq!(digests(&target), before, "{format}: the target changed");
+    }
+}
