@@ -256,9 +256,15 @@ fn schema_difference(
     target: &WriteTarget<op::StageSyncTarget>,
     schemas: &[String],
 ) -> Result<Option<String>> {
-    let expected = migrate::schema::dump_schemas(sh, &source.client_args()?, &source.url().address(), schemas)?;
-    let actual = migrate::schema::dump_schemas(sh, &target.client_args()?, &target.url().address(), schemas)?;
-    Ok(migrate::schema::first_difference(&expected, &actual))
+    // The two dumps at once: each is mostly pg_dump waiting on its own server.
+    let (source_args, target_args) = (source.client_args()?, target.client_args()?);
+    let (source_address, target_address) = (source.url().address(), target.url().address());
+    let (expected, actual) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| migrate::schema::dump_schemas(&Shell::new()?, &target_args, &target_address, schemas));
+        let expected = migrate::schema::dump_schemas(sh, &source_args, &source_address, schemas);
+        (expected, other.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the target's schema dump panicked"))))
+    });
+    Ok(migrate::schema::first_difference(&expected?, &actual?))
 }
 
 /// Refuses when the two ends are one database: by address, and by what the servers said
