@@ -21,5 +21,6 @@ mod rls;
 mod seed;
 mod stage_sync;
 mod stage_sync_dump;
+mod stage_sync_generated;
 mod stage_sync_shapes;
 mod supabase;
