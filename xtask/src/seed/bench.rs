@@ -20,15 +20,22 @@ use crate::{
 };
 
 /// The targets the issue sets.
-const TARGET_RATE: f64 = 500_000.0;
-const TARGET_RATIO: f64 = 0.5;
-const TARGET_MEMORY_MB: f64 = 200.0;
+pub(crate) const TARGET_RATE: f64 = 500_000.0;
+pub(crate) const TARGET_RATIO: f64 = 0.5;
+pub(crate) const TARGET_MEMORY_MB: f64 = 200.0;
 
 /// The daily tables, written server-side from `generate_series`; the rest are copied.
 const GENERATED: [&str; 3] =
     ["public.daily_dentist_production", "public.daily_hygiene_production", "public.daily_location_financials"];
 
-pub(crate) fn run(_global: &Global) -> Result<()> {
+/// What `bench seed` measured, for `cargo xtask bench`'s summary.
+pub(crate) struct Figures {
+    pub rate: f64,
+    pub ratio: f64,
+    pub peak_mb: f64,
+}
+
+pub(crate) fn run(_global: &Global) -> Result<Figures> {
     status("starting a throwaway cluster");
     let throwaway = Throwaway::start()?;
     let guard = throwaway.guard()?;
@@ -71,7 +78,7 @@ pub(crate) fn run(_global: &Global) -> Result<()> {
     } else {
         format!("targets missed: {}", missed.join(", "))
     })?;
-    Ok(())
+    Ok(Figures { rate, ratio, peak_mb })
 }
 
 /// Empties the seeded tables and writes the same number of rows into each, server-side;
