@@ -40,7 +40,10 @@ fn the_generated_schema_syncs_with_the_rules_init_rules_wrote() {
     project.xtask(&["stage-sync", "init-rules"]).ok();
     let rules_path = project.root.join("env/stage-sync.toml");
     let written = std::fs::read_to_string(&rules_path).unwrap();
-    // As written, the file is refused: it leaves decisions to a person.
+    // A unique secret gets a pseudonym, not `redact` (which the rules check refuses there).
+    assert!(written.contains("sessionToken = \"uuid\" # unique"), "{written}");
+    assert!(written.contains("emailVerified = { rule = \"keep\", reviewed = false }"), "{written}");
+    // As written, the file is refused: it leaves a decision to a person.
     project
         .xtask(&["stage-sync", "--from", "production", "--to", "test", "--yes"])
         .env("DATABASE_URL", &target.url())

@@ -66,7 +66,7 @@ fn all(global: &Global) -> Result<()> {
 
     data("== targets")?;
     let mut table = ui::Table::new(&[
-        ("target", Align::Left),
+        ("what", Align::Left),
         ("measured", Align::Right),
         ("target", Align::Right),
         ("met", Align::Left),

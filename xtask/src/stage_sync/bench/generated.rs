@@ -321,17 +321,12 @@ pub fn populated(rows: u64) -> Vec<String> {
     sql
 }
 
-/// What a person decides after `stage-sync init-rules` on this schema, as its output and the
-/// rules check ask: a `reviewed = false` line ("personal-looking name: decide") is either
-/// marked reviewed or given a masking rule, and a secret that `init-rules` suggests to
-/// `redact` but that sits in a unique index gets a pseudonym kind instead (the check refuses
-/// `redact` there: "use a pseudonym kind"). Every other suggestion is taken as written.
-const DECISIONS: &[(&str, &str, &str)] = &[
-    ("public.User", "emailVerified", "{ rule = \"keep\", reviewed = true } # when, not who: reviewed"),
-    ("public.Session", "sessionToken", "\"uuid\" # unique: a pseudonym, not redact"),
-    ("public.Invite", "token", "\"uuid\" # unique: a pseudonym, not redact"),
-    ("public.VerificationToken", "token", "\"uuid\" # unique: a pseudonym, not redact"),
-];
+/// What a person decides after `stage-sync init-rules` on this schema, as its output asks:
+/// a `reviewed = false` line ("personal-looking name: decide") is either marked reviewed (it
+/// is not personal) or given a masking rule. Here one column is left so: `emailVerified`, a
+/// timestamp, which says when, not who. Every other suggestion is taken as written.
+const DECISIONS: &[(&str, &str, &str)] =
+    &[("public.User", "emailVerified", "{ rule = \"keep\", reviewed = true } # when, not who: reviewed")];
 
 /// The rules file `init-rules` wrote, with [`DECISIONS`] made. Fails when a decision finds
 /// no line to change or a `reviewed = false` is left: `init-rules` or the schema changed,
