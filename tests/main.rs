@@ -22,5 +22,6 @@ mod seed;
 mod stage_sync;
 mod stage_sync_binary;
 mod stage_sync_dump;
+mod stage_sync_generated;
 mod stage_sync_shapes;
 mod supabase;

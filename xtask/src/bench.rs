@@ -1,9 +1,18 @@
-//! `cargo xtask bench`: benchmarks that print ratios measured side by side in one run.
+//! `cargo xtask bench`: benchmarks that print ratios measured side by side in one run. With
+//! no subcommand, every benchmark in turn (each prints its own table as it finishes), then
+//! one table of every target: what was measured, the target, met or not.
 
 use anyhow::Result;
 use xshell::Shell;
 
-use crate::flags::{self, BenchCommand, Global};
+use crate::{
+    context::{data, status},
+    db,
+    flags::{self, BenchCommand, BenchSchema, Global},
+    seed,
+    stage_sync::bench::{self as sync_bench, Schema, generated},
+    ui::{self, Align},
+};
 
 /// Rows the `large` seed profile writes per clinic (1,051,091 rows for 150 clinics).
 const LARGE_ROWS_PER_CLINIC: u64 = 7_007;
@@ -11,13 +20,127 @@ const LARGE_ROWS_PER_CLINIC: u64 = 7_007;
 impl flags::Bench {
     pub fn run(self, global: &Global) -> Result<()> {
         match self.command {
-            BenchCommand::Seed => crate::seed::bench::run(global),
-            BenchCommand::StageSync { rows } => {
-                let clinics = rows.map(|rows| rows.div_ceil(LARGE_ROWS_PER_CLINIC).max(1));
-                crate::stage_sync::bench::run(&Shell::new()?, clinics)
+            None => all(global),
+            Some(BenchCommand::Seed) => seed::bench::run(global).map(drop),
+            Some(BenchCommand::StageSync { rows, schema }) => {
+                sync_bench::run(&Shell::new()?, &schemas(rows, schema)).map(drop)
             }
-            BenchCommand::DbUp => crate::db::bench::run(),
-            BenchCommand::Reset => crate::db::reset_bench::run(),
+            Some(BenchCommand::DbUp) => db::bench::run().map(drop),
+            Some(BenchCommand::Reset) => db::reset_bench::run().map(drop),
         }
     }
+}
+
+/// The schemas `bench stage-sync` copies: both unless `--schema` picks one; `--rows` sizes
+/// each.
+fn schemas(rows: Option<u64>, only: Option<BenchSchema>) -> Vec<Schema> {
+    let large = Schema::Large { clinics: rows.map(|rows| rows.div_ceil(LARGE_ROWS_PER_CLINIC).max(1)) };
+    let generated = Schema::Generated { rows: rows.unwrap_or(generated::DEFAULT_ROWS) };
+    match only {
+        None => vec![large, generated],
+        Some(BenchSchema::Large) => vec![large],
+        Some(BenchSchema::Generated) => vec![generated],
+    }
+}
+
+/// Every benchmark, one after another (never at once: each needs the machine to itself),
+/// then the summary. A benchmark that fails stops the run: a summary with a hole in it
+/// would read as a target met.
+fn all(global: &Global) -> Result<()> {
+    let section = |name: &str| -> Result<()> {
+        status(format!("bench {name}"));
+        data(format!("== bench {name}"))
+    };
+    section("seed")?;
+    let seeded = seed::bench::run(global)?;
+    data("")?;
+    section("stage-sync")?;
+    let synced = sync_bench::run(&Shell::new()?, &schemas(None, None))?;
+    data("")?;
+    section("reset")?;
+    let reset = db::reset_bench::run()?;
+    data("")?;
+    section("db-up")?;
+    let up = db::bench::run()?;
+    data("")?;
+
+    data("== targets")?;
+    let mut table = ui::Table::new(&[
+        ("what", Align::Left),
+        ("measured", Align::Right),
+        ("target", Align::Right),
+        ("met", Align::Left),
+    ]);
+    let mut row = |name: String, measured: String, target: String, met: Option<bool>| {
+        let met = match met {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "-",
+        };
+        table.row([name, measured, target, met.to_string()]);
+    };
+    row(
+        "seed: rows/s (large)".into(),
+        format!("{:.0}k", seeded.rate / 1e3),
+        format!(">= {:.0}k", seed::bench::TARGET_RATE / 1e3),
+        Some(seeded.rate >= seed::bench::TARGET_RATE),
+    );
+    row(
+        "seed: rate / server-side insert-select".into(),
+        format!("{:.2}", seeded.ratio),
+        format!(">= {}", seed::bench::TARGET_RATIO),
+        Some(seeded.ratio >= seed::bench::TARGET_RATIO),
+    );
+    row(
+        "seed: peak memory".into(),
+        format!("{:.0} MB", seeded.peak_mb),
+        format!("< {:.0} MB", seed::bench::TARGET_MEMORY_MB),
+        Some(seeded.peak_mb < seed::bench::TARGET_MEMORY_MB),
+    );
+    for figures in &synced {
+        let (j2, raw) = (figures.ratio(figures.dump_j2), figures.ratio(figures.raw));
+        let name = figures.schema;
+        row(
+            format!("stage-sync / pg_dump -Fd -j2 + pg_restore -j2 ({name})"),
+            format!("{j2:.2}"),
+            format!("<= {}", sync_bench::TARGET_J2),
+            Some(j2 <= sync_bench::TARGET_J2),
+        );
+        row(
+            format!("stage-sync / raw COPY pipe ({name})"),
+            format!("{raw:.2}"),
+            format!("<= {:.1}", sync_bench::TARGET_RAW),
+            Some(raw <= sync_bench::TARGET_RAW),
+        );
+        row(
+            format!("stage-sync peak memory ({name})"),
+            format!("{:.0} MB", figures.peak_mb()),
+            format!("<= {:.0} MB", sync_bench::TARGET_PEAK_MB),
+            Some(figures.peak_mb() <= sync_bench::TARGET_PEAK_MB),
+        );
+    }
+    let target = db::reset_bench::TARGET_RATIO;
+    for (name, hit, raw) in [("realistic", reset.hit, reset.raw), ("large", reset.large_hit, reset.large_raw)] {
+        row(
+            format!("db reset template hit / raw clone ({name})"),
+            format!("{:.2}", hit / raw),
+            format!("<= {target:.1}"),
+            Some(hit / raw <= target),
+        );
+    }
+    // No target of its own: shown so that a hit's gain over a rebuild is in the same table.
+    row(
+        "db reset template miss / raw clone (realistic)".into(),
+        format!("{:.2}", reset.miss / reset.raw),
+        "-".into(),
+        None,
+    );
+    row(
+        "db up from nothing, seeded".into(),
+        format!("{:.2} s", up.seeded),
+        format!("<= {:.1} s", db::bench::TARGET_SECONDS),
+        Some(up.seeded <= db::bench::TARGET_SECONDS),
+    );
+    table.lines().iter().try_for_each(data)?;
+    Ok(())
 }

@@ -335,8 +335,9 @@ pub struct Load {
 
 #[derive(Debug, Args)]
 pub struct Bench {
+    /// Without a subcommand: every benchmark, then one table of the targets.
     #[command(subcommand)]
-    pub command: BenchCommand,
+    pub command: Option<BenchCommand>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -345,14 +346,26 @@ pub enum BenchCommand {
     Seed,
     /// Compare stage-sync with pg_dump | pg_restore (single and -j2) and a raw COPY pipe of the same data.
     StageSync {
-        /// Rows to generate in the source (at least 1M by default, from the large profile).
+        /// Rows to generate in the source (about 1M by default for each schema).
         #[arg(long)]
         rows: Option<u64>,
+        /// Only this schema: the `large` seed, or the generated Prisma-style one (default: both).
+        #[arg(long, value_enum)]
+        schema: Option<BenchSchema>,
     },
     /// Time `db up` from nothing (with and without the seed) next to a bare initdb and start.
     DbUp,
     /// Time `db reset` from its template (hit) and rebuilt (miss) next to a raw template clone.
     Reset,
+}
+
+/// `bench stage-sync --schema`: which source schema the tools copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchSchema {
+    /// The project's migrations with the `large` seed: many indexes, uuid keys.
+    Large,
+    /// A generated Prisma-style schema: 23 tables, text keys, few indexes.
+    Generated,
 }
 
 #[derive(Debug, Args)]

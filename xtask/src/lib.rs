@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's automation, one module per command. The binary's `main`
-//! only calls [`main`]; the end-to-end tests use [`pg`] for their throwaway clusters.
+//! only calls [`main`]; the end-to-end tests use [`pg`] for their throwaway clusters and
+//! [`generated`] for the benchmark's generated schema.
 
 mod app_meta;
 mod backup;
@@ -21,6 +22,9 @@ mod tenancy;
 #[cfg(test)]
 mod tidy;
 pub mod ui;
+
+/// The benchmark's generated Prisma-style schema, which the end-to-end tests sync too.
+pub use stage_sync::bench::generated;
 
 use std::process::ExitCode;
 

@@ -260,7 +260,8 @@ fn schema_difference(
     let (source_args, target_args) = (source.client_args()?, target.client_args()?);
     let (source_address, target_address) = (source.url().address(), target.url().address());
     let (expected, actual) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| migrate::schema::dump_schemas(&Shell::new()?, &target_args, &target_address, schemas));
+        let other =
+            scope.spawn(|| migrate::schema::dump_schemas(&Shell::new()?, &target_args, &target_address, schemas));
         let expected = migrate::schema::dump_schemas(sh, &source_args, &source_address, schemas);
         (expected, other.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the target's schema dump panicked"))))
     });

@@ -20,11 +20,20 @@ use crate::{
 };
 
 const RUNS: usize = 5;
-const TARGET_RATIO: f64 = 3.0;
+pub(crate) const TARGET_RATIO: f64 = 3.0;
 /// The key the `large` template is made with here (no `db reset` makes one).
 const LARGE_KEY: &str = "bench-reset-large";
 
-pub(crate) fn run() -> Result<()> {
+/// What `bench reset` measured (medians, seconds), for `cargo xtask bench`'s summary.
+pub(crate) struct Figures {
+    pub hit: f64,
+    pub miss: f64,
+    pub raw: f64,
+    pub large_hit: f64,
+    pub large_raw: f64,
+}
+
+pub(crate) fn run() -> Result<Figures> {
     let root = scratch("reset")?;
     let realistic = realistic(&root);
     let exe = context::xtask_exe()?;
@@ -51,7 +60,7 @@ pub(crate) fn run() -> Result<()> {
     let worst = (hit / raw).max(large_hit / large_raw);
     let verdict = if worst <= TARGET_RATIO { "met" } else { "MISSED" };
     data(format!("target: a template hit within {TARGET_RATIO:.0}x of a raw clone: {verdict} (worst {worst:.2}x)"))?;
-    Ok(())
+    Ok(Figures { hit, miss, raw, large_hit, large_raw })
 }
 
 /// Hit, miss and raw clone medians on the realistic seed, in the scratch project at `root`.

@@ -1,7 +1,10 @@
-//! `cargo xtask bench stage-sync`: on two throwaway clusters, the source seeded with the
-//! `large` profile, time `stage-sync` with the project's rules next to `pg_dump -Fc |
-//! pg_restore`, `pg_dump -Fd -j2` + `pg_restore -j2` and a raw unmasked COPY pipe of the same
-//! data into fresh databases, side by side in one run.
+//! `cargo xtask bench stage-sync`: on two throwaway clusters, time `stage-sync` next to
+//! `pg_dump -Fc | pg_restore`, `pg_dump -Fd -j2` + `pg_restore -j2` and a raw unmasked COPY
+//! pipe of the same data into fresh databases, side by side in one run, for two sources: the
+//! `large` seed with the project's rules, and a generated Prisma-style schema (`generated.rs`:
+//! text keys, few indexes) with the rules `stage-sync init-rules` writes for it.
+
+pub mod generated;
 
 use std::{
     path::{Path, PathBuf},
@@ -15,13 +18,103 @@ use xshell::{Shell, cmd};
 
 use crate::{context, migrate, pg::Throwaway};
 
-/// Runs the benchmark and prints its figures on stdout: each tool's best of two rounds, run
-/// in turns so that they share the machine's state alike.
-pub(crate) fn run(sh: &Shell, clinics: Option<u64>) -> Result<()> {
-    let pair = Pair::new("large", clinics)?;
+/// The targets for stage-sync, as ratios of its time to the other tools'.
+pub(crate) const TARGET_J2: f64 = 0.75;
+pub(crate) const TARGET_RAW: f64 = 1.0;
+pub(crate) const TARGET_PEAK_MB: f64 = 150.0;
+
+/// Which source the four tools copy.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Schema {
+    /// The project's migrations seeded with the `large` profile (`None`: its 150 clinics).
+    Large { clinics: Option<u64> },
+    /// The generated Prisma-style schema with about this many rows.
+    Generated { rows: u64 },
+}
+
+impl Schema {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Schema::Large { .. } => "large seed",
+            Schema::Generated { .. } => "generated schema",
+        }
+    }
+}
+
+/// One schema's figures: each tool's best of two rounds.
+#[derive(Clone, Debug)]
+pub(crate) struct Figures {
+    pub schema: &'static str,
+    pub rows: i64,
+    pub sync: Duration,
+    pub raw: Duration,
+    pub dump_j2: Duration,
+    pub dump: Duration,
+    pub peak_kb: u64,
+}
+
+impl Figures {
+    /// stage-sync's time over another tool's.
+    pub(crate) fn ratio(&self, other: Duration) -> f64 {
+        self.sync.as_secs_f64() / other.as_secs_f64()
+    }
+
+    pub(crate) fn peak_mb(&self) -> f64 {
+        self.peak_kb as f64 / 1024.0
+    }
+
+    /// The table and the target lines, on stdout.
+    pub(crate) fn print(&self) -> Result<()> {
+        let rows = self.rows as f64;
+        context::data(format!("{}: rows in the source: {}", self.schema, self.rows))?;
+        context::data(format!("{:<56} {:>8} {:>10} {:>13}", "tool", "seconds", "rows/s", "x stage-sync"))?;
+        for (tool, took) in [
+            ("stage-sync (masked, verified)", self.sync),
+            ("raw COPY pipe (no masking, one stream, indexes rebuilt)", self.raw),
+            ("pg_dump -Fd -j2 + pg_restore -j2", self.dump_j2),
+            ("pg_dump -Fc | pg_restore", self.dump),
+        ] {
+            let secs = took.as_secs_f64();
+            let times = secs / self.sync.as_secs_f64();
+            context::data(format!("{tool:<56} {secs:>8.2} {:>10.0} {times:>13.2}", rows / secs))?;
+        }
+        context::data(format!(
+            "ratio stage-sync / pg_dump -Fd -j2 + pg_restore -j2: {:.2} (target <= {TARGET_J2})",
+            self.ratio(self.dump_j2)
+        ))?;
+        context::data(format!(
+            "ratio stage-sync / raw COPY pipe: {:.2} (target <= {TARGET_RAW:.1})",
+            self.ratio(self.raw)
+        ))?;
+        context::data(format!("ratio stage-sync / pg_dump -Fc | pg_restore: {:.2}", self.ratio(self.dump)))?;
+        context::data(format!("stage-sync peak memory: {:.0} MB (target <= {TARGET_PEAK_MB:.0} MB)", self.peak_mb()))?;
+        Ok(())
+    }
+}
+
+/// Runs the benchmark for each schema in turn and prints each one's table on stdout as it
+/// is done: each tool's best of two rounds, run in turns so that they share the machine's
+/// state alike.
+pub(crate) fn run(sh: &Shell, schemas: &[Schema]) -> Result<Vec<Figures>> {
+    let mut all = Vec::new();
+    for (i, schema) in schemas.iter().enumerate() {
+        if i > 0 {
+            context::data("")?;
+        }
+        let figures = measure(sh, *schema)?;
+        figures.print()?;
+        all.push(figures);
+    }
+    Ok(all)
+}
+
+fn measure(sh: &Shell, schema: Schema) -> Result<Figures> {
+    context::status(format!("stage-sync benchmark: setting up the {}", schema.name()));
+    let pair = Pair::new(schema)?;
     let (mut sync, mut dump, mut dump_j2, mut raw) = (Duration::MAX, Duration::MAX, Duration::MAX, Duration::MAX);
     let mut peak_kb = 0;
     for round in 0..2 {
+        context::status(format!("{}: round {} of 2", schema.name(), round + 1));
         dump = dump.min(dump_restore(sh, &pair.source, &pair.target, round)?);
         dump_j2 = dump_j2.min(dump_restore_parallel(sh, &pair.source, &pair.target, round)?);
         raw = raw.min(raw_pipe(sh, &pair.source, &pair.target, round)?);
@@ -29,40 +122,37 @@ pub(crate) fn run(sh: &Shell, clinics: Option<u64>) -> Result<()> {
         sync = sync.min(took);
         peak_kb = peak_kb.max(peak);
     }
-    let rows = pair.rows as f64;
-    context::data(format!("rows in the source: {}", pair.rows))?;
-    context::data(format!("{:<56} {:>8} {:>10} {:>13}", "tool", "seconds", "rows/s", "x stage-sync"))?;
-    for (tool, took) in [
-        ("stage-sync (masked, verified)", sync),
-        ("raw COPY pipe (no masking, one stream, indexes rebuilt)", raw),
-        ("pg_dump -Fd -j2 + pg_restore -j2", dump_j2),
-        ("pg_dump -Fc | pg_restore", dump),
-    ] {
-        let secs = took.as_secs_f64();
-        context::data(format!("{tool:<56} {secs:>8.2} {:>10.0} {:>13.2}", rows / secs, secs / sync.as_secs_f64()))?;
-    }
-    let ratio = |other: Duration| sync.as_secs_f64() / other.as_secs_f64();
-    context::data(format!(
-        "ratio stage-sync / pg_dump -Fd -j2 + pg_restore -j2: {:.2} (target <= 0.75)",
-        ratio(dump_j2)
-    ))?;
-    context::data(format!("ratio stage-sync / raw COPY pipe: {:.2} (target <= 1.0)", ratio(raw)))?;
-    context::data(format!("ratio stage-sync / pg_dump -Fc | pg_restore: {:.2}", ratio(dump)))?;
-    context::data(format!("stage-sync peak memory: {:.0} MB (target <= 150 MB)", peak_kb as f64 / 1024.0))?;
-    Ok(())
+    Ok(Figures { schema: schema.name(), rows: pair.rows, sync, raw, dump_j2, dump, peak_kb })
 }
 
 /// `cargo xtask ci`'s section: a seeded source synced into a target with the project's
 /// rules, verified (leak check included) before it commits.
 pub(crate) fn end_to_end() -> Result<()> {
-    let pair = Pair::new("minimal", None)?;
+    let pair = Pair::new(Source::Seed { profile: "minimal", clinics: None })?;
     let (took, _) = pair.sync()?;
     context::status(format!("stage-sync end to end: {} rows, verified, in {:.1} s", pair.rows, took.as_secs_f64()));
     Ok(())
 }
 
-/// A seeded source, known as production through a login that names the production project
-/// (as Supabase's pooler logins do), and a migrated test target.
+/// What the source holds.
+enum Source {
+    /// The project's migrations and a seed profile.
+    Seed { profile: &'static str, clinics: Option<u64> },
+    /// The generated schema with about this many rows.
+    Generated { rows: u64 },
+}
+
+impl From<Schema> for Source {
+    fn from(schema: Schema) -> Source {
+        match schema {
+            Schema::Large { clinics } => Source::Seed { profile: "large", clinics },
+            Schema::Generated { rows } => Source::Generated { rows },
+        }
+    }
+}
+
+/// A filled source, known as production through a login that names the production project
+/// (as Supabase's pooler logins do), and a test target with the same schema, empty.
 struct Pair {
     source: Throwaway,
     target: Throwaway,
@@ -71,19 +161,32 @@ struct Pair {
 }
 
 impl Pair {
-    fn new(profile: &str, clinics: Option<u64>) -> Result<Pair> {
+    fn new(source_kind: impl Into<Source>) -> Result<Pair> {
+        let source_kind = source_kind.into();
         let root = context::project_root();
         let source = Throwaway::start()?;
         let target = Throwaway::start()?;
-        for cluster in [&source, &target] {
-            migrate::up_all(&cluster.guard()?)?;
+        match &source_kind {
+            Source::Seed { profile, clinics } => {
+                for cluster in [&source, &target] {
+                    migrate::up_all(&cluster.guard()?)?;
+                }
+                let mut seed = Command::new(context::xtask_exe()?);
+                seed.args(["--quiet", "seed", "--env", "test", "--profile", profile]);
+                if let Some(clinics) = clinics {
+                    seed.args(["--clinics", &clinics.to_string()]);
+                }
+                run_child(seed.env("DATABASE_URL", source.url("postgres")))?;
+            }
+            Source::Generated { rows } => {
+                let mut conn = source.guard()?.write::<op::LoadTesting>()?.connect()?;
+                for statement in generated::populated(*rows) {
+                    conn.client().batch_execute(&statement).context("cannot fill the generated schema")?;
+                }
+                let mut conn = target.guard()?.write::<op::LoadTesting>()?.connect()?;
+                conn.client().batch_execute(&generated::schema()).context("cannot create the generated schema")?;
+            }
         }
-        let mut seed = Command::new(context::xtask_exe()?);
-        seed.args(["--quiet", "seed", "--env", "test", "--profile", profile]);
-        if let Some(clinics) = clinics {
-            seed.args(["--clinics", &clinics.to_string()]);
-        }
-        run_child(seed.env("DATABASE_URL", source.url("postgres")))?;
         let settings = app::Settings::load(&root)?;
         let prod_ref = settings.production_ref().context("no production project in env/environments.toml")?.to_string();
         let role = format!("postgres.{prod_ref}");
@@ -103,7 +206,11 @@ impl Pair {
             )?
             .get(0);
         drop(conn);
-        let scratch = Scratch::new(&root, &source.url("postgres").replacen("postgres:", &format!("{role}:"), 1))?;
+        let production_url = source.url("postgres").replacen("postgres:", &format!("{role}:"), 1);
+        let scratch = match source_kind {
+            Source::Seed { .. } => Scratch::new(&root, &production_url, Rules::Project)?,
+            Source::Generated { .. } => Scratch::new(&root, &production_url, Rules::InitRules)?,
+        };
         Ok(Pair { source, target, scratch, rows })
     }
 
@@ -231,24 +338,50 @@ fn parse_peak(stderr: &str) -> u64 {
     stderr.lines().find_map(|l| l.strip_prefix("peak-memory-kb: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
+/// Where the scratch root's rules come from.
+enum Rules {
+    /// The repository's `env/stage-sync.toml`.
+    Project,
+    /// `stage-sync init-rules` run against the source, then decided as a user would.
+    InitRules,
+}
+
 /// A scratch project root whose production environment is the source cluster.
 struct Scratch {
     root: PathBuf,
 }
 
 impl Scratch {
-    fn new(repo: &Path, production_url: &str) -> Result<Scratch> {
+    fn new(repo: &Path, production_url: &str, rules: Rules) -> Result<Scratch> {
         let root = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
-        std::fs::create_dir_all(root.join("env"))?;
-        for file in ["environments.toml", "stage-sync.toml"] {
-            std::fs::copy(repo.join("env").join(file), root.join("env").join(file))?;
-        }
+        let _ = std::fs::remove_dir_all(&root);
+        let scratch = Scratch { root };
+        std::fs::create_dir_all(scratch.root.join("env"))?;
+        std::fs::copy(repo.join(app::Settings::PATH), scratch.root.join(app::Settings::PATH))?;
         let key = format!("bench-key-{}", Throwaway::password());
         std::fs::write(
-            root.join("env/.env.production"),
+            scratch.root.join("env/.env.production"),
             format!("DATABASE_URL={production_url}\nSTAGE_SYNC_KEY={key}\n"),
         )?;
-        Ok(Scratch { root })
+        let rules_file = scratch.root.join("env/stage-sync.toml");
+        match rules {
+            Rules::Project => {
+                std::fs::copy(repo.join("env/stage-sync.toml"), &rules_file)?;
+            }
+            Rules::InitRules => {
+                run_child(
+                    Command::new(context::xtask_exe()?)
+                        .args(["--quiet", "stage-sync", "init-rules"])
+                        .env(context::ROOT_VAR, &scratch.root)
+                        .env_remove("DATABASE_URL")
+                        .env_remove("APP_ENV"),
+                )
+                .context("stage-sync init-rules failed on the generated schema")?;
+                let written = std::fs::read_to_string(&rules_file)?;
+                std::fs::write(&rules_file, generated::decide(&written)?)?;
+            }
+        }
+        Ok(scratch)
     }
 }
 

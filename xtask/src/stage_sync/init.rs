@@ -91,6 +91,11 @@ fn suggest_column(
     column: &Column,
 ) -> Result<(String, Option<&'static str>)> {
     let by_name = suggest::suggest(column);
+    // A secret in a unique index (a session token): `redact` would give every row one value
+    // and the rules check refuses it; a pseudonym keeps distinct values distinct.
+    if by_name == "\"redact\"" && table.is_unique(&column.name) {
+        return Ok(("\"uuid\"".into(), Some("unique: a pseudonym, since redact would make every value one")));
+    }
     // Keys are structure (a text id of Prisma looks like a token): judged by name only.
     let key = table.primary_key.contains(&column.name)
         || table.foreign_keys.iter().any(|fk| fk.columns.contains(&column.name));
