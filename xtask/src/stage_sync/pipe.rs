@@ -1,11 +1,15 @@
 //! The COPY pipe: one table streamed from the source's snapshot to the target's transaction,
-//! line by line, each masked column transformed on the way. Memory stays flat: a line at a
-//! time, plus the hashes of masked source values for the leak check.
+//! each masked column transformed on the way, by a reader, masking workers and a writer on
+//! their own threads. Memory stays flat: a few batches in flight, plus the hashes of masked
+//! source values for the leak check.
+
+mod rows;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     hash::{DefaultHasher, Hash, Hasher},
     io::{BufRead, BufReader, BufWriter, Write},
+    sync::{Arc, Mutex, mpsc},
 };
 
 use anyhow::{Context, Result, bail};
@@ -15,9 +19,10 @@ use postgres::Transaction;
 use super::{
     binary::{self, Wire},
     catalog::{Table, quote},
-    mask::{self, Masker},
+    mask::Masker,
     rules::{Rule, TableRules},
 };
+use rows::Rows;
 
 /// Hashes of the masked values seen in the source, per `table.column` (or
 /// `table.column->key` inside JSON): no target value may hash into them.
@@ -29,6 +34,12 @@ pub struct LeakSets {
 impl LeakSets {
     fn insert(&mut self, column: &str, value: &str) {
         self.sets.entry(column.to_string()).or_default().insert(hash(value));
+    }
+
+    fn merge(&mut self, other: LeakSets) {
+        for (column, hashes) in other.sets {
+            self.sets.entry(column).or_default().extend(hashes);
+        }
     }
 
     pub fn contains(&self, column: &str, value: &str) -> bool {
@@ -90,12 +101,9 @@ pub fn copy_table(
         .copy_in(&format!("COPY {} ({}) FROM STDIN{options}", table.qualified(), shape.list))
         .with_context(|| format!("cannot write {}", table.key()))?;
     let mut writer = BufWriter::with_capacity(1 << 18, writer);
-    let mut copying = Copying { job: &job, shape: &shape, masker, leaks, bar };
-    let rows = match wires {
-        Some(wires) => copy_binary(reader, &mut writer, &wires, &mut copying)?,
-        None => copy_text(reader, &mut writer, &mut copying)?,
-    };
-    bar.inc(rows % 8192);
+    let rows = Rows { job: &job, shape: &shape, masker, wires: wires.as_deref() };
+    let rows =
+        stream(reader, &mut writer, &rows, leaks, bar).with_context(|| format!("cannot copy {}", table.key()))?;
     let writer =
         writer.into_inner().map_err(|err| anyhow::anyhow!("writing {} failed: {}", table.key(), err.error()))?;
     let written = writer.finish().with_context(|| format!("cannot load {} into the target", table.key()))?;
@@ -158,208 +166,118 @@ fn binary_wires(job: &Job, shape: &Shape) -> Option<Vec<Wire>> {
     Some(wires)
 }
 
-/// One table's copy under way.
-struct Copying<'a> {
-    job: &'a Job<'a>,
-    shape: &'a Shape,
-    masker: &'a Masker,
-    leaks: &'a mut LeakSets,
-    bar: &'a ProgressBar,
+/// Rows per batch, about: what one worker masks at a time.
+const BATCH_BYTES: usize = 1 << 19;
+
+/// Workers masking batches: masking (HMAC pseudonyms, JSON) is the pipe's own CPU work, and
+/// with several workers it keeps up with both servers.
+const WORKERS: usize = 2;
+
+/// Streams one table: a reader thread frames rows into batches, workers mask batches, and
+/// this thread writes them to the target in the order read (so the target's physical
+/// order, and a run, are as with one thread). Memory: a few batches in flight. Any error
+/// (reading, masking, writing) ends every thread and is returned; the caller's transaction
+/// then rolls back.
+fn stream(
+    mut reader: impl BufRead + Send,
+    writer: &mut impl Write,
+    rows: &Rows,
+    leaks: &mut LeakSets,
+    bar: &ProgressBar,
+) -> Result<u64> {
+    let binary = rows.wires.is_some();
+    if binary {
+        binary::read_header(&mut reader)?;
+        binary::write_header(writer)?;
+    }
+    let plain = rows.plain();
+    let written = std::thread::scope(|scope| -> Result<u64> {
+        let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Vec<u8>, u64)>(2 * WORKERS);
+        let (done_tx, done_rx) = mpsc::sync_channel::<(usize, Result<Vec<u8>>, u64)>(2 * WORKERS);
+        let read = scope.spawn(move || -> Result<u64> {
+            let (mut total, mut index) = (0u64, 0usize);
+            loop {
+                let (mut batch, mut count) = (Vec::with_capacity(BATCH_BYTES + (1 << 16)), 0u64);
+                let mut more = true;
+                while batch.len() < BATCH_BYTES {
+                    more = rows.read(&mut reader, &mut batch).context("cannot read from the source")?;
+                    if !more {
+                        break;
+                    }
+                    count += 1;
+                }
+                total += count;
+                if count > 0 && work_tx.send((index, batch, count)).is_err() {
+                    break;
+                }
+                index += 1;
+                if !more {
+                    break;
+                }
+            }
+            Ok(total)
+        });
+        // The workers share the queue; when the last one ends, the queue closes and the
+        // reader stops.
+        let work_rx = Arc::new(Mutex::new(work_rx));
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                let (work_rx, done_tx) = (Arc::clone(&work_rx), done_tx.clone());
+                scope.spawn(move || {
+                    let mut seen = LeakSets::default();
+                    loop {
+                        let job = work_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
+                        let Ok((index, batch, count)) = job else { break };
+                        let masked = if plain {
+                            Ok(batch)
+                        } else {
+                            let mut out = Vec::with_capacity(batch.len() + batch.len() / 4);
+                            rows.mask(&batch, &mut out, &mut seen).map(|()| out)
+                        };
+                        if done_tx.send((index, masked, count)).is_err() {
+                            break;
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        drop((work_rx, done_tx));
+        let wrote = write_in_order(&done_rx, writer, bar);
+        // Ends the workers still sending, and through them the reader.
+        drop(done_rx);
+        for worker in workers {
+            leaks.merge(worker.join().map_err(|_| anyhow::anyhow!("a masking worker panicked"))?);
+        }
+        let read = read.join().map_err(|_| anyhow::anyhow!("the reader panicked"))?;
+        let wrote = wrote?;
+        let read = read?;
+        if read != wrote {
+            bail!("read {read} rows but passed on {wrote}");
+        }
+        Ok(wrote)
+    })?;
+    if binary {
+        binary::write_trailer(writer)?;
+    }
+    Ok(written)
 }
 
-/// The text format: a line per row, tab-separated fields, backslash escapes.
-fn copy_text(mut reader: impl BufRead, writer: &mut impl Write, cx: &mut Copying) -> Result<u64> {
-    let Copying { job, shape, masker, ref mut leaks, bar } = *cx;
-    let (table, rules) = (job.table, job.rules);
-    let plain = rules.columns.iter().all(|(_, rule)| *rule == Rule::Keep);
-    let (key_fields, unique) = (&shape.key_fields, &shape.unique);
-    let width = rules.columns.len();
-    let (mut line, mut out, mut rows) = (Vec::new(), Vec::new(), 0u64);
-    let mut fields: Vec<(usize, usize)> = Vec::with_capacity(width);
-    loop {
-        line.clear();
-        if reader
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("cannot read {} from the source", table.key()))?
-            == 0
-        {
-            break;
+/// Writes the masked batches as they come, each in its turn; the rows written.
+fn write_in_order(
+    done: &mpsc::Receiver<(usize, Result<Vec<u8>>, u64)>,
+    writer: &mut impl Write,
+    bar: &ProgressBar,
+) -> Result<u64> {
+    let (mut pending, mut next, mut rows) = (BTreeMap::new(), 0usize, 0u64);
+    for (index, masked, count) in done {
+        pending.insert(index, (masked?, count));
+        while let Some((batch, count)) = pending.remove(&next) {
+            writer.write_all(&batch)?;
+            rows += count;
+            bar.inc(count);
+            next += 1;
         }
-        rows += 1;
-        if rows % 8192 == 0 {
-            bar.inc(8192);
-        }
-        if plain {
-            writer.write_all(&line)?;
-            continue;
-        }
-        let content = line.strip_suffix(b"\n").unwrap_or(&line);
-        fields.clear();
-        let mut start = 0;
-        for (i, byte) in content.iter().enumerate() {
-            if *byte == b'\t' {
-                fields.push((start, i));
-                start = i + 1;
-            }
-        }
-        fields.push((start, content.len()));
-        if fields.len() != width {
-            bail!("{}: a row has {} fields, expected {width}", table.key(), fields.len());
-        }
-        let row_key: Vec<u8> = if key_fields.is_empty() {
-            content.to_vec()
-        } else {
-            key_fields.iter().flat_map(|&i| content[fields[i].0..fields[i].1].iter().copied().chain([0])).collect()
-        };
-        out.clear();
-        for (i, &(from, to)) in fields.iter().enumerate() {
-            if i > 0 {
-                out.push(b'\t');
-            }
-            let field = &content[from..to];
-            let (name, rule) = &rules.columns[i];
-            if field == b"\\N" || *rule == Rule::Keep {
-                out.extend_from_slice(field);
-                continue;
-            }
-            let at = || format!("{}.{name}", table.key());
-            match rule {
-                Rule::Keep => unreachable!(),
-                Rule::Null => out.extend_from_slice(b"\\N"),
-                Rule::Redact(value) => {
-                    leaks.insert(&at(), &mask::unescape(field));
-                    mask::escape(value, &mut out);
-                }
-                Rule::Pseudonym(kind) => {
-                    let original = mask::unescape(field);
-                    leaks.insert(&at(), &original);
-                    mask::escape(&masker.pseudonym(*kind, &original, unique[i]), &mut out);
-                }
-                Rule::DateShift(days) => {
-                    let text = String::from_utf8_lossy(field);
-                    let shifted = mask::shift_date(&text, masker.day_shift(&row_key, *days))
-                        .with_context(|| format!("{}: cannot read the date `{text}`", at()))?;
-                    out.extend_from_slice(shifted.as_bytes());
-                }
-                Rule::NumericJitter(percent) => {
-                    let text = String::from_utf8_lossy(field);
-                    let moved = mask::jitter_number(&text, masker.jitter(&row_key, name, *percent))
-                        .with_context(|| format!("{}: cannot read the number `{text}`", at()))?;
-                    out.extend_from_slice(moved.as_bytes());
-                }
-                Rule::Json(spec) => {
-                    let original = mask::unescape(field);
-                    let column = at();
-                    let masked = masker
-                        .json(&original, spec, unique[i], &mut |key, value, _| {
-                            leaks.insert(&format!("{column}->{key}"), value)
-                        })
-                        .with_context(|| format!("{column}: a value is not valid JSON"))?;
-                    mask::escape(&masked, &mut out);
-                }
-                Rule::Elements(kind) => {
-                    let original = mask::unescape(field);
-                    let column = at();
-                    let masked = masker
-                        .elements(*kind, &original, &mut |element| leaks.insert(&column, element))
-                        .with_context(|| format!("{column}: a value is not an array literal"))?;
-                    mask::escape(&masked, &mut out);
-                }
-            }
-        }
-        out.push(b'\n');
-        writer.write_all(&out)?;
     }
-    Ok(rows)
-}
-
-/// The binary format: each row its field count, each field its length and bytes. Masked
-/// values go through their text form (see [`binary`]), so the results equal the text
-/// format's.
-fn copy_binary(mut reader: impl BufRead, writer: &mut impl Write, wires: &[Wire], cx: &mut Copying) -> Result<u64> {
-    let Copying { job, shape, masker, ref mut leaks, bar } = *cx;
-    let (table, rules) = (job.table, job.rules);
-    let read_error = || format!("cannot read {} from the source", table.key());
-    binary::read_header(&mut reader).with_context(read_error)?;
-    binary::write_header(writer)?;
-    let (mut row, mut out, mut key, mut rows) = (binary::Row::default(), Vec::new(), Vec::new(), 0u64);
-    while row.read(&mut reader).with_context(read_error)? {
-        rows += 1;
-        if rows % 8192 == 0 {
-            bar.inc(8192);
-        }
-        if row.fields.len() != wires.len() {
-            bail!("{}: a row has {} fields, expected {}", table.key(), row.fields.len(), wires.len());
-        }
-        key.clear();
-        if shape.keyed {
-            for &i in &shape.key_fields {
-                let text = wires[i].to_text(row.field(i).unwrap_or_default())?;
-                // As the text format's row key: the field as COPY writes it, escapes included.
-                binary::copy_escape(&text, &mut key);
-                key.push(0);
-            }
-        }
-        out.clear();
-        out.extend_from_slice(&(wires.len() as i16).to_be_bytes());
-        for (i, ((name, rule), &wire)) in rules.columns.iter().zip(wires).enumerate() {
-            let field = match row.field(i) {
-                Some(field) if *rule != Rule::Keep && *rule != Rule::Null => field,
-                Some(field) if *rule == Rule::Keep => {
-                    out.extend_from_slice(&(field.len() as i32).to_be_bytes());
-                    out.extend_from_slice(field);
-                    continue;
-                }
-                _ => {
-                    out.extend_from_slice(&(-1i32).to_be_bytes());
-                    continue;
-                }
-            };
-            let at = out.len();
-            out.extend_from_slice(&[0; 4]);
-            let column = format!("{}.{name}", table.key());
-            let masked: Result<()> = (|| match rule {
-                Rule::Keep | Rule::Null => unreachable!("handled above"),
-                Rule::Redact(value) => {
-                    leaks.insert(&column, &wire.to_text(field)?);
-                    wire.encode_text(value, &mut out)
-                }
-                Rule::Pseudonym(kind) => {
-                    let original = wire.to_text(field)?;
-                    leaks.insert(&column, &original);
-                    wire.encode_text(&masker.pseudonym(*kind, &original, shape.unique[i]), &mut out)
-                }
-                Rule::DateShift(days) => wire.shift_days(field, masker.day_shift(&key, *days), &mut out),
-                Rule::NumericJitter(_) if wire == Wire::Numeric && binary::numeric_is_special(field) => {
-                    out.extend_from_slice(field);
-                    Ok(())
-                }
-                Rule::NumericJitter(percent) => {
-                    let text = wire.to_text(field)?;
-                    let moved = mask::jitter_number(&text, masker.jitter(&key, name, *percent))
-                        .with_context(|| format!("cannot read the number `{text}`"))?;
-                    wire.encode_text(&moved, &mut out)
-                }
-                Rule::Json(spec) => {
-                    let original = wire.to_text(field)?;
-                    let masked = masker
-                        .json(&original, spec, shape.unique[i], &mut |key, value, _| {
-                            leaks.insert(&format!("{column}->{key}"), value)
-                        })
-                        .context("a value is not valid JSON")?;
-                    wire.encode_text(&masked, &mut out)
-                }
-                Rule::Elements(kind) => binary::map_text_array(field, &mut out, &mut |element| {
-                    leaks.insert(&column, element);
-                    masker.pseudonym(*kind, element, false)
-                }),
-            })();
-            masked.with_context(|| format!("{column}: cannot mask a value"))?;
-            let len = (out.len() - at - 4) as i32;
-            out[at..at + 4].copy_from_slice(&len.to_be_bytes());
-        }
-        writer.write_all(&out)?;
-    }
-    binary::write_trailer(writer)?;
     Ok(rows)
 }

@@ -1,0 +1,255 @@
+//! One table's rows as the pipe moves them: how the reader frames a row of either COPY
+//! format, and how a worker masks a batch of them. Read-only but for the leak hashes each
+//! worker collects, so several workers mask batches of one table at once.
+
+use std::io::BufRead;
+
+use anyhow::{Context, Result, bail};
+
+use super::{
+    super::binary::{self, Wire},
+    Job, LeakSets, Shape,
+};
+use crate::stage_sync::{
+    mask::{self, Masker},
+    rules::Rule,
+};
+
+/// What masking one table's rows needs.
+pub struct Rows<'a> {
+    pub job: &'a Job<'a>,
+    pub shape: &'a Shape,
+    pub masker: &'a Masker,
+    /// The binary form of each column; `None`: the text format.
+    pub wires: Option<&'a [Wire]>,
+}
+
+impl Rows<'_> {
+    /// Whether no column is transformed: batches pass through as they are.
+    pub fn plain(&self) -> bool {
+        self.job.rules.columns.iter().all(|(_, rule)| *rule == Rule::Keep)
+    }
+
+    /// Appends the next row, as the source sent it, to `batch`; `false` at the end.
+    pub fn read(&self, reader: &mut impl BufRead, batch: &mut Vec<u8>) -> Result<bool> {
+        if self.wires.is_none() {
+            return Ok(reader.read_until(b'\n', batch)? > 0);
+        }
+        let mut word = [0u8; 4];
+        reader.read_exact(&mut word[..2])?;
+        let count = i16::from_be_bytes([word[0], word[1]]);
+        if count == -1 {
+            return Ok(false);
+        }
+        batch.extend_from_slice(&word[..2]);
+        for _ in 0..count {
+            reader.read_exact(&mut word)?;
+            batch.extend_from_slice(&word);
+            let len = i32::from_be_bytes(word);
+            if len > 0 {
+                let start = batch.len();
+                batch.resize(start + len as usize, 0);
+                reader.read_exact(&mut batch[start..])?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Masks every row of `batch` (whole rows, as [`read`](Self::read) framed them) into `out`,
+    /// recording the masked source values in `leaks`.
+    pub fn mask(&self, batch: &[u8], out: &mut Vec<u8>, leaks: &mut LeakSets) -> Result<()> {
+        match self.wires {
+            None => {
+                let mut fields = Vec::new();
+                for line in batch.split_inclusive(|b| *b == b'\n') {
+                    self.mask_text(line, out, leaks, &mut fields)?;
+                    out.push(b'\n');
+                }
+            }
+            Some(wires) => {
+                let (mut rest, mut row, mut key) = (batch, binary::Row::default(), Vec::new());
+                while !rest.is_empty() {
+                    row.read(&mut rest)?;
+                    self.mask_binary(&row, wires, out, leaks, &mut key)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One text line: tab-separated fields, backslash escapes.
+    fn mask_text(
+        &self,
+        line: &[u8],
+        out: &mut Vec<u8>,
+        leaks: &mut LeakSets,
+        fields: &mut Vec<(usize, usize)>,
+    ) -> Result<()> {
+        let Rows { job, shape, masker, .. } = *self;
+        let (table, rules) = (job.table, job.rules);
+        let (key_fields, unique) = (&shape.key_fields, &shape.unique);
+        let width = rules.columns.len();
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        fields.clear();
+        let mut start = 0;
+        for (i, byte) in content.iter().enumerate() {
+            if *byte == b'\t' {
+                fields.push((start, i));
+                start = i + 1;
+            }
+        }
+        fields.push((start, content.len()));
+        if fields.len() != width {
+            bail!("{}: a row has {} fields, expected {width}", table.key(), fields.len());
+        }
+        // The row's key for date shifts and jitter: its key fields as COPY wrote them, or
+        // without a key the whole line.
+        let row_key: Vec<u8> = if !shape.keyed {
+            Vec::new()
+        } else if key_fields.is_empty() {
+            content.to_vec()
+        } else {
+            key_fields.iter().flat_map(|&i| content[fields[i].0..fields[i].1].iter().copied().chain([0])).collect()
+        };
+        for (i, &(from, to)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b'\t');
+            }
+            let field = &content[from..to];
+            let (name, rule) = &rules.columns[i];
+            if field == b"\\N" || *rule == Rule::Keep {
+                out.extend_from_slice(field);
+                continue;
+            }
+            let at = || format!("{}.{name}", table.key());
+            match rule {
+                Rule::Keep => unreachable!(),
+                Rule::Null => out.extend_from_slice(b"\\N"),
+                Rule::Redact(value) => {
+                    leaks.insert(&at(), &mask::unescape(field));
+                    mask::escape(value, out);
+                }
+                Rule::Pseudonym(kind) => {
+                    let original = mask::unescape(field);
+                    leaks.insert(&at(), &original);
+                    mask::escape(&masker.pseudonym(*kind, &original, unique[i]), out);
+                }
+                Rule::DateShift(days) => {
+                    let text = String::from_utf8_lossy(field);
+                    let shifted = mask::shift_date(&text, masker.day_shift(&row_key, *days))
+                        .with_context(|| format!("{}: cannot read the date `{text}`", at()))?;
+                    out.extend_from_slice(shifted.as_bytes());
+                }
+                Rule::NumericJitter(percent) => {
+                    let text = String::from_utf8_lossy(field);
+                    let moved = mask::jitter_number(&text, masker.jitter(&row_key, name, *percent))
+                        .with_context(|| format!("{}: cannot read the number `{text}`", at()))?;
+                    out.extend_from_slice(moved.as_bytes());
+                }
+                Rule::Json(spec) => {
+                    let original = mask::unescape(field);
+                    let column = at();
+                    let masked = masker
+                        .json(&original, spec, unique[i], &mut |key, value, _| {
+                            leaks.insert(&format!("{column}->{key}"), value)
+                        })
+                        .with_context(|| format!("{column}: a value is not valid JSON"))?;
+                    mask::escape(&masked, out);
+                }
+                Rule::Elements(kind) => {
+                    let original = mask::unescape(field);
+                    let column = at();
+                    let masked = masker
+                        .elements(*kind, &original, &mut |element| leaks.insert(&column, element))
+                        .with_context(|| format!("{column}: a value is not an array literal"))?;
+                    mask::escape(&masked, out);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One binary row: the field count, each field its length and bytes. Masked values go
+    /// through their text form (see [`binary`]), so the results equal the text format's.
+    fn mask_binary(
+        &self,
+        row: &binary::Row,
+        wires: &[Wire],
+        out: &mut Vec<u8>,
+        leaks: &mut LeakSets,
+        key: &mut Vec<u8>,
+    ) -> Result<()> {
+        let Rows { job, shape, masker, .. } = *self;
+        let (table, rules) = (job.table, job.rules);
+        if row.fields.len() != wires.len() {
+            bail!("{}: a row has {} fields, expected {}", table.key(), row.fields.len(), wires.len());
+        }
+        key.clear();
+        if shape.keyed {
+            for &i in &shape.key_fields {
+                let text = wires[i].to_text(row.field(i).unwrap_or_default())?;
+                // As the text format's row key: the field as COPY writes it, escapes included.
+                binary::copy_escape(&text, key);
+                key.push(0);
+            }
+        }
+        out.extend_from_slice(&(wires.len() as i16).to_be_bytes());
+        for (i, ((name, rule), &wire)) in rules.columns.iter().zip(wires).enumerate() {
+            let field = match row.field(i) {
+                Some(field) if *rule != Rule::Keep && *rule != Rule::Null => field,
+                Some(field) if *rule == Rule::Keep => {
+                    out.extend_from_slice(&(field.len() as i32).to_be_bytes());
+                    out.extend_from_slice(field);
+                    continue;
+                }
+                _ => {
+                    out.extend_from_slice(&(-1i32).to_be_bytes());
+                    continue;
+                }
+            };
+            let at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            let column = format!("{}.{name}", table.key());
+            let masked: Result<()> = (|| match rule {
+                Rule::Keep | Rule::Null => unreachable!("handled above"),
+                Rule::Redact(value) => {
+                    leaks.insert(&column, &wire.to_text(field)?);
+                    wire.encode_text(value, out)
+                }
+                Rule::Pseudonym(kind) => {
+                    let original = wire.to_text(field)?;
+                    leaks.insert(&column, &original);
+                    wire.encode_text(&masker.pseudonym(*kind, &original, shape.unique[i]), out)
+                }
+                Rule::DateShift(days) => wire.shift_days(field, masker.day_shift(key, *days), out),
+                Rule::NumericJitter(_) if wire == Wire::Numeric && binary::numeric_is_special(field) => {
+                    out.extend_from_slice(field);
+                    Ok(())
+                }
+                Rule::NumericJitter(percent) => {
+                    let text = wire.to_text(field)?;
+                    let moved = mask::jitter_number(&text, masker.jitter(key, name, *percent))
+                        .with_context(|| format!("cannot read the number `{text}`"))?;
+                    wire.encode_text(&moved, out)
+                }
+                Rule::Json(spec) => {
+                    let original = wire.to_text(field)?;
+                    let masked = masker
+                        .json(&original, spec, shape.unique[i], &mut |key, value, _| {
+                            leaks.insert(&format!("{column}->{key}"), value)
+                        })
+                        .context("a value is not valid JSON")?;
+                    wire.encode_text(&masked, out)
+                }
+                Rule::Elements(kind) => binary::map_text_array(field, out, &mut |element| {
+                    leaks.insert(&column, element);
+                    masker.pseudonym(*kind, element, false)
+                }),
+            })();
+            masked.with_context(|| format!("{column}: cannot mask a value"))?;
+            let len = (out.len() - at - 4) as i32;
+            out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+        Ok(())
+    }
+}
