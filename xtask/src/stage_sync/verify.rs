@@ -2,7 +2,10 @@
 //! keys, unique indexes, sequences, and that no masked source value reached the target.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
+use std::{
+    io::{BufRead, BufReader, Read},
+    sync::{Arc, Mutex, mpsc},
+};
 
 use anyhow::{Context, Result};
 use postgres::Transaction;
@@ -163,33 +166,7 @@ fn leak_check(tx: &mut Transaction, tables: &[Table], rules: &Rules, leaks: &Lea
         let any = masked.iter().map(|(c, _)| format!("{} is not null", sql::ident(c))).collect::<Vec<_>>().join(" or ");
         let reader = tx.copy_out(&format!("COPY (SELECT {list} FROM {} WHERE {any}) TO STDOUT", table.qualified()))?;
         let columns: Vec<String> = masked.iter().map(|(name, _)| format!("{}.{name}", table.key())).collect();
-        let mut leaked = vec![0u64; masked.len()];
-        for line in BufReader::with_capacity(1 << 16, reader).split(b'\n') {
-            let line = line?;
-            for (i, field) in line.split(|b| *b == b'\t').enumerate() {
-                if field == b"\\N" {
-                    continue;
-                }
-                let value = mask::unescape(field);
-                let (rule, column) = (&masked[i].1, &columns[i]);
-                let hit = match rule {
-                    Rule::Json(spec) => json_values(&value).iter().any(|(key, v)| {
-                        spec.rule_for((!key.is_empty()).then_some(key.as_str())).is_some()
-                            && leaks.contains(&format!("{column}->{key}"), v)
-                    }),
-                    Rule::Elements(_) => {
-                        let mut hit = false;
-                        mask::map_array(&value, &mut |element| {
-                            hit |= leaks.contains(column, element);
-                            String::new()
-                        });
-                        hit
-                    }
-                    _ => leaks.contains(column, &value),
-                };
-                leaked[i] += u64::from(hit);
-            }
-        }
+        let leaked = count_leaks(reader, &masked, &columns, leaks)?;
         for (i, count) in leaked.into_iter().enumerate().filter(|(_, n)| *n > 0) {
             problems.push(format!(
                 "{}.{}: {count} value(s) in the target equal a source value (leak)",
@@ -199,6 +176,85 @@ fn leak_check(tx: &mut Transaction, tables: &[Table], rules: &Rules, leaks: &Lea
         }
     }
     Ok(problems)
+}
+
+/// Counts, per masked column, the target values that are in the leak sets: a reader thread
+/// batches the lines, two workers check them (JSON documents are parsed, which is the
+/// check's own CPU work).
+fn count_leaks(
+    reader: impl Read + Send,
+    masked: &[&(String, Rule)],
+    columns: &[String],
+    leaks: &LeakSets,
+) -> Result<Vec<u64>> {
+    const BATCH_BYTES: usize = 1 << 19;
+    std::thread::scope(|scope| {
+        let (batches, queue) = mpsc::sync_channel::<Vec<u8>>(4);
+        let read = scope.spawn(move || -> Result<()> {
+            let mut reader = BufReader::with_capacity(1 << 16, reader);
+            loop {
+                let mut batch = Vec::with_capacity(BATCH_BYTES + (1 << 12));
+                let mut more = true;
+                while more && batch.len() < BATCH_BYTES {
+                    more = reader.read_until(b'\n', &mut batch)? > 0;
+                }
+                if batch.is_empty() || batches.send(batch).is_err() || !more {
+                    return Ok(());
+                }
+            }
+        });
+        let queue = Arc::new(Mutex::new(queue));
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let queue = Arc::clone(&queue);
+                scope.spawn(move || {
+                    let mut counts = vec![0u64; masked.len()];
+                    while let Ok(batch) = queue.lock().map_err(|_| ()).and_then(|q| q.recv().map_err(|_| ())) {
+                        for line in batch.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                            check_line(line, masked, columns, leaks, &mut counts);
+                        }
+                    }
+                    counts
+                })
+            })
+            .collect();
+        drop(queue);
+        let mut total = vec![0u64; masked.len()];
+        for worker in workers {
+            let counts = worker.join().map_err(|_| anyhow::anyhow!("a leak-check worker panicked"))?;
+            total.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
+        }
+        read.join().map_err(|_| anyhow::anyhow!("the leak check's reader panicked"))??;
+        Ok(total)
+    })
+}
+
+/// One line of the masked columns: adds 1 to a column's count when its value (an element,
+/// a JSON string under a masked key) is one the source had there.
+fn check_line(line: &[u8], masked: &[&(String, Rule)], columns: &[String], leaks: &LeakSets, counts: &mut [u64]) {
+    for (i, field) in line.split(|b| *b == b'\t').enumerate() {
+        if field == b"\\N" {
+            continue;
+        }
+        let value = mask::unescape(field);
+        let (rule, column) = (&masked[i].1, &columns[i]);
+        let hit = match rule {
+            Rule::Json(spec) => json_values(&value).iter().any(|(key, v)| {
+                spec.rule_for((!key.is_empty()).then_some(key.as_str())).is_some()
+                    && leaks.contains(&format!("{column}->{key}"), v)
+            }),
+            Rule::Elements(_) => {
+                let mut hit = false;
+                mask::map_array(&value, &mut |element| {
+                    hit |= leaks.contains(column, element);
+                    String::new()
+                });
+                hit
+            }
+            _ => leaks.contains(column, &value),
+        };
+        counts[i] += u64::from(hit);
+    }
 }
 
 /// Every string in a JSON document with the key it sits under (array items inherit their
