@@ -24,26 +24,43 @@ use super::{
 };
 use rows::Rows;
 
-/// Hashes of the masked values seen in the source, per `table.column` (or
-/// `table.column->key` inside JSON): no target value may hash into them.
+/// Hashes of the masked values seen in the source, per `table.column` and, inside JSON, per
+/// key (`""` for a column's own values and for JSON strings under no key): no target value
+/// may hash into them. Nested so that neither recording nor looking up allocates.
 #[derive(Default)]
 pub struct LeakSets {
-    pub sets: HashMap<String, HashSet<u64>>,
+    sets: HashMap<String, HashMap<String, HashSet<u64>>>,
 }
 
 impl LeakSets {
     fn insert(&mut self, column: &str, value: &str) {
-        self.sets.entry(column.to_string()).or_default().insert(hash(value));
+        self.insert_under(column, "", value);
+    }
+
+    fn insert_under(&mut self, column: &str, key: &str, value: &str) {
+        let hashed = hash(value);
+        if let Some(set) = self.sets.get_mut(column).and_then(|keys| keys.get_mut(key)) {
+            set.insert(hashed);
+            return;
+        }
+        self.sets.entry(column.to_string()).or_default().entry(key.to_string()).or_default().insert(hashed);
     }
 
     fn merge(&mut self, other: LeakSets) {
-        for (column, hashes) in other.sets {
-            self.sets.entry(column).or_default().extend(hashes);
+        for (column, keys) in other.sets {
+            let mine = self.sets.entry(column).or_default();
+            for (key, hashes) in keys {
+                mine.entry(key).or_default().extend(hashes);
+            }
         }
     }
 
     pub fn contains(&self, column: &str, value: &str) -> bool {
-        self.sets.get(column).is_some_and(|set| set.contains(&hash(value)))
+        self.contains_under(column, "", value)
+    }
+
+    pub fn contains_under(&self, column: &str, key: &str, value: &str) -> bool {
+        self.sets.get(column).and_then(|keys| keys.get(key)).is_some_and(|set| set.contains(&hash(value)))
     }
 }
 
@@ -124,6 +141,8 @@ pub struct Copied {
 /// for date shifts and jitter, which columns take collision-safe pseudonyms.
 struct Shape {
     list: String,
+    /// `schema.table.column` of each copied column, as the leak sets name them.
+    names: Vec<String>,
     key_fields: Vec<usize>,
     unique: Vec<bool>,
     /// Whether some rule needs the row's key.
@@ -136,6 +155,7 @@ impl Shape {
         let columns: Vec<&str> = rules.columns.iter().map(|(name, _)| name.as_str()).collect();
         Shape {
             list: columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
+            names: columns.iter().map(|c| format!("{}.{c}", table.key())).collect(),
             key_fields: table.primary_key.iter().filter_map(|pk| columns.iter().position(|c| c == pk)).collect(),
             unique: columns.iter().map(|c| table.distinct_pseudonyms(c)).collect(),
             keyed: rules.columns.iter().any(|(_, r)| matches!(r, Rule::DateShift(_) | Rule::NumericJitter(_))),

@@ -241,7 +241,7 @@ fn check_line(line: &[u8], masked: &[&(String, Rule)], columns: &[String], leaks
         let hit = match rule {
             Rule::Json(spec) => json_values(&value).iter().any(|(key, v)| {
                 spec.rule_for((!key.is_empty()).then_some(key.as_str())).is_some()
-                    && leaks.contains(&format!("{column}->{key}"), v)
+                    && leaks.contains_under(column, key, v)
             }),
             Rule::Elements(_) => {
                 let mut hit = false;

@@ -121,17 +121,18 @@ impl Rows<'_> {
                 out.extend_from_slice(field);
                 continue;
             }
-            let at = || format!("{}.{name}", table.key());
+            let column = &shape.names[i];
+            let at = || column.clone();
             match rule {
                 Rule::Keep => unreachable!(),
                 Rule::Null => out.extend_from_slice(b"\\N"),
                 Rule::Redact(value) => {
-                    leaks.insert(&at(), &mask::unescape(field));
+                    leaks.insert(column, &mask::unescape(field));
                     mask::escape(value, out);
                 }
                 Rule::Pseudonym(kind) => {
                     let original = mask::unescape(field);
-                    leaks.insert(&at(), &original);
+                    leaks.insert(column, &original);
                     mask::escape(&masker.pseudonym(*kind, &original, unique[i]), out);
                 }
                 Rule::DateShift(days) => {
@@ -148,19 +149,15 @@ impl Rows<'_> {
                 }
                 Rule::Json(spec) => {
                     let original = mask::unescape(field);
-                    let column = at();
                     let masked = masker
-                        .json(&original, spec, unique[i], &mut |key, value, _| {
-                            leaks.insert(&format!("{column}->{key}"), value)
-                        })
+                        .json(&original, spec, unique[i], &mut |key, value, _| leaks.insert_under(column, key, value))
                         .with_context(|| format!("{column}: a value is not valid JSON"))?;
                     mask::escape(&masked, out);
                 }
                 Rule::Elements(kind) => {
                     let original = mask::unescape(field);
-                    let column = at();
                     let masked = masker
-                        .elements(*kind, &original, &mut |element| leaks.insert(&column, element))
+                        .elements(*kind, &original, &mut |element| leaks.insert(column, element))
                         .with_context(|| format!("{column}: a value is not an array literal"))?;
                     mask::escape(&masked, out);
                 }
@@ -209,16 +206,16 @@ impl Rows<'_> {
             };
             let at = out.len();
             out.extend_from_slice(&[0; 4]);
-            let column = format!("{}.{name}", table.key());
+            let column = &shape.names[i];
             let masked: Result<()> = (|| match rule {
                 Rule::Keep | Rule::Null => unreachable!("handled above"),
                 Rule::Redact(value) => {
-                    leaks.insert(&column, &wire.to_text(field)?);
+                    leaks.insert(column, &wire.to_text(field)?);
                     wire.encode_text(value, out)
                 }
                 Rule::Pseudonym(kind) => {
                     let original = wire.to_text(field)?;
-                    leaks.insert(&column, &original);
+                    leaks.insert(column, &original);
                     wire.encode_text(&masker.pseudonym(*kind, &original, shape.unique[i]), out)
                 }
                 Rule::DateShift(days) => wire.shift_days(field, masker.day_shift(key, *days), out),
@@ -236,13 +233,13 @@ impl Rows<'_> {
                     let original = wire.to_text(field)?;
                     let masked = masker
                         .json(&original, spec, shape.unique[i], &mut |key, value, _| {
-                            leaks.insert(&format!("{column}->{key}"), value)
+                            leaks.insert_under(column, key, value)
                         })
                         .context("a value is not valid JSON")?;
                     wire.encode_text(&masked, out)
                 }
                 Rule::Elements(kind) => binary::map_text_array(field, out, &mut |element| {
-                    leaks.insert(&column, element);
+                    leaks.insert(column, element);
                     masker.pseudonym(*kind, element, false)
                 }),
             })();
