@@ -23,4 +23,5 @@ mod stage_sync;
 mod stage_sync_binary;
 mod stage_sync_dump;
 mod stage_sync_shapes;
+mod stage_sync_types;
 mod supabase;

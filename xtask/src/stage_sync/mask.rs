@@ -276,17 +276,25 @@ fn similar_text(len: usize, rng: &mut ChaCha8Rng) -> String {
     out
 }
 
-/// Shifts a date or timestamp in COPY text form by `days`; infinities stay.
+/// Shifts a date or timestamp in COPY text form (ISO style) by `days`; infinities stay.
+/// Years run past 9999 (`12345-06-07`) and before 1 (`0044-03-15 BC`, the year after
+/// `0001-12-31 BC` being 1), as the server prints them and binary COPY shifts them.
 pub fn shift_date(text: &str, days: i64) -> Option<String> {
     if text.contains("infinity") || text.len() < 10 {
         return Some(text.to_string());
     }
-    let (date, rest) = text.split_at(10);
-    let mut parts = date.split('-');
-    let (y, m, d) =
-        (parts.next()?.parse::<i32>().ok()?, parts.next()?.parse::<u32>().ok()?, parts.next()?.parse::<u32>().ok()?);
-    let (y, m, d) = Date::from_ymd(y, m, d).add(i32::try_from(days).ok()?).ymd();
-    Some(format!("{y:04}-{m:02}-{d:02}{rest}"))
+    let (year, after_year) = text.split_once('-')?;
+    let (date, rest) = (after_year.get(..5)?, after_year.get(5..)?);
+    let (m, d) = date.split_once('-')?;
+    let (bc, rest) = match rest.strip_suffix(" BC") {
+        Some(rest) => (true, rest),
+        None => (false, rest),
+    };
+    let year: i32 = year.parse().ok()?;
+    // Astronomical years: 1 BC is year 0, 2 BC year -1.
+    let year = if bc { 1 - year } else { year };
+    let (y, m, d) = Date::from_ymd(year, m.parse().ok()?, d.parse().ok()?).add(i32::try_from(days).ok()?).ymd();
+    Some(if y <= 0 { format!("{:04}-{m:02}-{d:02}{rest} BC", 1 - y) } else { format!("{y:04}-{m:02}-{d:02}{rest}") })
 }
 
 /// Multiplies a numeric in COPY text form, keeping its number of decimals.
@@ -364,6 +372,13 @@ mod tests {
         assert_eq!(shift_date("2024-02-28", 2).unwrap(), "2024-03-01");
         assert_eq!(shift_date("2024-01-01 10:00:00+00", -1).unwrap(), "2023-12-31 10:00:00+00");
         assert_eq!(shift_date("infinity", 5).unwrap(), "infinity");
+        assert_eq!(shift_date("12345-06-07", 30).unwrap(), "12345-07-07");
+        assert_eq!(shift_date("200000-01-01 00:00:00.5", -1).unwrap(), "199999-12-31 00:00:00.5");
+        assert_eq!(shift_date("0001-12-31 BC", 1).unwrap(), "0001-01-01");
+        assert_eq!(shift_date("0001-01-01 00:00:00+00", -1).unwrap(), "0001-12-31 00:00:00+00 BC");
+        // 5 BC is a leap year (astronomical -4); 44 BC is not.
+        assert_eq!(shift_date("0005-02-28 BC", 1).unwrap(), "0005-02-29 BC");
+        assert_eq!(shift_date("0044-02-28 12:00:00 BC", 1).unwrap(), "0044-03-01 12:00:00 BC");
         assert_eq!(jitter_number("100.00", 1.05).unwrap(), "105.00");
         assert_eq!(jitter_number("7", 1.2).unwrap(), "8");
     }

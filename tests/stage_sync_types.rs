@@ -1,0 +1,360 @@
+//! Tests for stage-sync's binary COPY against types and table shapes a real schema has:
+//! contrib extension types, enum arrays, domains over domains, composites, every odd
+//! built-in, BC and far-future dates, numeric specials, text keys full of escapes,
+//! partitions, dropped columns, wide and huge rows. Each table is synced in both formats
+//! and the targets must be identical, value for value.
+
+use crate::{harness::TestCluster, stage_sync_shapes::production_with};
+
+const TYPES_UP: &str = r#"-- Types and shapes of real projects, for the binary COPY.
+create schema if not exists extensions;
+create extension if not exists citext with schema extensions;
+create extension if not exists hstore with schema extensions;
+create extension if not exists ltree with schema extensions;
+create extension if not exists cube with schema extensions;
+create extension if not exists pg_trgm with schema extensions;
+create extension if not exists "uuid-ossp" with schema extensions;
+create type public.mood as enum ('low', 'high', 'odd\label');
+create domain public.posint as integer check (value > 0);
+create domain public.small_posint as public.posint check (value < 100000000);
+create domain public.email_t as text check (value like '%@%');
+create domain public.mood_d as public.mood;
+create type public.dim as (w numeric, label text);
+
+create table public.ty_ext (
+  id uuid primary key default extensions.uuid_generate_v4(),
+  email extensions.citext, attrs extensions.hstore, path extensions.ltree, box extensions.cube, note text
+);
+create index ty_ext_note_trgm on public.ty_ext using gin (note extensions.gin_trgm_ops);
+
+create table public.ty_user (
+  id integer primary key, moods public.mood[], mood public.mood_d, n public.small_posint, dims public.dim,
+  seen date
+);
+
+create table public.ty_builtin (
+  id bigint generated always as identity primary key,
+  price money, span interval, at_time time, at_timetz timetz, doc tsvector,
+  ip inet, net cidr, mac macaddr, flags bit(4), bits varbit,
+  wide numeric(1000, 990), tiny numeric, amount numeric, score float8,
+  born date, at timestamp, at_tz timestamptz,
+  positive public.posint, mood public.mood, contact public.email_t, code char(10), label varchar(200),
+  twice bigint generated always as (id * 2) stored
+);
+
+create table public.ty_float (id integer primary key, score float8, ratio real);
+
+create table public.ty_keys (k text, u uuid, n integer, at date, amount numeric, primary key (u, n, k));
+
+create table public.ty_part (id integer, region text, at timestamptz, amount numeric, primary key (id, region))
+  partition by list (region);
+create table public.ty_part_eu partition of public.ty_part for values in ('eu');
+create table public.ty_part_rest partition of public.ty_part default;
+
+create table public.ty_dropped (id integer primary key, gone text, zeta text, alpha date, tail numeric);
+alter table public.ty_dropped drop column gone;
+
+create table public.ty_big (id integer primary key, body text, doc jsonb);
+create table public.ty_empty (id uuid primary key, at timestamptz, email text);
+create table public.ty_short (id integer primary key, name varchar(5), code char(3));
+do $$ begin
+  execute 'create table public.ty_wide (id integer primary key, '
+    || (select string_agg(format('c%s text', i), ', ') from generate_series(1, 199) i) || ')';
+end $$;
+"#;
+
+const TYPES_DOWN: &str = "drop table public.ty_ext, public.ty_user, public.ty_builtin, public.ty_float, public.ty_keys,
+  public.ty_part, public.ty_dropped, public.ty_big, public.ty_empty, public.ty_short, public.ty_wide;
+drop type public.dim;
+drop domain public.mood_d, public.email_t, public.small_posint, public.posint;
+drop type public.mood;
+";
+
+/// Every synced table, and the COPY format its types and rules call for.
+const TABLES: [(&str, &str); 11] = [
+    ("ty_big", "binary"),
+    ("ty_builtin", "binary"),
+    ("ty_dropped", "binary"),
+    ("ty_empty", "binary"),
+    // Contrib types have other oids in every database: text.
+    ("ty_ext", "text"),
+    // Jitter on floats is only done on their text.
+    ("ty_float", "text"),
+    ("ty_keys", "binary"),
+    ("ty_part", "binary"),
+    ("ty_short", "binary"),
+    // Enum arrays carry the enum's oid; a domain over a domain is not followed: text.
+    ("ty_user", "text"),
+    ("ty_wide", "binary"),
+];
+
+/// Rules for the tables, with the wide table's 199 columns added.
+fn rules() -> String {
+    let keep = r#"{ rule = "keep", reviewed = true }"#;
+    let mut rules = format!(
+        r#"
+[tables."public.ty_ext".columns]
+id = "keep"
+email = "email"
+attrs = {keep}
+path = {keep}
+box = {keep}
+note = "text"
+
+[tables."public.ty_user".columns]
+id = "keep"
+moods = {keep}
+mood = {keep}
+n = {{ rule = "numeric_jitter", percent = 10 }}
+dims = {keep}
+seen = {{ rule = "date_shift", days = 30 }}
+
+[tables."public.ty_builtin".columns]
+id = "keep"
+price = {keep}
+span = {keep}
+at_time = {keep}
+at_timetz = {keep}
+doc = {keep}
+ip = {keep}
+net = {keep}
+mac = {keep}
+flags = {keep}
+bits = {keep}
+wide = {{ rule = "numeric_jitter", percent = 5 }}
+tiny = {{ rule = "numeric_jitter", percent = 5 }}
+amount = {{ rule = "numeric_jitter", percent = 25 }}
+score = {keep}
+born = {{ rule = "date_shift", days = 40 }}
+at = {{ rule = "date_shift", days = 40 }}
+at_tz = {{ rule = "date_shift", days = 40 }}
+positive = {{ rule = "numeric_jitter", percent = 10 }}
+mood = {keep}
+contact = "email"
+code = "zip"
+label = "company"
+
+[tables."public.ty_float".columns]
+id = "keep"
+score = {{ rule = "numeric_jitter", percent = 5 }}
+ratio = {{ rule = "numeric_jitter", percent = 5 }}
+
+[tables."public.ty_keys".columns]
+k = {keep}
+u = "keep"
+n = "keep"
+at = {{ rule = "date_shift", days = 300 }}
+amount = {{ rule = "numeric_jitter", percent = 30 }}
+
+[tables."public.ty_part".columns]
+id = "keep"
+region = {keep}
+at = {{ rule = "date_shift", days = 20 }}
+amount = {{ rule = "numeric_jitter", percent = 20 }}
+
+[tables."public.ty_dropped".columns]
+zeta = "first_name"
+tail = {{ rule = "numeric_jitter", percent = 20 }}
+alpha = {{ rule = "date_shift", days = 20 }}
+id = "keep"
+
+[tables."public.ty_big".columns]
+id = "keep"
+body = "text"
+doc = {{ rule = "jsonb", keys = {{ email = "email" }} }}
+
+[tables."public.ty_empty".columns]
+id = "keep"
+at = {{ rule = "date_shift", days = 3 }}
+email = "email"
+
+[tables."public.ty_short".columns]
+id = "keep"
+name = {keep}
+code = {keep}
+
+[tables."public.ty_wide".columns]
+id = "keep"
+"#
+    );
+    for i in 1..200 {
+        rules.push_str(&if i % 20 == 0 { format!("c{i} = \"city\"\n") } else { format!("c{i} = {keep}\n") });
+    }
+    rules
+}
+
+const TYPES_DATA: &str = r#"
+insert into public.ty_ext (email, attrs, path, box, note)
+select 'Person' || i || '@Clinic.example', hstore('k' || i, 'v"' || i), ('top.c' || i)::extensions.ltree,
+       extensions.cube(i, i + 1), 'note number ' || i
+from generate_series(1, 200) i;
+insert into public.ty_ext (id) values ('00000000-0000-4000-8000-000000000000');
+
+insert into public.ty_user
+select i, array['low', 'odd\label', null]::public.mood[], (array['low', 'high'])[1 + i % 2]::public.mood_d,
+       10 + i, row(i * 1.5, 'dim ' || i)::public.dim, date '2024-06-01' + i
+from generate_series(1, 200) i;
+insert into public.ty_user (id) values (0);
+
+insert into public.ty_builtin (price, span, at_time, at_timetz, doc, ip, net, mac, flags, bits, wide, tiny, amount,
+  score, born, at, at_tz, positive, mood, contact, code, label)
+select i * 12.34, make_interval(months => i, days => -i, secs => i * 1.5), time '08:00' + make_interval(mins => i),
+       timetz '08:00:00+05:30' + make_interval(mins => i), to_tsvector('simple', 'tooth ' || i || ' crown'),
+       ('10.1.' || (i % 250) || '.7/24')::inet, ('10.' || (i % 250) || '.0.0/16')::cidr,
+       ('08:00:2b:01:02:' || lpad(to_hex(i % 256), 2, '0'))::macaddr, (i % 16)::bit(4), (i % 1000)::bit(10)::varbit,
+       ('1.' || repeat('0123456789', 99))::numeric(1000, 990) * i,
+       ('0.' || repeat('0', 40) || i)::numeric,
+       case i % 9 when 0 then 'NaN'::numeric when 1 then 'Infinity' when 2 then '-Infinity' when 3 then 0
+                  when 4 then -i * 3.125 when 5 then -0.0001 else i * 1000000000000.5 end,
+       i * 0.1,
+       case i % 6 when 0 then date '0044-03-15 BC' - i when 1 then date '0001-12-31 BC' - i % 20
+                  when 2 then date '12345-06-07' + i when 3 then 'infinity' else date '2024-02-28' + i end,
+       case i % 4 when 0 then timestamp '0100-02-28 12:00:00 BC' + make_interval(days => i)
+                  when 1 then timestamp '200000-01-01 00:00:00.5' + make_interval(days => i)
+                  else timestamp '2024-02-27 23:59:59.999999' + make_interval(days => i) end,
+       case i % 3 when 0 then timestamptz '0001-01-01 00:00:00+00 BC' + make_interval(days => i)
+                  when 1 then timestamptz '2024-03-30 23:30:00+00' + make_interval(days => i)
+                  else '-infinity' end,
+       i, (array['low', 'high', 'odd\label'])[1 + i % 3]::public.mood, 'p' || i || '@clinic.example',
+       'Z' || lpad(i::text, 5, '0'), 'Clinic ' || i
+from generate_series(1, 300) i;
+insert into public.ty_builtin default values;
+
+insert into public.ty_float select i, i * 1.25e10, i / 3.0 from generate_series(1, 200) i;
+insert into public.ty_float values (0, 'NaN', 'Infinity'), (-1, null, null);
+
+insert into public.ty_keys
+select k, ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, i % 3, date '2024-01-01' + i, i * 2.5
+from (values (E'back\\slash'), (E'tab\there'), (E'new\nline'), (E'cr\rret'), ('unicode ü 東京 🦷'), (E'ctl\x01\x08\x0b\x0c'),
+             ('\N'), (''), ('plain')) v(k),
+     generate_series(1, 40) i;
+
+insert into public.ty_part
+select i, (array['eu', 'us', 'apac'])[1 + i % 3], timestamptz '2025-01-01 10:00:00+00' + make_interval(hours => i * 7),
+       i * 3.5
+from generate_series(1, 600) i;
+insert into public.ty_part (id, region) values (0, 'eu');
+
+insert into public.ty_dropped select i, 'Zeta' || i, date '2023-01-01' + i, i * 10 from generate_series(1, 200) i;
+insert into public.ty_dropped (id) values (0);
+-- Dropped and re-added in the source's history only: its attnums differ from the target's.
+alter table public.ty_dropped drop column tail;
+alter table public.ty_dropped add column tail numeric;
+update public.ty_dropped set tail = id * 7.25 where id > 0;
+
+insert into public.ty_big
+select i, repeat('tooth enamel ' || i || E'\t\\ ', 80000),
+       jsonb_build_object('email', 'big' || i || '@clinic.example',
+                          'items', (select jsonb_agg(jsonb_build_object('n', j, 'note', repeat('x', 20))) from generate_series(1, 20000) j))
+from generate_series(1, 3) i;
+insert into public.ty_big (id) values (0);
+
+insert into public.ty_short select i, 'n' || i, 'c' || i from generate_series(1, 50) i;
+insert into public.ty_short (id) values (0);
+
+insert into public.ty_wide (id, c1, c20, c100, c199) select i, 'a' || i, 'City ' || i, E'x\ty', 'last' from generate_series(1, 100) i;
+insert into public.ty_wide (id) values (0);
+"#;
+
+/// Each table's rows in a fixed order, as one digest per table.
+fn digests(cluster: &TestCluster) -> Vec<String> {
+    TABLES
+        .iter()
+        .map(|(t, _)| {
+            cluster.strings(&format!(
+                "select format('%s: %s rows, %s', '{t}', count(*), md5(coalesce(string_agg(x::text, '|' order by x::text), '')))
+                 from public.{t} x"
+            ))[0]
+                .clone()
+        })
+        .collect()
+}
+
+/// `copy_format` of each table in the `--json` summary.
+fn formats(stdout: &str) -> Vec<(String, String)> {
+    let summary: serde_json::Value = serde_json::from_str(stdout).expect("one JSON summary");
+    TABLES
+        .iter()
+        .map(|(t, _)| {
+            let table = summary["tables"].as_array().unwrap().iter().find(|v| v["table"] == format!("public.{t}"));
+            let format = table.unwrap_or_else(|| panic!("{t} was not copied"))["copy_format"].as_str().unwrap();
+            (t.to_string(), format.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn every_type_and_shape_gives_the_same_target_in_both_formats() {
+    let (source, target, project) = production_with("9301_types", TYPES_UP, TYPES_DOWN, &rules(), &[TYPES_DATA]);
+    // A column added and dropped in the target's history only.
+    target
+        .client()
+        .batch_execute(
+            "alter table public.ty_dropped add column scratch int; alter table public.ty_dropped drop column scratch;",
+        )
+        .unwrap();
+    let sync = |format: &str| {
+        project
+            .xtask(&["stage-sync", "--from", "production", "--to", "test", "--yes", "--json"])
+            .env("DATABASE_URL", &target.url())
+            .env("XTASK_STAGE_SYNC_FORMAT", format)
+    };
+    let binary = sync("binary").ok();
+    let expected: Vec<(String, String)> = TABLES.iter().map(|(t, f)| (t.to_string(), f.to_string())).collect();
+    assert_eq!(formats(&binary.stdout), expected);
+    let after_binary = digests(&target);
+    let text = sync("text").ok();
+    assert!(formats(&text.stdout).iter().all(|(_, f)| f == "text"));
+    let after_text = digests(&target);
+    for (b, t) in after_binary.iter().zip(&after_text) {
+        assert_eq!(b, t, "the two formats gave different targets");
+    }
+
+    // The shifts are shifts: every date within its rule's days of the source's, BC and
+    // far-future ones too.
+    let born: Vec<String> =
+        source.strings("select format('(%s, %L::date, %L::timestamp)', id, born, at) from public.ty_builtin");
+    let far = target.strings(&format!(
+        "select count(*)::text from public.ty_builtin t join (values {}) s(id, born, at) using (id)
+         where not case when s.born = 'infinity' then t.born = s.born else abs(t.born - s.born) between 1 and 40 end
+            or not (t.at = s.at or abs(extract(epoch from t.at - s.at)) between 86400 and 40 * 86400)",
+        born.join(",")
+    ));
+    assert_eq!(far, ["0"], "some date moved further than its rule says, or not at all");
+}
+
+#[test]
+fn a_pseudonym_too_long_for_its_column_fails_both_formats_alike() {
+    let (_source, target, project) = production_with("9302_types", TYPES_UP, TYPES_DOWN, &rules(), &[TYPES_DATA]);
+    let rules_path = project.root.join("env/stage-sync.toml");
+    let sync = |format: &str| {
+        project
+            .xtask(&["stage-sync", "--from", "production", "--to", "test", "--yes"])
+            .env("DATABASE_URL", &target.url())
+            .env("XTASK_STAGE_SYNC_FORMAT", format)
+    };
+    sync("binary").ok();
+    let before = digests(&target);
+    for (from, to, says) in [
+        (
+            "name = { rule = \"keep\", reviewed = true }",
+            "name = \"first_name\"",
+            "value too long for type character varying(5)",
+        ),
+        (
+            "code = { rule = \"keep\", reviewed = true }\n\n[tables.\"public.ty_wide\"",
+            "code = \"city\"\n\n[tables.\"public.ty_wide\"",
+            "value too long for type character(3)",
+        ),
+    ] {
+        let text = std::fs::read_to_string(&rules_path).unwrap();
+        assert!(text.contains(from), "{from}");
+        std::fs::write(&rules_path, text.replacen(from, to, 1)).unwrap();
+        for format in ["binary", "text"] {
+            let out = sync(format).fails("cannot load public.ty_short into the target");
+            assert!(out.stderr.contains(says), "{format}: {}", out.stderr);
+            assert_eq!(digests(&target), before, "{format}: the target changed");
+        }
+        std::fs::write(&rules_path, text).unwrap();
+    }
+}
