@@ -175,6 +175,16 @@ impl Masker {
 /// for more dimensions), keeping its shape; `None` when the text is not one.
 pub fn map_array(text: &str, f: &mut dyn FnMut(&str) -> String) -> Option<String> {
     let mut out = String::with_capacity(text.len() * 2);
+    // Bounds other than 1 come first (`[0:1]={a,b}`), kept as they are.
+    let text = match text.strip_prefix('[') {
+        Some(_) => {
+            let (bounds, rest) = text.split_once('=')?;
+            out.push_str(bounds);
+            out.push('=');
+            rest
+        }
+        None => text,
+    };
     let mut chars = text.chars().peekable();
     if chars.peek() != Some(&'{') {
         return None;
@@ -298,8 +308,16 @@ pub fn shift_date(text: &str, days: i64) -> Option<String> {
 }
 
 /// Multiplies a numeric in COPY text form, keeping its number of decimals.
+/// NaN and the infinities stay; `None` for a number beyond a float's range, which would
+/// come out as `inf`.
 pub fn jitter_number(text: &str, factor: f64) -> Option<String> {
+    if matches!(text, "NaN" | "Infinity" | "-Infinity") {
+        return Some(text.to_string());
+    }
     let value: f64 = text.parse().ok()?;
+    if !(value * factor).is_finite() {
+        return None;
+    }
     let decimals = text.split_once('.').map_or(0, |(_, frac)| frac.len());
     Some(format!("{:.*}", decimals, value * factor))
 }
@@ -381,6 +399,8 @@ mod tests {
         assert_eq!(shift_date("0044-02-28 12:00:00 BC", 1).unwrap(), "0044-03-01 12:00:00 BC");
         assert_eq!(jitter_number("100.00", 1.05).unwrap(), "105.00");
         assert_eq!(jitter_number("7", 1.2).unwrap(), "8");
+        assert_eq!(jitter_number("NaN", 1.2).unwrap(), "NaN");
+        assert!(jitter_number(&format!("1{}", "0".repeat(400)), 1.2).is_none(), "not inf");
     }
 
     #[test]
@@ -441,8 +461,9 @@ mod tests {
         assert_eq!(map_array(r#"{a,"b c",NULL,"q\"x"}"#, &mut f).unwrap(), r#"{"<a>","<b c>",NULL,"<q\"x>"}"#);
         assert_eq!(map_array("{{a,b},{c,d}}", &mut f).unwrap(), r#"{{"<a>","<b>"},{"<c>","<d>"}}"#);
         assert_eq!(map_array("{}", &mut f).unwrap(), "{}");
-        assert!(map_array("[1:1]={a}", &mut f).is_none());
+        assert_eq!(map_array("[0:1]={a,b}", &mut f).unwrap(), r#"[0:1]={"<a>","<b>"}"#);
+        assert!(map_array("[1:1]", &mut f).is_none());
         assert!(map_array("{a", &mut f).is_none());
-        assert_eq!(n, 8);
+        assert_eq!(n, 10);
     }
 }
