@@ -20,6 +20,11 @@ create domain public.small_posint as public.posint check (value < 100000000);
 create domain public.email_t as text check (value like '%@%');
 create domain public.mood_d as public.mood;
 create type public.dim as (w numeric, label text);
+create domain public.name_list as text[] check (cardinality(value) < 10);
+create domain public.settings as jsonb check (jsonb_typeof(value) = 'object');
+create domain public.ref_id as uuid;
+create domain public.visit_day as date check (value > '1900-01-01');
+create domain public.fee as numeric(10, 2) check (value >= 0);
 
 create table public.ty_ext (
   id uuid primary key default extensions.uuid_generate_v4(),
@@ -63,6 +68,11 @@ create table public.ty_big (id integer primary key, body text, doc jsonb);
 create table public.ty_empty (id uuid primary key, at timestamptz, email text);
 create table public.ty_short (id integer primary key, name varchar(5), code char(3));
 create table public.ty_names (id integer primary key, tag name);
+-- Masking through domains over the types binary COPY converts.
+create table public.ty_domains (
+  id public.ref_id primary key, names public.name_list, prefs public.settings, visit public.visit_day,
+  amount public.fee
+);
 do $$ begin
   execute 'create table public.ty_wide (id integer primary key, '
     || (select string_agg(format('c%s text', i), ', ') from generate_series(1, 199) i) || ')';
@@ -70,16 +80,18 @@ end $$;
 "#;
 
 const TYPES_DOWN: &str = "drop table public.ty_ext, public.ty_user, public.ty_builtin, public.ty_float, public.ty_keys,
-  public.ty_part, public.ty_dropped, public.ty_big, public.ty_empty, public.ty_short, public.ty_names, public.ty_wide;
+  public.ty_part, public.ty_dropped, public.ty_big, public.ty_empty, public.ty_short, public.ty_names, public.ty_domains, public.ty_wide;
 drop type public.dim;
+drop domain public.name_list, public.settings, public.ref_id, public.visit_day, public.fee;
 drop domain public.mood_d, public.email_t, public.small_posint, public.posint;
 drop type public.mood;
 ";
 
 /// Every synced table, and the COPY format its types and rules call for.
-const TABLES: [(&str, &str); 12] = [
+const TABLES: [(&str, &str); 13] = [
     ("ty_big", "binary"),
     ("ty_builtin", "binary"),
+    ("ty_domains", "binary"),
     ("ty_dropped", "binary"),
     ("ty_empty", "binary"),
     // Contrib types have other oids in every database: text.
@@ -199,6 +211,13 @@ code = {keep}
 id = "keep"
 tag = {{ rule = "redact", value = "{long}" }}
 
+[tables."public.ty_domains".columns]
+id = "uuid"
+names = "full_name"
+prefs = {{ rule = "jsonb", keys = {{ email = "email" }} }}
+visit = {{ rule = "date_shift", days = 10 }}
+amount = {{ rule = "numeric_jitter", percent = 10 }}
+
 [tables."public.ty_wide".columns]
 id = "keep"
 "#
@@ -282,6 +301,11 @@ from generate_series(1, 3) i;
 insert into public.ty_big (id) values (0);
 
 insert into public.ty_names select i, 'tag ' || i from generate_series(1, 20) i;
+insert into public.ty_domains
+select md5('d' || i)::uuid, array['Ann ' || i, '', 'NULL', null], jsonb_build_object('email', 'd' || i || '@clinic.example'),
+       date '2024-05-01' + i, i * 4.25
+from generate_series(1, 100) i;
+insert into public.ty_domains (id) values ('00000000-0000-4000-8000-000000000000');
 insert into public.ty_short select i, 'n' || i, 'c' || i from generate_series(1, 50) i;
 insert into public.ty_short (id) values (0);
 
