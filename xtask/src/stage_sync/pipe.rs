@@ -56,9 +56,15 @@ pub const FORMAT_VAR: &str = "XTASK_STAGE_SYNC_FORMAT";
 
 /// What text COPY prints depends on settings a database may override (`alter database ...
 /// set datestyle`): the date shifts read ISO dates, and a float must print exactly, or text
-/// gives another target than binary. `set local`: for this transaction only.
-const TEXT_SETTINGS: &str =
-    "set local datestyle = 'ISO, YMD'; set local intervalstyle = 'postgres'; set local extra_float_digits = 1";
+/// gives another target than binary. Set once before the first table, on both sides, for
+/// their transactions only.
+pub fn set_text_format(source: &mut Transaction, target: &mut Transaction) -> Result<()> {
+    const SETTINGS: &str =
+        "set local datestyle = 'ISO, YMD'; set local intervalstyle = 'postgres'; set local extra_float_digits = 1";
+    source.batch_execute(SETTINGS).context("cannot set the source's COPY settings")?;
+    target.batch_execute(SETTINGS).context("cannot set the target's COPY settings")?;
+    Ok(())
+}
 
 /// Copies one table; returns the rows moved. `binary`: both servers read each other's binary
 /// COPY (same major version); the table goes binary if its types and rules allow it too.
@@ -73,8 +79,6 @@ pub fn copy_table(
 ) -> Result<Copied> {
     let shape = Shape::new(&job);
     let table = job.table;
-    source.batch_execute(TEXT_SETTINGS).context("cannot set the source's COPY settings")?;
-    target.batch_execute(TEXT_SETTINGS).context("cannot set the target's COPY settings")?;
     let wires = if binary { binary_wires(&job, &shape) } else { None };
     let format = if wires.is_some() { " (FORMAT binary)" } else { "" };
     let reader = source
