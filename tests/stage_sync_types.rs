@@ -272,7 +272,7 @@ from generate_series(1, 300) i;
 insert into public.ty_builtin default values;
 
 insert into public.ty_float select i, i * 1.25e10, i / 3.0 from generate_series(1, 200) i;
-insert into public.ty_float values (0, 'NaN', 'Infinity'), (-1, null, null);
+insert into public.ty_float values (0, 'NaN', 'Infinity'), (-1, null, null), (-2, 1.5e-7, 2.5e-5);
 
 insert into public.ty_keys
 select k, ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, i % 3, date '2024-01-01' + i, i * 2.5
@@ -396,6 +396,9 @@ fn every_type_and_shape_gives_the_same_target_in_both_formats() {
         born.join(",")
     ));
     assert_eq!(checked, ["0 of 251"], "dates moved further than their rule says, or not at all");
+    // Floats printed with an exponent are moved, not rounded to zero.
+    let tiny = target.strings("select format('%s %s', score between 1.4e-7 and 1.6e-7, ratio between 2.3e-5 and 2.7e-5) from public.ty_float where id = -2");
+    assert_eq!(tiny, ["t t"]);
 }
 
 #[test]

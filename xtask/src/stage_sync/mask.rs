@@ -318,6 +318,11 @@ pub fn jitter_number(text: &str, factor: f64) -> Option<String> {
     if !(value * factor).is_finite() {
         return None;
     }
+    // A float printed with an exponent (`1.5e-07`) keeps one, or its decimals would round
+    // it to zero.
+    if text.contains(['e', 'E']) {
+        return Some(format!("{:e}", value * factor));
+    }
     let decimals = text.split_once('.').map_or(0, |(_, frac)| frac.len());
     Some(format!("{:.*}", decimals, value * factor))
 }
@@ -400,6 +405,8 @@ mod tests {
         assert_eq!(jitter_number("100.00", 1.05).unwrap(), "105.00");
         assert_eq!(jitter_number("7", 1.2).unwrap(), "8");
         assert_eq!(jitter_number("NaN", 1.2).unwrap(), "NaN");
+        assert_eq!(jitter_number("1.5e-07", 2.0).unwrap(), "3e-7");
+        assert_eq!(jitter_number("1e+30", 2.0).unwrap(), "2e30");
         assert!(jitter_number(&format!("1{}", "0".repeat(400)), 1.2).is_none(), "not inf");
     }
 
