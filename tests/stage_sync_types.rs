@@ -25,6 +25,7 @@ create domain public.settings as jsonb check (jsonb_typeof(value) = 'object');
 create domain public.ref_id as uuid;
 create domain public.visit_day as date check (value > '1900-01-01');
 create domain public.fee as numeric(10, 2) check (value >= 0);
+create domain public.deep_settings as public.settings check (value ? 'email');
 
 create table public.ty_ext (
   id uuid primary key default extensions.uuid_generate_v4(),
@@ -71,7 +72,7 @@ create table public.ty_names (id integer primary key, tag name);
 -- Masking through domains over the types binary COPY converts.
 create table public.ty_domains (
   id public.ref_id primary key, names public.name_list, prefs public.settings, visit public.visit_day,
-  amount public.fee
+  amount public.fee, deep public.deep_settings, small public.small_posint
 );
 do $$ begin
   execute 'create table public.ty_wide (id integer primary key, '
@@ -82,6 +83,7 @@ end $$;
 const TYPES_DOWN: &str = "drop table public.ty_ext, public.ty_user, public.ty_builtin, public.ty_float, public.ty_keys,
   public.ty_part, public.ty_dropped, public.ty_big, public.ty_empty, public.ty_short, public.ty_names, public.ty_domains, public.ty_wide;
 drop type public.dim;
+drop domain public.deep_settings;
 drop domain public.name_list, public.settings, public.ref_id, public.visit_day, public.fee;
 drop domain public.mood_d, public.email_t, public.small_posint, public.posint;
 drop type public.mood;
@@ -103,7 +105,7 @@ const TABLES: [(&str, &str); 13] = [
     ("ty_names", "text"),
     ("ty_part", "binary"),
     ("ty_short", "binary"),
-    // Enum arrays carry the enum's oid; a domain over a domain is not followed: text.
+    // Enum arrays carry the enum's oid, composites their fields' oids: text.
     ("ty_user", "text"),
     ("ty_wide", "binary"),
 ];
@@ -217,6 +219,8 @@ names = "full_name"
 prefs = {{ rule = "jsonb", keys = {{ email = "email" }} }}
 visit = {{ rule = "date_shift", days = 10 }}
 amount = {{ rule = "numeric_jitter", percent = 10 }}
+deep = {{ rule = "jsonb", keys = {{ email = "email" }} }}
+small = {{ rule = "numeric_jitter", percent = 10 }}
 
 [tables."public.ty_wide".columns]
 id = "keep"
@@ -303,7 +307,7 @@ insert into public.ty_big (id) values (0);
 insert into public.ty_names select i, 'tag ' || i from generate_series(1, 20) i;
 insert into public.ty_domains
 select md5('d' || i)::uuid, array['Ann ' || i, '', 'NULL', null], jsonb_build_object('email', 'd' || i || '@clinic.example'),
-       date '2024-05-01' + i, i * 4.25
+       date '2024-05-01' + i, i * 4.25, jsonb_build_object('email', 'deep' || i || '@clinic.example', 'n', i), i + 10
 from generate_series(1, 100) i;
 insert into public.ty_domains (id) values ('00000000-0000-4000-8000-000000000000');
 insert into public.ty_short select i, 'n' || i, 'c' || i from generate_series(1, 50) i;
