@@ -24,7 +24,8 @@ use super::rules::Rule;
 /// [`Column::wire`](super::catalog::Column::wire): not portable, the table goes as text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wire {
-    /// text, varchar, char, name, enum labels: the UTF-8 bytes.
+    /// text, varchar, char, enum labels: the UTF-8 bytes. Not `name`: its input cuts a
+    /// value to 63 bytes where its binary input refuses it, so a masked one goes as text.
     Text,
     Json,
     /// A version byte (1), then the JSON text.
@@ -49,7 +50,7 @@ impl Wire {
     pub fn from_type(oid: u32, is_enum: bool) -> Wire {
         match oid {
             _ if is_enum => Wire::Text,
-            25 | 1043 | 1042 | 19 => Wire::Text,
+            25 | 1043 | 1042 => Wire::Text,
             114 => Wire::Json,
             3802 => Wire::Jsonb,
             2950 => Wire::Uuid,

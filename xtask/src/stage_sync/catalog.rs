@@ -41,6 +41,7 @@ pub struct Column {
     pub not_null: bool,
     pub generated: bool,
     pub category: Category,
+    /// The type's name under every domain (`jsonb` for a domain over a domain over jsonb).
     pub base_type: String,
     /// Its binary COPY form, if it is the same in every database (see [`Wire`]).
     pub wire: Option<Wire>,
@@ -174,12 +175,18 @@ pub fn load(client: &mut impl GenericClient, schemas: &[String], extra: &[String
         let columns = client
             .query(
                 "select a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attgenerated <> '',
-                        t.typcategory::text, coalesce(bt.typname, t.typname)::text, r.oid, r.typtype = 'e',
+                        t.typcategory::text, r.typname::text, r.oid, r.typtype = 'e',
                         r.typsend::oid <> 0 and r.typreceive::oid <> 0
                           and (r.typtype = 'e' or (r.oid < 16384 and coalesce(e.typname, r.typname) !~ '^reg'))
                  from pg_attribute a join pg_type t on t.oid = a.atttypid
-                 left join pg_type bt on bt.oid = t.typbasetype and t.typtype = 'd'
-                 join pg_type r on r.oid = case when t.typtype = 'd' then t.typbasetype else t.oid end
+                 -- The type under every domain (a domain may be over another).
+                 cross join lateral (
+                   with recursive under(oid, depth) as (
+                     select t.oid, 0
+                     union all
+                     select d.typbasetype, u.depth + 1 from under u join pg_type d on d.oid = u.oid and d.typtype = 'd')
+                   select oid from under order by depth desc limit 1) base
+                 join pg_type r on r.oid = base.oid
                  left join pg_type e on e.oid = r.typelem and r.typelem <> 0
                  where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped order by a.attnum",
                 &[&oid],

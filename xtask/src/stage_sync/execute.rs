@@ -66,6 +66,7 @@ pub fn load(
 ) -> Result<Loaded> {
     let progress = Progress::new(&plan.tables, &plan.order, &plan.rules);
     let mut loaded = Loaded { counts: Vec::new(), timings: Vec::new(), leaks: pipe::LeakSets::default() };
+    pipe::set_text_format(snapshot, tx)?;
     for job in plan.jobs() {
         let table = job.table;
         let bar = progress.table(table);

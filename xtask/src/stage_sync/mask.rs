@@ -175,6 +175,16 @@ impl Masker {
 /// for more dimensions), keeping its shape; `None` when the text is not one.
 pub fn map_array(text: &str, f: &mut dyn FnMut(&str) -> String) -> Option<String> {
     let mut out = String::with_capacity(text.len() * 2);
+    // Bounds other than 1 come first (`[0:1]={a,b}`), kept as they are.
+    let text = match text.strip_prefix('[') {
+        Some(_) => {
+            let (bounds, rest) = text.split_once('=')?;
+            out.push_str(bounds);
+            out.push('=');
+            rest
+        }
+        None => text,
+    };
     let mut chars = text.chars().peekable();
     if chars.peek() != Some(&'{') {
         return None;
@@ -276,22 +286,43 @@ fn similar_text(len: usize, rng: &mut ChaCha8Rng) -> String {
     out
 }
 
-/// Shifts a date or timestamp in COPY text form by `days`; infinities stay.
+/// Shifts a date or timestamp in COPY text form (ISO style) by `days`; infinities stay.
+/// Years run past 9999 (`12345-06-07`) and before 1 (`0044-03-15 BC`, the year after
+/// `0001-12-31 BC` being 1), as the server prints them and binary COPY shifts them.
 pub fn shift_date(text: &str, days: i64) -> Option<String> {
     if text.contains("infinity") || text.len() < 10 {
         return Some(text.to_string());
     }
-    let (date, rest) = text.split_at(10);
-    let mut parts = date.split('-');
-    let (y, m, d) =
-        (parts.next()?.parse::<i32>().ok()?, parts.next()?.parse::<u32>().ok()?, parts.next()?.parse::<u32>().ok()?);
-    let (y, m, d) = Date::from_ymd(y, m, d).add(i32::try_from(days).ok()?).ymd();
-    Some(format!("{y:04}-{m:02}-{d:02}{rest}"))
+    let (year, after_year) = text.split_once('-')?;
+    let (date, rest) = (after_year.get(..5)?, after_year.get(5..)?);
+    let (m, d) = date.split_once('-')?;
+    let (bc, rest) = match rest.strip_suffix(" BC") {
+        Some(rest) => (true, rest),
+        None => (false, rest),
+    };
+    let year: i32 = year.parse().ok()?;
+    // Astronomical years: 1 BC is year 0, 2 BC year -1.
+    let year = if bc { 1 - year } else { year };
+    let (y, m, d) = Date::from_ymd(year, m.parse().ok()?, d.parse().ok()?).add(i32::try_from(days).ok()?).ymd();
+    Some(if y <= 0 { format!("{:04}-{m:02}-{d:02}{rest} BC", 1 - y) } else { format!("{y:04}-{m:02}-{d:02}{rest}") })
 }
 
 /// Multiplies a numeric in COPY text form, keeping its number of decimals.
+/// NaN and the infinities stay; `None` for a number beyond a float's range, which would
+/// come out as `inf`.
 pub fn jitter_number(text: &str, factor: f64) -> Option<String> {
+    if matches!(text, "NaN" | "Infinity" | "-Infinity") {
+        return Some(text.to_string());
+    }
     let value: f64 = text.parse().ok()?;
+    if !(value * factor).is_finite() {
+        return None;
+    }
+    // A float printed with an exponent (`1.5e-07`) keeps one, or its decimals would round
+    // it to zero.
+    if text.contains(['e', 'E']) {
+        return Some(format!("{:e}", value * factor));
+    }
     let decimals = text.split_once('.').map_or(0, |(_, frac)| frac.len());
     Some(format!("{:.*}", decimals, value * factor))
 }
@@ -364,8 +395,19 @@ mod tests {
         assert_eq!(shift_date("2024-02-28", 2).unwrap(), "2024-03-01");
         assert_eq!(shift_date("2024-01-01 10:00:00+00", -1).unwrap(), "2023-12-31 10:00:00+00");
         assert_eq!(shift_date("infinity", 5).unwrap(), "infinity");
+        assert_eq!(shift_date("12345-06-07", 30).unwrap(), "12345-07-07");
+        assert_eq!(shift_date("200000-01-01 00:00:00.5", -1).unwrap(), "199999-12-31 00:00:00.5");
+        assert_eq!(shift_date("0001-12-31 BC", 1).unwrap(), "0001-01-01");
+        assert_eq!(shift_date("0001-01-01 00:00:00+00", -1).unwrap(), "0001-12-31 00:00:00+00 BC");
+        // 5 BC is a leap year (astronomical -4); 44 BC is not.
+        assert_eq!(shift_date("0005-02-28 BC", 1).unwrap(), "0005-02-29 BC");
+        assert_eq!(shift_date("0044-02-28 12:00:00 BC", 1).unwrap(), "0044-03-01 12:00:00 BC");
         assert_eq!(jitter_number("100.00", 1.05).unwrap(), "105.00");
         assert_eq!(jitter_number("7", 1.2).unwrap(), "8");
+        assert_eq!(jitter_number("NaN", 1.2).unwrap(), "NaN");
+        assert_eq!(jitter_number("1.5e-07", 2.0).unwrap(), "3e-7");
+        assert_eq!(jitter_number("1e+30", 2.0).unwrap(), "2e30");
+        assert!(jitter_number(&format!("1{}", "0".repeat(400)), 1.2).is_none(), "not inf");
     }
 
     #[test]
@@ -426,8 +468,9 @@ mod tests {
         assert_eq!(map_array(r#"{a,"b c",NULL,"q\"x"}"#, &mut f).unwrap(), r#"{"<a>","<b c>",NULL,"<q\"x>"}"#);
         assert_eq!(map_array("{{a,b},{c,d}}", &mut f).unwrap(), r#"{{"<a>","<b>"},{"<c>","<d>"}}"#);
         assert_eq!(map_array("{}", &mut f).unwrap(), "{}");
-        assert!(map_array("[1:1]={a}", &mut f).is_none());
+        assert_eq!(map_array("[0:1]={a,b}", &mut f).unwrap(), r#"[0:1]={"<a>","<b>"}"#);
+        assert!(map_array("[1:1]", &mut f).is_none());
         assert!(map_array("{a", &mut f).is_none());
-        assert_eq!(n, 8);
+        assert_eq!(n, 10);
     }
 }

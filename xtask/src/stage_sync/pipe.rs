@@ -82,6 +82,18 @@ pub struct Job<'a> {
 /// a type the binary check lets through wrongly).
 pub const FORMAT_VAR: &str = "XTASK_STAGE_SYNC_FORMAT";
 
+/// What text COPY prints depends on settings a database may override (`alter database ...
+/// set datestyle`): the date shifts read ISO dates, and a float must print exactly, or text
+/// gives another target than binary. Set once before the first table, on both sides, for
+/// their transactions only.
+pub fn set_text_format(source: &mut Transaction, target: &mut Transaction) -> Result<()> {
+    const SETTINGS: &str =
+        "set local datestyle = 'ISO, YMD'; set local intervalstyle = 'postgres'; set local extra_float_digits = 1";
+    source.batch_execute(SETTINGS).context("cannot set the source's COPY settings")?;
+    target.batch_execute(SETTINGS).context("cannot set the target's COPY settings")?;
+    Ok(())
+}
+
 /// Copies one table; returns the rows moved. `binary`: both servers read each other's binary
 /// COPY (same major version); the table goes binary if its types and rules allow it too.
 pub fn copy_table(
@@ -119,8 +131,7 @@ pub fn copy_table(
         .with_context(|| format!("cannot write {}", table.key()))?;
     let mut writer = BufWriter::with_capacity(1 << 18, writer);
     let rows = Rows { job: &job, shape: &shape, masker, wires: wires.as_deref() };
-    let rows =
-        stream(reader, &mut writer, &rows, leaks, bar).with_context(|| format!("cannot copy {}", table.key()))?;
+    let rows = stream(reader, &mut writer, &rows, leaks, bar)?;
     let writer =
         writer.into_inner().map_err(|err| anyhow::anyhow!("writing {} failed: {}", table.key(), err.error()))?;
     let written = writer.finish().with_context(|| format!("cannot load {} into the target", table.key()))?;
@@ -211,6 +222,8 @@ fn stream(
         binary::write_header(writer)?;
     }
     let plain = rows.plain();
+    let table = rows.job.table.key();
+    let table = table.as_str();
     let written = std::thread::scope(|scope| -> Result<u64> {
         let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Vec<u8>, u64)>(2 * WORKERS);
         let (done_tx, done_rx) = mpsc::sync_channel::<(usize, Result<Vec<u8>>, u64)>(2 * WORKERS);
@@ -220,7 +233,9 @@ fn stream(
                 let (mut batch, mut count) = (Vec::with_capacity(BATCH_BYTES + (1 << 16)), 0u64);
                 let mut more = true;
                 while batch.len() < BATCH_BYTES {
-                    more = rows.read(&mut reader, &mut batch).context("cannot read from the source")?;
+                    more = rows
+                        .read(&mut reader, &mut batch)
+                        .with_context(|| format!("cannot read {table} from the source"))?;
                     if !more {
                         break;
                     }
@@ -263,7 +278,7 @@ fn stream(
             })
             .collect();
         drop((work_rx, done_tx));
-        let wrote = write_in_order(&done_rx, writer, bar);
+        let wrote = write_in_order(&done_rx, writer, bar, table);
         // Ends the workers still sending, and through them the reader.
         drop(done_rx);
         for worker in workers {
@@ -273,7 +288,7 @@ fn stream(
         let wrote = wrote?;
         let read = read?;
         if read != wrote {
-            bail!("read {read} rows but passed on {wrote}");
+            bail!("{table}: read {read} rows but passed on {wrote}");
         }
         Ok(wrote)
     })?;
@@ -288,12 +303,13 @@ fn write_in_order(
     done: &mpsc::Receiver<(usize, Result<Vec<u8>>, u64)>,
     writer: &mut impl Write,
     bar: &ProgressBar,
+    table: &str,
 ) -> Result<u64> {
     let (mut pending, mut next, mut rows) = (BTreeMap::new(), 0usize, 0u64);
     for (index, masked, count) in done {
         pending.insert(index, (masked?, count));
         while let Some((batch, count)) = pending.remove(&next) {
-            writer.write_all(&batch)?;
+            writer.write_all(&batch).with_context(|| format!("cannot load {table} into the target"))?;
             rows += count;
             bar.inc(count);
             next += 1;

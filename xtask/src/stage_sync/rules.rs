@@ -374,13 +374,17 @@ fn resolve(raw: &RuleFile, column: &Column) -> Result<(Rule, bool)> {
         "redact" if !text_like => bail!("`redact` needs a text column, not {}", column.type_name),
         "redact" => Rule::Redact(full.and_then(|f| f.value.clone()).unwrap_or_else(|| "[redacted]".to_string())),
         "date_shift" => {
-            if column.category != Category::DateTime {
+            // time and timetz are date/time types too, but hold no date: nothing to shift.
+            if column.category != Category::DateTime || matches!(column.base_type.as_str(), "time" | "timetz") {
                 bail!("`date_shift` needs a date or timestamp column, not {}", column.type_name);
             }
             Rule::DateShift(full.and_then(|f| f.days).context("`date_shift` needs days = N")?)
         }
         "numeric_jitter" => {
-            if column.category != Category::Numeric {
+            // money prints with a currency sign, oids and reg* name objects: no number to move.
+            let not_a_number =
+                matches!(column.base_type.as_str(), "money" | "oid") || column.base_type.starts_with("reg");
+            if column.category != Category::Numeric || not_a_number {
                 bail!("`numeric_jitter` needs a numeric column, not {}", column.type_name);
             }
             let percent = full.and_then(|f| f.percent).context("`numeric_jitter` needs percent = P")?;

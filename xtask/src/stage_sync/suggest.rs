@@ -21,7 +21,9 @@ pub fn suggest(column: &Column) -> String {
     {
         return erase();
     }
-    if column.category == Category::DateTime && (has("birth") || has("dob")) {
+    // A time of day (`birth_time`) has no date to shift: the rules refuse it there.
+    let dated = !matches!(column.base_type.as_str(), "time" | "timetz");
+    if column.category == Category::DateTime && dated && (has("birth") || has("dob")) {
         return "{ rule = \"date_shift\", days = 30 }".into();
     }
     if column.category == Category::Array && is_text_array(column) {
@@ -244,6 +246,7 @@ mod tests {
         check("picture", Category::User, "bytea", "\"null\"");
         check("date_of_birth", Category::DateTime, "date", "{ rule = \"date_shift\", days = 30 }");
         check("birth_date", Category::DateTime, "date", "{ rule = \"date_shift\", days = 30 }");
+        assert!(!suggest(&column("birth_time", Category::DateTime, "time")).contains("date_shift"));
         check("address_id", Category::Numeric, "int4", "\"keep\"");
         check("emails", Category::Array, "_text", "\"email\"");
         check("tags", Category::Array, "_text", "\"keep\"");

@@ -137,6 +137,32 @@ fn personal_keeps_stale_rules_and_bad_kinds_are_refused() {
     assert!(format!("{err:#}").starts_with("rules.toml is invalid: line "), "{err:#}");
 }
 
+#[test]
+fn shifts_and_jitter_refuse_types_without_a_date_or_a_number() {
+    let mut table = table();
+    table.columns = vec![
+        column("id", Category::User, "uuid", true),
+        column("opens", Category::DateTime, "time", false),
+        column("closes", Category::DateTime, "timetz", false),
+        column("fee", Category::Numeric, "money", false),
+        column("doc", Category::Numeric, "oid", false),
+    ];
+    let shift = "{ rule = \"date_shift\", days = 3 }";
+    let jitter = "{ rule = \"numeric_jitter\", percent = 5 }";
+    let text = format!(
+        "[tables.\"public.people\".columns]\nid = \"keep\"\nopens = {shift}\ncloses = {shift}\nfee = {jitter}\ndoc = {jitter}\n"
+    );
+    let err = check("rules.toml", &text, &[table], &mut |_, _| Ok(false)).unwrap_err().to_string();
+    for expected in [
+        "opens: `date_shift` needs a date or timestamp column, not time",
+        "closes: `date_shift` needs a date or timestamp column, not timetz",
+        "fee: `numeric_jitter` needs a numeric column, not money",
+        "doc: `numeric_jitter` needs a numeric column, not oid",
+    ] {
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
 
