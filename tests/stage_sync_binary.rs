@@ -181,6 +181,19 @@ fn a_masked_value_equal_to_a_source_value_fails_the_sync_in_either_format() {
             "update public.wire_keyed set nick = E'someone\\tquiet' where id = '00000000-0000-4000-8000-000000000077'",
         )
         .unwrap();
+    // Inside JSON too, where the check looks at what the masking wrote: a number under a
+    // redacted key becomes "[redacted]", which one source document holds as a real value.
+    let rules = project.root.join("env/stage-sync.toml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    assert!(text.contains(r#"phone = "null" }"#));
+    std::fs::write(&rules, text.replace(r#"phone = "null" }"#, r#"phone = "redact" }"#)).unwrap();
+    source
+        .client()
+        .batch_execute(
+            r#"update public.wire_keyed set prefs = '{"phone": "[redacted]"}' where id = '00000000-0000-4000-8000-000000000078';
+               update public.wire_keyed set prefs = '{"phone": 5550100}' where id = '00000000-0000-4000-8000-000000000079';"#,
+        )
+        .unwrap();
     let before = digests(&target);
     for format in ["binary", "text"] {
         let out = project
@@ -190,6 +203,11 @@ fn a_masked_value_equal_to_a_source_value_fails_the_sync_in_either_format() {
             .fails("verification failed, nothing was changed");
         assert!(
             out.stderr.contains("public.wire_keyed.nick: 3000 value(s) in the target equal a source value (leak)"),
+            "{format}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("public.wire_keyed.prefs: 1 value(s) in the target equal a source value (leak)"),
             "{format}: {}",
             out.stderr
         );

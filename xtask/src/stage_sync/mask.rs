@@ -106,15 +106,16 @@ impl Masker {
     }
 
     /// Masks a JSON document as `spec` says, at any depth. Returns the masked text and
-    /// calls `seen(key, original, masked)` for the leak check (key `""` for strings under
-    /// no key). `distinct`: a unique index reads the column (say `(profile ->> 'handle')`),
+    /// calls `seen(key, original, masked)` for the leak check with every string it writes
+    /// under a masked key (key `""` for strings under no key; no original for a number or
+    /// boolean it replaced). `distinct`: a unique index reads the column (say `(profile ->> 'handle')`),
     /// so pseudonyms take their collision-safe form.
     pub fn json(
         &self,
         text: &str,
         spec: &JsonSpec,
         distinct: bool,
-        seen: &mut dyn FnMut(&str, &str, &str),
+        seen: &mut dyn FnMut(&str, Option<&str>, &str),
     ) -> Option<String> {
         let mut value: serde_json::Value = serde_json::from_str(text).ok()?;
         self.walk(&mut value, None, (spec, distinct), seen);
@@ -127,7 +128,7 @@ impl Masker {
         value: &mut serde_json::Value,
         key: Option<&str>,
         how: (&JsonSpec, bool),
-        seen: &mut dyn FnMut(&str, &str, &str),
+        seen: &mut dyn FnMut(&str, Option<&str>, &str),
     ) {
         let (spec, distinct) = how;
         use serde_json::Value;
@@ -142,7 +143,10 @@ impl Masker {
             // its type. The allowlist's others are about strings.
             Value::Number(_) | Value::Bool(_) => match key.and_then(|k| spec.keys.get(k)) {
                 Some(JsonRule::Null) => *value = Value::Null,
-                Some(_) => *value = Value::String("[redacted]".into()),
+                Some(_) => {
+                    seen(key.unwrap_or_default(), None, "[redacted]");
+                    *value = Value::String("[redacted]".into());
+                }
                 None => {}
             },
             Value::String(original) => {
@@ -155,7 +159,7 @@ impl Masker {
                     Some(JsonRule::Redact) => Value::String("[redacted]".to_string()),
                     Some(JsonRule::Pseudonym(kind)) => Value::String(self.pseudonym(*kind, original, distinct)),
                 };
-                seen(key.unwrap_or_default(), original, masked.as_str().unwrap_or_default());
+                seen(key.unwrap_or_default(), Some(original), masked.as_str().unwrap_or_default());
                 *value = masked;
             }
             Value::Null => {}
@@ -428,7 +432,7 @@ mod tests {
         let mut seen = Vec::new();
         let out = m
             .json(r#"{"a":[{"email":"x@y.com","ssn":"123"}],"n":1}"#, &spec, false, &mut |k, o, _| {
-                seen.push((k.to_string(), o.to_string()))
+                seen.push((k.to_string(), o.unwrap_or_default().to_string()))
             })
             .unwrap();
         assert!(!out.contains("x@y.com") && out.contains("\"ssn\":null"), "{out}");

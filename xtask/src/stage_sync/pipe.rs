@@ -30,38 +30,62 @@ use rows::Rows;
 #[derive(Default)]
 pub struct LeakSets {
     sets: HashMap<String, HashMap<String, HashSet<u64>>>,
+    /// For JSON columns, the other side: what the masking wrote under a masked key. The
+    /// target stores exactly these strings (json keeps the text, jsonb the strings), so
+    /// they are checked here instead of by reading every document back.
+    emitted: HashMap<String, HashMap<String, HashSet<u64>>>,
 }
 
 impl LeakSets {
     fn insert(&mut self, column: &str, value: &str) {
-        self.insert_under(column, "", value);
+        add(&mut self.sets, column, "", value);
     }
 
-    fn insert_under(&mut self, column: &str, key: &str, value: &str) {
-        let hashed = hash(value);
-        if let Some(set) = self.sets.get_mut(column).and_then(|keys| keys.get_mut(key)) {
-            set.insert(hashed);
-            return;
+    /// What the JSON masking reports of one string under a masked key: the source's value
+    /// (none for a number or boolean it replaced) and what it wrote.
+    fn seen(&mut self, column: &str, key: &str, original: Option<&str>, masked: &str) {
+        if let Some(original) = original {
+            add(&mut self.sets, column, key, original);
         }
-        self.sets.entry(column.to_string()).or_default().entry(key.to_string()).or_default().insert(hashed);
+        add(&mut self.emitted, column, key, masked);
     }
 
     fn merge(&mut self, other: LeakSets) {
-        for (column, keys) in other.sets {
-            let mine = self.sets.entry(column).or_default();
-            for (key, hashes) in keys {
-                mine.entry(key).or_default().extend(hashes);
+        for (mine, theirs) in [(&mut self.sets, other.sets), (&mut self.emitted, other.emitted)] {
+            for (column, keys) in theirs {
+                let mine = mine.entry(column).or_default();
+                for (key, hashes) in keys {
+                    mine.entry(key).or_default().extend(hashes);
+                }
             }
         }
     }
 
-    pub fn contains(&self, column: &str, value: &str) -> bool {
-        self.contains_under(column, "", value)
+    /// How many distinct strings the masking wrote into a JSON column that equal a source
+    /// value under the same key.
+    pub fn emitted_leaks(&self, column: &str) -> usize {
+        let Some(keys) = self.emitted.get(column) else { return 0 };
+        keys.iter()
+            .map(|(key, hashes)| {
+                let source = self.sets.get(column).and_then(|k| k.get(key));
+                source.map_or(0, |source| hashes.iter().filter(|h| source.contains(h)).count())
+            })
+            .sum()
     }
 
-    pub fn contains_under(&self, column: &str, key: &str, value: &str) -> bool {
-        self.sets.get(column).and_then(|keys| keys.get(key)).is_some_and(|set| set.contains(&hash(value)))
+    pub fn contains(&self, column: &str, value: &str) -> bool {
+        self.sets.get(column).and_then(|keys| keys.get("")).is_some_and(|set| set.contains(&hash(value)))
     }
+}
+
+/// Adds `value`'s hash under `column` and `key`, allocating only for a new column or key.
+fn add(sets: &mut HashMap<String, HashMap<String, HashSet<u64>>>, column: &str, key: &str, value: &str) {
+    let hashed = hash(value);
+    if let Some(set) = sets.get_mut(column).and_then(|keys| keys.get_mut(key)) {
+        set.insert(hashed);
+        return;
+    }
+    sets.entry(column.to_string()).or_default().entry(key.to_string()).or_default().insert(hashed);
 }
 
 pub fn hash(value: &str) -> u64 {

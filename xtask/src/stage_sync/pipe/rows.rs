@@ -150,7 +150,9 @@ impl Rows<'_> {
                 Rule::Json(spec) => {
                     let original = mask::unescape(field);
                     let masked = masker
-                        .json(&original, spec, unique[i], &mut |key, value, _| leaks.insert_under(column, key, value))
+                        .json(&original, spec, unique[i], &mut |key, value, masked| {
+                            leaks.seen(column, key, value, masked)
+                        })
                         .with_context(|| format!("{column}: a value is not valid JSON"))?;
                     mask::escape(&masked, out);
                 }
@@ -232,8 +234,8 @@ impl Rows<'_> {
                 Rule::Json(spec) => {
                     let original = wire.to_text(field)?;
                     let masked = masker
-                        .json(&original, spec, shape.unique[i], &mut |key, value, _| {
-                            leaks.insert_under(column, key, value)
+                        .json(&original, spec, shape.unique[i], &mut |key, value, masked| {
+                            leaks.seen(column, key, value, masked)
                         })
                         .context("a value is not valid JSON")?;
                     wire.encode_text(&masked, out)
