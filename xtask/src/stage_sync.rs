@@ -168,7 +168,15 @@ pub(crate) fn sync(
     // compared, not the ledgers: two databases adopted from one schema compare equal even
     // without this repository's history.
     let schemas = rules::schemas(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
-    let mut drift = schema_difference(sh, &source, &target, &schemas)?;
+    // One snapshot for every table, read-only; the plan is read from it while the two
+    // schemas are dumped and compared beside it. A difference is reported first.
+    let mut snapshot = src.snapshot()?;
+    let (drift, plan) = std::thread::scope(|scope| {
+        let drift = scope.spawn(|| schema_difference(&Shell::new()?, &source, &target, &schemas));
+        let plan = read_plan(&mut snapshot, rules_text, rules_shown, &schemas, options);
+        (drift.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the schema comparison panicked"))), plan)
+    });
+    let mut drift = drift?;
     if drift.is_some() && options.migrate_target && !options.dry_run {
         status("the schemas differ: applying the target's pending migrations");
         migrate::up_all(target_guard)?;
@@ -190,10 +198,7 @@ pub(crate) fn sync(
             target.environment()
         );
     }
-
-    // One snapshot for every table, read-only.
-    let mut snapshot = src.snapshot()?;
-    let plan = read_plan(&mut snapshot, rules_text, rules_shown, &schemas, options)?;
+    let plan = plan?;
     if options.dry_run {
         return plan::print(&mut snapshot, &plan, &masker, &source, &target);
     }

@@ -2,7 +2,7 @@
 //! unique indexes, the sequences that feed columns, materialized views, and an order to
 //! load them in.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Result;
 use postgres::GenericClient;
@@ -169,52 +169,30 @@ pub fn load(client: &mut impl GenericClient, schemas: &[String], extra: &[String
          order by 2, 3",
         &[&schemas, &extra],
     )?;
+    // Each part of the catalog in one query for all tables (a round trip each, not four
+    // per table), grouped by table.
+    let oids: Vec<u32> = rows.iter().map(|r| r.get(0)).collect();
+    let mut columns = by_table(client.query(COLUMNS, &[&oids])?);
+    let mut constraints = by_table(client.query(CONSTRAINTS, &[&oids])?);
+    let mut indexes = by_table(client.query(UNIQUE_INDEXES, &[&oids])?);
+    let mut sequences = by_table(client.query(SEQUENCES, &[&oids])?);
     let mut tables = Vec::new();
     for row in rows {
         let oid: u32 = row.get(0);
-        let columns = client
-            .query(
-                "select a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attgenerated <> '',
-                        t.typcategory::text, r.typname::text, r.oid, r.typtype = 'e',
-                        r.typsend::oid <> 0 and r.typreceive::oid <> 0
-                          and (r.typtype = 'e' or (r.oid < 16384 and coalesce(e.typname, r.typname) !~ '^reg'))
-                 from pg_attribute a join pg_type t on t.oid = a.atttypid
-                 -- The type under every domain (a domain may be over another).
-                 cross join lateral (
-                   with recursive under(oid, depth) as (
-                     select t.oid, 0
-                     union all
-                     select d.typbasetype, u.depth + 1 from under u join pg_type d on d.oid = u.oid and d.typtype = 'd')
-                   select oid from under order by depth desc limit 1) base
-                 join pg_type r on r.oid = base.oid
-                 left join pg_type e on e.oid = r.typelem and r.typelem <> 0
-                 where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped order by a.attnum",
-                &[&oid],
-            )?
+        let columns = columns
+            .remove(&oid)
+            .unwrap_or_default()
             .iter()
             .map(|r| Column {
-                name: r.get(0),
-                type_name: r.get(1),
-                not_null: r.get(2),
-                generated: r.get(3),
-                category: Category::from_typcategory(r.get(4)),
-                base_type: r.get(5),
-                wire: r.get::<_, bool>(8).then(|| Wire::from_type(r.get(6), r.get(7))),
+                name: r.get(1),
+                type_name: r.get(2),
+                not_null: r.get(3),
+                generated: r.get(4),
+                category: Category::from_typcategory(r.get(5)),
+                base_type: r.get(6),
+                wire: r.get::<_, bool>(9).then(|| Wire::from_type(r.get(7), r.get(8))),
             })
             .collect();
-        let constraints = client.query(
-            "select con.conname::text, con.contype::text,
-                    array(select a.attname::text from unnest(con.conkey) with ordinality k(n, i)
-                          join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.n order by k.i),
-                    case when con.contype = 'f' then format('%s.%s', fn.nspname, fc.relname) end,
-                    array(select a.attname::text from unnest(con.confkey) with ordinality k(n, i)
-                          join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n order by k.i),
-                    case when con.contype = 'f' then format('%I.%I', fn.nspname, fc.relname) end
-             from pg_constraint con
-             left join pg_class fc on fc.oid = con.confrelid left join pg_namespace fn on fn.oid = fc.relnamespace
-             where con.conrelid = $1 and con.contype in ('p', 'u', 'f') order by 1",
-            &[&oid],
-        )?;
         let mut table = Table {
             schema: row.get(1),
             name: row.get(2),
@@ -227,18 +205,8 @@ pub fn load(client: &mut impl GenericClient, schemas: &[String], extra: &[String
             sequences: Vec::new(),
             estimate: row.get(4),
         };
-        // Unique indexes that no constraint owns. A key of 0 in `indkey` is an expression.
-        for index in client.query(
-            "select i.indpred is not null or 0 = any(i.indkey::int2[]),
-                    array(select a.attname::text from unnest(i.indkey::int2[]) k(n)
-                          join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.n),
-                    pg_get_indexdef(i.indexrelid)
-             from pg_index i
-             where i.indrelid = $1 and i.indisunique
-               and not exists (select from pg_constraint c where c.conindid = i.indexrelid and c.conrelid = i.indrelid)",
-            &[&oid],
-        )? {
-            let (loose, columns, definition): (bool, Vec<String>, String) = (index.get(0), index.get(1), index.get(2));
+        for index in indexes.remove(&oid).unwrap_or_default() {
+            let (loose, columns, definition): (bool, Vec<String>, String) = (index.get(1), index.get(2), index.get(3));
             if loose {
                 let mentioned = table.columns.iter().filter(|c| mentions(&definition, &c.name)).map(|c| c.name.clone());
                 table.loosely_unique.extend(columns.into_iter().chain(mentioned));
@@ -246,21 +214,21 @@ pub fn load(client: &mut impl GenericClient, schemas: &[String], extra: &[String
                 table.uniques.push(columns);
             }
         }
-        table.sequences = client.query(SEQUENCES, &[&oid])?.iter().map(|r| (r.get(0), r.get(1))).collect();
-        for con in constraints {
-            let columns: Vec<String> = con.get(2);
-            match con.get::<_, String>(1).as_str() {
+        table.sequences = sequences.remove(&oid).unwrap_or_default().iter().map(|r| (r.get(1), r.get(2))).collect();
+        for con in constraints.remove(&oid).unwrap_or_default() {
+            let columns: Vec<String> = con.get(3);
+            match con.get::<_, String>(2).as_str() {
                 "p" => {
                     table.primary_key = columns.clone();
                     table.uniques.push(columns);
                 }
                 "u" => table.uniques.push(columns),
                 _ => table.foreign_keys.push(ForeignKey {
-                    name: con.get(0),
+                    name: con.get(1),
                     columns,
-                    target: con.get::<_, Option<String>>(3).unwrap_or_default(),
-                    target_qualified: con.get::<_, Option<String>>(5).unwrap_or_default(),
-                    target_columns: con.get(4),
+                    target: con.get::<_, Option<String>>(4).unwrap_or_default(),
+                    target_qualified: con.get::<_, Option<String>>(6).unwrap_or_default(),
+                    target_columns: con.get(5),
                 }),
             }
         }
@@ -269,25 +237,77 @@ pub fn load(client: &mut impl GenericClient, schemas: &[String], extra: &[String
     Ok(tables)
 }
 
+/// Rows of a catalog query whose first column is a table's oid, by table, in order.
+fn by_table(rows: Vec<postgres::Row>) -> HashMap<u32, Vec<postgres::Row>> {
+    let mut out: HashMap<u32, Vec<postgres::Row>> = HashMap::new();
+    for row in rows {
+        out.entry(row.get(0)).or_default().push(row);
+    }
+    out
+}
+
+/// Each column: name, type, NOT NULL, generated, type category, the type under every
+/// domain (a domain may be over another), and whether its binary form is portable.
+const COLUMNS: &str = "
+select a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attgenerated <> '',
+       t.typcategory::text, r.typname::text, r.oid, r.typtype = 'e',
+       r.typsend::oid <> 0 and r.typreceive::oid <> 0
+         and (r.typtype = 'e' or (r.oid < 16384 and coalesce(e.typname, r.typname) !~ '^reg'))
+from pg_attribute a join pg_type t on t.oid = a.atttypid
+cross join lateral (
+  with recursive under(oid, depth) as (
+    select t.oid, 0
+    union all
+    select d.typbasetype, u.depth + 1 from under u join pg_type d on d.oid = u.oid and d.typtype = 'd')
+  select oid from under order by depth desc limit 1) base
+join pg_type r on r.oid = base.oid
+left join pg_type e on e.oid = r.typelem and r.typelem <> 0
+where a.attrelid = any($1) and a.attnum > 0 and not a.attisdropped order by a.attrelid, a.attnum";
+
+/// Primary keys, unique constraints and foreign keys, with their columns in key order.
+const CONSTRAINTS: &str = "
+select con.conrelid, con.conname::text, con.contype::text,
+       array(select a.attname::text from unnest(con.conkey) with ordinality k(n, i)
+             join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.n order by k.i),
+       case when con.contype = 'f' then format('%s.%s', fn.nspname, fc.relname) end,
+       array(select a.attname::text from unnest(con.confkey) with ordinality k(n, i)
+             join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n order by k.i),
+       case when con.contype = 'f' then format('%I.%I', fn.nspname, fc.relname) end
+from pg_constraint con
+left join pg_class fc on fc.oid = con.confrelid left join pg_namespace fn on fn.oid = fc.relnamespace
+where con.conrelid = any($1) and con.contype in ('p', 'u', 'f') order by con.conrelid, 2";
+
+/// Unique indexes that no constraint owns (what Prisma's `@unique` makes): partial or with
+/// expressions (a key of 0 in `indkey`), their columns, their definition.
+const UNIQUE_INDEXES: &str = "
+select i.indrelid, i.indpred is not null or 0 = any(i.indkey::int2[]),
+       array(select a.attname::text from unnest(i.indkey::int2[]) k(n)
+             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.n),
+       pg_get_indexdef(i.indexrelid)
+from pg_index i
+where i.indrelid = any($1) and i.indisunique
+  and not exists (select from pg_constraint c where c.conindid = i.indexrelid and c.conrelid = i.indrelid)
+order by i.indrelid, i.indexrelid";
+
 /// The sequences of a table's columns: a default that calls `nextval` depends on the
 /// sequence; an identity or `OWNED BY` sequence depends on the column.
 const SEQUENCES: &str = "
-select distinct a.attname::text, format('%I.%I', sn.nspname, s.relname)
+select distinct a.attrelid, a.attname::text, format('%I.%I', sn.nspname, s.relname)
 from pg_attribute a
 join pg_attrdef ad on ad.adrelid = a.attrelid and ad.adnum = a.attnum
 join pg_depend d on d.classid = 'pg_attrdef'::regclass and d.objid = ad.oid and d.refclassid = 'pg_class'::regclass
 join pg_class s on s.oid = d.refobjid and s.relkind = 'S'
 join pg_namespace sn on sn.oid = s.relnamespace
-where a.attrelid = $1 and not a.attisdropped
+where a.attrelid = any($1) and not a.attisdropped
 union
-select a.attname::text, format('%I.%I', sn.nspname, s.relname)
+select a.attrelid, a.attname::text, format('%I.%I', sn.nspname, s.relname)
 from pg_attribute a
 join pg_depend d on d.refclassid = 'pg_class'::regclass and d.refobjid = a.attrelid and d.refobjsubid = a.attnum
   and d.classid = 'pg_class'::regclass and d.deptype in ('a', 'i')
 join pg_class s on s.oid = d.objid and s.relkind = 'S'
 join pg_namespace sn on sn.oid = s.relnamespace
-where a.attrelid = $1 and not a.attisdropped
-order by 1, 2";
+where a.attrelid = any($1) and not a.attisdropped
+order by 1, 2, 3";
 
 /// Parents before children, so a load with foreign-key checks on would succeed; edges of
 /// cycles and self-references are ignored (the load runs with triggers off and verifies
