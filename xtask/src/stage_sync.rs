@@ -2,6 +2,7 @@
 //! anonymized by a strict rules file, consistent (one repeatable-read snapshot), atomic (one
 //! target transaction), verified before it commits.
 
+mod batches;
 pub(crate) mod bench;
 mod binary;
 mod catalog;

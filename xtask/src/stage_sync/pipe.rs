@@ -6,10 +6,9 @@
 mod rows;
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{HashMap, HashSet},
     hash::{DefaultHasher, Hash, Hasher},
     io::{BufRead, BufReader, BufWriter, Write},
-    sync::{Arc, Mutex, mpsc},
 };
 
 use anyhow::{Context, Result, bail};
@@ -17,6 +16,7 @@ use indicatif::ProgressBar;
 use postgres::Transaction;
 
 use super::{
+    batches,
     binary::{self, Wire},
     catalog::{Table, quote},
     mask::Masker,
@@ -221,18 +221,13 @@ fn binary_wires(job: &Job, shape: &Shape) -> Option<Vec<Wire>> {
     Some(wires)
 }
 
-/// Rows per batch, about: what one worker masks at a time.
-const BATCH_BYTES: usize = 1 << 19;
-
 /// Workers masking batches: masking (HMAC pseudonyms, JSON) is the pipe's own CPU work, and
-/// with several workers it keeps up with both servers.
+/// with two workers it keeps up with both servers.
 const WORKERS: usize = 2;
 
-/// Streams one table: a reader thread frames rows into batches, workers mask batches, and
-/// this thread writes them to the target in the order read (so the target's physical
-/// order, and a run, are as with one thread). Memory: a few batches in flight. Any error
-/// (reading, masking, writing) ends every thread and is returned; the caller's transaction
-/// then rolls back.
+/// Streams one table through [`batches`]: the reader frames rows, the workers mask them
+/// (each recording the masked source values it saw), and this thread writes them to the
+/// target in the order read, so the target's physical order is as with one thread.
 fn stream(
     mut reader: impl BufRead + Send,
     writer: &mut impl Write,
@@ -247,97 +242,27 @@ fn stream(
     }
     let plain = rows.plain();
     let table = rows.job.table.key();
-    let table = table.as_str();
-    let written = std::thread::scope(|scope| -> Result<u64> {
-        let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Vec<u8>, u64)>(2 * WORKERS);
-        let (done_tx, done_rx) = mpsc::sync_channel::<(usize, Result<Vec<u8>>, u64)>(2 * WORKERS);
-        let read = scope.spawn(move || -> Result<u64> {
-            let (mut total, mut index) = (0u64, 0usize);
-            loop {
-                let (mut batch, mut count) = (Vec::with_capacity(BATCH_BYTES + (1 << 16)), 0u64);
-                let mut more = true;
-                while batch.len() < BATCH_BYTES {
-                    more = rows
-                        .read(&mut reader, &mut batch)
-                        .with_context(|| format!("cannot read {table} from the source"))?;
-                    if !more {
-                        break;
-                    }
-                    count += 1;
-                }
-                total += count;
-                if count > 0 && work_tx.send((index, batch, count)).is_err() {
-                    break;
-                }
-                index += 1;
-                if !more {
-                    break;
-                }
+    let (read, seen) = batches::run(
+        reader,
+        |reader, batch| rows.read(reader, batch).with_context(|| format!("cannot read {table} from the source")),
+        WORKERS,
+        LeakSets::default,
+        |seen, batch, _| {
+            if plain {
+                return Ok(batch);
             }
-            Ok(total)
-        });
-        // The workers share the queue; when the last one ends, the queue closes and the
-        // reader stops.
-        let work_rx = Arc::new(Mutex::new(work_rx));
-        let workers: Vec<_> = (0..WORKERS)
-            .map(|_| {
-                let (work_rx, done_tx) = (Arc::clone(&work_rx), done_tx.clone());
-                scope.spawn(move || {
-                    let mut seen = LeakSets::default();
-                    loop {
-                        let job = work_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
-                        let Ok((index, batch, count)) = job else { break };
-                        let masked = if plain {
-                            Ok(batch)
-                        } else {
-                            let mut out = Vec::with_capacity(batch.len() + batch.len() / 4);
-                            rows.mask(&batch, &mut out, &mut seen).map(|()| out)
-                        };
-                        if done_tx.send((index, masked, count)).is_err() {
-                            break;
-                        }
-                    }
-                    seen
-                })
-            })
-            .collect();
-        drop((work_rx, done_tx));
-        let wrote = write_in_order(&done_rx, writer, bar, table);
-        // Ends the workers still sending, and through them the reader.
-        drop(done_rx);
-        for worker in workers {
-            leaks.merge(worker.join().map_err(|_| anyhow::anyhow!("a masking worker panicked"))?);
-        }
-        let read = read.join().map_err(|_| anyhow::anyhow!("the reader panicked"))?;
-        let wrote = wrote?;
-        let read = read?;
-        if read != wrote {
-            bail!("{table}: read {read} rows but passed on {wrote}");
-        }
-        Ok(wrote)
-    })?;
+            let mut out = Vec::with_capacity(batch.len() + batch.len() / 4);
+            rows.mask(&batch, &mut out, seen).map(|()| out)
+        },
+        |masked, count| {
+            writer.write_all(&masked).with_context(|| format!("cannot load {table} into the target"))?;
+            bar.inc(count);
+            Ok(())
+        },
+    )?;
+    seen.into_iter().for_each(|s| leaks.merge(s));
     if binary {
         binary::write_trailer(writer)?;
     }
-    Ok(written)
-}
-
-/// Writes the masked batches as they come, each in its turn; the rows written.
-fn write_in_order(
-    done: &mpsc::Receiver<(usize, Result<Vec<u8>>, u64)>,
-    writer: &mut impl Write,
-    bar: &ProgressBar,
-    table: &str,
-) -> Result<u64> {
-    let (mut pending, mut next, mut rows) = (BTreeMap::new(), 0usize, 0u64);
-    for (index, masked, count) in done {
-        pending.insert(index, (masked?, count));
-        while let Some((batch, count)) = pending.remove(&next) {
-            writer.write_all(&batch).with_context(|| format!("cannot load {table} into the target"))?;
-            rows += count;
-            bar.inc(count);
-            next += 1;
-        }
-    }
-    Ok(rows)
+    Ok(read)
 }

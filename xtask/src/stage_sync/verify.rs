@@ -2,15 +2,13 @@
 //! keys, unique indexes, sequences, and that no masked source value reached the target.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::{
-    io::{BufRead, BufReader, Read},
-    sync::{Arc, Mutex, mpsc},
-};
+use std::io::{BufRead, BufReader, Read};
 
 use anyhow::{Context, Result};
 use postgres::Transaction;
 
 use super::{
+    batches,
     catalog::{Category, Table},
     mask,
     pipe::LeakSets,
@@ -204,46 +202,25 @@ fn count_leaks(
     columns: &[String],
     leaks: &LeakSets,
 ) -> Result<Vec<u64>> {
-    const BATCH_BYTES: usize = 1 << 19;
-    std::thread::scope(|scope| {
-        let (batches, queue) = mpsc::sync_channel::<Vec<u8>>(4);
-        let read = scope.spawn(move || -> Result<()> {
-            let mut reader = BufReader::with_capacity(1 << 16, reader);
-            loop {
-                let mut batch = Vec::with_capacity(BATCH_BYTES + (1 << 12));
-                let mut more = true;
-                while more && batch.len() < BATCH_BYTES {
-                    more = reader.read_until(b'\n', &mut batch)? > 0;
-                }
-                if batch.is_empty() || batches.send(batch).is_err() || !more {
-                    return Ok(());
-                }
+    let reader = BufReader::with_capacity(1 << 16, reader);
+    let (_, counts) = batches::run(
+        reader,
+        |reader, batch| Ok(reader.read_until(b'\n', batch)? > 0),
+        2,
+        || vec![0u64; masked.len()],
+        |counts, batch, _| {
+            for line in batch.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                check_line(line, masked, columns, leaks, counts);
             }
-        });
-        let queue = Arc::new(Mutex::new(queue));
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                let queue = Arc::clone(&queue);
-                scope.spawn(move || {
-                    let mut counts = vec![0u64; masked.len()];
-                    while let Ok(batch) = queue.lock().map_err(|_| ()).and_then(|q| q.recv().map_err(|_| ())) {
-                        for line in batch.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                            check_line(line, masked, columns, leaks, &mut counts);
-                        }
-                    }
-                    counts
-                })
-            })
-            .collect();
-        drop(queue);
-        let mut total = vec![0u64; masked.len()];
-        for worker in workers {
-            let counts = worker.join().map_err(|_| anyhow::anyhow!("a leak-check worker panicked"))?;
-            total.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
-        }
-        read.join().map_err(|_| anyhow::anyhow!("the leak check's reader panicked"))??;
-        Ok(total)
-    })
+            Ok(())
+        },
+        |(), _| Ok(()),
+    )?;
+    let mut total = vec![0u64; masked.len()];
+    for worker in counts {
+        total.iter_mut().zip(worker).for_each(|(t, c)| *t += c);
+    }
+    Ok(total)
 }
 
 /// One line of the masked columns: adds 1 to a column's count when its value (an element,
