@@ -11,7 +11,8 @@ use super::{catalog, mask::Masker, pipe, plan::Plan, progress::Progress, rules, 
 /// Step 1: triggers off for the load (user triggers and the foreign-key checks: every
 /// foreign key is verified before commit instead, which also makes cycles load), the
 /// target's tables emptied, and, as pg_restore does, indexes and keys off until after the
-/// load, which builds each index once and validates each foreign key with one join.
+/// load, which builds each index once and validates each foreign key with one join (the
+/// keys to small tables stay, and their rows are checked in one query per table).
 pub fn empty_target(tx: &mut postgres::Transaction, plan: &Plan) -> Result<crate::bulk::Deferred> {
     tx.batch_execute("set local session_replication_role = replica").map_err(|err| {
         anyhow::anyhow!(

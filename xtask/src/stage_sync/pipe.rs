@@ -88,7 +88,7 @@ fn add(sets: &mut HashMap<String, HashMap<String, HashSet<u64>>>, column: &str, 
     sets.entry(column.to_string()).or_default().entry(key.to_string()).or_default().insert(hashed);
 }
 
-pub fn hash(value: &str) -> u64 {
+fn hash(value: &str) -> u64 {
     let mut hasher = DefaultHasher::new();
     value.hash(&mut hasher);
     hasher.finish()
@@ -132,7 +132,7 @@ pub fn copy_table(
     let shape = Shape::new(&job);
     let table = job.table;
     let wires = if binary { binary_wires(&job, &shape) } else { None };
-    let format = if wires.is_some() { " (FORMAT binary)" } else { "" };
+    let (format, copy_format) = if wires.is_some() { (" (FORMAT binary)", "binary") } else { ("", "text") };
     let reader = source
         .copy_out(&format!(
             "COPY (SELECT {} FROM {} t WHERE {}) TO STDOUT{format}",
@@ -162,7 +162,7 @@ pub fn copy_table(
     if written != rows {
         bail!("{}: read {rows} rows but wrote {written}", table.key());
     }
-    Ok(Copied { rows, format: if format.is_empty() { "text" } else { "binary" } })
+    Ok(Copied { rows, format: copy_format })
 }
 
 /// What one table's copy did.

@@ -159,39 +159,37 @@ fn leak_check(tx: &mut Transaction, tables: &[Table], rules: &Rules, leaks: &Lea
         }
         // JSON columns were checked as they were written (see `LeakSets`); the others are
         // read back.
-        for (name, _) in table_rules.columns.iter().filter(|(_, rule)| matches!(rule, Rule::Json(_))) {
-            let count = leaks.emitted_leaks(&format!("{}.{name}", table.key()));
-            if count > 0 {
-                problems.push(format!(
-                    "{}.{name}: {count} value(s) in the target equal a source value (leak)",
-                    table.key()
-                ));
-            }
-        }
+        let mut leaked: Vec<(&str, u64)> = table_rules
+            .columns
+            .iter()
+            .filter(|(_, rule)| matches!(rule, Rule::Json(_)))
+            .map(|(name, _)| (name.as_str(), leaks.emitted_leaks(&format!("{}.{name}", table.key())) as u64))
+            .collect();
         let masked: Vec<&(String, Rule)> = table_rules
             .columns
             .iter()
             .filter(|(_, rule)| rule.is_masking() && !matches!(rule, Rule::Json(_)))
             .collect();
-        if masked.is_empty() {
-            continue;
+        if !masked.is_empty() {
+            leaked.extend(masked.iter().map(|(name, _)| name.as_str()).zip(read_back(tx, table, &masked, leaks)?));
         }
-        let list = masked.iter().map(|(c, _)| sql::ident(c)).collect::<Vec<_>>().join(", ");
-        // Rows whose masked columns are all NULL hold nothing to check: the server skips
-        // them (with parallel workers on a big table) instead of sending them.
-        let any = masked.iter().map(|(c, _)| format!("{} is not null", sql::ident(c))).collect::<Vec<_>>().join(" or ");
-        let reader = tx.copy_out(&format!("COPY (SELECT {list} FROM {} WHERE {any}) TO STDOUT", table.qualified()))?;
-        let columns: Vec<String> = masked.iter().map(|(name, _)| format!("{}.{name}", table.key())).collect();
-        let leaked = count_leaks(reader, &masked, &columns, leaks)?;
-        for (i, count) in leaked.into_iter().enumerate().filter(|(_, n)| *n > 0) {
-            problems.push(format!(
-                "{}.{}: {count} value(s) in the target equal a source value (leak)",
-                table.key(),
-                masked[i].0
-            ));
+        for (name, count) in leaked.into_iter().filter(|(_, n)| *n > 0) {
+            problems
+                .push(format!("{}.{name}: {count} value(s) in the target equal a source value (leak)", table.key()));
         }
     }
     Ok(problems)
+}
+
+/// Per masked column, the values read back from the target that are in the leak sets.
+fn read_back(tx: &mut Transaction, table: &Table, masked: &[&(String, Rule)], leaks: &LeakSets) -> Result<Vec<u64>> {
+    let list = masked.iter().map(|(c, _)| sql::ident(c)).collect::<Vec<_>>().join(", ");
+    // Rows whose masked columns are all NULL hold nothing to check: the server skips
+    // them (with parallel workers on a big table) instead of sending them.
+    let any = masked.iter().map(|(c, _)| format!("{} is not null", sql::ident(c))).collect::<Vec<_>>().join(" or ");
+    let reader = tx.copy_out(&format!("COPY (SELECT {list} FROM {} WHERE {any}) TO STDOUT", table.qualified()))?;
+    let columns: Vec<String> = masked.iter().map(|(name, _)| format!("{}.{name}", table.key())).collect();
+    count_leaks(reader, masked, &columns, leaks)
 }
 
 /// Counts, per masked column (JSON columns aside), the target values that are in the leak
