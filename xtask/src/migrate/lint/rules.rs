@@ -2,24 +2,20 @@
 //! can reach, no transaction control, `CONCURRENTLY` only outside a transaction, and an
 //! acknowledgement for every statement that destroys data.
 
-use std::collections::BTreeSet;
-
 use squawk_syntax::ast::{self, AstNode};
 
 use super::script::Statement;
-
-/// Schemas Supabase's API (PostgREST) exposes: a table there is readable with the anon key
-/// unless row-level security says otherwise.
-const API_SCHEMAS: &[&str] = &["public"];
 
 pub const RLS: &str = "rls-required";
 pub const TRANSACTION_CONTROL: &str = "transaction-control";
 pub const CONCURRENTLY: &str = "concurrently-in-transaction";
 pub const DESTRUCTIVE: &str = "destructive";
 pub const MISSING_DOWN: &str = "missing-down";
+pub const VIEW_RLS: &str = "view-bypasses-rls";
+pub const OPAQUE: &str = "unanalysable-ddl";
 
 /// Every rule name this file defines.
-pub const NAMES: &[&str] = &[RLS, TRANSACTION_CONTROL, CONCURRENTLY, DESTRUCTIVE, MISSING_DOWN];
+pub const NAMES: &[&str] = &[RLS, VIEW_RLS, OPAQUE, TRANSACTION_CONTROL, CONCURRENTLY, DESTRUCTIVE, MISSING_DOWN];
 
 /// A rule that fired on a statement (by index): rule, reason, hint.
 pub type Hit = (usize, &'static str, String, String);
@@ -60,7 +56,7 @@ pub fn check(statements: &[Statement], up: bool, no_transaction: bool) -> Vec<Hi
         }
     }
     if up {
-        hits.extend(row_level_security(statements));
+        hits.extend(super::exposure::check(statements));
     }
     hits
 }
@@ -130,45 +126,6 @@ fn narrows(ty: &str) -> bool {
     let base = ty.split('(').next().unwrap_or_default().trim();
     ty.contains('(')
         || matches!(base, "smallint" | "int2" | "integer" | "int" | "int4" | "real" | "float4" | "char" | "character")
-}
-
-/// Tables created in an API schema without `enable row level security` or without a policy
-/// in the same file.
-fn row_level_security(statements: &[Statement]) -> Vec<Hit> {
-    let (mut enabled, mut policies) = (BTreeSet::new(), BTreeSet::new());
-    for s in statements {
-        match &s.node {
-            ast::Stmt::AlterTable(t) if t.syntax().descendants().any(|n| ast::EnableRls::can_cast(n.kind())) => {
-                enabled.extend(t.table_relation_name().map(|n| qualified(n.syntax())));
-            }
-            ast::Stmt::CreatePolicy(p) => {
-                policies.extend(p.on_table().and_then(|o| o.syntax().children().last()).map(|n| qualified(&n)));
-            }
-            _ => {}
-        }
-    }
-    let mut hits = Vec::new();
-    for (k, s) in statements.iter().enumerate() {
-        let ast::Stmt::CreateTable(t) = &s.node else { continue };
-        let Some(name) = t.table_name().map(|n| qualified(n.syntax())) else { continue };
-        let temporary = t.persistence().is_some();
-        if temporary || !API_SCHEMAS.iter().any(|schema| name.starts_with(&format!("{schema}."))) {
-            continue;
-        }
-        let missing = match (enabled.contains(&name), policies.contains(&name)) {
-            (true, true) => continue,
-            (false, false) => "does not enable row-level security and has no policy",
-            (false, true) => "does not enable row-level security",
-            (true, false) => "enables row-level security but has no policy (nobody but the owner can read it)",
-        };
-        hits.push((
-            k,
-            RLS,
-            format!("table {name} is reachable through the API and {missing} in this migration"),
-            format!("add `alter table {name} enable row level security;` and at least one `create policy ... on {name}` to this file"),
-        ));
-    }
-    hits
 }
 
 /// `Public."Notes"` gives `public.Notes`; a bare name is in `public` (the search path).
