@@ -8,6 +8,7 @@
 //! it was found. `load/workload.rs` reads the file, `load/params.rs` draws parameters from
 //! the target's data, `load/run.rs` is the load generator, `load/report.rs` the report.
 
+mod effects;
 mod params;
 mod report;
 mod run;
