@@ -203,7 +203,7 @@ fn calls_a_rollback_cannot_undo_are_refused_before_anything_runs() {
         ),
     ];
     let (before, rows) = (sequence(), cluster.checksum());
-    assert_eq!(before, ["1000 true"]);
+    assert_eq!(before, ["1000 t"]);
     for (sql, problem) in cases {
         project.env_file("attack.toml", &one_query(sql));
         let out = project

@@ -41,10 +41,15 @@ const DENIED: &[(&[&str], &str)] = &[
             "pg_stat_reset*",
             "pg_stat_statements_reset",
             "pg_log_backend_memory_contexts",
+            "pg_wal_*",
+            "pg_copy_*",
+            "pg_sync_*",
         ],
         "acts on the server, outside the transaction",
     ),
     (&["pg_read_*", "pg_ls_*", "pg_stat_file", "pg_file_*"], "reads or writes the server's files"),
+    (&["http", "http_*"], "makes an HTTP request, which a rollback does not take back"),
+    (&["pg_background_*"], "runs SQL in a background worker, outside the rolled-back transaction"),
     (&["set_config"], "changes a setting or the role, which the load test sets for each transaction"),
     (&["query_to_xml*", "cursor_to_xml*"], "runs SQL text that this check cannot read"),
 ];
@@ -97,12 +102,14 @@ pub fn check(sql: &str) -> Result<(), (usize, String)> {
         ));
     }
     for token in node.descendants_with_tokens().filter_map(|e| e.into_token()) {
-        if token.kind().is_trivia() || token.parent().is_some_and(|p| p.kind() == K::LITERAL) {
+        // Strings are values; a name inside a literal (`typename 'text'`) is still checked.
+        let string = token.kind() != K::IDENT && token.parent().is_some_and(|p| p.kind() == K::LITERAL);
+        if token.kind().is_trivia() || string {
             continue;
         }
         let text = token.text();
         let offset = usize::from(token.text_range().start());
-        if text.len() > 2 && text[..2].eq_ignore_ascii_case("u&") {
+        if text.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("u&")) {
             return Err((
                 offset,
                 format!(
@@ -191,6 +198,8 @@ mod tests {
             ("select pg_read_file('/etc/passwd')", "pg_read_file"),
             ("select pg_reload_conf()", "pg_reload_conf"),
             ("select set_config('role', 'postgres', false)", "set_config"),
+            ("select status from http_get('https://example.com')", "http_get"),
+            ("select 1 from t where é = 1 and pg_wal_replay_pause() is null", "pg_wal_replay_pause"),
             ("delete from t where id in (select nextval('s'))", "nextval"),
         ] {
             let why = refused(sql);

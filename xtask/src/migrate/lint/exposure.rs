@@ -367,15 +367,16 @@ pub fn check(statements: &[Statement]) -> Vec<Hit> {
                 },
                 Event::Rls { name, enabled } => match tracked.iter_mut().rev().find(|t| t.name == name) {
                     Some(t) => (t.rls, t.disabled) = (enabled, !enabled),
-                    None if !enabled => tracked.push(Tracked {
+                    // An existing table: its policies are not in this file. Enabled, it is
+                    // safe wherever it moves (no policy means no rows); disabled, it is not.
+                    None => tracked.push(Tracked {
                         how: "an existing table".to_string(),
                         name,
                         stmt: k,
-                        rls: false,
-                        disabled: true,
+                        rls: enabled,
+                        disabled: !enabled,
                         policy: true,
                     }),
-                    None => {}
                 },
                 Event::Policy { name } => {
                     if let Some(t) = tracked.iter_mut().rev().find(|t| t.name == name) {

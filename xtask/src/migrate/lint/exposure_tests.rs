@@ -52,6 +52,13 @@ fn moving_or_renaming_into_place_needs_rls() {
     assert_eq!(findings(renamed), ["rls-required 1"]);
     assert_eq!(findings(&format!("{renamed}{RLS}")), Vec::<String>::new());
     assert_eq!(findings("alter table public.clinics disable row level security;"), ["rls-required 1"]);
+    assert_eq!(findings("alter table public.clinics enable row level security;"), Vec::<String>::new());
+    assert_eq!(
+        findings(
+            "alter table app_private.x enable row level security;\nalter table app_private.x set schema public;\ncreate policy p on public.x using (true);"
+        ),
+        Vec::<String>::new()
+    );
     assert_eq!(findings("alter schema staging_area rename to public;"), ["unanalysable-ddl 1"]);
     assert_eq!(findings("create schema public create table x (a int);"), ["rls-required 1"]);
     assert_eq!(findings("create schema other create table x (a int);"), Vec::<String>::new());
