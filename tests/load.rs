@@ -217,4 +217,19 @@ fn calls_a_rollback_cannot_undo_are_refused_before_anything_runs() {
     assert_eq!(cluster.checksum(), rows);
     let locks = cluster.strings("select objid::text from pg_catalog.pg_locks where locktype = 'advisory'");
     assert!(locks.is_empty(), "advisory locks held: {locks:?}");
+    // What the database itself does outside the transaction is not hidden: an identity
+    // default moves its sequence, and the run says so instead of "as it was".
+    cluster
+        .client()
+        .batch_execute(
+            "create table public.attack_log (id bigint generated always as identity primary key, note text);
+             grant all on public.attack_log to service_role;",
+        )
+        .unwrap();
+    project.env_file("attack.toml", &one_query("insert into public.attack_log (note) values ('x')"));
+    project
+        .xtask(&["load", "--env", "test", "--transactions", "5", "--workload", "env/attack.toml"])
+        .env("DATABASE_URL", &cluster.url())
+        .fails("the run moved 1 sequence(s), which a rollback does not undo: public.attack_log_id_seq (unused -> 5)");
+    assert!(cluster.strings("select note from public.attack_log").is_empty(), "the inserted rows stayed");
 }

@@ -102,6 +102,16 @@ fn walk(root: &SyntaxNode, depth: usize, out: &mut Vec<Event>) {
                     )));
                 }
             }
+            K::IMPORT_FOREIGN_SCHEMA => {
+                let into = node.children().find(|c| c.kind() == K::INTO_SCHEMA).and_then(|i| i.last_child());
+                if let Some(into) =
+                    into.map(|s| ident(&s.text().to_string())).filter(|s| API_SCHEMAS.contains(&s.as_str()))
+                {
+                    out.push(Event::Opaque(format!(
+                        "imports foreign tables into {into}, which cannot have row-level security"
+                    )));
+                }
+            }
             K::DO => do_block(&node, depth, out),
             K::CREATE_FUNCTION | K::CREATE_PROCEDURE => function(&node, depth, out),
             K::PLPGSQL_DYN_EXECUTE_STMT | K::PLPGSQL_OPEN_EXECUTE | K::PLPGSQL_RETURN_QUERY_EXECUTE_STMT => {

@@ -61,6 +61,7 @@ fn moving_or_renaming_into_place_needs_rls() {
     );
     assert_eq!(findings("alter schema staging_area rename to public;"), ["unanalysable-ddl 1"]);
     assert_eq!(findings("create schema public create table x (a int);"), ["rls-required 1"]);
+    assert_eq!(findings("import foreign schema remote from server s into public;"), ["unanalysable-ddl 1"]);
     assert_eq!(findings("create schema other create table x (a int);"), Vec::<String>::new());
 }
 
