@@ -11,7 +11,7 @@ use squawk_syntax::{
 };
 
 use super::{
-    rules::{Hit, OPAQUE, RLS, VIEW_RLS, qualified},
+    rules::{Hit, OPAQUE, RLS, VIEW_RLS, fold_ident, qualified},
     script::Statement,
 };
 
@@ -95,7 +95,7 @@ fn walk(root: &SyntaxNode, depth: usize, out: &mut Vec<Event>) {
             }
             K::ALTER_SCHEMA => {
                 let to = node.children().find(|c| c.kind() == K::SCHEMA_RENAME_TO);
-                let to = to.map(|t| ident(&t.last_token().map(|t| t.text().to_string()).unwrap_or_default()));
+                let to = to.and_then(|t| t.last_child()).map(|t| ident(&t));
                 if let Some(to) = to.filter(|s| API_SCHEMAS.contains(&s.as_str())) {
                     out.push(Event::Opaque(format!(
                         "renames a schema to {to}: every table in it becomes reachable through the API"
@@ -104,9 +104,7 @@ fn walk(root: &SyntaxNode, depth: usize, out: &mut Vec<Event>) {
             }
             K::IMPORT_FOREIGN_SCHEMA => {
                 let into = node.children().find(|c| c.kind() == K::INTO_SCHEMA).and_then(|i| i.last_child());
-                if let Some(into) =
-                    into.map(|s| ident(&s.text().to_string())).filter(|s| API_SCHEMAS.contains(&s.as_str()))
-                {
+                if let Some(into) = into.map(|s| ident(&s)).filter(|s| API_SCHEMAS.contains(&s.as_str())) {
                     out.push(Event::Opaque(format!(
                         "imports foreign tables into {into}, which cannot have row-level security"
                     )));
@@ -150,20 +148,22 @@ fn name_of(node: &SyntaxNode) -> Option<String> {
     let schema = node
         .ancestors()
         .find(|a| a.kind() == K::CREATE_SCHEMA)
-        .and_then(|s| s.children().find(|c| c.kind() == K::NAMED_SCHEMA).map(|n| ident(n.text().to_string().trim())));
+        .and_then(|s| s.children().find(|c| c.kind() == K::NAMED_SCHEMA).map(|n| ident(&n)));
     match schema {
         Some(schema) if bare => Some(format!("{schema}.{}", name.split_once('.').map_or(name.as_str(), |n| n.1))),
         _ => Some(name),
     }
 }
 
-/// One identifier as PostgreSQL folds it.
-fn ident(text: &str) -> String {
-    let text = text.trim();
-    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-        Some(quoted) => quoted.replace("\"\"", "\""),
-        None => text.to_ascii_lowercase(),
-    }
+/// A one-identifier node (a schema name) as PostgreSQL reads it, comments aside.
+fn ident(node: &SyntaxNode) -> String {
+    let tokens: Vec<String> = node
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .map(|t| t.text().to_string())
+        .collect();
+    fold_ident(&tokens.concat())
 }
 
 fn alter_table(node: &SyntaxNode, out: &mut Vec<Event>) {
@@ -174,12 +174,12 @@ fn alter_table(node: &SyntaxNode, out: &mut Vec<Event>) {
             K::ENABLE_RLS | K::FORCE_RLS => out.push(Event::Rls { name: name.clone(), enabled: true }),
             K::DISABLE_RLS => out.push(Event::Rls { name: name.clone(), enabled: false }),
             K::SET_SCHEMA => {
-                let to = action.children().find(|c| c.kind() == K::SCHEMA_REF).map(|s| ident(&s.text().to_string()));
+                let to = action.children().find(|c| c.kind() == K::SCHEMA_REF).map(|s| ident(&s));
                 let table = name.split_once('.').map_or(name.as_str(), |n| n.1);
                 out.extend(to.map(|to| Event::Rename { from: name.clone(), to: format!("{to}.{table}") }));
             }
             K::TABLE_RENAME_TO => {
-                let to = action.children().find(|c| c.kind() == K::TABLE_NAME).map(|t| ident(&t.text().to_string()));
+                let to = action.children().find(|c| c.kind() == K::TABLE_NAME).map(|t| ident(&t));
                 out.extend(to.map(|to| Event::Rename { from: name.clone(), to: format!("{schema}.{to}") }));
             }
             _ => {}
@@ -208,7 +208,7 @@ fn alter_view(node: &SyntaxNode, out: &mut Vec<Event>) {
             K::SET_OPTIONS if security_invoker(node) == Some(false) => "sets `security_invoker` off",
             K::RESET_OPTIONS if mentions_invoker(&action) => "resets `security_invoker` (off)",
             K::SET_SCHEMA => {
-                let to = action.children().find(|c| c.kind() == K::SCHEMA_REF).map(|s| ident(&s.text().to_string()));
+                let to = action.children().find(|c| c.kind() == K::SCHEMA_REF).map(|s| ident(&s));
                 let view = name.split_once('.').map_or(name.as_str(), |n| n.1);
                 if let Some(to) = to {
                     out.push(Event::View {
@@ -228,17 +228,13 @@ fn alter_view(node: &SyntaxNode, out: &mut Vec<Event>) {
 }
 
 fn mentions_invoker(list: &SyntaxNode) -> bool {
-    list.descendants()
-        .filter(|n| n.kind() == K::ATTRIBUTE_NAME)
-        .any(|n| ident(&n.text().to_string()) == "security_invoker")
+    list.descendants().filter(|n| n.kind() == K::ATTRIBUTE_NAME).any(|n| ident(&n) == "security_invoker")
 }
 
 /// The value of `security_invoker` among a statement's options; no value means true.
 fn security_invoker(node: &SyntaxNode) -> Option<bool> {
     let option = node.descendants().filter(|n| n.kind() == K::ATTRIBUTE_OPTION).find(|o| {
-        o.children()
-            .find(|c| c.kind() == K::ATTRIBUTE_NAME)
-            .is_some_and(|n| ident(&n.text().to_string()) == "security_invoker")
+        o.children().find(|c| c.kind() == K::ATTRIBUTE_NAME).is_some_and(|n| ident(&n) == "security_invoker")
     })?;
     let Some(value) = option.children().find(|c| c.kind() == K::ATTRIBUTE_VALUE) else { return Some(true) };
     let value = value.text().to_string().trim().trim_matches('\'').to_ascii_lowercase();
@@ -280,9 +276,14 @@ fn function(node: &SyntaxNode, depth: usize, out: &mut Vec<Event>) {
             ast::FuncOption::LanguageFuncOption(l) => l.language_name().map(|l| l.name.to_ascii_lowercase()),
             _ => None,
         });
+        // A body given as text that neither parser took (another language, or one named in
+        // a way the parser does not match, e.g. `'PLPGSQL'`); `BEGIN ATOMIC` is in the tree.
+        let text_body = node.descendants().any(|n| n.kind() == K::AS_FUNC_OPTION);
         match language.as_deref() {
-            None | Some("sql" | "plpgsql" | "c" | "internal") => {}
+            Some("c" | "internal") => {}
+            _ if !text_body => {}
             Some(other) => out.push(Event::Opaque(format!("{what} in language {other}, which the linter cannot read"))),
+            None => out.push(Event::Opaque(format!("{what} without a language the linter reads"))),
         }
     }
 }
@@ -327,7 +328,7 @@ pub fn call_name(call: &SyntaxNode) -> String {
         .filter_map(|e| e.into_token())
         .filter(|t| !t.kind().is_trivia() && t.kind() != K::DOT)
         .last();
-    token.map(|t| ident(t.text()).to_ascii_lowercase()).unwrap_or_default()
+    token.map(|t| fold_ident(t.text()).to_ascii_lowercase()).unwrap_or_default()
 }
 
 /// A table followed through the file under its current name.

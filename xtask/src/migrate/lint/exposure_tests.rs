@@ -27,6 +27,9 @@ fn every_way_of_creating_a_public_table_needs_rls() {
         "select 1 as a into public.x;",
         "select 1 as a into table x;",
         "create table public.x partition of public.y for values in (1);",
+        "create table public/* a comment */.x (a int);",
+        "create table U&\"\\0070ublic\".x (a int);",
+        "create table \"public\" . \"x\" (a int);",
         "explain analyze create table public.x as select 1;",
     ] {
         assert_eq!(findings(create), ["rls-required 1"], "{create}");
@@ -95,6 +98,12 @@ fn tables_created_in_bodies_are_seen_and_unreadable_bodies_are_findings() {
     );
     assert_eq!(findings("create procedure p() begin atomic select 1 into public.x; end;").len(), 1);
     assert_eq!(findings("select dblink_exec('create table public.x (a int)');"), ["unanalysable-ddl 1"]);
+    assert_eq!(
+        findings(
+            "create function f() returns void language 'PLPGSQL' as $f$ begin create table public.x (a int); end $f$;"
+        ),
+        ["unanalysable-ddl 1"]
+    );
     // A body that only computes gives nothing.
     assert_eq!(
         findings(
