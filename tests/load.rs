@@ -166,3 +166,70 @@ fn a_malformed_workload_file_is_one_error_line_naming_the_line() {
             .fails(&format!("env/bad.toml {problem}"));
     }
 }
+
+/// A workload of one query, `sql`, as service_role (which bypasses row-level security).
+fn one_query(sql: &str) -> String {
+    format!("[[query]]\nname = \"attack\"\nweight = 1\nroles = [\"service_role\"]\nsql = \"\"\"\n{sql}\n\"\"\"\n")
+}
+
+#[test]
+fn calls_a_rollback_cannot_undo_are_refused_before_anything_runs() {
+    let (cluster, mut project) = seeded();
+    cluster
+        .client()
+        .batch_execute(
+            "create sequence public.attack_seq; select setval('public.attack_seq', 1000);
+             grant all on sequence public.attack_seq to authenticated, service_role;",
+        )
+        .unwrap();
+    let sequence = || cluster.strings("select format('%s %s', last_value, is_called) from public.attack_seq");
+    let marker = std::env::temp_dir().join(format!("load-copy-program-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let cases = [
+        ("select setval('public.attack_seq', 1)", "line 6: `setval` moves a sequence"),
+        (
+            "with a as (\n  select nextval('public.attack_seq') as n\n)\nselect * from a",
+            "line 7: `nextval` moves a sequence",
+        ),
+        ("select \"pg_catalog\".\"setval\"('public.attack_seq', 1)", "line 6: `setval` moves a sequence"),
+        (
+            "select * from public.clinics\nwhere id = :clinic and pg_catalog.SETVAL('public.attack_seq', 1) > 0",
+            "line 7: `setval`",
+        ),
+        ("select pg_advisory_lock(42)", "line 6: `pg_advisory_lock` takes an advisory lock"),
+        (
+            &format!("copy (select 1) to program 'touch {}'", marker.display()),
+            "line 6: `COPY` is not run by the load test",
+        ),
+    ];
+    let (before, rows) = (sequence(), cluster.checksum());
+    assert_eq!(before, ["1000 t"]);
+    for (sql, problem) in cases {
+        project.env_file("attack.toml", &one_query(sql));
+        let out = project
+            .xtask(&["load", "--env", "test", "--transactions", "20", "--workload", "env/attack.toml"])
+            .env("DATABASE_URL", &cluster.url())
+            .fails(&format!("env/attack.toml {problem}"));
+        assert!(!out.stderr.contains("every transaction rolled back"), "it ran:\n{}", out.stderr);
+        assert_eq!(sequence(), before, "the sequence moved after:\n{sql}");
+    }
+    assert!(!marker.exists(), "COPY ... TO PROGRAM ran");
+    assert_eq!(cluster.checksum(), rows);
+    let locks = cluster.strings("select objid::text from pg_catalog.pg_locks where locktype = 'advisory'");
+    assert!(locks.is_empty(), "advisory locks held: {locks:?}");
+    // What the database itself does outside the transaction is not hidden: an identity
+    // default moves its sequence, and the run says so instead of "as it was".
+    cluster
+        .client()
+        .batch_execute(
+            "create table public.attack_log (id bigint generated always as identity primary key, note text);
+             grant all on public.attack_log to service_role;",
+        )
+        .unwrap();
+    project.env_file("attack.toml", &one_query("insert into public.attack_log (note) values ('x')"));
+    project
+        .xtask(&["load", "--env", "test", "--transactions", "5", "--workload", "env/attack.toml"])
+        .env("DATABASE_URL", &cluster.url())
+        .fails("the run moved 1 sequence(s), which a rollback does not undo: public.attack_log_id_seq (unused -> 5)");
+    assert!(cluster.strings("select note from public.attack_log").is_empty(), "the inserted rows stayed");
+}

@@ -161,3 +161,52 @@ fn production_refuses_pending_files_with_unacknowledged_findings() {
     project.migration("9001_notes.up.sql", CLEAN);
     project.xtask(&["migrate", "up", "--env", "production", "--confirm", "yovbdmjwrrgardkgrenc"]).ok();
 }
+
+#[test]
+fn every_way_of_exposing_a_table_is_a_finding() {
+    let rls = "alter table public.x enable row level security;\ncreate policy x_read on public.x for select to authenticated using (true);\n";
+    // Squawk's own rule also fires on SET SCHEMA (which breaks its clients).
+    for (create, also) in [
+        ("create table public.x as select 1 as a;\n", None),
+        ("select 1 as a into public.x;\n", None),
+        ("create table app_private.x (a int);\nalter table app_private.x set schema public;\n", Some("ban-set-schema")),
+        ("do $$\nbegin\n  create table public.x (a int);\nend $$;\n", None),
+        (
+            "create function app_private.f() returns void language plpgsql as $f$\nbegin\n  execute 'create table public.x (a int)';\nend $f$;\n",
+            None,
+        ),
+    ] {
+        let expected: Vec<&str> = ["rls-required"].into_iter().chain(also).collect();
+        check(create, &expected);
+        check(&format!("{create}{rls}"), &expected[1..]);
+    }
+    check("do $$ begin execute format('create table %I.x (a int)', 'public'); end $$;\n", &["unanalysable-ddl"]);
+    check("create view public.v as select * from public.clinics;\n", &["view-bypasses-rls"]);
+    check("create view public.v with (security_invoker = true) as select * from public.clinics;\n", &[]);
+}
+
+#[test]
+fn one_ack_cannot_cover_two_statements_and_production_is_not_written() {
+    let (cluster, mut project): (TestCluster, Project) = migrated();
+    let production = cluster.production_url();
+    cluster.stamp("production");
+    project.env_file(".env.production", &format!("DATABASE_URL={production}\n"));
+    let walkaround = "-- migrate:ack rls-required: a scratch table, dropped below\ncreate table public.a as select 1 as a; select 1 as b into public.b;\ndrop table public.a; -- migrate:ack destructive: scratch\n";
+    project.migration("9001_walkaround.up.sql", walkaround).migration("9001_walkaround.down.sql", "select 1;\n");
+    let out =
+        project.xtask(&["migrate", "lint", "migrations/9001_walkaround.up.sql"]).fails("1 unacknowledged finding(s)");
+    assert!(
+        out.stdout.contains("9001_walkaround.up.sql:2: rls-required: table public.b (created by SELECT INTO)"),
+        "{}",
+        out.stdout
+    );
+    let before = cluster.checksum();
+    project
+        .xtask(&["migrate", "up", "--env", "production", "--confirm", "yovbdmjwrrgardkgrenc"])
+        .fails("1 unacknowledged lint finding(s) in the pending migrations, the first migrations/9001_walkaround.up.sql:2: rls-required");
+    assert_eq!(cluster.checksum(), before, "production was written");
+    let tables = cluster.strings(
+        "select relname::text from pg_catalog.pg_class where relname in ('a', 'b') and relnamespace = 'public'::regnamespace",
+    );
+    assert!(tables.is_empty(), "tables created on production: {tables:?}");
+}

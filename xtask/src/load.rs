@@ -8,6 +8,7 @@
 //! it was found. `load/workload.rs` reads the file, `load/params.rs` draws parameters from
 //! the target's data, `load/run.rs` is the load generator, `load/report.rs` the report.
 
+mod effects;
 mod params;
 mod report;
 mod run;
@@ -67,6 +68,7 @@ impl flags::Load {
             connections.push(target.connect()?);
         }
         let data = Arc::new(params::Data::read(connections[0].client())?);
+        let sequences = run::sequences(connections[0].client())?;
         if let Some(query) = workload.queries.iter().find(|q| !data.has_member_for(q)) {
             bail!(
                 "no active member of the target holds one of the roles query {} asks for ({})",
@@ -115,6 +117,14 @@ impl flags::Load {
                     variant.role.name()
                 ));
             }
+        }
+        let moved = run::moved(&sequences, &run::sequences(target.connect()?.client())?);
+        if !moved.is_empty() {
+            bail!(
+                "the run moved {} sequence(s), which a rollback does not undo: {}\nhint: the database moved them for the workload: column defaults (serial, identity) or triggers of the rows it inserts, or a function it calls; load-test such queries on a throwaway database",
+                moved.len(),
+                moved.join(", ")
+            );
         }
         let errors: u64 = stats.iter().map(run::Stats::errors).sum();
         if errors > 0 {

@@ -118,6 +118,26 @@ pub fn schedule(workload: &Workload) -> (Vec<Variant>, Vec<usize>) {
     (variants, order)
 }
 
+/// Every sequence's last value, by name. A rollback does not undo `nextval`, so column
+/// defaults (`serial`, identity) and triggers of the rows a workload inserts move them for
+/// good; comparing before and after says so instead of claiming the data is as it was.
+pub fn sequences(client: &mut postgres::Client) -> Result<BTreeMap<String, Option<i64>>> {
+    let rows = client
+        .query("select format('%I.%I', schemaname, sequencename), last_value from pg_catalog.pg_sequences", &[])
+        .map_err(|err| anyhow::anyhow!("cannot read the target's sequences: {}", sql::server_message(&err)))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The sequences that moved between two readings, as `name (before -> after)`.
+pub fn moved(before: &BTreeMap<String, Option<i64>>, after: &BTreeMap<String, Option<i64>>) -> Vec<String> {
+    let shown = |v: Option<i64>| v.map_or_else(|| "unused".to_string(), |v| v.to_string());
+    after
+        .iter()
+        .filter(|(name, value)| before.get(*name).is_some_and(|b| b != *value))
+        .map(|(name, value)| format!("{name} ({} -> {})", shown(before[name]), shown(*value)))
+        .collect()
+}
+
 /// Runs the clients until the bounds are reached; returns each variant's stats and the
 /// elapsed time. A client whose connection dies stops; the others go on.
 pub fn run(

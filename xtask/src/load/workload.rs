@@ -91,10 +91,10 @@ const PARAMS: [(&str, Param, &str); 9] = [
 const CLINIC_ROLES: [&str; 5] = ["owner", "admin", "provider", "staff", "viewer"];
 const DEFAULT_DAYS: [u32; 3] = [7, 30, 365];
 
-/// Statements that would end the measured transaction early or change whose rights apply:
-/// the runner owns the transaction and the role.
-const FORBIDDEN_STARTS: [&str; 12] =
-    ["begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release", "prepare", "set", "reset", "copy"];
+/// Statements that would end the measured transaction early: the runner owns it. Everything
+/// else a rollback might not undo is refused by `effects.rs`, on the parsed statement.
+const FORBIDDEN_STARTS: [&str; 9] =
+    ["begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release", "prepare"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,9 +126,9 @@ pub fn load(path: &Path, shown: &str) -> Result<Workload> {
 }
 
 /// A problem and where it is.
-type Problem = (Range<usize>, String);
+pub(super) type Problem = (Range<usize>, String);
 
-fn parse(text: &str) -> Result<Workload, Problem> {
+pub(super) fn parse(text: &str) -> Result<Workload, Problem> {
     let file: File = toml::from_str(text).map_err(|err| {
         let message = err.message().lines().next().unwrap_or("not valid TOML").to_string();
         (err.span().unwrap_or(0..0), message)
@@ -192,6 +192,14 @@ fn check(text: &str, raw: RawQuery) -> Result<Query, Problem> {
         }
     };
     let (sql, params) = positional(text, &raw.sql)?;
+    super::effects::check(&sql).map_err(|(offset, problem)| {
+        // `positional` keeps the lines, so the offset's line is the same in the source.
+        let line = sql[..offset.min(sql.len())].matches('\n').count();
+        let source = raw.sql.get_ref();
+        let start = source.match_indices('\n').nth(line.wrapping_sub(1)).map_or(0, |(i, _)| i + 1);
+        let start = if line == 0 { 0 } else { start };
+        (sql_offset(text, raw.sql.span(), source, start), problem)
+    })?;
     Ok(Query { name, weight: weight as u32, roles, members, days, sql, params })
 }
 
@@ -311,5 +319,15 @@ mod tests {
         assert!(problem(&GOOD.replace("select 1", "commit; select 1")).starts_with("line 5: sql starts with `commit`"));
         assert!(problem(&GOOD.replace("from t", "from t; delete from t")).starts_with("line 6: one statement"));
         assert!(problem("").starts_with("line 1: no [[query]] entries"));
+        // Refusals of the parsed statement name the workload line of what they refuse.
+        assert!(
+            problem(&GOOD.replace("where c", "where pg_catalog.setval('s', 1) = 1 and c"))
+                .starts_with("line 7: `setval`")
+        );
+        assert!(problem(&GOOD.replace("select 1::int from t", "copy t to program 'x'")).starts_with("line 6: `COPY`"));
+        assert!(
+            problem(&GOOD.replace("select 1::int from t", "select 1::int from t, nextval('s')"))
+                .starts_with("line 6: `nextval`")
+        );
     }
 }

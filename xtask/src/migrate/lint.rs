@@ -5,6 +5,9 @@
 //! Output reads like a compiler's: `file:line: rule: reason`, then a hint.
 
 mod baseline;
+mod exposure;
+#[cfg(test)]
+mod exposure_tests;
 mod rules;
 pub(crate) mod script;
 

@@ -2,24 +2,20 @@
 //! can reach, no transaction control, `CONCURRENTLY` only outside a transaction, and an
 //! acknowledgement for every statement that destroys data.
 
-use std::collections::BTreeSet;
-
 use squawk_syntax::ast::{self, AstNode};
 
 use super::script::Statement;
-
-/// Schemas Supabase's API (PostgREST) exposes: a table there is readable with the anon key
-/// unless row-level security says otherwise.
-const API_SCHEMAS: &[&str] = &["public"];
 
 pub const RLS: &str = "rls-required";
 pub const TRANSACTION_CONTROL: &str = "transaction-control";
 pub const CONCURRENTLY: &str = "concurrently-in-transaction";
 pub const DESTRUCTIVE: &str = "destructive";
 pub const MISSING_DOWN: &str = "missing-down";
+pub const VIEW_RLS: &str = "view-bypasses-rls";
+pub const OPAQUE: &str = "unanalysable-ddl";
 
 /// Every rule name this file defines.
-pub const NAMES: &[&str] = &[RLS, TRANSACTION_CONTROL, CONCURRENTLY, DESTRUCTIVE, MISSING_DOWN];
+pub const NAMES: &[&str] = &[RLS, VIEW_RLS, OPAQUE, TRANSACTION_CONTROL, CONCURRENTLY, DESTRUCTIVE, MISSING_DOWN];
 
 /// A rule that fired on a statement (by index): rule, reason, hint.
 pub type Hit = (usize, &'static str, String, String);
@@ -60,7 +56,7 @@ pub fn check(statements: &[Statement], up: bool, no_transaction: bool) -> Vec<Hi
         }
     }
     if up {
-        hits.extend(row_level_security(statements));
+        hits.extend(super::exposure::check(statements));
     }
     hits
 }
@@ -132,59 +128,66 @@ fn narrows(ty: &str) -> bool {
         || matches!(base, "smallint" | "int2" | "integer" | "int" | "int4" | "real" | "float4" | "char" | "character")
 }
 
-/// Tables created in an API schema without `enable row level security` or without a policy
-/// in the same file.
-fn row_level_security(statements: &[Statement]) -> Vec<Hit> {
-    let (mut enabled, mut policies) = (BTreeSet::new(), BTreeSet::new());
-    for s in statements {
-        match &s.node {
-            ast::Stmt::AlterTable(t) if t.syntax().descendants().any(|n| ast::EnableRls::can_cast(n.kind())) => {
-                enabled.extend(t.table_relation_name().map(|n| qualified(n.syntax())));
-            }
-            ast::Stmt::CreatePolicy(p) => {
-                policies.extend(p.on_table().and_then(|o| o.syntax().children().last()).map(|n| qualified(&n)));
-            }
-            _ => {}
-        }
+/// `Public."Notes"` gives `public.Notes`; a bare name is in `public` (the search path).
+/// Read from the tokens, so comments inside a name (`public/**/.x`) change nothing.
+pub fn qualified(node: &squawk_syntax::SyntaxNode) -> String {
+    let tokens: Vec<String> = node
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .map(|t| t.text().to_string())
+        .collect();
+    let mut tokens: &[String] = &tokens;
+    if tokens.first().is_some_and(|t| t.eq_ignore_ascii_case("only")) {
+        tokens = &tokens[1..];
     }
-    let mut hits = Vec::new();
-    for (k, s) in statements.iter().enumerate() {
-        let ast::Stmt::CreateTable(t) = &s.node else { continue };
-        let Some(name) = t.table_name().map(|n| qualified(n.syntax())) else { continue };
-        let temporary = t.persistence().is_some();
-        if temporary || !API_SCHEMAS.iter().any(|schema| name.starts_with(&format!("{schema}."))) {
-            continue;
-        }
-        let missing = match (enabled.contains(&name), policies.contains(&name)) {
-            (true, true) => continue,
-            (false, false) => "does not enable row-level security and has no policy",
-            (false, true) => "does not enable row-level security",
-            (true, false) => "enables row-level security but has no policy (nobody but the owner can read it)",
-        };
-        hits.push((
-            k,
-            RLS,
-            format!("table {name} is reachable through the API and {missing} in this migration"),
-            format!("add `alter table {name} enable row level security;` and at least one `create policy ... on {name}` to this file"),
-        ));
+    if tokens.last().is_some_and(|t| t == "*") {
+        tokens = &tokens[..tokens.len() - 1];
     }
-    hits
+    // A custom Unicode escape character is not decoded: assume the API's schema.
+    if tokens.iter().any(|t| t.eq_ignore_ascii_case("uescape")) {
+        return format!("public.{}", tokens.concat());
+    }
+    let parts: Vec<String> = tokens.split(|t| t == ".").map(|p| fold_ident(&p.concat())).collect();
+    if parts.len() == 1 { format!("public.{}", parts[0]) } else { parts.join(".") }
 }
 
-/// `Public."Notes"` gives `public.Notes`; a bare name is in `public` (the search path).
-pub fn qualified(node: &squawk_syntax::SyntaxNode) -> String {
-    let text: String = node.text().to_string();
+/// One identifier as PostgreSQL reads it: `"Quoted"` kept, `U&"\0070ublic"` decoded, bare
+/// names lower-cased.
+pub fn fold_ident(text: &str) -> String {
     let text = text.trim();
-    let text = text.strip_prefix("only ").or_else(|| text.strip_prefix("ONLY ")).unwrap_or(text).trim();
-    let parts: Vec<String> = text
-        .split('.')
-        .map(|p| {
-            let p = p.trim();
-            match p.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
-                Some(quoted) => quoted.to_string(),
-                None => p.to_ascii_lowercase(),
+    let unicode = text.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("u&"));
+    let quoted = if unicode { &text[2..] } else { text };
+    match quoted.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) if unicode => decode_unicode(&inner.replace("\"\"", "\"")).unwrap_or_else(|| inner.to_string()),
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => text.to_ascii_lowercase(),
+    }
+}
+
+/// `\XXXX`, `\+XXXXXX` and `\\` escapes of a `U&"..."` identifier.
+fn decode_unicode(text: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        let width = match rest.chars().next()? {
+            '\\' => {
+                out.push('\\');
+                rest = &rest[1..];
+                continue;
             }
-        })
-        .collect();
-    if parts.len() == 1 { format!("public.{}", parts[0]) } else { parts.join(".") }
+            '+' => {
+                rest = &rest[1..];
+                6
+            }
+            _ => 4,
+        };
+        let code = u32::from_str_radix(rest.get(..width)?, 16).ok()?;
+        out.push(char::from_u32(code)?);
+        rest = &rest[width..];
+    }
+    out.push_str(rest);
+    Some(out)
 }

@@ -3,7 +3,7 @@
 //! `migrate rehearse` runs them one by one and reads the same acknowledgements.
 
 use squawk_syntax::{
-    SourceFile,
+    SourceFile, SyntaxKind,
     ast::{self, AstNode},
 };
 
@@ -56,8 +56,10 @@ impl Statement {
     }
 }
 
-/// Parses a file. Acknowledgements are read from the comment lines directly above a
-/// statement (up to a blank or code line) and from comments inside it.
+/// Parses a file. An acknowledgement is a `--` comment (never text inside a string or a
+/// body) and belongs to exactly one statement: the one it lies in, the one whose last line
+/// it ends, or the next one when only comment lines stand between them. Two statements on
+/// the line below a comment: only the first is acknowledged.
 pub fn parse(sql: &str) -> Script {
     let parse = SourceFile::parse(sql);
     let lines = LineIndex::new(sql);
@@ -69,27 +71,47 @@ pub fn parse(sql: &str) -> Script {
             || syntax.descendants_with_tokens().filter_map(|e| e.into_token()).filter(|t| !t.kind().is_trivia());
         let (Some(first), Some(last)) = (tokens().next(), tokens().last()) else { continue };
         let (start, end) = (usize::from(first.text_range().start()), usize::from(last.text_range().end()));
-        let (line, last_line) = (lines.line(start), lines.line(end.saturating_sub(1)));
-        let mut acks = Vec::new();
-        let mut above = line - 1;
-        while above >= 1 && text_lines.get(above - 1).is_some_and(|l| l.trim_start().starts_with("--")) {
-            above -= 1;
+        statements.push(Statement { node, start, end, line: lines.line(start), acks: Vec::new() });
+    }
+    let comments = parse
+        .syntax_node()
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| t.kind() == SyntaxKind::COMMENT && t.text().starts_with("--"));
+    for comment in comments {
+        let offset = usize::from(comment.text_range().start());
+        let line = lines.line(offset);
+        let Some(ack) = parse_ack(comment.text(), line) else { continue };
+        if let Some(k) = owner(&statements, &lines, &text_lines, offset) {
+            statements[k].acks.push(ack);
         }
-        for n in (above + 1)..=last_line {
-            if let Some(ack) = text_lines.get(n - 1).and_then(|l| parse_ack(l, n)) {
-                acks.push(ack);
-            }
-        }
-        statements.push(Statement { node, start, end, line, acks });
     }
     let errors =
         parse.errors().iter().map(|e| (lines.line(usize::from(e.range().start())), e.message().to_string())).collect();
     Script { statements, errors }
 }
 
-/// `-- migrate:ack destructive: the column was never read` on a line gives the ack.
-fn parse_ack(line: &str, number: usize) -> Option<Ack> {
-    let comment = &line[line.find("--")? + 2..];
+/// The statement a comment at `offset` belongs to, if any.
+fn owner(statements: &[Statement], lines: &LineIndex, text: &[&str], offset: usize) -> Option<usize> {
+    if let Some(k) = statements.iter().position(|s| s.start <= offset && offset < s.end) {
+        return Some(k);
+    }
+    let line = lines.line(offset);
+    if let Some(k) = statements.iter().rposition(|s| s.end <= offset) {
+        if lines.line(statements[k].end.saturating_sub(1)) == line {
+            return Some(k);
+        }
+    }
+    let next = statements.iter().position(|s| s.start > offset)?;
+    let between = (line + 1)..statements[next].line;
+    let alone = text.get(line - 1).is_some_and(|l| l.trim_start().starts_with("--"));
+    (alone && between.into_iter().all(|n| text.get(n - 1).is_some_and(|l| l.trim_start().starts_with("--"))))
+        .then_some(next)
+}
+
+/// `-- migrate:ack destructive: the column was never read` gives the ack.
+fn parse_ack(comment: &str, number: usize) -> Option<Ack> {
+    let comment = comment.strip_prefix("--")?;
     let rest = comment.trim_start().strip_prefix(ACK)?;
     let (rule, reason) = rest.split_once(':').unwrap_or((rest, ""));
     Some(Ack { rule: rule.trim().to_string(), reason: reason.trim().to_string(), line: number })
@@ -135,6 +157,15 @@ mod tests {
         let script = parse("-- migrate:ack destructive\ndrop table t;\n");
         assert_eq!(script.statements[0].acks[0].reason, "");
         assert!(script.statements[0].acknowledges("destructive").is_none());
+    }
+
+    #[test]
+    fn an_ack_covers_one_statement_only() {
+        let script = parse(
+            "-- migrate:ack destructive: one\ndrop table a; drop table b;\ndrop table c; -- migrate:ack destructive: c\ndrop table d;\nselect '-- migrate:ack destructive: in a string';\ndrop table e;\n",
+        );
+        let acked: Vec<usize> = script.statements.iter().map(|s| s.acks.len()).collect();
+        assert_eq!(acked, [1, 0, 1, 0, 0, 0]);
     }
 
     #[test]

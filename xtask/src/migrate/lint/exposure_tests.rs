@@ -1,0 +1,136 @@
+//! The exposure rules, Squawk style: SQL text in, findings out. Each case is a way of
+//! putting a table or view where the API reaches it; each must give a finding, and the
+//! safe spelling of the same thing must not.
+
+use super::{exposure, script};
+
+/// `rule line` of every exposure finding in `sql`, in order.
+fn findings(sql: &str) -> Vec<String> {
+    let parsed = script::parse(sql);
+    exposure::check(&parsed.statements)
+        .into_iter()
+        .map(|(k, rule, _, _)| format!("{rule} {}", parsed.statements[k].line))
+        .collect()
+}
+
+const RLS: &str =
+    "\nalter table public.x enable row level security;\ncreate policy p on public.x for select using (true);\n";
+
+#[test]
+fn every_way_of_creating_a_public_table_needs_rls() {
+    for create in [
+        "create table public.x (a int);",
+        "create table x (a int);",
+        "create unlogged table \"public\".x (a int);",
+        "create table public.x as select 1 as a;",
+        "create table Public.X as table public.clinics;",
+        "select 1 as a into public.x;",
+        "select 1 as a into table x;",
+        "create table public.x partition of public.y for values in (1);",
+        "create table public/* a comment */.x (a int);",
+        "create table U&\"\\0070ublic\".x (a int);",
+        "create table \"public\" . \"x\" (a int);",
+        "explain analyze create table public.x as select 1;",
+    ] {
+        assert_eq!(findings(create), ["rls-required 1"], "{create}");
+        assert_eq!(findings(&format!("{create}{RLS}")), Vec::<String>::new(), "{create} with RLS");
+    }
+    // Temporary and private tables are not reachable.
+    for create in ["create temp table x (a int);", "select 1 into temporary x;", "create table app_private.x (a int);"]
+    {
+        assert_eq!(findings(create), Vec::<String>::new(), "{create}");
+    }
+}
+
+#[test]
+fn moving_or_renaming_into_place_needs_rls() {
+    assert_eq!(findings("alter table app_private.x set schema public;"), ["rls-required 1"]);
+    assert_eq!(findings(&format!("alter table app_private.x set schema public;{RLS}")), Vec::<String>::new());
+    assert_eq!(
+        findings("create table app_private.x (a int);\nalter table app_private.x set schema public;"),
+        ["rls-required 2"]
+    );
+    // Followed through renames: RLS on the final name counts, and is needed.
+    let renamed = "create table public.tmp (a int);\nalter table public.tmp rename to x;";
+    assert_eq!(findings(renamed), ["rls-required 1"]);
+    assert_eq!(findings(&format!("{renamed}{RLS}")), Vec::<String>::new());
+    assert_eq!(findings("alter table public.clinics disable row level security;"), ["rls-required 1"]);
+    assert_eq!(findings("alter table public.clinics enable row level security;"), Vec::<String>::new());
+    assert_eq!(
+        findings(
+            "alter table app_private.x enable row level security;\nalter table app_private.x set schema public;\ncreate policy p on public.x using (true);"
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(findings("alter schema staging_area rename to public;"), ["unanalysable-ddl 1"]);
+    assert_eq!(findings("create schema public create table x (a int);"), ["rls-required 1"]);
+    assert_eq!(findings("import foreign schema remote from server s into public;"), ["unanalysable-ddl 1"]);
+    assert_eq!(findings("create schema other create table x (a int);"), Vec::<String>::new());
+}
+
+#[test]
+fn tables_created_in_bodies_are_seen_and_unreadable_bodies_are_findings() {
+    let in_do = "do $$\nbegin\n  create table public.x (a int);\nend $$;";
+    assert_eq!(findings(in_do), ["rls-required 1"]);
+    assert_eq!(findings(&format!("{in_do}{RLS}")), Vec::<String>::new());
+    assert_eq!(
+        findings("do $$ begin if true then create table public.x as select 1; end if; end $$;"),
+        ["rls-required 1"]
+    );
+    assert_eq!(findings("do $$ begin execute 'create table public.x (a int)'; end $$;"), ["rls-required 1"]);
+    assert_eq!(
+        findings("do $$ begin execute format('create table %I.x (a int)', 'public'); end $$;"),
+        ["unanalysable-ddl 1"]
+    );
+    assert_eq!(
+        findings("do language plpython3u $$ plpy.execute('create table public.x (a int)') $$;"),
+        ["unanalysable-ddl 1"]
+    );
+    assert_eq!(
+        findings(
+            "create function f() returns void language plpgsql as $f$ begin create table public.x (a int); end $f$;"
+        ),
+        ["rls-required 1"]
+    );
+    assert_eq!(
+        findings("create function f() returns void language sql as 'create table public.x (a int)';"),
+        ["rls-required 1"]
+    );
+    assert_eq!(findings("create procedure p() begin atomic select 1 into public.x; end;").len(), 1);
+    assert_eq!(findings("select dblink_exec('create table public.x (a int)');"), ["unanalysable-ddl 1"]);
+    assert_eq!(
+        findings(
+            "create function f() returns void language 'PLPGSQL' as $f$ begin create table public.x (a int); end $f$;"
+        ),
+        ["unanalysable-ddl 1"]
+    );
+    // A body that only computes gives nothing.
+    assert_eq!(
+        findings(
+            "create function f() returns trigger language plpgsql as $$ begin new.a := now(); return new; end $$;"
+        ),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn views_in_public_must_run_as_the_caller() {
+    assert_eq!(findings("create view public.v as select * from public.clinics;"), ["view-bypasses-rls 1"]);
+    assert_eq!(
+        findings("create or replace view v with (security_invoker = false) as select 1;"),
+        ["view-bypasses-rls 1"]
+    );
+    assert_eq!(findings("create materialized view public.v as select * from public.clinics;"), ["view-bypasses-rls 1"]);
+    assert_eq!(findings("alter view public.v set (security_invoker = off);"), ["view-bypasses-rls 1"]);
+    assert_eq!(findings("alter view public.v reset (security_invoker);"), ["view-bypasses-rls 1"]);
+    assert_eq!(findings("alter view app_private.v set schema public;"), ["view-bypasses-rls 1"]);
+    for safe in [
+        "create view public.v with (security_invoker = true) as select * from public.clinics;",
+        "create view public.v with (security_invoker) as select 1;",
+        "create view public.v with (security_barrier, security_invoker = on) as select 1;",
+        "create view app_private.v as select * from public.clinics;",
+        "alter view public.v set (security_invoker = true);",
+    ] {
+        assert_eq!(findings(safe), Vec::<String>::new(), "{safe}");
+    }
+}
