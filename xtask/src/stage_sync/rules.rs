@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{
     catalog::{Category, Column, Table},
-    suggest::{is_key_like, looks_personal, suggest},
+    suggest::{name_looks_personal, suggest},
 };
 
 /// What the rules file holds.
@@ -303,7 +303,7 @@ pub fn check(
                 match resolve(raw_rule, column) {
                     Err(err) => problems.push(format!("{where_}: {err}")),
                     Ok((Rule::Keep, reviewed)) if !reviewed => {
-                        if looks_personal(&column.name) && !is_key_like(column) {
+                        if name_looks_personal(column) {
                             problems.push(format!("{where_} is kept, but its name looks personal (mark the rule reviewed = true if it is not)"));
                         } else if super::init::sampled(column) && personal_values(table, column)? {
                             problems.push(format!("{where_} is kept, but its values look personal (mark the rule reviewed = true if they are not)"));
