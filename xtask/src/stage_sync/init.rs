@@ -169,11 +169,18 @@ fn suggest_column(
     if table.name == "_prisma_migrations" {
         return Ok(("{ rule = \"keep\", reviewed = true }".into(), Some("Prisma's ledger: kept as it is")));
     }
-    let thing = suggest::words(&table.name).last().is_some_and(|w| THING_TABLES.contains(&w.as_str()));
+    let thing = suggest::words(&table.name)
+        .last()
+        .is_some_and(|w| THING_TABLES.iter().any(|t| w == t || w.strip_suffix('s') == Some(t)));
     if thing && column.name.eq_ignore_ascii_case("name") {
         return Ok(("{ rule = \"keep\", reviewed = true }".into(), Some("the name of a thing, not a person")));
     }
-    let by_name = suggest::suggest(column);
+    let mut by_name = suggest::suggest(column);
+    // GoTrue reads its text columns into strings: NULL there breaks every login; emptied
+    // (`''` stays `''`) or replaced, they keep working.
+    if table.key() == AUTH_USERS && by_name == "\"null\"" && column.category == Category::String {
+        by_name = "\"redact\"".into();
+    }
     // A secret in a unique index (a session token): `redact` would give every row one value
     // and the rules check refuses it; a pseudonym keeps distinct values distinct.
     if by_name == "\"redact\"" && table.is_unique(&column.name) {
@@ -183,12 +190,15 @@ fn suggest_column(
     // Keys are structure (a text id of Prisma looks like a token): judged by name only.
     let key = table.primary_key.contains(&column.name)
         || table.foreign_keys.iter().any(|fk| fk.columns.contains(&column.name));
-    if by_name != "\"keep\"" || key || !sampled(column) {
+    // A json config or secret (`smtpConfig`): its secret keys masked, its settings kept.
+    let secret_json = is_json(column) && by_name != "\"keep\"";
+    if (by_name != "\"keep\"" && !secret_json) || key || !sampled(column) {
         return Ok((by_name, None));
     }
     let values = sample(client, table, column)?;
     if is_json(column) {
-        return Ok(json_rule(&values));
+        let (rule, why) = json_rule(&values);
+        return Ok(if secret_json && rule == "\"keep\"" { (by_name, None) } else { (rule, why) });
     }
     let strings: Vec<String> = values.into_iter().map(|(_, v)| v).collect();
     Ok(match suggest::suggest_from_values(column, &strings) {

@@ -23,7 +23,7 @@ pub fn suggest(column: &Column) -> String {
         return if column.category == Category::String || !column.not_null { erase() } else { quoted("keep") };
     }
     // Pictures of people, as links (an `avatarImageId` is a key to a row, judged there).
-    let thing = words.last().is_some_and(|w| THING_WORDS.contains(&w.as_str()));
+    let thing = names_thing(&words);
     let external = names_external_identifier(&words);
     if PICTURES.iter().any(|w| has(w))
         && column.category == Category::String
@@ -62,7 +62,7 @@ pub fn suggest(column: &Column) -> String {
 fn text_kind(words: &[String]) -> Option<&'static str> {
     let has = |word: &str| words.iter().any(|w| w == word);
     let last = words.last().map_or("", String::as_str);
-    if THING_WORDS.contains(&last) {
+    if names_thing(words) {
         return None;
     }
     Some(if names_external_identifier(words) {
@@ -90,7 +90,7 @@ fn text_kind(words: &[String]) -> Option<&'static str> {
         "city"
     } else if has("zip") || has("postal") {
         "zip"
-    } else if has("name") && !THING_WORDS.contains(&last) {
+    } else if has("name") {
         "full_name"
     } else if FREE_TEXT.iter().any(|w| has(w)) || last == "text" {
         // What people write: about themselves, to others, about others.
@@ -134,6 +134,42 @@ const FREE_TEXT: &[&str] = &[
 /// Last words that make a name a thing's attribute, not a name (`token_type`, `nameLength`).
 const THING_WORDS: &[&str] =
     &["type", "kind", "status", "count", "length", "size", "algorithm", "version", "format", "level"];
+
+/// Things whose `*_name` is no person's (`plan_name`, `fileName` is a file's: judged as one).
+const NAMED_THINGS: &[&str] = &[
+    "plan",
+    "product",
+    "job",
+    "task",
+    "event",
+    "step",
+    "group",
+    "role",
+    "tag",
+    "category",
+    "folder",
+    "template",
+    "project",
+    "table",
+    "column",
+    "schema",
+    "index",
+    "field",
+    "bucket",
+    "queue",
+    "feature",
+    "package",
+    "migration",
+];
+
+/// An attribute of a thing (`token_type`, `nameLength`), or a thing's name (`plan_name`).
+fn names_thing(words: &[String]) -> bool {
+    match words {
+        [.., last] if THING_WORDS.contains(&last.as_str()) => true,
+        [.., thing, name] => name == "name" && NAMED_THINGS.contains(&thing.as_str()),
+        _ => false,
+    }
+}
 
 /// Types whose values locate a device on a network.
 const NETWORK_TYPES: &[&str] = &["inet", "cidr", "macaddr", "macaddr8"];
@@ -191,7 +227,7 @@ pub fn name_looks_personal(column: &Column) -> bool {
     }
     let words = words(&column.name);
     let has = |word: &str| words.iter().any(|w| w == word);
-    if words.last().is_some_and(|w| THING_WORDS.contains(&w.as_str())) {
+    if names_thing(&words) {
         return false;
     }
     match column.category {
@@ -287,7 +323,20 @@ pub fn value_looks_identifying(value: &str) -> bool {
         && !looks_like_date(value);
     let link = (value.starts_with("https://") || value.starts_with("http://"))
         && value.splitn(4, '/').nth(3).is_some_and(|path| !path.is_empty());
-    value_looks_personal(value) || opaque || link
+    value_looks_personal(value) || opaque || link || holds_ip_address(value)
+}
+
+/// Whether text holds an IP address anywhere (`signin:203.0.113.7`, a rate limit's key).
+fn holds_ip_address(value: &str) -> bool {
+    let v4 = value.split(|c: char| !c.is_ascii_digit() && c != '.').any(|part| {
+        let octets: Vec<&str> = part.split('.').collect();
+        octets.len() == 4 && octets.iter().all(|o| !o.is_empty() && o.len() <= 3 && o.parse::<u8>().is_ok())
+    });
+    let v6 = value.split(|c: char| !c.is_ascii_hexdigit() && c != ':').any(|part| {
+        let hex = part.chars().any(|c| c.is_ascii_alphabetic());
+        (part.contains("::") && part.len() > 2 && hex) || part.matches(':').count() >= 5
+    });
+    v4 || v6
 }
 
 fn value_looks_email(value: &str) -> bool {

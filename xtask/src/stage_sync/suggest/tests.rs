@@ -60,6 +60,10 @@ fn values_that_identify() {
     assert!(!value_looks_identifying("2024-01-01T10:00:00.000Z"));
     assert!(!value_looks_identifying("D0120 periodic oral evaluation"));
     assert!(!value_looks_identifying("google_sheets"));
+    assert!(value_looks_identifying("signin:203.0.113.7"));
+    assert!(value_looks_identifying("ratelimit 2001:db8::ff00:42:8329"));
+    assert!(!value_looks_identifying("version 1.2.3"));
+    assert!(!value_looks_identifying("10:30:00"));
 }
 
 /// What a whole app holds, in the shapes public Prisma apps have (measured in the README):
