@@ -184,8 +184,7 @@ fn suggest_column(
     // A secret in a unique index (a session token): `redact` would give every row one value
     // and the rules check refuses it; a pseudonym keeps distinct values distinct.
     if by_name == "\"redact\"" && table.is_unique(&column.name) {
-        let rule = if column.base_type == "bytea" { "\"bytes\"" } else { "\"uuid\"" };
-        return Ok((rule.into(), Some("unique: redact would make every value one")));
+        return Ok((suggest::for_unique(column, by_name), Some("unique: redact would make every value one")));
     }
     // Keys are structure (a text id of Prisma looks like a token): judged by name only.
     let key = table.primary_key.contains(&column.name)

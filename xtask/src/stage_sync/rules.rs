@@ -355,8 +355,11 @@ pub fn check(
         let mut snippet = String::new();
         for (table, columns) in &uncovered {
             snippet.push_str(&format!("\n[tables.\"{table}\".columns]\n"));
+            let unique = |c: &Column| tables.iter().any(|t| &t.key() == table && t.is_unique(&c.name));
             for column in columns {
-                snippet.push_str(&format!("{} = {}\n", super::suggest::toml_key(&column.name), suggest(column)));
+                let rule =
+                    if unique(column) { super::suggest::for_unique(column, suggest(column)) } else { suggest(column) };
+                snippet.push_str(&format!("{} = {rule}\n", super::suggest::toml_key(&column.name)));
             }
         }
         bail!(

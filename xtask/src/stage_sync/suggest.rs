@@ -57,6 +57,16 @@ pub fn suggest(column: &Column) -> String {
     }
 }
 
+/// `rule` for a column in a unique key or index: `redact` would make every value one, so
+/// a pseudonym (`uuid`, or keyed `bytes` on bytea) keeps distinct values distinct.
+pub fn for_unique(column: &Column, rule: String) -> String {
+    match rule.as_str() {
+        "\"redact\"" if column.base_type == "bytea" => "\"bytes\"".into(),
+        "\"redact\"" => "\"uuid\"".into(),
+        _ => rule,
+    }
+}
+
 /// The pseudonym kind for a text column by its words (`erase`: no kind fits, the value
 /// goes), or `None` to keep it.
 fn text_kind(words: &[String]) -> Option<&'static str> {

@@ -192,6 +192,9 @@ fn bytea_takes_no_bytes_or_keyed_bytes_under_not_null() {
     ] {
         assert!(err.contains(expected), "{expected}: {err}");
     }
+    // Missing rules: the snippet gives a unique bytea keyed bytes, which the check accepts.
+    let err = check_one("note = \"null\"\n").unwrap_err().to_string();
+    assert!(err.contains("avatar = \"redact\"\nkey = \"bytes\"\n"), "{err}");
     // Both COPY forms: the same bytes, of the same length, keyed; empty stays empty.
     let masker = super::super::mask::Masker::new("a-key-of-enough-length");
     let value = b"\x89PNG\r\n secret picture";
