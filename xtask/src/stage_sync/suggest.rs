@@ -41,7 +41,8 @@ pub fn suggest(column: &Column) -> String {
     if column.category == Category::Array && is_text_array(column) {
         return quoted(if has("email") || has("emails") {
             "email"
-        } else if looks_personal(&column.name) {
+        } else if looks_personal(&column.name) || (has("list") && (has("allow") || has("deny") || has("block"))) {
+            // Allow and block lists hold who may (or may not) see something: emails, domains.
             "text"
         } else {
             "keep"

@@ -136,6 +136,8 @@ fn a_whole_app_is_masked_and_its_harmless_columns_left_alone() {
         assert_eq!(suggest(c), "\"keep\"", "{}", c.name);
         assert!(!name_looks_personal(c), "{} is not personal", c.name);
     }
+    assert_eq!(suggest(&column("allowList", Category::Array, "_text")), "\"text\"");
+    assert_eq!(suggest(&column("globalBlockList", Category::Array, "_text")), "\"text\"");
     assert!(name_looks_personal(&column("phone", Category::Numeric, "int8")));
     assert!(name_looks_personal(&column("birthDate", Category::DateTime, "date")));
 }
