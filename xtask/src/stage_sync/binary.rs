@@ -18,7 +18,7 @@ use std::io::{BufRead, Read, Write};
 
 use anyhow::{Context, Result, bail};
 
-use super::rules::Rule;
+use super::rules::{ByteRule, Rule};
 
 /// What the pipe knows of a portable column's binary form. `None` in
 /// [`Column::wire`](super::catalog::Column::wire): not portable, the table goes as text.
@@ -41,6 +41,8 @@ pub enum Wire {
     Numeric,
     /// A one-or-more-dimensional array of text-like elements.
     TextArray,
+    /// bytea: the bytes themselves.
+    Bytea,
     /// Any other portable type: copied as it is, no rule converts it.
     Other,
 }
@@ -61,6 +63,7 @@ impl Wire {
             20 => Wire::Int8,
             1700 => Wire::Numeric,
             1009 | 1015 | 1014 => Wire::TextArray,
+            17 => Wire::Bytea,
             _ => Wire::Other,
         }
     }
@@ -75,6 +78,7 @@ impl Wire {
             Rule::NumericJitter(_) => matches!(self, Int2 | Int4 | Int8 | Numeric),
             Rule::Json(_) => matches!(self, Text | Json | Jsonb),
             Rule::Elements(_) => self == TextArray,
+            Rule::Bytes(_) => self == Bytea,
         }
     }
 
@@ -110,6 +114,7 @@ impl Wire {
             Wire::Int4 => int(4)?.to_string(),
             Wire::Int8 => int(8)?.to_string(),
             Wire::Numeric => numeric_to_text(bytes)?,
+            Wire::Bytea => bytea_text(bytes),
             Wire::Date | Wire::Timestamp | Wire::TextArray | Wire::Other => bail!("no text form for {self:?}"),
         })
     }
@@ -144,7 +149,9 @@ impl Wire {
                 }
             }
             Wire::Numeric => text_to_numeric(text, out)?,
-            Wire::Date | Wire::Timestamp | Wire::TextArray | Wire::Other => bail!("no text form for {self:?}"),
+            Wire::Date | Wire::Timestamp | Wire::TextArray | Wire::Bytea | Wire::Other => {
+                bail!("no text form for {self:?}")
+            }
         }
         Ok(())
     }
@@ -302,6 +309,35 @@ pub fn map_text_array(bytes: &[u8], out: &mut Vec<u8>, f: &mut dyn FnMut(&str) -
         out.extend_from_slice(masked.as_bytes());
     }
     Ok(())
+}
+
+/// bytea as text COPY prints it under `bytea_output = 'hex'`: `\x` and lowercase hex.
+pub fn bytea_text(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(2 + 2 * bytes.len());
+    text.push_str("\\x");
+    bytes.iter().for_each(|b| text.push_str(&format!("{b:02x}")));
+    text
+}
+
+/// The bytes of bytea's hex text form.
+pub fn bytea_from_text(text: &str) -> Result<Vec<u8>> {
+    let hex = text.strip_prefix("\\x").context("a bytea value not in hex form")?;
+    if hex.len() % 2 != 0 {
+        bail!("a bytea value of odd hex length");
+    }
+    (0..hex.len() / 2)
+        .map(|i| {
+            hex.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).context("a bytea value with bad hex")
+        })
+        .collect()
+}
+
+/// The bytes a bytea rule writes for `bytes`: none, or as many keyed ones; empty stays empty.
+pub fn mask_bytea(rule: ByteRule, bytes: &[u8], masker: &super::mask::Masker) -> Vec<u8> {
+    match rule {
+        ByteRule::Empty => Vec::new(),
+        ByteRule::Keyed => masker.bytes(bytes),
+    }
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str> {

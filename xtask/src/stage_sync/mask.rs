@@ -12,7 +12,7 @@ use fake::{
     },
 };
 use hmac::{Hmac, Mac};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::Sha256;
 
@@ -37,6 +37,13 @@ impl Masker {
         mac.update(&[0]);
         mac.update(value);
         mac.finalize().into_bytes().into()
+    }
+
+    /// bytea's `bytes` rule: keyed bytes of `value`'s length, equal for equal values.
+    pub fn bytes(&self, value: &[u8]) -> Vec<u8> {
+        let mut out = vec![0; value.len()];
+        ChaCha8Rng::from_seed(self.digest("bytes", value)).fill_bytes(&mut out);
+        out
     }
 
     /// The pseudonym of `value`. Depends only on the kind and the value, so equal values stay

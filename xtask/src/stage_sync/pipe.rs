@@ -111,8 +111,7 @@ pub const FORMAT_VAR: &str = "XTASK_STAGE_SYNC_FORMAT";
 /// gives another target than binary. Set once before the first table, on both sides, for
 /// their transactions only.
 pub fn set_text_format(source: &mut Transaction, target: &mut Transaction) -> Result<()> {
-    const SETTINGS: &str =
-        "set local datestyle = 'ISO, YMD'; set local intervalstyle = 'postgres'; set local extra_float_digits = 1";
+    const SETTINGS: &str = "set local datestyle = 'ISO, YMD'; set local intervalstyle = 'postgres'; set local extra_float_digits = 1; set local bytea_output = 'hex'";
     source.batch_execute(SETTINGS).context("cannot set the source's COPY settings")?;
     target.batch_execute(SETTINGS).context("cannot set the target's COPY settings")?;
     Ok(())

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{
     catalog::{Category, Column, Table},
-    suggest::{is_key_like, looks_personal, suggest},
+    suggest::{name_looks_personal, suggest},
 };
 
 /// What the rules file holds.
@@ -80,6 +80,17 @@ pub enum Rule {
     Json(JsonSpec),
     /// A pseudonym kind applied to each element of a text array.
     Elements(Kind),
+    /// bytea, NOT NULL too: every value replaced; an empty one stays empty.
+    Bytes(ByteRule),
+}
+
+/// What replaces a bytea value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteRule {
+    /// No bytes (`redact` on bytea).
+    Empty,
+    /// Keyed bytes of the same length (`bytes`): equal values stay equal, distinct ones apart.
+    Keyed,
 }
 
 /// What happens inside a JSON value.
@@ -172,7 +183,7 @@ impl Rule {
     /// a source value (the leak check). Perturbations (dates, numbers) are exempt: a shifted
     /// date may well equal another row's date.
     pub fn is_masking(&self) -> bool {
-        matches!(self, Rule::Redact(_) | Rule::Pseudonym(_) | Rule::Json(_) | Rule::Elements(_))
+        matches!(self, Rule::Redact(_) | Rule::Pseudonym(_) | Rule::Json(_) | Rule::Elements(_) | Rule::Bytes(_))
     }
 
     pub fn label(&self) -> String {
@@ -188,6 +199,8 @@ impl Rule {
             }
             Rule::Json(spec) => format!("jsonb keys {}", spec.keys.keys().cloned().collect::<Vec<_>>().join(",")),
             Rule::Elements(kind) => format!("{}[]", kind.name()),
+            Rule::Bytes(ByteRule::Empty) => "redact (no bytes)".into(),
+            Rule::Bytes(ByteRule::Keyed) => "bytes".into(),
         }
     }
 }
@@ -290,15 +303,15 @@ pub fn check(
                 match resolve(raw_rule, column) {
                     Err(err) => problems.push(format!("{where_}: {err}")),
                     Ok((Rule::Keep, reviewed)) if !reviewed => {
-                        if looks_personal(&column.name) && !is_key_like(column) {
+                        if name_looks_personal(column) {
                             problems.push(format!("{where_} is kept, but its name looks personal (mark the rule reviewed = true if it is not)"));
                         } else if super::init::sampled(column) && personal_values(table, column)? {
                             problems.push(format!("{where_} is kept, but its values look personal (mark the rule reviewed = true if they are not)"));
                         }
                         columns.push((column.name.clone(), Rule::Keep));
                     }
-                    Ok((Rule::Redact(_), _)) if table.is_unique(&column.name) => problems.push(format!(
-                        "{where_} is in a unique key or index, so `redact` would give every row one value; use a pseudonym kind"
+                    Ok((Rule::Redact(_) | Rule::Bytes(ByteRule::Empty), _)) if table.is_unique(&column.name) => problems.push(format!(
+                        "{where_} is in a unique key or index, so `redact` would give every row one value; use a pseudonym kind (on bytea: `bytes`)"
                     )),
                     Ok((rule, _)) => columns.push((column.name.clone(), rule)),
                 }
@@ -342,8 +355,11 @@ pub fn check(
         let mut snippet = String::new();
         for (table, columns) in &uncovered {
             snippet.push_str(&format!("\n[tables.\"{table}\".columns]\n"));
+            let unique = |c: &Column| tables.iter().any(|t| &t.key() == table && t.is_unique(&c.name));
             for column in columns {
-                snippet.push_str(&format!("{} = {}\n", super::suggest::toml_key(&column.name), suggest(column)));
+                let rule =
+                    if unique(column) { super::suggest::for_unique(column, suggest(column)) } else { suggest(column) };
+                snippet.push_str(&format!("{} = {rule}\n", super::suggest::toml_key(&column.name)));
             }
         }
         bail!(
@@ -371,6 +387,13 @@ fn resolve(raw: &RuleFile, column: &Column) -> Result<(Rule, bool)> {
         "keep" => Rule::Keep,
         "null" if column.not_null => bail!("is NOT NULL, so `null` cannot apply; use redact or a pseudonym"),
         "null" => Rule::Null,
+        "redact" | "bytes" if column.base_type == "bytea" => {
+            if full.is_some_and(|f| f.value.is_some()) {
+                bail!("`{name}` on bytea takes no `value`");
+            }
+            Rule::Bytes(if name == "redact" { ByteRule::Empty } else { ByteRule::Keyed })
+        }
+        "bytes" => bail!("`bytes` needs a bytea column, not {}", column.type_name),
         "redact" if !text_like => bail!("`redact` needs a text column, not {}", column.type_name),
         "redact" => Rule::Redact(full.and_then(|f| f.value.clone()).unwrap_or_else(|| "[redacted]".to_string())),
         "date_shift" => {
@@ -426,7 +449,7 @@ fn resolve(raw: &RuleFile, column: &Column) -> Result<(Rule, bool)> {
         }
         other => {
             let kind = Kind::parse(other).with_context(|| {
-                format!("unknown rule `{other}`; use keep, null, redact, date_shift, numeric_jitter, jsonb or a pseudonym kind ({})", kinds())
+                format!("unknown rule `{other}`; use keep, null, redact, bytes, date_shift, numeric_jitter, jsonb or a pseudonym kind ({})", kinds())
             })?;
             if column.category == Category::Array {
                 if !matches!(column.base_type.as_str(), "_text" | "_varchar" | "_bpchar" | "_citext") {

@@ -10,14 +10,26 @@ pub fn suggest(column: &Column) -> String {
     let has = |word: &str| words.iter().any(|w| w == word);
     let quoted = |rule: &str| format!("\"{rule}\"");
     let erase = || quoted(if column.not_null { "redact" } else { "null" });
-    // Secrets themselves, not their dates or counts (`token_expires_at` is no secret).
-    let secret = ["token", "password", "passwd", "secret", "credential", "credentials"].iter().any(|w| has(w));
-    if secret && !matches!(column.category, Category::DateTime | Category::Numeric | Category::Boolean) {
+    // Bytes are content (avatars, documents, keys, certificates): under NOT NULL they are
+    // emptied (`redact`), or replaced by keyed bytes where a unique key needs them apart.
+    if column.base_type == "bytea" {
+        return erase();
+    }
+    // Network identifiers: an address says where someone was.
+    if NETWORK_TYPES.contains(&column.base_type.as_str()) {
+        return quoted(if column.not_null { "keep" } else { "null" });
+    }
+    if names_secret(&words) && !matches!(column.category, Category::DateTime | Category::Numeric | Category::Boolean) {
         return if column.category == Category::String || !column.not_null { erase() } else { quoted("keep") };
     }
-    // Pictures of people, as links or as bytes (a bytea `picture`).
-    if ["photo", "picture", "avatar", "image"].iter().any(|w| has(w))
-        && (column.category == Category::String || !column.not_null)
+    // Pictures of people, as links (an `avatarImageId` is a key to a row, judged there).
+    let thing = names_thing(&words);
+    let external = names_external_identifier(&words);
+    if PICTURES.iter().any(|w| has(w))
+        && column.category == Category::String
+        && !ends_in_id(&words)
+        && !thing
+        && !external
     {
         return erase();
     }
@@ -29,7 +41,8 @@ pub fn suggest(column: &Column) -> String {
     if column.category == Category::Array && is_text_array(column) {
         return quoted(if has("email") || has("emails") {
             "email"
-        } else if looks_personal(&column.name) {
+        } else if looks_personal(&column.name) || (has("list") && (has("allow") || has("deny") || has("block"))) {
+            // Allow and block lists hold who may (or may not) see something: emails, domains.
             "text"
         } else {
             "keep"
@@ -38,7 +51,41 @@ pub fn suggest(column: &Column) -> String {
     if column.category != Category::String {
         return quoted("keep");
     }
-    let kind = if has("email") || has("mail") {
+    match text_kind(&words) {
+        Some("erase") => erase(),
+        Some(kind) => quoted(kind),
+        None => quoted("keep"),
+    }
+}
+
+/// `rule` for a column in a unique key or index: `redact` would make every value one, so
+/// a pseudonym (`uuid`, or keyed `bytes` on bytea) keeps distinct values distinct.
+pub fn for_unique(column: &Column, rule: String) -> String {
+    match rule.as_str() {
+        "\"redact\"" if column.base_type == "bytea" => "\"bytes\"".into(),
+        "\"redact\"" => "\"uuid\"".into(),
+        _ => rule,
+    }
+}
+
+/// The pseudonym kind for a text column by its words (`erase`: no kind fits, the value
+/// goes), or `None` to keep it.
+fn text_kind(words: &[String]) -> Option<&'static str> {
+    let has = |word: &str| words.iter().any(|w| w == word);
+    let last = words.last().map_or("", String::as_str);
+    if names_thing(words) {
+        return None;
+    }
+    Some(if names_external_identifier(words) {
+        // Ids of files, sheets and accounts elsewhere lead to the person's data there; a
+        // uuid pseudonym keeps equal ids equal and distinct ones distinct.
+        "uuid"
+    } else if ends_in_id(words) {
+        // A key to another row (`emailId`, `avatarImageId`): that row's columns are judged.
+        return None;
+    } else if has("ip") || has("ips") || has("ssn") || (has("user") && has("agent")) || has("useragent") {
+        "erase"
+    } else if has("email") || has("mail") {
         "email"
     } else if has("username") || has("login") || has("handle") || (has("user") && has("name")) {
         "text"
@@ -56,18 +103,151 @@ pub fn suggest(column: &Column) -> String {
         "zip"
     } else if has("name") {
         "full_name"
-    } else if has("ip") || has("ssn") {
-        return erase();
-    } else if names_external_identifier(&words) {
-        // Ids of files, sheets and accounts elsewhere lead to the person's data there; a
-        // uuid pseudonym keeps equal ids equal and distinct ones distinct.
-        "uuid"
-    } else if has("note") || has("notes") || has("comment") || has("comments") || has("error") {
+    } else if FREE_TEXT.iter().any(|w| has(w)) || last == "text" {
+        // What people write: about themselves, to others, about others.
         "text"
     } else {
-        "keep"
-    };
-    quoted(kind)
+        return None;
+    })
+}
+
+/// Pictures of people and companies, and content as bytes or files.
+const PICTURES: &[&str] = &[
+    "photo", "picture", "avatar", "image", "logo", "banner", "favicon", "bytes", "blob", "base64", "file", "filename",
+];
+
+/// Words of columns people write into.
+const FREE_TEXT: &[&str] = &[
+    "note",
+    "notes",
+    "comment",
+    "comments",
+    "error",
+    "title",
+    "subject",
+    "message",
+    "messages",
+    "body",
+    "content",
+    "description",
+    "bio",
+    "about",
+    "summary",
+    "reason",
+    "feedback",
+    "remarks",
+    "details",
+    "signature",
+    "question",
+    "answer",
+];
+
+/// Last words that make a name a thing's attribute, not a name (`token_type`, `nameLength`).
+const THING_WORDS: &[&str] =
+    &["type", "kind", "status", "count", "length", "size", "algorithm", "version", "format", "level"];
+
+/// Things whose `*_name` is no person's (`plan_name`, `fileName` is a file's: judged as one).
+const NAMED_THINGS: &[&str] = &[
+    "plan",
+    "product",
+    "job",
+    "task",
+    "event",
+    "step",
+    "group",
+    "role",
+    "tag",
+    "category",
+    "folder",
+    "template",
+    "project",
+    "table",
+    "column",
+    "schema",
+    "index",
+    "field",
+    "bucket",
+    "queue",
+    "feature",
+    "package",
+    "migration",
+];
+
+/// An attribute of a thing (`token_type`, `nameLength`), or a thing's name (`plan_name`).
+fn names_thing(words: &[String]) -> bool {
+    match words {
+        [.., last] if THING_WORDS.contains(&last.as_str()) => true,
+        [.., thing, name] => name == "name" && NAMED_THINGS.contains(&thing.as_str()),
+        _ => false,
+    }
+}
+
+/// Types whose values locate a device on a network.
+const NETWORK_TYPES: &[&str] = &["inet", "cidr", "macaddr", "macaddr8"];
+
+/// Secrets themselves, not their dates, counts or types (`token_expires_at`, `token_type`):
+/// tokens, passwords, keys, signatures, ciphertexts, two-factor codes, configs.
+fn names_secret(words: &[String]) -> bool {
+    let has = |word: &str| words.iter().any(|w| w == word);
+    let last = words.last().map_or("", String::as_str);
+    if THING_WORDS.contains(&last) || matches!(last, "at" | "expires" | "expiry" | "enabled" | "id" | "ids") {
+        return false;
+    }
+    let key = last == "key" && !has("public") && !names_external_identifier(words);
+    key || SECRET_WORDS.iter().any(|w| has(w)) || (has("backup") && has("codes"))
+}
+
+const SECRET_WORDS: &[&str] = &[
+    "token",
+    "tokens",
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "secret",
+    "secrets",
+    "credential",
+    "credentials",
+    "private",
+    "ciphertext",
+    "encrypted",
+    "hash",
+    "salt",
+    "otp",
+    "totp",
+    "cert",
+    "certificate",
+    "config",
+    "apikey",
+];
+
+fn ends_in_id(words: &[String]) -> bool {
+    words.last().is_some_and(|w| w == "id" || w == "ids")
+}
+
+/// Whether a column's name (with its type) says "a person's data": text-like columns by
+/// their words, other types only when the words fit them (a numeric `phone`, a date of
+/// `birth`), never a key (`address_id`) or a flag, count or time (`emailVerified`,
+/// `emailQuota`). Network addresses always.
+pub fn name_looks_personal(column: &Column) -> bool {
+    if NETWORK_TYPES.contains(&column.base_type.as_str()) {
+        return true;
+    }
+    if is_key_like(column) || !looks_personal(&column.name) {
+        return false;
+    }
+    let words = words(&column.name);
+    let has = |word: &str| words.iter().any(|w| w == word);
+    if names_thing(&words) {
+        return false;
+    }
+    match column.category {
+        Category::Boolean => false,
+        Category::DateTime => has("birth") || has("dob"),
+        Category::Numeric => ["phone", "mobile", "fax", "ssn", "zip", "postal"].iter().any(|w| has(w)),
+        Category::String => !ends_in_id(&words) || names_external_identifier(&words),
+        _ => true,
+    }
 }
 
 /// The rule for a kept text column whose sampled values look identifying.
@@ -115,6 +295,16 @@ const PERSONAL_WORDS: &[&str] = &[
     "photo",
     "picture",
     "avatar",
+    "logo",
+    "recipient",
+    "agent",
+    "url",
+    "domain",
+    "domains",
+    "identifier",
+    "signature",
+    "bio",
+    "private",
 ];
 
 pub fn looks_personal(column: &str) -> bool {
@@ -125,7 +315,7 @@ pub fn looks_personal(column: &str) -> bool {
 /// personal, whatever words it holds; it points at a row, the row's columns are judged.
 pub fn is_key_like(column: &Column) -> bool {
     let numeric_or_uuid = column.category == Category::Numeric || column.base_type == "uuid";
-    numeric_or_uuid && words(&column.name).last().is_some_and(|w| w == "id" || w == "key")
+    numeric_or_uuid && words(&column.name).last().is_some_and(|w| w == "id" || w == "ids" || w == "key")
 }
 
 /// Whether a sampled value looks like an email address or a phone number.
@@ -144,7 +334,20 @@ pub fn value_looks_identifying(value: &str) -> bool {
         && !looks_like_date(value);
     let link = (value.starts_with("https://") || value.starts_with("http://"))
         && value.splitn(4, '/').nth(3).is_some_and(|path| !path.is_empty());
-    value_looks_personal(value) || opaque || link
+    value_looks_personal(value) || opaque || link || holds_ip_address(value)
+}
+
+/// Whether text holds an IP address anywhere (`signin:203.0.113.7`, a rate limit's key).
+fn holds_ip_address(value: &str) -> bool {
+    let v4 = value.split(|c: char| !c.is_ascii_digit() && c != '.').any(|part| {
+        let octets: Vec<&str> = part.split('.').collect();
+        octets.len() == 4 && octets.iter().all(|o| !o.is_empty() && o.len() <= 3 && o.parse::<u8>().is_ok())
+    });
+    let v6 = value.split(|c: char| !c.is_ascii_hexdigit() && c != ':').any(|part| {
+        let hex = part.chars().any(|c| c.is_ascii_alphabetic());
+        (part.contains("::") && part.len() > 2 && hex) || part.matches(':').count() >= 5
+    });
+    v4 || v6
 }
 
 fn value_looks_email(value: &str) -> bool {
@@ -174,6 +377,11 @@ fn names_external_identifier(words: &[String]) -> bool {
         "external",
         "oauth",
         "customer",
+        "client",
+        "credential",
+        "stripe",
+        "subscription",
+        "contact",
     ];
     let id = words.last().is_some_and(|w| matches!(w.as_str(), "id" | "ids" | "key" | "ref" | "url"));
     id && words.iter().any(|w| RESOURCES.contains(&w.as_str()))
@@ -215,66 +423,4 @@ pub fn toml_key(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn column(name: &str, category: Category, base: &str) -> Column {
-        Column {
-            name: name.into(),
-            type_name: base.into(),
-            not_null: false,
-            generated: false,
-            category,
-            base_type: base.into(),
-            wire: None,
-        }
-    }
-
-    #[test]
-    fn names_suggest_rules() {
-        let check = |name: &str, category: Category, base: &str, expected: &str| {
-            assert_eq!(suggest(&column(name, category, base)), expected, "{name}");
-        };
-        check("emailAddress", Category::String, "text", "\"email\"");
-        check("username", Category::String, "text", "\"text\"");
-        check("spreadsheet_id", Category::String, "text", "\"uuid\"");
-        check("googleAccountId", Category::String, "varchar", "\"uuid\"");
-        check("credentialsJson", Category::String, "text", "\"null\"");
-        check("token_expires_at", Category::DateTime, "timestamptz", "\"keep\"");
-        check("avatar_url", Category::String, "text", "\"null\"");
-        check("photo", Category::String, "text", "\"null\"");
-        check("picture", Category::User, "bytea", "\"null\"");
-        check("date_of_birth", Category::DateTime, "date", "{ rule = \"date_shift\", days = 30 }");
-        check("birth_date", Category::DateTime, "date", "{ rule = \"date_shift\", days = 30 }");
-        assert!(!suggest(&column("birth_time", Category::DateTime, "time")).contains("date_shift"));
-        check("address_id", Category::Numeric, "int4", "\"keep\"");
-        check("emails", Category::Array, "_text", "\"email\"");
-        check("tags", Category::Array, "_text", "\"keep\"");
-        assert!(
-            is_key_like(&column("address_id", Category::Numeric, "int4"))
-                && is_key_like(&column("userId", Category::User, "uuid"))
-        );
-        assert!(
-            !is_key_like(&column("phone", Category::Numeric, "int8"))
-                && !is_key_like(&column("spreadsheet_id", Category::String, "text"))
-        );
-        assert_eq!(words("googleAccountID_v2"), ["google", "account", "id", "v2"]);
-        assert_eq!(toml_key("emailAddress"), "emailAddress");
-        assert_eq!(toml_key("has space"), "\"has space\"");
-    }
-
-    #[test]
-    fn values_that_identify() {
-        assert!(value_looks_personal("ann@clinic.com"));
-        assert!(value_looks_personal("(555) 123-4567"));
-        assert!(!value_looks_personal("Hygiene production"));
-        assert!(!value_looks_personal("2024-01-01"));
-        assert!(value_looks_identifying("1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"));
-        assert!(value_looks_identifying("ya29.a0AfH6SMBx3kq"));
-        assert!(value_looks_identifying("https://lh3.googleusercontent.com/a/photo123"));
-        assert!(!value_looks_identifying("https://example.com"));
-        assert!(!value_looks_identifying("2024-01-01T10:00:00.000Z"));
-        assert!(!value_looks_identifying("D0120 periodic oral evaluation"));
-        assert!(!value_looks_identifying("google_sheets"));
-    }
-}
+mod tests;

@@ -168,8 +168,9 @@ pub use rows::populated;
 
 /// What a person decides after `stage-sync init-rules` on this schema, as its output asks:
 /// a `reviewed = false` line ("personal-looking name: decide") is either marked reviewed (it
-/// is not personal) or given a masking rule. Here one column is left so: `emailVerified`, a
-/// timestamp, which says when, not who. Every other suggestion is taken as written.
+/// is not personal) or given a masking rule. On this schema it leaves none (names are judged
+/// with their types); `emailVerified`, a timestamp that says when, not who, is marked
+/// reviewed as a person would. Every other suggestion is taken as written.
 const DECISIONS: &[(&str, &str, &str)] =
     &[("public.User", "emailVerified", "{ rule = \"keep\", reviewed = true } # when, not who: reviewed")];
 

@@ -163,6 +163,14 @@ impl Rows<'_> {
                         .with_context(|| format!("{column}: a value is not an array literal"))?;
                     mask::escape(&masked, out);
                 }
+                Rule::Bytes(bytes) => {
+                    let original = mask::unescape(field);
+                    let value = binary::bytea_from_text(&original).with_context(|| format!("{}: bytea", at()))?;
+                    if !value.is_empty() {
+                        leaks.insert(column, &original);
+                    }
+                    mask::escape(&binary::bytea_text(&binary::mask_bytea(*bytes, &value, masker)), out);
+                }
             }
         }
         Ok(())
@@ -244,6 +252,13 @@ impl Rows<'_> {
                     leaks.insert(column, element);
                     masker.pseudonym(*kind, element, false)
                 }),
+                Rule::Bytes(bytes) => {
+                    if !field.is_empty() {
+                        leaks.insert(column, &binary::bytea_text(field));
+                    }
+                    out.extend_from_slice(&binary::mask_bytea(*bytes, field, masker));
+                    Ok(())
+                }
             })();
             masked.with_context(|| format!("{column}: cannot mask a value"))?;
             let len = (out.len() - at - 4) as i32;

@@ -163,6 +163,56 @@ fn shifts_and_jitter_refuse_types_without_a_date_or_a_number() {
     }
 }
 
+#[test]
+fn bytea_takes_no_bytes_or_keyed_bytes_under_not_null() {
+    let mut table = table();
+    table.columns = vec![
+        column("id", Category::User, "uuid", true),
+        column("avatar", Category::User, "bytea", true),
+        column("key", Category::User, "bytea", true),
+        column("note", Category::String, "text", false),
+    ];
+    table.uniques = vec![vec!["id".into()], vec!["key".into()]];
+    let check_one = |body: &str| {
+        let text = format!("[tables.\"public.people\".columns]\nid = \"keep\"\n{body}");
+        check("rules.toml", &text, &[table.clone()], &mut |_, _| Ok(false))
+    };
+    let rules = check_one("avatar = \"redact\"\nkey = \"bytes\"\nnote = \"null\"\n").unwrap();
+    let columns = &rules.tables["public.people"].columns;
+    assert_eq!(columns[1].1, Rule::Bytes(ByteRule::Empty));
+    assert_eq!(columns[2].1, Rule::Bytes(ByteRule::Keyed));
+    assert!(columns[1].1.is_masking() && columns[2].1.is_masking());
+    let err = check_one("avatar = { rule = \"redact\", value = \"x\" }\nkey = \"redact\"\nnote = \"bytes\"\n")
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "avatar: `redact` on bytea takes no `value`",
+        "key is in a unique key or index, so `redact` would give every row one value; use a pseudonym kind (on bytea: `bytes`)",
+        "note: `bytes` needs a bytea column, not text",
+    ] {
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+    // Missing rules: the snippet gives a unique bytea keyed bytes, which the check accepts.
+    let err = check_one("note = \"null\"\n").unwrap_err().to_string();
+    assert!(err.contains("avatar = \"redact\"\nkey = \"bytes\"\n"), "{err}");
+    // Both COPY forms: the same bytes, of the same length, keyed; empty stays empty.
+    let masker = super::super::mask::Masker::new("a-key-of-enough-length");
+    let value = b"\x89PNG\r\n secret picture";
+    let keyed = super::super::binary::mask_bytea(ByteRule::Keyed, value, &masker);
+    assert_eq!(keyed.len(), value.len());
+    assert_ne!(&keyed[..], &value[..]);
+    assert_eq!(keyed, masker.bytes(value));
+    assert_ne!(keyed, super::super::mask::Masker::new("another-key-of-length").bytes(value));
+    assert!(super::super::binary::mask_bytea(ByteRule::Keyed, b"", &masker).is_empty());
+    assert!(super::super::binary::mask_bytea(ByteRule::Empty, value, &masker).is_empty());
+    let text = super::super::binary::bytea_text(value);
+    assert!(text.starts_with("\\x89504e47"), "{text}");
+    assert_eq!(super::super::binary::bytea_from_text(&text).unwrap(), value);
+    assert!(
+        super::super::binary::bytea_from_text("\\x0").is_err() && super::super::binary::bytea_from_text("abc").is_err()
+    );
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
 
