@@ -114,7 +114,7 @@ pub(crate) fn diff(sh: &Shell, from: &Guard, to: &Guard) -> Result<Vec<String>> 
 const MAX_VERSION: u64 = 99_999_999;
 /// Supabase's timestamp versions (`20240101120000`) need more than an integer: widened only
 /// for the Supabase layout, so the ledger of numbered pairs keeps its type.
-const WIDEN_LEDGER: &str = "
+pub(super) const WIDEN_LEDGER: &str = "
 do $$
 begin
   if exists (select from information_schema.columns where table_schema = 'app_meta' and table_name = 'schema_migrations'

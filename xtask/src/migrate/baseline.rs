@@ -199,6 +199,9 @@ fn adopt(guard: &Guard, migrations: &[Migration]) -> Result<()> {
     let mut tx = conn.client().transaction()?;
     tx.batch_execute(app::stamp::DDL)?;
     tx.batch_execute(LEDGER_DDL)?;
+    if layout::folder()?.layout.forward_only() {
+        tx.batch_execute(super::WIDEN_LEDGER)?;
+    }
     stamp.write(&mut tx)?;
     let started = std::time::Instant::now();
     for m in migrations {

@@ -77,9 +77,9 @@ pub fn record(client: &mut impl GenericClient, m: &Migration) -> Result<(), post
     client.execute(
         "insert into public._prisma_migrations
              (id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at, applied_steps_count)
-         select gen_random_uuid()::text, $1, now(), $2, null, null, now(), 1
+         select gen_random_uuid()::text, $1::varchar, now(), $2::varchar, null, null, now(), 1
          where not exists (select from public._prisma_migrations
-                           where migration_name = $2 and finished_at is not null and rolled_back_at is null)",
+                           where migration_name = $2::varchar and finished_at is not null and rolled_back_at is null)",
         &[&m.checksum, &migration_name(m)],
     )?;
     Ok(())
