@@ -9,7 +9,8 @@ use crate::harness::{Project, TestCluster};
 
 /// What Supabase's platform adds to a project beyond this tool's bootstrap, written here in
 /// its shape: stand-ins for extensions no package ships (`pg_stat_statements` is real),
-/// event triggers calling functions in `extensions`, platform schemas with tables,
+/// event triggers calling functions in `extensions`, platform schemas with tables, the
+/// platform's own ledger in `public`,
 /// GoTrue's partial unique indexes, a GoTrue table referencing `auth.users`, and the
 /// storage service's own trigger.
 const PLATFORM: &str = r#"
@@ -44,6 +45,7 @@ create unique index reauthentication_token_idx on auth.users (reauthentication_t
     where reauthentication_token !~ '^[0-9 ]*$';
 create table auth.flow_state (id uuid primary key, user_id uuid references auth.users (id) on delete cascade,
     auth_code text not null, created_at timestamptz);
+create table public.schema_migrations (version varchar(128) primary key);
 create function storage.update_updated_at_column() returns trigger language plpgsql as $$
 begin new.updated_at = now(); return new; end $$;
 create trigger update_objects_updated_at before update on storage.objects
@@ -147,6 +149,7 @@ fn a_supabase_shaped_production_is_adopted_without_its_platform_and_its_baseline
         "update_objects_updated_at",
         "vault.",
         "CREATE SCHEMA graphql",
+        "public.schema_migrations",
         "ann.real",
     ] {
         assert!(!up.contains(left_out), "the baseline holds the platform's or the data's `{left_out}`:\n{up}");

@@ -80,10 +80,10 @@ fn local(line: &str) -> String {
 /// `public`, and its triggers and policies on the platform's tables.
 fn down_sql(up: &str, objects: &[&Entry], platform: Platform) -> String {
     let mut down = String::from("-- Reverts the baseline: drops everything the application's schemas hold.\n");
-    for (kind, entry) in objects.iter().filter_map(|e| Some((e.kind.as_str(), e))) {
+    for entry in objects {
         let on_platform = platform.owns_schema(&entry.schema);
         let Some((table, name)) = entry.name.split_once(' ') else { continue };
-        let word = match kind {
+        let word = match entry.kind.as_str() {
             "TRIGGER" if on_platform => "trigger",
             "POLICY" if on_platform => "policy",
             _ => continue,

@@ -190,7 +190,11 @@ impl Platform {
             || (entry.kind == "SCHEMA" && entry.name == "supabase_migrations")
             || entry.name == "_prisma_migrations"
             || entry.name.starts_with("_prisma_migrations ");
-        if ledger {
+        // The platform's own ledger in `public` (the image's `schema_migrations`).
+        let platform_table = self == Platform::Supabase
+            && entry.schema == "public"
+            && (entry.name == "schema_migrations" || entry.name.starts_with("schema_migrations "));
+        if ledger || platform_table {
             return false;
         }
         match entry.kind.as_str() {
@@ -285,11 +289,10 @@ pub fn difference(before: &Snapshot, after: &Snapshot, live: &Snapshot, platform
             None => return Some(format!("the migrations create extension {name}, which the live database lacks")),
         }
     }
-    found.iter().filter(|(name, schema)| !platform.owns_schema(schema) && !made.contains_key(*name)).find_map(
-        |(name, schema)| {
-            Some(format!("the live database has extension {name} (in schema {schema}), which no migration creates"))
-        },
-    )
+    let unmade = found.iter().find(|(name, schema)| !platform.owns_schema(schema) && !made.contains_key(*name));
+    unmade.map(|(name, schema)| {
+        format!("the live database has extension {name} (in schema {schema}), which no migration creates")
+    })
 }
 
 fn differing(made: &Entry, found: &Entry) -> String {
