@@ -396,10 +396,12 @@ fn sql_error(script: &files::Script, err: &postgres::Error) -> String {
 }
 
 fn down(global: &Global, to: Option<u64>) -> Result<()> {
-    if layout::folder()?.layout.forward_only() {
+    let folder = layout::folder()?;
+    if folder.layout.forward_only() {
+        let tool = if folder.layout == layout::Layout::Prisma { "Prisma's" } else { "the Supabase CLI's" };
         bail!(
-            "{} is in a forward-only layout (the Supabase CLI's or Prisma's), which has no down migrations: nothing can be reverted\nhint: write a new migration that undoes the change, or re-create a local database with `cargo xtask db reset`",
-            layout::folder()?.shown
+            "{} is in {tool} layout, which has no down migrations: nothing can be reverted\nhint: write a new migration that undoes the change, or re-create a local database with `cargo xtask db reset`",
+            folder.shown
         );
     }
     let guard = context::guard(global)?;

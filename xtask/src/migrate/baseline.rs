@@ -59,6 +59,7 @@ pub(crate) fn run(sh: &Shell, global: &Global, args: MigrateBaseline) -> Result<
     }
     let folder = layout::folder()?;
     if folder.layout == layout::Layout::Prisma
+        && !migrations.is_empty()
         && super::prisma::matches_history(&prisma_rows, &migrations, &folder.shown)?
     {
         status(format!(
