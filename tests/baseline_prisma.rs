@@ -147,6 +147,19 @@ fn a_prisma_built_production_is_adopted_on_its_own_history_and_prisma_s_ledger_i
     assert!(row.get::<_, bool>(2) && row.get::<_, bool>(3));
     assert_eq!(row.get::<_, i32>(4), 1);
     assert_eq!(production.strings("select count(*)::text from public._prisma_migrations"), ["3"]);
+
+    // New migrations are Prisma's folders; the layout has no downs.
+    let out = project.xtask(&["migrate", "new", "add tags index"]).ok();
+    let written = out.stdout.trim();
+    assert!(
+        written.starts_with("prisma/migrations/") && written.ends_with("_add_tags_index/migration.sql"),
+        "{written}"
+    );
+    assert!(project.root.join(written).is_file());
+    project
+        .xtask(&["migrate", "down", "--env", "test"])
+        .env("DATABASE_URL", &url)
+        .fails("prisma/migrations is in Prisma's layout, which has no down migrations");
 }
 
 #[test]
