@@ -89,17 +89,17 @@ pub(crate) fn run(sh: &Shell, global: &Global, args: MigrateBaseline) -> Result<
     confirm(&mut guard, args.confirm.as_deref())?;
     let Some(first) = first else { return adopt(&guard, &migrations) };
     let written = first_migration::write(&first)?;
-    let result = load_files().and_then(|migrations| {
-        adopt(&guard, &migrations)?;
-        // What the database already holds is not a change under review: the lint
-        // baseline accepts it, so `migrate up` applies it on a new staging too.
-        super::lint::accept(&migrations)
-    });
-    if let Err(err) = result {
-        let removed = written.remove();
-        return Err(err.context(format!("{removed} removed again")));
-    }
-    Ok(())
+    let adopted = load_files().and_then(|migrations| adopt(&guard, &migrations).map(|()| migrations));
+    let migrations = match adopted {
+        Ok(migrations) => migrations,
+        Err(err) => {
+            let removed = written.remove();
+            return Err(err.context(format!("{removed} removed again")));
+        }
+    };
+    // What the database already holds is not a change under review: the lint baseline
+    // accepts it, so `migrate up` applies it on a new staging too.
+    super::lint::accept(&migrations)
 }
 
 /// Runs the proof on a scratch cluster bootstrapped as `db up` bootstraps one: snapshot,
