@@ -8,6 +8,8 @@ mod pgbouncer;
 mod attack;
 mod attack2;
 mod baseline;
+mod baseline_platform;
+mod baseline_prisma;
 mod db;
 mod env;
 mod guard;

@@ -169,9 +169,13 @@ pub struct MigrateBaseline {
     /// The typed confirmation: the production project's ref, or the environment's name.
     #[arg(long, value_name = "NAME")]
     pub confirm: Option<String>,
-    /// Show what was found and whether it matches the migrations; change nothing.
+    /// Run the whole proof on a scratch cluster; write and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Put this table's rows (a small configuration table) into the first migration;
+    /// repeatable.
+    #[arg(long = "with-data", value_name = "TABLE")]
+    pub with_data: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -6,11 +6,14 @@
 
 mod baseline;
 mod files;
+mod first_migration;
 pub(crate) mod layout;
 mod ledger;
 pub(crate) mod lint;
+mod prisma;
 mod rehearse;
 pub(crate) mod schema;
+mod snapshot;
 mod verify;
 
 use std::time::{Duration, Instant};
@@ -111,7 +114,7 @@ pub(crate) fn diff(sh: &Shell, from: &Guard, to: &Guard) -> Result<Vec<String>> 
 const MAX_VERSION: u64 = 99_999_999;
 /// Supabase's timestamp versions (`20240101120000`) need more than an integer: widened only
 /// for the Supabase layout, so the ledger of numbered pairs keeps its type.
-const WIDEN_LEDGER: &str = "
+pub(super) const WIDEN_LEDGER: &str = "
 do $$
 begin
   if exists (select from information_schema.columns where table_schema = 'app_meta' and table_name = 'schema_migrations'
@@ -139,7 +142,7 @@ fn lock_and_plan<'a, O: op::WriteOp>(
     lock(client)?;
     client.batch_execute(app::stamp::DDL)?;
     client.batch_execute(app_meta::LEDGER_DDL)?;
-    if layout::folder()?.layout == layout::Layout::Supabase {
+    if layout::folder()?.layout.forward_only() {
         client.batch_execute(WIDEN_LEDGER)?;
     }
     plan(files, &read_ledger(client)?, to)
@@ -393,10 +396,12 @@ fn sql_error(script: &files::Script, err: &postgres::Error) -> String {
 }
 
 fn down(global: &Global, to: Option<u64>) -> Result<()> {
-    if layout::folder()?.layout == layout::Layout::Supabase {
+    let folder = layout::folder()?;
+    if folder.layout.forward_only() {
+        let tool = if folder.layout == layout::Layout::Prisma { "Prisma's" } else { "the Supabase CLI's" };
         bail!(
-            "{} is in the Supabase CLI's layout, which has no down migrations: nothing can be reverted\nhint: write a new migration that undoes the change, or re-create a local database with `cargo xtask db reset`",
-            layout::folder()?.shown
+            "{} is in {tool} layout, which has no down migrations: nothing can be reverted\nhint: write a new migration that undoes the change, or re-create a local database with `cargo xtask db reset`",
+            folder.shown
         );
     }
     let guard = context::guard(global)?;
@@ -443,10 +448,13 @@ fn new(name: &str) -> Result<()> {
     }
     let folder = layout::folder()?;
     let dir = &folder.dir;
-    if folder.layout == layout::Layout::Supabase {
+    if folder.layout.forward_only() {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-        let file = layout::supabase_file_name(&slug, now);
-        std::fs::create_dir_all(dir)?;
+        let mut file = layout::supabase_file_name(&slug, now);
+        if folder.layout == layout::Layout::Prisma {
+            file = format!("{}/migration.sql", file.trim_end_matches(".sql"));
+        }
+        std::fs::create_dir_all(dir.join(&file).parent().unwrap_or(dir))?;
         std::fs::write(dir.join(&file), format!("-- {name}: what this changes, and why.\n\n"))?;
         data(format!("{}/{file}", folder.shown))?;
         return Ok(());

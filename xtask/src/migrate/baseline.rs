@@ -6,11 +6,14 @@
 //! else. It is the only way a database that holds tables gets a stamp.
 
 use anyhow::{Context, Result, bail};
-use app::{Environment, Guard, guard::ClientArgs, guard::op, stamp::SUPABASE_SCHEMAS};
+use app::{Environment, Guard, guard::op, stamp::SUPABASE_SCHEMAS};
 use postgres::GenericClient;
 use xshell::Shell;
 
-use super::{Applied, layout, load_files, schema};
+use super::{
+    Applied, Migration, first_migration, layout, load_files,
+    snapshot::{self, Platform, Snapshot},
+};
 use crate::app_meta::LEDGER_DDL;
 use crate::{
     context::{self, data, status},
@@ -34,60 +37,178 @@ pub(crate) fn run(sh: &Shell, global: &Global, args: MigrateBaseline) -> Result<
         Some(stamp) => bail!("the database is stamped {stamp}, not {env}: refused\nhint: select --env {stamp}"),
         None => {}
     }
-    let found = inspect(&mut conn.transaction()?)?;
+    let mut tx = conn.transaction()?;
+    let found = inspect(&mut tx)?;
+    let platform = Platform::detect(&mut tx)?;
+    let data_tables = with_data_tables(&mut tx, &args.with_data, platform)?;
+    let prisma_rows = super::prisma::read(&mut tx)?;
+    drop(tx);
     show(&found)?;
-    let live = app_schema(sh, &reader.client_args()?, &reader.url().address())?;
-
-    let mut migrations = load_files()?;
-    let written = if migrations.is_empty() {
-        if args.dry_run {
-            status("dry run: the folder is empty, so the live schema would become migrations/0001_baseline");
-            return Ok(());
-        }
-        let written = write_first_migration(&live)?;
-        migrations = load_files()?;
-        Some(written)
-    } else {
-        None
-    };
-    let expected = scratch_schema(sh)?;
-    if let Some(difference) = schema::first_difference(&expected, &live) {
-        if let Some(written) = &written {
-            remove(written);
-        }
+    status(match platform {
+        Platform::Supabase => "a Supabase database: the platform's schemas, extensions and event triggers are left out",
+        Platform::Plain => "a plain PostgreSQL database: every schema is the application's",
+    });
+    let (client_args, shown) = (reader.client_args()?, reader.url().address());
+    let live = snapshot::take(sh, &client_args, &shown)?;
+    let migrations = load_files()?;
+    if !migrations.is_empty() && !data_tables.is_empty() {
         bail!(
-            "the live schema is not what the migrations make: {difference} (the migrations on a scratch cluster expected, {env} found); nothing was changed\nhint: make the migrations folder match the live schema, or baseline into an empty folder to start from the live schema"
+            "--with-data puts rows into a new first migration, and {} already holds migrations\nhint: add the rows in a migration of their own (`cargo xtask migrate new NAME`)",
+            layout::folder()?.shown
         );
     }
-    status(format!("the live schema is what the {} migration(s) make", migrations.len()));
+    let folder = layout::folder()?;
+    if folder.layout == layout::Layout::Prisma
+        && !migrations.is_empty()
+        && super::prisma::matches_history(&prisma_rows, &migrations, &folder.shown)?
+    {
+        status(format!(
+            "Prisma's ledger holds the folder's history: {} migration(s) applied with the files' checksums",
+            migrations.len()
+        ));
+    }
+    let mut data_entries = Vec::new();
+    for table in &data_tables {
+        data_entries.extend(snapshot::table_data(sh, &client_args, &shown, table)?);
+    }
+    let first = prove(sh, &migrations, &live, platform, &data_entries)?;
+    let count = if first.is_some() { 1 } else { migrations.len() };
     if args.dry_run {
-        status(format!("dry run: {env} would be stamped and {} migration(s) recorded as applied", migrations.len()));
+        if let Some(first) = &first {
+            status(format!(
+                "dry run: the live schema's {} application object(s) would become the first migration in {}",
+                first.objects,
+                layout::folder()?.shown
+            ));
+        }
+        status(format!(
+            "dry run: {env} would be stamped and {count} migration(s) recorded as applied; nothing was changed"
+        ));
         return Ok(());
     }
-    if let Err(err) = confirm(&mut guard, args.confirm.as_deref()) {
-        if let Some(written) = &written {
-            remove(written);
+    confirm(&mut guard, args.confirm.as_deref())?;
+    let Some(first) = first else { return adopt(&guard, &migrations) };
+    let written = first_migration::write(&first)?;
+    let adopted = load_files().and_then(|migrations| adopt(&guard, &migrations).map(|()| migrations));
+    let migrations = match adopted {
+        Ok(migrations) => migrations,
+        Err(err) => {
+            let removed = written.remove();
+            return Err(err.context(format!("{removed} removed again")));
         }
-        return Err(err);
-    }
+    };
+    // What the database already holds is not a change under review: the lint baseline
+    // accepts it, so `migrate up` applies it on a new staging too.
+    super::lint::accept(&migrations)
+}
 
+/// Runs the proof on a scratch cluster bootstrapped as `db up` bootstraps one: snapshot,
+/// apply the migrations (or, for an empty folder, the first migration composed from the
+/// live schema), snapshot again, and compare what they made with the live database. The
+/// composed first migration, when there is one, is returned for writing.
+fn prove(
+    sh: &Shell,
+    migrations: &[Migration],
+    live: &Snapshot,
+    platform: Platform,
+    data_entries: &[snapshot::Entry],
+) -> Result<Option<first_migration::First>> {
+    let throwaway = Throwaway::start()?;
+    let guard = throwaway.guard()?;
+    let scratch = guard.read::<op::Inspect>()?.client_args()?;
+    let before = snapshot::take(sh, &scratch, "the scratch cluster")?;
+    let folder = &layout::folder()?.shown;
+    let first = migrations.is_empty().then(|| first_migration::compose(live, &before, platform, data_entries));
+    let applied = match &first {
+        Some(first) => apply(&guard, &first.up),
+        None => super::up_all(&guard).map(|_| ()),
+    };
+    if let Err(err) = applied {
+        let text = format!("{err:#}");
+        let message = text.split("\nhint:").next().unwrap_or_default();
+        match &first {
+            Some(_) => bail!(
+                "the live schema, written as a first migration, does not apply on a scratch cluster: {message}; nothing was written or changed\nhint: write the first migration by hand into {folder} (`cargo xtask migrate new baseline`), then run `cargo xtask migrate baseline --dry-run` until it passes"
+            ),
+            None => bail!(
+                "the migrations in {folder} do not apply on a scratch cluster: {message}; nothing was changed\nhint: fix that migration; `cargo xtask migrate baseline --dry-run` runs the proof again"
+            ),
+        }
+    }
+    let after = snapshot::take(sh, &scratch, "the scratch cluster")?;
+    let Some(difference) = snapshot::difference(&before, &after, live, platform) else {
+        let what = if first.is_some() {
+            "its first migration".to_string()
+        } else {
+            format!("the {} migration(s)", migrations.len())
+        };
+        status(format!("proved on a scratch cluster: the live schema is what {what} make(s)"));
+        return Ok(first);
+    };
+    match first {
+        Some(_) => bail!(
+            "the live schema does not survive its own dump: {difference}; nothing was written or changed\nhint: write the first migration by hand into {folder} (`cargo xtask migrate new baseline`), then run `cargo xtask migrate baseline --dry-run` until it passes"
+        ),
+        None => bail!(
+            "the live schema is not what the migrations make: {difference}; nothing was changed\nhint: change the migrations in {folder} until `cargo xtask migrate baseline --dry-run` passes, or move them out of {folder} to adopt the live schema as a new first migration"
+        ),
+    }
+}
+
+/// Applies the composed first migration on the scratch cluster, in one transaction as
+/// `migrate up` would.
+fn apply(guard: &Guard, sql: &str) -> Result<()> {
+    let mut conn = guard.write::<op::Migrate>()?.connect()?;
+    let mut tx = conn.client().transaction()?;
+    tx.batch_execute(sql).map_err(|err| anyhow::anyhow!(crate::sql::server_message(&err)))?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The tables `--with-data` names, checked: tables of the application, as `schema.name`.
+fn with_data_tables(tx: &mut impl GenericClient, named: &[String], platform: Platform) -> Result<Vec<String>> {
+    let mut tables = Vec::new();
+    for name in named {
+        let row = tx.query_opt(
+            "select n.nspname, format('%I.%I', n.nspname, c.relname) from pg_class c
+             join pg_namespace n on n.oid = c.relnamespace
+             where c.oid = to_regclass($1) and c.relkind in ('r', 'p')",
+            &[name],
+        );
+        let Some(row) = row.ok().flatten() else {
+            bail!(
+                "--with-data {name}: no such table in the live database\nhint: name a table as schema.name, e.g. public.settings"
+            );
+        };
+        let schema: String = row.get(0);
+        if platform.owns_schema(&schema) {
+            bail!(
+                "--with-data {name}: a table of the platform, whose rows are not the application's to copy\nhint: name a small configuration table of the application"
+            );
+        }
+        tables.push(row.get(1));
+    }
+    Ok(tables)
+}
+
+/// Stamps the database and records the migrations as applied, in one transaction.
+fn adopt(guard: &Guard, migrations: &[Migration]) -> Result<()> {
+    let env = guard.environment();
     let target = guard.write::<op::Baseline>()?;
     let mut conn = target.connect()?;
     let stamp = conn.pending_stamp().context("the database was stamped meanwhile: nothing to adopt")?;
     let mut tx = conn.client().transaction()?;
     tx.batch_execute(app::stamp::DDL)?;
     tx.batch_execute(LEDGER_DDL)?;
+    if layout::folder()?.layout.forward_only() {
+        tx.batch_execute(super::WIDEN_LEDGER)?;
+    }
     stamp.write(&mut tx)?;
     let started = std::time::Instant::now();
-    for m in &migrations {
+    for m in migrations {
         Applied { m, env, backup: None, started }.write(&mut tx)?;
     }
     tx.commit().context("cannot commit the baseline; the database is as it was")?;
-    if written.is_some() {
-        // What the database already holds is not a change under review: the lint baseline
-        // accepts it, so `migrate up` applies it on a new staging too.
-        super::lint::accept(&migrations)?;
-    }
     status(format!(
         "{env} adopted: stamped {env}, {} migration(s) recorded as applied; nothing else changed",
         migrations.len()
@@ -154,112 +275,6 @@ fn show(found: &Found) -> Result<()> {
     }
     status(format!("found {} table(s) and {} other tool ledger(s)", found.tables.len(), found.ledgers.len()));
     Ok(())
-}
-
-/// The application's schema, normalized: every schema but Supabase's and the project's
-/// own bookkeeping, without owners and grants (they name roles another cluster lacks).
-fn app_schema(sh: &Shell, args: &ClientArgs, shown: &str) -> Result<String> {
-    // Publications and subscriptions belong to the database, not to a schema: the
-    // platform's (`supabase_realtime`) is there on every side already.
-    let mut options = ["--schema-only", "--no-owner", "--no-privileges", "--no-publications", "--no-subscriptions"]
-        .map(String::from)
-        .to_vec();
-    options.extend(SUPABASE_SCHEMAS.iter().map(|s| format!("--exclude-schema={s}")));
-    schema::dump_with(sh, args, shown, &options)
-}
-
-/// The schema the migrations folder makes, on a scratch cluster bootstrapped as `db up`
-/// bootstraps one.
-fn scratch_schema(sh: &Shell) -> Result<String> {
-    let throwaway = Throwaway::start()?;
-    let guard = throwaway.guard()?;
-    super::up_all(&guard).context("the migrations do not apply on a scratch cluster")?;
-    let target = guard.read::<op::Inspect>()?;
-    app_schema(sh, &target.client_args()?, "the scratch cluster")
-}
-
-/// The files written for an empty folder.
-struct Written {
-    up: std::path::PathBuf,
-    down: Option<std::path::PathBuf>,
-}
-
-/// `migrations/0001_baseline.{up,down}.sql` (in the Supabase layout, one
-/// `<timestamp>_baseline.sql`) from the live schema: reviewable SQL, schema only (no data,
-/// so no secrets), owners and grants left to the environment.
-fn write_first_migration(live: &str) -> Result<Written> {
-    let folder = layout::folder()?;
-    let dir = &folder.dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", folder.shown))?;
-    let supabase = folder.layout == layout::Layout::Supabase;
-    let (up, down) = if supabase {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-        (dir.join(layout::supabase_file_name("baseline", now)), None)
-    } else {
-        (dir.join("0001_baseline.up.sql"), Some(dir.join("0001_baseline.down.sql")))
-    };
-    let header = "-- The live schema when this project adopted the database (`cargo xtask migrate baseline`).\n-- Schema only: no data, owners or grants. Review it, commit it; new changes go in new migrations.\n\n";
-    std::fs::write(&up, format!("{header}{live}"))?;
-    let shown = |p: &std::path::Path| p.strip_prefix(context::project_root()).unwrap_or(p).display().to_string();
-    data(shown(&up))?;
-    let Some(down) = down else {
-        load_files().context("the written baseline does not load")?;
-        return Ok(Written { up, down: None });
-    };
-    let schemas = created_schemas(live);
-    let mut down_sql = String::from("-- Reverts 0001_baseline: drops everything the application's schemas hold.\n");
-    for name in &schemas {
-        down_sql.push_str(&format!("drop schema if exists {name} cascade;\n"));
-    }
-    down_sql.push_str(&drop_public_objects(live));
-    std::fs::write(&down, down_sql)?;
-    data(shown(&down))?;
-    load_files().context("the written baseline does not load")?;
-    Ok(Written { up, down: Some(down) })
-}
-
-fn remove(written: &Written) {
-    let _ = std::fs::remove_file(&written.up);
-    if let Some(down) = &written.down {
-        let _ = std::fs::remove_file(down);
-    }
-}
-
-/// The schemas a dump creates (`CREATE SCHEMA name;`).
-fn created_schemas(dump: &str) -> Vec<String> {
-    dump.lines().filter_map(|l| l.strip_prefix("CREATE SCHEMA ")?.strip_suffix(';').map(str::to_string)).collect()
-}
-
-/// `drop ... cascade` for what the dump creates in `public`, newest kinds first.
-fn drop_public_objects(dump: &str) -> String {
-    let mut out = String::new();
-    for (prefix, kind) in [
-        ("CREATE TABLE public.", "table"),
-        ("CREATE VIEW public.", "view"),
-        ("CREATE MATERIALIZED VIEW public.", "materialized view"),
-        ("CREATE SEQUENCE public.", "sequence"),
-        ("CREATE TYPE public.", "type"),
-        ("CREATE DOMAIN public.", "domain"),
-    ] {
-        for line in dump.lines().filter(|l| l.starts_with(prefix)) {
-            let name: String = line[prefix.len()..]
-                .chars()
-                .scan(false, |quoted, c| {
-                    if c == '"' {
-                        *quoted = !*quoted;
-                    }
-                    (*quoted || !(c == ' ' || c == '(' || c == ';')).then_some(c)
-                })
-                .collect();
-            out.push_str(&format!("drop {kind} if exists public.{name} cascade;\n"));
-        }
-    }
-    for line in dump.lines().filter(|l| l.starts_with("CREATE FUNCTION public.")) {
-        if let Some(signature) = line.strip_prefix("CREATE FUNCTION ").and_then(|l| l.split(" RETURNS ").next()) {
-            out.push_str(&format!("drop function if exists {signature} cascade;\n"));
-        }
-    }
-    out
 }
 
 /// A typed confirmation naming the environment: the production project's ref, or the

@@ -1,5 +1,6 @@
-//! The migration files: `migrations/NNNN_name.up.sql` and `NNNN_name.down.sql` pairs, or
-//! the Supabase CLI's forward-only `supabase/migrations/<timestamp>_name.sql`.
+//! The migration files: `migrations/NNNN_name.up.sql` and `NNNN_name.down.sql` pairs, the
+//! Supabase CLI's forward-only `supabase/migrations/<timestamp>_name.sql`, or Prisma's
+//! `prisma/migrations/<timestamp>_name/migration.sql`.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -85,6 +86,36 @@ pub fn load_supabase(dir: &Path, shown: &str) -> Result<Vec<Migration>> {
     Ok(migrations.into_values().collect())
 }
 
+/// Reads Prisma's folder: one `<timestamp>_name/migration.sql` per subfolder, forward only,
+/// in version order; the checksum is Prisma's, sha256 of the file's bytes as they are.
+/// Other subfolders are an error; `migration_lock.toml` and other files are Prisma's own.
+pub fn load_prisma(dir: &Path, shown: &str) -> Result<Vec<Migration>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {shown}")),
+    };
+    let mut migrations: BTreeMap<u64, Migration> = BTreeMap::new();
+    for entry in entries {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let folder = entry.file_name().to_string_lossy().into_owned();
+        let Some((version, name)) = parse_supabase_name(&format!("{folder}.sql")) else {
+            bail!(
+                "{shown}/{folder}: not a Prisma migration folder name\nhint: name it <timestamp>_name, e.g. 20240101120000_init, holding migration.sql (`cargo xtask migrate new NAME` writes one)"
+            );
+        };
+        let up = Script::read(&dir.join(&folder), &format!("{shown}/{folder}"), "migration.sql")?;
+        let checksum = sha256_hex(up.sql.as_bytes());
+        if let Some(other) = migrations.insert(version, Migration { version, name, up, down: None, checksum }) {
+            bail!("{shown}: version {version} is used twice ({}, {folder})\nhint: rename one of them", other.up.file);
+        }
+    }
+    Ok(migrations.into_values().collect())
+}
+
 /// The `.sql` file names in `dir`; none when it does not exist.
 fn sql_files(dir: &Path) -> Result<Vec<String>> {
     let entries = match std::fs::read_dir(dir) {
@@ -139,8 +170,12 @@ impl Script {
 
 /// sha256 of the text with CRLF line endings made LF, so a checkout on Windows matches.
 pub fn checksum(sql: &str) -> String {
-    let normalized = sql.replace("\r\n", "\n");
-    Sha256::digest(normalized.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(sql.replace("\r\n", "\n").as_bytes())
+}
+
+/// sha256 in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `0007_add_goals.up.sql` gives `(7, "add_goals", true)`.

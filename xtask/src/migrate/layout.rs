@@ -1,9 +1,11 @@
 //! Where the migrations are and in which layout: this repository's `migrations/` of
-//! `NNNN_name.up.sql`/`.down.sql` pairs, or a Supabase project's `supabase/migrations` of
-//! `<timestamp>_name.sql` files without down files (chosen in `env/environments.toml`
-//! `[migrations]`). For the Supabase layout, the Supabase CLI's own ledger
-//! (`supabase_migrations.schema_migrations`) is read, so a database migrated by
-//! `supabase db push` shows the right status, and written, so the CLI sees what we applied.
+//! `NNNN_name.up.sql`/`.down.sql` pairs, a Supabase project's `supabase/migrations` of
+//! `<timestamp>_name.sql` files without down files, or Prisma's `prisma/migrations` of
+//! `<timestamp>_name/migration.sql` folders (chosen in `env/environments.toml`
+//! `[migrations]`). The other tool's own ledger (`supabase_migrations.schema_migrations`,
+//! Prisma's `_prisma_migrations`) is read, so a database migrated by `supabase db push` or
+//! `prisma migrate deploy` shows the right status, and written, so that tool sees what we
+//! applied.
 
 use std::{
     path::{Path, PathBuf},
@@ -23,6 +25,15 @@ pub enum Layout {
     Pairs,
     /// The Supabase CLI's `<timestamp>_name.sql`, forward only.
     Supabase,
+    /// Prisma's `<timestamp>_name/migration.sql`, forward only.
+    Prisma,
+}
+
+impl Layout {
+    /// Another tool's layout: no down files, timestamps for versions, that tool's ledger.
+    pub fn forward_only(self) -> bool {
+        self != Layout::Pairs
+    }
 }
 
 /// The migrations folder of the project.
@@ -37,8 +48,8 @@ pub struct Folder {
 }
 
 /// The folder `env/environments.toml` names (`[migrations] dir`, default `migrations`); a
-/// folder ending in `supabase/migrations` is in the Supabase layout unless `layout` says
-/// otherwise.
+/// folder ending in `supabase/migrations` is in the Supabase layout, one ending in
+/// `prisma/migrations` in Prisma's, unless `layout` says otherwise.
 pub fn folder() -> Result<&'static Folder> {
     static FOLDER: OnceLock<Folder> = OnceLock::new();
     if let Some(folder) = FOLDER.get() {
@@ -51,10 +62,12 @@ pub fn folder() -> Result<&'static Folder> {
     let layout = match settings.migrations.layout.as_deref() {
         Some("supabase") => Layout::Supabase,
         Some("pairs") => Layout::Pairs,
+        Some("prisma") => Layout::Prisma,
         None if Path::new(&shown).ends_with("supabase/migrations") => Layout::Supabase,
+        None if Path::new(&shown).ends_with("prisma/migrations") => Layout::Prisma,
         None => Layout::Pairs,
         Some(other) => bail!(
-            "{}: [migrations] layout = \"{other}\" is not a layout\nhint: use \"pairs\" (NNNN_name.up.sql/.down.sql) or \"supabase\" (<timestamp>_name.sql)",
+            "{}: [migrations] layout = \"{other}\" is not a layout\nhint: use \"pairs\" (NNNN_name.up.sql/.down.sql), \"supabase\" (<timestamp>_name.sql) or \"prisma\" (<timestamp>_name/migration.sql)",
             app::Settings::PATH
         ),
     };
@@ -77,6 +90,7 @@ pub fn load() -> Result<Vec<Migration>> {
     let mut migrations = match folder.layout {
         Layout::Pairs => files::load(&folder.dir, &folder.shown)?,
         Layout::Supabase => files::load_supabase(&folder.dir, &folder.shown)?,
+        Layout::Prisma => files::load_prisma(&folder.dir, &folder.shown)?,
     };
     if folder.skip_platform_extensions {
         for m in &mut migrations {
@@ -112,9 +126,13 @@ pub fn read_cli_ledger(client: &mut impl GenericClient) -> Result<Vec<(u64, Stri
         .collect()
 }
 
-/// Records an applied migration in the Supabase CLI's ledger, in the caller's transaction,
-/// as the CLI does: the version as text, the name, the statements (here the whole file).
+/// Records an applied migration in the other tool's ledger, in the caller's transaction:
+/// Prisma's for the Prisma layout, else the Supabase CLI's as the CLI does (the version as
+/// text, the name, the statements: here the whole file).
 pub fn record_in_cli_ledger(client: &mut impl GenericClient, m: &Migration) -> Result<(), postgres::Error> {
+    if folder().is_ok_and(|f| f.layout == Layout::Prisma) {
+        return super::prisma::record(client, m);
+    }
     client.batch_execute(
         "create schema if not exists supabase_migrations;
          create table if not exists supabase_migrations.schema_migrations (version text primary key, statements text[], name text);

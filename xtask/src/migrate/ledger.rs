@@ -1,5 +1,5 @@
-//! The ledger (`app_meta.schema_migrations`, and in the Supabase layout the Supabase CLI's
-//! too): what it records, how it is read, `migrate status` that shows it, and `migrate
+//! The ledger (`app_meta.schema_migrations`, and in the Supabase or Prisma layout that
+//! tool's too): what it records, how it is read, `migrate status` that shows it, and `migrate
 //! resolve` that settles a recorded failure.
 
 use anyhow::{Result, bail};
@@ -54,6 +54,20 @@ pub(super) fn read_ledger(client: &mut impl GenericClient) -> Result<Vec<Entry>>
                 let checksum = String::new();
                 entries.push(Entry { version, name, checksum, outcome: Outcome::Applied, applied_at, error: None });
             }
+        }
+        entries.sort_by_key(|e| e.version);
+    }
+    if layout::folder()?.layout == layout::Layout::Prisma {
+        for row in super::prisma::read(client)?.into_iter().filter(|r| !r.rolled_back) {
+            let Some(version) = row.version() else { continue };
+            if entries.iter().any(|e| e.version == version) {
+                continue;
+            }
+            let (outcome, error) =
+                if row.finished { (Outcome::Applied, None) } else { (Outcome::Failed, row.logs.clone()) };
+            let name = row.migration_name.split_once('_').map_or("", |(_, n)| n).to_string();
+            let applied_at = "(prisma)".to_string();
+            entries.push(Entry { version, name, checksum: row.checksum, outcome, applied_at, error });
         }
         entries.sort_by_key(|e| e.version);
     }

@@ -26,12 +26,12 @@ pub(crate) fn verify(sh: &Shell) -> Result<()> {
     let dump = || schema::dump(sh, &args, "the throwaway cluster");
     crate::db::extensions::check_on_server(conn.client(), &files)?;
     lock_and_plan(&mut conn, &files, None)?;
-    if layout::folder()?.layout == layout::Layout::Supabase {
+    if layout::folder()?.layout.forward_only() {
         for m in &files {
             apply_up(conn.client(), m, Environment::Test, None, None)?;
         }
         status(format!(
-            "verified {} migrations: each applies in order on a fresh Supabase-style database (the Supabase layout has no downs to check) ({:.1} s)",
+            "verified {} migrations: each applies in order on a fresh Supabase-style database (a forward-only layout has no downs to check) ({:.1} s)",
             files.len(),
             started.elapsed().as_secs_f64()
         ));
