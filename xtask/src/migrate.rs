@@ -9,6 +9,7 @@ mod files;
 pub(crate) mod layout;
 mod ledger;
 pub(crate) mod lint;
+mod platform;
 mod rehearse;
 pub(crate) mod schema;
 mod verify;
@@ -221,11 +222,18 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
             Some(stamp) if stamp != env => bail!(
                 "the database is stamped {stamp}, not {env}: `migrate up` would be refused\nhint: select --env {stamp}, or point DATABASE_URL at the {env} database"
             ),
-            None if !app::stamp::is_empty(&mut tx)? => bail!(
-                "the database has no environment stamp but holds tables: `migrate up` would be refused\nhint: an existing database is taken over only by `cargo xtask migrate baseline`"
-            ),
+            None => {
+                if let Some(found) = app::stamp::what_it_holds(&mut tx)? {
+                    bail!(
+                        "the database has no environment stamp but holds tables or data of its own ({found}): `migrate up` would be refused\nhint: an existing database is taken over only by `cargo xtask migrate baseline`"
+                    );
+                }
+            }
             _ => {}
         }
+        drop(tx);
+        platform::prepare(&guard, &files, true)?;
+        let mut tx = conn.transaction()?;
         crate::db::extensions::check_on_server(&mut tx, &files)?;
         let ledger = read_ledger(&mut tx)?;
         let pending = plan(&files, &ledger, args.to)?;
@@ -236,6 +244,7 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
         status(format!("dry run: {} pending migration(s) on {}; nothing applied", pending.len(), guard.environment()));
         return Ok(());
     }
+    platform::prepare(&guard, &files, false)?;
     if guard.needs_confirmation::<op::Migrate>() {
         confirm(&mut guard, args.confirm.as_deref())?;
     }
