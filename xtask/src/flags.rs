@@ -272,9 +272,10 @@ pub struct StageSync {
     /// The source: production or staging.
     #[arg(long, value_parser = parse_env, default_value = "production")]
     pub from: Environment,
-    /// The target: staging, local or test. Never production.
-    #[arg(long, value_parser = parse_env, default_value = "staging")]
-    pub to: Environment,
+    /// The target: staging (the default), local or test. Never production. The target is
+    /// chosen here only: `--env`, if given, must name the same environment.
+    #[arg(long, value_parser = parse_env)]
+    pub to: Option<Environment>,
     /// The rules file: what happens to every column.
     #[arg(long, value_name = "FILE", default_value = "env/stage-sync.toml")]
     pub rules: std::path::PathBuf,
@@ -296,6 +297,13 @@ pub struct StageSync {
     /// The source is this `pg_dump -Fc` file of production, restored into a throwaway cluster (no production connection).
     #[arg(long, value_name = "FILE", conflicts_with = "from")]
     pub from_dump: Option<std::path::PathBuf>,
+}
+
+impl StageSync {
+    /// The target: `--to`, else staging.
+    pub fn target(&self) -> Environment {
+        self.to.unwrap_or(Environment::Staging)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -373,6 +381,42 @@ pub struct Ci {
     /// Skip the format and clippy sections.
     #[arg(long)]
     pub tests_only: bool,
+}
+
+impl Xtask {
+    /// `--env` selects the environment a command acts on, and nothing else: where a command
+    /// acts on no environment, or takes its target from another flag, it is a usage error
+    /// (exit 2), never silently ignored. Returns the message, if so.
+    pub fn env_misuse(&self) -> Option<String> {
+        let env = self.global.env?;
+        let why = match &self.command {
+            Command::Env(Env { command: Some(EnvCommand::Matrix) }) => {
+                "`env matrix` prints every environment's access and selects none".to_string()
+            }
+            Command::Migrate(Migrate { command }) => match command {
+                MigrateCommand::New { .. } => "`migrate new` writes files and reaches no database".to_string(),
+                MigrateCommand::Lint(_) => "`migrate lint` reads files and reaches no database".to_string(),
+                MigrateCommand::Verify => "`migrate verify` runs on a throwaway cluster of its own".to_string(),
+                MigrateCommand::Diff { .. } => {
+                    "`migrate diff` compares the environments --from and --to name".to_string()
+                }
+                _ => return None,
+            },
+            Command::StageSync(sync) => {
+                return match sync.to {
+                    Some(to) if to == env => None,
+                    Some(to) => Some(format!("stage-sync's target is --to {to}, which --env {env} contradicts")),
+                    None => Some(format!(
+                        "stage-sync takes its target from --to only (staging when absent), never from --env: write --to {env}"
+                    )),
+                };
+            }
+            Command::Bench(_) => "benchmarks run on throwaway clusters of their own".to_string(),
+            Command::Ci(_) => "`ci` runs on throwaway clusters of its own and acts on no environment".to_string(),
+            _ => return None,
+        };
+        Some(format!("--env {env} means nothing here: {why}"))
+    }
 }
 
 fn parse_env(raw: &str) -> Result<Environment, String> {
