@@ -231,9 +231,9 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
             }
             _ => {}
         }
-        drop(tx);
-        platform::prepare(&guard, &files, true)?;
-        let mut tx = conn.transaction()?;
+        if stamp.is_none() {
+            platform::dry_run(env, &guard.resolved().database()?.address(), &mut tx)?;
+        }
         crate::db::extensions::check_on_server(&mut tx, &files)?;
         let ledger = read_ledger(&mut tx)?;
         let pending = plan(&files, &ledger, args.to)?;
@@ -244,12 +244,15 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
         status(format!("dry run: {} pending migration(s) on {}; nothing applied", pending.len(), guard.environment()));
         return Ok(());
     }
-    platform::prepare(&guard, &files, false)?;
     if guard.needs_confirmation::<op::Migrate>() {
         confirm(&mut guard, args.confirm.as_deref())?;
     }
     let env = guard.environment();
-    let mut conn = guard.write::<op::Migrate>()?.connect()?;
+    let target = guard.write::<op::Migrate>()?;
+    let mut conn = target.connect()?;
+    if platform::prepare(&guard, &mut conn, &files)? {
+        conn = target.connect()?;
+    }
     let stamp = conn.pending_stamp();
     crate::db::extensions::check_on_server(conn.client(), &files)?;
     let pending = lock_and_plan(&mut conn, &files, args.to)?;

@@ -5,7 +5,10 @@
 //! what is missing.
 
 use anyhow::{Result, bail};
-use app::{Environment, Guard, guard::op};
+use app::{
+    Environment, Guard,
+    guard::{WriteConnection, op},
+};
 use postgres::GenericClient;
 
 use crate::{
@@ -38,37 +41,46 @@ fn missing(client: &mut impl GenericClient) -> Result<Vec<String>> {
     Ok(missing)
 }
 
-/// Before the first migration into an unstamped, empty database: on test and local, lays
-/// down Supabase's layer with the bootstrap (which stamps the database, as `db up` does);
-/// on staging and production, refuses, naming what is missing. A stamped database, or one
-/// that is not empty (which the migration's own stamp check refuses), is left to that
-/// check. With `dry_run`, says what would happen and changes nothing.
-pub(crate) fn prepare(guard: &Guard, files: &[Migration], dry_run: bool) -> Result<()> {
+/// Before the first migration into an unstamped, empty database (`conn` carries a pending
+/// stamp): on test and local, lays down Supabase's layer with the bootstrap, which stamps
+/// the database as `db up` does, and returns true (connect again); on staging and
+/// production, refuses, naming what is missing. Anything else is left as it is.
+pub(crate) fn prepare(guard: &Guard, conn: &mut WriteConnection<op::Migrate>, files: &[Migration]) -> Result<bool> {
+    if conn.pending_stamp().is_none() {
+        return Ok(false);
+    }
+    let missing = missing(conn.client())?;
+    if missing.is_empty() {
+        return Ok(false);
+    }
     let env = guard.environment();
-    let target = guard.read::<op::Inspect>()?;
-    let mut conn = target.connect()?;
-    if conn.stamp.is_some() {
+    refuse_where_supabase(env, &guard.resolved().database()?.address(), &missing)?;
+    crate::db::extensions::check_on_server(conn.client(), files)?;
+    status(format!(
+        "the empty {env} database lacks {}: laying down Supabase's layer, as `db up` does",
+        missing.join(", ")
+    ));
+    guard.write::<op::Reset>()?.reset_in_place(crate::SUPABASE_SQL)?;
+    Ok(true)
+}
+
+/// What [`prepare`] would do, for `migrate up --dry-run` on an unstamped, empty database.
+pub(crate) fn dry_run(env: Environment, at: &str, client: &mut impl GenericClient) -> Result<()> {
+    let missing = missing(client)?;
+    if missing.is_empty() {
         return Ok(());
     }
-    let mut tx = conn.transaction()?;
-    let missing = missing(&mut tx)?;
-    if missing.is_empty() || app::stamp::what_it_holds(&mut tx)?.is_some() {
-        return Ok(());
-    }
-    let what = missing.join(", ");
+    refuse_where_supabase(env, at, &missing)?;
+    data(format!("would lay down Supabase's layer first ({} missing), as `db up` does", missing.join(", ")))?;
+    Ok(())
+}
+
+fn refuse_where_supabase(env: Environment, at: &str, missing: &[String]) -> Result<()> {
     if matches!(env, Environment::Staging | Environment::Production) {
         bail!(
-            "the database at {} lacks what every Supabase project has ({what}): `migrate up` stopped before changing anything\nhint: {env} is meant to be a Supabase project's database, which comes with them; check that DATABASE_URL points at it",
-            target.url().address()
+            "the database at {at} lacks what every Supabase project has ({}): `migrate up` stopped before changing anything\nhint: {env} is meant to be a Supabase project's database, which comes with them; check that DATABASE_URL points at it",
+            missing.join(", ")
         );
     }
-    crate::db::extensions::check_on_server(&mut tx, files)?;
-    drop(tx);
-    drop(conn);
-    if dry_run {
-        data(format!("would lay down Supabase's layer first ({what} missing), as `db up` does"))?;
-        return Ok(());
-    }
-    status(format!("the empty {env} database lacks {what}: laying down Supabase's layer, as `db up` does"));
-    guard.write::<op::Reset>()?.reset_in_place(crate::SUPABASE_SQL).map(drop)
+    Ok(())
 }
