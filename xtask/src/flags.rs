@@ -451,7 +451,36 @@ impl std::str::FromStr for Clinics {
 
 #[cfg(test)]
 mod tests {
-    use super::Clinics;
+    use clap::Parser;
+
+    use super::{Clinics, Xtask};
+
+    #[test]
+    fn env_is_a_usage_error_where_it_selects_nothing() {
+        let misuse = |args: &[&str]| {
+            Xtask::try_parse_from(std::iter::once("xtask").chain(args.iter().copied())).unwrap().env_misuse()
+        };
+        for refused in [
+            &["ci", "--env", "production"][..],
+            &["stage-sync", "--env", "local"],
+            &["stage-sync", "--env", "local", "--to", "staging"],
+            &["bench", "seed", "--env", "test"],
+            &["migrate", "lint", "--env", "staging"],
+            &["env", "matrix", "--env", "local"],
+        ] {
+            assert!(misuse(refused).is_some(), "{refused:?} was accepted");
+        }
+        for accepted in [
+            &["ci"][..],
+            &["stage-sync", "--env", "local", "--to", "local"],
+            &["stage-sync", "--to", "local"],
+            &["migrate", "up", "--env", "staging"],
+            &["env", "check", "--env", "production"],
+            &["seed", "--env", "test"],
+        ] {
+            assert!(misuse(accepted).is_none(), "{accepted:?} was refused");
+        }
+    }
 
     #[test]
     fn clinics_are_a_count_or_ids() {
