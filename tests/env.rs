@@ -150,3 +150,89 @@ fn an_unreachable_host_is_one_line_with_a_hint() {
         .fails("cannot connect to 127.0.0.1:");
     assert!(out.stderr.contains("hint: is the server running?"), "{}", out.stderr);
 }
+
+/// A production on plain PostgreSQL (a remote host, no Supabase ref, no API URL) needs no
+/// Supabase keys; a Supabase one does (issue 20, failure 7).
+#[test]
+fn check_asks_for_supabase_keys_only_for_a_supabase_project() {
+    let mut project = Project::new();
+    project.secret("Plain-Prod-Pw-31").env_file(
+        ".env.production",
+        "DATABASE_URL=postgresql://app:Plain-Prod-Pw-31@db.clinic-hosting.example:5432/app\n",
+    );
+    let out = project
+        .xtask(&["env", "check", "--env", "production", "--timeout", "1"])
+        .env("XTASK_RESOLVE", "db.clinic-hosting.example=192.0.2.1")
+        .run();
+    assert!(out.stdout.contains("ok    required keys present (not a Supabase project"), "{}", out.stdout);
+    assert!(!out.stdout.contains("missing keys"), "{}", out.stdout);
+
+    let mut project = Project::new();
+    project.secret("Prod-Secret-Pw-91").env_file(".env.production", &format!("DATABASE_URL=\"{PROD_POOLER}\"\n"));
+    let out = project
+        .xtask(&["env", "check", "--env", "production", "--timeout", "1"])
+        .env("XTASK_RESOLVE", "aws-0-us-east-2.pooler.supabase.com=192.0.2.1")
+        .run();
+    assert!(
+        out.stdout.contains(
+            "FAIL  missing keys: NEXT_PUBLIC_SUPABASE_URL, NEXT_PUBLIC_SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY (a Supabase project"
+        ),
+        "{}",
+        out.stdout
+    );
+}
+
+/// An unstamped production is adopted with `migrate baseline`; the check never tells anyone
+/// to stamp it with `migrate up` (the README forbids it).
+#[test]
+fn check_on_an_unstamped_production_points_at_baseline() {
+    let cluster = TestCluster::start();
+    cluster.unstamp();
+    let mut project = Project::new();
+    project.env_file(".env.production", &format!("DATABASE_URL={}\n", cluster.production_url()));
+    let out = project.xtask(&["env", "check", "--env", "production"]).fails("2 problems in the configuration");
+    assert!(
+        out.stdout.contains("FAIL  the database has no environment stamp: production is stamped only by adopting it: `cargo xtask migrate baseline --env production`"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("migrate up"), "{}", out.stdout);
+}
+
+/// `--env` means the environment a command acts on, or is a usage error (issue 21, class 8):
+/// `stage-sync --env local --yes` once replaced staging, its `--to` default; `ci --env
+/// production` was accepted. The staging database is checked before and after.
+#[test]
+fn env_where_it_selects_nothing_is_a_usage_error() {
+    let staging = TestCluster::start_migrated();
+    staging.stamp("staging");
+    staging.client().batch_execute("insert into public.clinics (name) values ('Staging Clinic')").unwrap();
+    let before = staging.checksum();
+    let mut project = Project::new();
+    project.with_migrations();
+    let staging_url = staging.url().replacen("//postgres:", "//postgres.STAGING_REF:", 1);
+    staging
+        .client()
+        .batch_execute(&format!(
+            "create role \"postgres.STAGING_REF\" login superuser password '{}'",
+            crate::harness::test_password()
+        ))
+        .unwrap();
+    project.env_file(".env.staging", &format!("DATABASE_URL={staging_url}\n"));
+    for (args, says) in [
+        (&["stage-sync", "--env", "local", "--yes"][..], "stage-sync takes its target from --to only"),
+        (&["stage-sync", "--env", "local", "--to", "staging", "--yes"], "stage-sync's target is --to staging"),
+        (&["ci", "--env", "production"], "--env production means nothing here: `ci`"),
+        (&["migrate", "diff", "--env", "test", "--from", "staging", "--to", "test"], "--env test means nothing here"),
+        (&["env", "matrix", "--env", "production"], "--env production means nothing here"),
+    ] {
+        let out = project.xtask(args).run();
+        assert_eq!(out.code, Some(2), "`{}` is not a usage error:\n{out:#?}", args.join(" "));
+        assert!(out.stderr.contains(says), "{}", out.stderr);
+    }
+    assert_eq!(staging.checksum(), before, "staging was changed");
+    // Naming the target twice, the same way, is no misuse.
+    let out = project.xtask(&["stage-sync", "--env", "test", "--to", "test", "--dry-run"]).run();
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    assert!(!out.stderr.contains("means nothing"), "{}", out.stderr);
+}

@@ -16,6 +16,7 @@ mod guard;
 mod load;
 mod migrate;
 mod migrate_lint;
+mod ownership;
 mod pooler;
 mod rehearse;
 mod reset_template;

@@ -558,11 +558,8 @@ impl PendingStamp {
             Some(found) if found == self.env => Ok(()),
             Some(found) => bail!("the database at {at} was stamped {found} meanwhile: {} refused", self.by),
             None => {
-                if !self.adopting && !stamp::is_empty(tx)? {
-                    bail!(
-                        "tables appeared in the unstamped database at {at} meanwhile: it is not stamped, and {} is refused",
-                        self.by
-                    );
+                if let Some(found) = if self.adopting { None } else { stamp::what_it_holds(tx)? } {
+                    bail!("the unstamped database at {at} came to hold {found} meanwhile: {} is refused", self.by);
                 }
                 stamp::write(tx, self.env, &self.by)
             }
@@ -711,15 +708,13 @@ fn check_stamp<O: op::WriteOp>(
             // Adopting is the one explicit, confirmed way a database that holds tables
             // becomes this project's.
             let adopting = operation == crate::matrix::Operation::Baseline;
-            if !adopting && !stamp::is_empty(client)? {
+            if let Some(found) = if adopting { None } else { stamp::what_it_holds(client)? } {
                 bail!(
-                    "the database at {at} has no environment stamp but holds tables: it is not this project's, so {operation} is refused, wherever it is\nhint: point DATABASE_URL at a database this project created, or at an empty one; an existing database is taken over only by an explicit, confirmed `cargo xtask migrate baseline`"
+                    "the database at {at} has no environment stamp but holds tables or data of its own ({found}): it is not this project's, so {operation} is refused, wherever it is\nhint: point DATABASE_URL at a database this project created, or at an empty one; an existing database is taken over only by an explicit, confirmed `cargo xtask migrate baseline`"
                 );
             }
             if !O::STAMPS {
-                bail!(
-                    "the database at {at} has no environment stamp: {operation} refused\nhint: `cargo xtask migrate up --env {env}` (or `cargo xtask db up` for local) creates and stamps it"
-                );
+                bail!("the database at {at} has no environment stamp: {operation} refused\nhint: {}", stamp::hint(env));
             }
             Ok(Some(PendingStamp { env, by: operation.to_string(), at, adopting }))
         }

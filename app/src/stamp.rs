@@ -7,6 +7,9 @@ use postgres::GenericClient;
 
 use crate::Environment;
 
+pub mod contents;
+pub use contents::describe as what_it_holds;
+
 /// Creates the private schema and the stamp table; idempotent.
 pub const DDL: &str = "
 create schema if not exists app_meta;
@@ -24,21 +27,9 @@ revoke all on app_meta.environment_stamp from public;
 grant select on app_meta.environment_stamp to public;
 ";
 
-/// Tables of Supabase's schemas that hold a project's data (its users, files, secrets,
-/// jobs): a database with rows in any of them is not empty, though it may have no table
-/// of its own yet.
-const SUPABASE_DATA_TABLES: &[&str] = &[
-    "auth.users",
-    "auth.identities",
-    "storage.buckets",
-    "storage.objects",
-    "vault.secrets",
-    "cron.job",
-    "supabase_migrations.schema_migrations",
-];
-
-/// Schemas that Supabase manages: present in every project, so they don't make a database
-/// count as non-empty, and no command of ours writes to them.
+/// Schemas that Supabase manages (and the tool's `app_meta`): no command of ours writes to
+/// them, and schema dumps of a project leave them out. What makes a database non-empty is
+/// [`contents`]'s.
 pub const SUPABASE_SCHEMAS: &[&str] = &[
     "auth",
     "storage",
@@ -82,43 +73,26 @@ pub fn read(client: &mut impl GenericClient) -> Result<Option<Environment>> {
     value.parse().map(Some).with_context(|| malformed.to_string())
 }
 
-/// Whether the database is empty: no table outside the system and Supabase's schemas, and
-/// no rows in the tables of Supabase's schemas that hold a project's data.
+/// Whether the database is empty: it holds nothing but what the tool's bootstrap or
+/// Supabase's platform creates ([`contents`] says what else it holds).
 pub fn is_empty(client: &mut impl GenericClient) -> Result<bool> {
-    if !no_tables_of_its_own(client)? {
-        return Ok(false);
-    }
-    for table in SUPABASE_DATA_TABLES {
-        let exists: bool = client
-            .query_one("select to_regclass($1) is not null", &[table])
-            .context("cannot look for Supabase's tables")?
-            .get(0);
-        if !exists {
-            continue;
-        }
-        let rows: bool = client
-            .query_one(&format!("select exists (select from {table})"), &[])
-            .with_context(|| format!("cannot tell whether {table} holds rows"))?
-            .get(0);
-        if rows {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    Ok(contents::contents(client)?.is_empty())
 }
 
-fn no_tables_of_its_own(client: &mut impl GenericClient) -> Result<bool> {
-    let schemas: Vec<String> = SUPABASE_SCHEMAS.iter().map(|s| s.to_string()).collect();
-    let count: i64 = client
-        .query_one(
-            "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
-             where c.relkind in ('r', 'p', 'v', 'm') and n.nspname <> 'information_schema'
-               and n.nspname not like 'pg\\_%' and n.nspname <> all($1)",
-            &[&schemas],
-        )
-        .context("cannot list the database's tables")?
-        .get(0);
-    Ok(count == 0)
+/// How an unstamped database of `env` gets its stamp, as the README says.
+pub fn hint(env: Environment) -> &'static str {
+    match env {
+        Environment::Production => {
+            "production is stamped only by adopting it: `cargo xtask migrate baseline --env production`"
+        }
+        Environment::Staging => {
+            "`cargo xtask migrate up --env staging` stamps a new, empty staging database; `cargo xtask migrate baseline --env staging` adopts one that holds the schema"
+        }
+        Environment::Local => "`cargo xtask db up` (or `db reset`) creates and stamps the local database",
+        Environment::Test => {
+            "`cargo xtask migrate up --env test` or `cargo xtask db reset --env test` stamps an empty test database"
+        }
+    }
 }
 
 /// Writes the stamp, inside the caller's transaction: it holds only if the work it belongs

@@ -133,19 +133,24 @@ fn check(global: &Global, timeout: Duration) -> Result<()> {
     let env = resolved.environment;
     report(true, format!("environment {env}: URLs parse and agree"))?;
 
-    let required: &[&str] = match env {
-        Environment::Test => &["DATABASE_URL"],
-        _ => {
-            &["DATABASE_URL", "NEXT_PUBLIC_SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY"]
-        }
+    let supabase = is_supabase_project(resolved);
+    let required: &[&str] = if supabase {
+        &["DATABASE_URL", "NEXT_PUBLIC_SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY"]
+    } else {
+        &["DATABASE_URL"]
     };
     let missing: Vec<&str> = required.iter().copied().filter(|k| resolved.var(k).is_none()).collect();
+    let kind = if supabase {
+        "a Supabase project: its API URL and keys are needed"
+    } else {
+        "not a Supabase project (no project ref in the URLs, no NEXT_PUBLIC_SUPABASE_URL): no Supabase keys needed"
+    };
     report(
         missing.is_empty(),
         if missing.is_empty() {
-            "required keys present".to_string()
+            format!("required keys present ({kind})")
         } else {
-            format!("missing keys: {}", missing.join(", "))
+            format!("missing keys: {} ({kind})", missing.join(", "))
         },
     )?;
 
@@ -168,10 +173,7 @@ fn check(global: &Global, timeout: Duration) -> Result<()> {
             match found.stamp {
                 Some(stamp) if stamp == env => report(true, format!("stamp is {stamp}"))?,
                 Some(stamp) => report(false, format!("the database is stamped {stamp}, not {env}"))?,
-                None => report(
-                    false,
-                    format!("the database has no environment stamp (`cargo xtask migrate up --env {env}` writes it)"),
-                )?,
+                None => report(false, format!("the database has no environment stamp: {}", app::stamp::hint(env)))?,
             }
         }
         Err(err) => report(false, first_line(&format!("{err:#}")))?,
@@ -184,6 +186,14 @@ fn check(global: &Global, timeout: Duration) -> Result<()> {
         1 => bail!("1 problem in the configuration"),
         n => bail!("{n} problems in the configuration"),
     }
+}
+
+/// Whether the environment is a Supabase project, whose app needs the API URL and keys: its
+/// URLs name a Supabase project ref (`db.<ref>.supabase.co`, the pooler's `postgres.<ref>`,
+/// `https://<ref>.supabase.co`), or its env files set `NEXT_PUBLIC_SUPABASE_URL` (the local
+/// Supabase stack's included). A production or staging on plain PostgreSQL is neither.
+fn is_supabase_project(resolved: &app::Resolved) -> bool {
+    resolved.project_ref.is_some() || resolved.var("NEXT_PUBLIC_SUPABASE_URL").is_some()
 }
 
 /// Secret env files that git would commit: not ignored, or already tracked.

@@ -276,9 +276,10 @@ pub struct StageSync {
     /// The source: production or staging.
     #[arg(long, value_parser = parse_env, default_value = "production")]
     pub from: Environment,
-    /// The target: staging, local or test. Never production.
-    #[arg(long, value_parser = parse_env, default_value = "staging")]
-    pub to: Environment,
+    /// The target: staging (the default), local or test. Never production. The target is
+    /// chosen here only: `--env`, if given, must name the same environment.
+    #[arg(long, value_parser = parse_env)]
+    pub to: Option<Environment>,
     /// The rules file: what happens to every column.
     #[arg(long, value_name = "FILE", default_value = "env/stage-sync.toml")]
     pub rules: std::path::PathBuf,
@@ -300,6 +301,13 @@ pub struct StageSync {
     /// The source is this `pg_dump -Fc` file of production, restored into a throwaway cluster (no production connection).
     #[arg(long, value_name = "FILE", conflicts_with = "from")]
     pub from_dump: Option<std::path::PathBuf>,
+}
+
+impl StageSync {
+    /// The target: `--to`, else staging.
+    pub fn target(&self) -> Environment {
+        self.to.unwrap_or(Environment::Staging)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -379,6 +387,42 @@ pub struct Ci {
     pub tests_only: bool,
 }
 
+impl Xtask {
+    /// `--env` selects the environment a command acts on, and nothing else: where a command
+    /// acts on no environment, or takes its target from another flag, it is a usage error
+    /// (exit 2), never silently ignored. Returns the message, if so.
+    pub fn env_misuse(&self) -> Option<String> {
+        let env = self.global.env?;
+        let why = match &self.command {
+            Command::Env(Env { command: Some(EnvCommand::Matrix) }) => {
+                "`env matrix` prints every environment's access and selects none".to_string()
+            }
+            Command::Migrate(Migrate { command }) => match command {
+                MigrateCommand::New { .. } => "`migrate new` writes files and reaches no database".to_string(),
+                MigrateCommand::Lint(_) => "`migrate lint` reads files and reaches no database".to_string(),
+                MigrateCommand::Verify => "`migrate verify` runs on a throwaway cluster of its own".to_string(),
+                MigrateCommand::Diff { .. } => {
+                    "`migrate diff` compares the environments --from and --to name".to_string()
+                }
+                _ => return None,
+            },
+            Command::StageSync(sync) => {
+                return match sync.to {
+                    Some(to) if to == env => None,
+                    Some(to) => Some(format!("stage-sync's target is --to {to}, which --env {env} contradicts")),
+                    None => Some(format!(
+                        "stage-sync takes its target from --to only (staging when absent), never from --env: write --to {env}"
+                    )),
+                };
+            }
+            Command::Bench(_) => "benchmarks run on throwaway clusters of their own".to_string(),
+            Command::Ci(_) => "`ci` runs on throwaway clusters of its own and acts on no environment".to_string(),
+            _ => return None,
+        };
+        Some(format!("--env {env} means nothing here: {why}"))
+    }
+}
+
 fn parse_env(raw: &str) -> Result<Environment, String> {
     raw.parse::<Environment>().map_err(|err| err.to_string().lines().next().unwrap_or_default().to_string())
 }
@@ -411,7 +455,36 @@ impl std::str::FromStr for Clinics {
 
 #[cfg(test)]
 mod tests {
-    use super::Clinics;
+    use clap::Parser;
+
+    use super::{Clinics, Xtask};
+
+    #[test]
+    fn env_is_a_usage_error_where_it_selects_nothing() {
+        let misuse = |args: &[&str]| {
+            Xtask::try_parse_from(std::iter::once("xtask").chain(args.iter().copied())).unwrap().env_misuse()
+        };
+        for refused in [
+            &["ci", "--env", "production"][..],
+            &["stage-sync", "--env", "local"],
+            &["stage-sync", "--env", "local", "--to", "staging"],
+            &["bench", "seed", "--env", "test"],
+            &["migrate", "lint", "--env", "staging"],
+            &["env", "matrix", "--env", "local"],
+        ] {
+            assert!(misuse(refused).is_some(), "{refused:?} was accepted");
+        }
+        for accepted in [
+            &["ci"][..],
+            &["stage-sync", "--env", "local", "--to", "local"],
+            &["stage-sync", "--to", "local"],
+            &["migrate", "up", "--env", "staging"],
+            &["env", "check", "--env", "production"],
+            &["seed", "--env", "test"],
+        ] {
+            assert!(misuse(accepted).is_none(), "{accepted:?} was refused");
+        }
+    }
 
     #[test]
     fn clinics_are_a_count_or_ids() {

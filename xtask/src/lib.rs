@@ -49,6 +49,11 @@ pub fn peak_memory_kb() -> Option<u64> {
 /// Exit codes: 0 success, 1 the command failed (the message says why), 2 bad usage.
 pub fn main() -> ExitCode {
     let flags = flags::Xtask::parse();
+    if let Some(misuse) = flags.env_misuse() {
+        use clap::CommandFactory;
+        let _ = flags::Xtask::command().error(clap::error::ErrorKind::ArgumentConflict, misuse).print();
+        return ExitCode::from(2);
+    }
     let printer = ui::init(flags.global.quiet);
     let result = match flags.command {
         flags::Command::Env(cmd) => cmd.run(&flags.global),

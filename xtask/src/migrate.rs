@@ -10,6 +10,7 @@ mod first_migration;
 pub(crate) mod layout;
 mod ledger;
 pub(crate) mod lint;
+mod platform;
 mod prisma;
 mod rehearse;
 pub(crate) mod schema;
@@ -224,10 +225,17 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
             Some(stamp) if stamp != env => bail!(
                 "the database is stamped {stamp}, not {env}: `migrate up` would be refused\nhint: select --env {stamp}, or point DATABASE_URL at the {env} database"
             ),
-            None if !app::stamp::is_empty(&mut tx)? => bail!(
-                "the database has no environment stamp but holds tables: `migrate up` would be refused\nhint: an existing database is taken over only by `cargo xtask migrate baseline`"
-            ),
+            None => {
+                if let Some(found) = app::stamp::what_it_holds(&mut tx)? {
+                    bail!(
+                        "the database has no environment stamp but holds tables or data of its own ({found}): `migrate up` would be refused\nhint: an existing database is taken over only by `cargo xtask migrate baseline`"
+                    );
+                }
+            }
             _ => {}
+        }
+        if stamp.is_none() {
+            platform::dry_run(env, &guard.resolved().database()?.address(), &mut tx)?;
         }
         crate::db::extensions::check_on_server(&mut tx, &files)?;
         let ledger = read_ledger(&mut tx)?;
@@ -243,7 +251,11 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
         confirm(&mut guard, args.confirm.as_deref())?;
     }
     let env = guard.environment();
-    let mut conn = guard.write::<op::Migrate>()?.connect()?;
+    let target = guard.write::<op::Migrate>()?;
+    let mut conn = target.connect()?;
+    if platform::prepare(&guard, &mut conn, &files)? {
+        conn = target.connect()?;
+    }
     let stamp = conn.pending_stamp();
     crate::db::extensions::check_on_server(conn.client(), &files)?;
     let pending = lock_and_plan(&mut conn, &files, args.to)?;

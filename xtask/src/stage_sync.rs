@@ -64,14 +64,14 @@ impl flags::StageSync {
             clinics: self.clinics.clone(),
         };
         if let Some((path, shown)) = &dump {
-            return from_dump(path, shown, self.to, &rules_path, &rules_shown, &options);
+            return from_dump(path, shown, self.target(), &rules_path, &rules_shown, &options);
         }
-        if self.from == self.to {
+        if self.from == self.target() {
             bail!("source and target are both {}\nhint: --from production|staging --to staging|local|test", self.from);
         }
         let sh = Shell::new()?;
         let source = context::guard_for(Some(self.from))?;
-        let target = context::guard_for(Some(self.to))?;
+        let target = context::guard_for(Some(self.target()))?;
         let rules_text = read_rules(&rules_path, &rules_shown)?;
         sync(&sh, &source, &target, &rules_text, &rules_shown, &options)
     }
