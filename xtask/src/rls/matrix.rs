@@ -219,8 +219,10 @@ fn rules(table: &str, persona: &Persona, cells: &[(String, String)]) -> Vec<Stri
         .iter()
         .filter(|(_, token)| forbidden.contains(&token.as_str()))
         .map(|(op, token)| {
-            let whose =
-                if token == "own" { "tenant A's rows without being its member" } else { "another tenant's rows" };
+            let whose = match persona.kind {
+                Kind::Member => "another tenant's rows",
+                _ => "tenant rows without being a member",
+            };
             format!("{table}: {} can {op} {whose} ({token})", persona.name)
         })
         .collect()

@@ -46,7 +46,16 @@ pub fn table(tx: &mut Transaction, table: &Table, (a, b): (&Row, &Row), privileg
         let (oid, tid) = row.locator.split_once(':').unwrap_or(("0", &row.locator));
         format!("t.tableoid = {oid}::oid and t.ctid = {}::tid", sql::literal(tid))
     };
-    let touch = table.columns.iter().find(|c| !c.generated).map(|c| sql::ident(&c.name)).unwrap_or_default();
+    // A column the probe row was given a value for: never generated, never an identity
+    // that refuses to be written.
+    let touch = a
+        .given
+        .keys()
+        .next()
+        .or_else(|| table.columns.iter().find(|c| !c.generated && !c.defaulted).map(|c| &c.name))
+        .or_else(|| table.columns.iter().find(|c| !c.generated).map(|c| &c.name))
+        .map(|name| sql::ident(name))
+        .unwrap_or_default();
     let mut tokens = Vec::new();
     for (op, allowed) in OPERATIONS.iter().zip(privileges) {
         if !allowed {

@@ -122,7 +122,8 @@ impl Planted {
         match (column.category, column.type_name.as_str()) {
             ('A', _) => json!([]),
             ('B', _) => json!(n % 2 == 0),
-            ('N', _) => json!(format!("{}", n * 7 + salt + 1)),
+            // Small first (checks like `between 1 and 5`); a unique index moves on to the next.
+            ('N', _) => json!(format!("{}", n + 1)),
             ('D', "date") => json!(format!("2024-01-{:02}", (n * 7 + salt) % 28 + 1)),
             ('D', "time" | "timetz") => json!(format!("{:02}:00:00", (n + salt) % 24)),
             ('D', _) => json!(format!("2024-01-{:02} 10:00:00+00", (n * 7 + salt) % 28 + 1)),
@@ -135,14 +136,20 @@ impl Planted {
     }
 }
 
-/// Text: first the literals a check names, then a plain word, then an email address (for
-/// checks that want an `@`), each unique to the tag and attempt.
+/// Text: first the literals a check names, then a word with an underscore, a word of
+/// letters and digits only, an email address (for checks that want an `@`), each unique to
+/// the tag and attempt.
 fn text(literals: &[String], tag: &str, n: usize) -> String {
     if n < literals.len() {
         return literals[n].clone();
     }
     let k = n - literals.len();
-    if k % 2 == 0 { format!("probe_{tag}_{}", k / 2) } else { format!("probe-{tag}-{}@probe.invalid", k / 2) }
+    let tag: String = tag.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_lowercase();
+    match k % 3 {
+        0 => format!("probe_{tag}_{}", k / 3),
+        1 => format!("probe{tag}{}", k / 3),
+        _ => format!("probe-{tag}-{}@probe.invalid", k / 3),
+    }
 }
 
 /// `insert ... returning` the row's locator and its stored values, as JSON.
