@@ -287,7 +287,7 @@ fn counterexample(tx: &mut Transaction, matrix: &Matrix, change: &Change) -> Res
 }
 
 /// Each persona's probe time, its slowest table, and the policies' costs.
-fn report_cost(matrix: &Matrix) {
+pub fn report_cost(matrix: &Matrix) {
     let total: Duration = matrix.timings.iter().map(|t| t.1).sum();
     let mut table = UiTable::new(&[("persona", Align::Left), ("probe", Align::Right), ("slowest table", Align::Left)]);
     for (persona, took, slowest) in &matrix.timings {
