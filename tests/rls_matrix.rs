@@ -134,7 +134,8 @@ fn refused_on_production() {
 
 /// A Supabase-style app of our own: a team task tracker in schema `tracker`, profiles keyed
 /// to `auth.users`, memberships with an enum role, checks, identities, a policy that calls
-/// `auth.uid()` per row and one that looks memberships up by an unindexed column.
+/// `auth.uid()` per row and one that looks memberships up by an unindexed column, and a
+/// trigger that makes a profile for each new auth user (the probe adopts those rows).
 const TRACKER: &str = "
 create schema tracker;
 grant usage on schema tracker to anon, authenticated, service_role;
@@ -184,6 +185,9 @@ create policy tasks_all on tracker.tasks for all to authenticated
   using (exists (select 1 from tracker.projects p where p.id = tasks.project_id));
 grant select, insert, update, delete on all tables in schema tracker to authenticated, service_role;
 grant select on tracker.teams to anon;
+create function tracker.on_signup() returns trigger language plpgsql security definer set search_path = '' as
+  $$ begin insert into tracker.profiles (id, display_name) values (new.id, 'new user'); return new; end $$;
+create trigger on_signup after insert on auth.users for each row execute function tracker.on_signup();
 ";
 
 #[test]
@@ -194,6 +198,7 @@ fn an_app_in_its_own_schema_needs_no_fixture_rows() {
         .migration("0001_tracker.up.sql", TRACKER)
         .migration("0001_tracker.down.sql", "drop schema tracker cascade;\n");
     project.env_file("tenancy.toml", "root = \"tracker.teams\"\nkey = \"id\"\n");
+    matrix(&project, &cluster, &[]).fails("the tenant table tracker.teams of env/tenancy.toml does not exist");
     project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &cluster.url()).ok();
     let before = cluster.checksum();
 
@@ -208,6 +213,8 @@ fn an_app_in_its_own_schema_needs_no_fixture_rows() {
     expect("tracker.teams", "anon", &["select=none", "insert=err:42501", "update=err:42501", "delete=err:42501"]);
     expect("tracker.teams", "service_role", &["select=all", "insert=all", "update=all", "delete=all"]);
     expect("tracker.is_member(bigint)", "authenticated", &["execute=definer", "reaches=tracker.team_members"]);
+    // Executable by anyone unless revoked, as every function is by default.
+    expect("tracker.on_signup()", "anon", &["execute=definer", "reaches=tracker.profiles"]);
     assert!(out.stderr.contains("probed 6 tables x 4 operations x 6 personas"), "{}", out.stderr);
     assert!(
         out.stderr.contains("cost: tracker.profiles: policy profiles_self calls auth.uid() once per row"),

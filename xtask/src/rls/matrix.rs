@@ -140,6 +140,22 @@ pub fn probe(tx: &mut Transaction, tenancy: &Tenancy) -> Result<Matrix> {
     if !exposed.contains(&root_schema) {
         exposed.push(root_schema);
     }
+    let missing: Vec<String> = tx
+        .query(
+            "select r from unnest(array['anon', 'authenticated', 'service_role']) r
+             where not exists (select 1 from pg_roles where rolname = r)",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the access matrix probes as Supabase's API roles, and this database has no {}\n\
+             hint: run it on a Supabase database, or a local one made by `cargo xtask db up`",
+            missing.join(", ")
+        );
+    }
     let tables = catalog::tables(tx, &exposed)?;
     if !tables.iter().any(|t| t.name == tenancy.root) {
         bail!("the tenant table {} of {} does not exist", tenancy.root, tenancy::FILE);

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use postgres::{Transaction, error::SqlState};
 use serde_json::{Map, Value, json};
 
@@ -85,20 +85,29 @@ impl Planted {
                 Err(err) => {
                     sp.rollback()?;
                     let Some(db) = err.as_db_error() else { return Err(err.into()) };
-                    let columns: Vec<String> = match (db.code(), db.constraint(), db.column()) {
-                        (&SqlState::NOT_NULL_VIOLATION, _, Some(column)) if !required.iter().any(|r| r == column) => {
+                    if let (&SqlState::NOT_NULL_VIOLATION, Some(column)) = (db.code(), db.column()) {
+                        if !required.iter().any(|r| r == column) {
                             required.push(column.to_string());
                             continue;
                         }
-                        (&SqlState::CHECK_VIOLATION | &SqlState::UNIQUE_VIOLATION, Some(name), _) => {
-                            table.constraints.get(name).cloned().unwrap_or_default()
-                        }
-                        (code, _, _) if code.code().starts_with("22") => values.keys().cloned().collect(),
-                        _ => Vec::new(),
-                    };
+                    }
+                    let columns = conflicting(db, table, &values);
                     let generated: Vec<&String> = columns.iter().filter(|c| !given.contains_key(*c)).collect();
                     if generated.is_empty() {
-                        return Err(err).context(format!("cannot plant a probe row in {}", table.name));
+                        // A row with these keys exists already (a trigger made it, as a
+                        // profile per new auth user): that one is the probe row.
+                        if db.code() == &SqlState::UNIQUE_VIOLATION && !columns.is_empty() {
+                            if let Some(row) = adopt(tx, table, &columns, &values)? {
+                                self.rows.insert((table.name.clone(), tag.to_string()), row.clone());
+                                return Ok(row);
+                            }
+                        }
+                        bail!(
+                            "cannot plant a probe row in {}: {}\nhint: the probe generates rows from the catalog; \
+                             a check or trigger it cannot satisfy by guessing needs a value it can (see README, the access matrix)",
+                            table.name,
+                            sql::server_message(&err)
+                        );
                     }
                     for column in generated {
                         *attempts.entry(column.clone()).or_default() += 1;
@@ -150,6 +159,37 @@ fn text(literals: &[String], tag: &str, n: usize) -> String {
         1 => format!("probe{tag}{}", k / 3),
         _ => format!("probe-{tag}-{}@probe.invalid", k / 3),
     }
+}
+
+/// The columns a refused row's values must change in: a check's or unique index's, every
+/// column for a value of the wrong form, none for anything else.
+fn conflicting(db: &postgres::error::DbError, table: &Table, values: &Map<String, Value>) -> Vec<String> {
+    match (db.code(), db.constraint()) {
+        (&SqlState::CHECK_VIOLATION | &SqlState::UNIQUE_VIOLATION, Some(name)) => {
+            table.constraints.get(name).cloned().unwrap_or_default()
+        }
+        (code, _) if code.code().starts_with("22") => values.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The existing row whose `columns` hold `values`' values.
+fn adopt(tx: &mut Transaction, table: &Table, columns: &[String], values: &Map<String, Value>) -> Result<Option<Row>> {
+    let t = &table.quoted;
+    let sql = format!(
+        "select t.tableoid::text || ':' || t.ctid::text, to_jsonb(t)::text
+         from {t} t, jsonb_populate_record(null::{t}, $1::text::jsonb) v
+         where ({}) is not distinct from ({}) limit 1",
+        sql::columns_of("t", columns),
+        sql::columns_of("v", columns)
+    );
+    let json = Value::Object(values.clone()).to_string();
+    let Some(found) = tx.query_opt(&sql, &[&json])? else { return Ok(None) };
+    let stored = match serde_json::from_str(&found.get::<_, String>(1)) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    Ok(Some(Row { locator: found.get(0), given: values.clone(), stored }))
 }
 
 /// `insert ... returning` the row's locator and its stored values, as JSON.
