@@ -61,6 +61,8 @@ pub fn run(guard: &Guard, mode: Mode) -> Result<()> {
     let root = context::project_root();
     let tenancy = Tenancy::load(&root)?;
     let snapshot_path = root.join(snapshot::FILE);
+    // Connected first: a refused connection is the one error, whatever the files say.
+    let mut conn = target.connect()?;
     let before = match mode {
         Mode::Check => {
             let text = std::fs::read_to_string(&snapshot_path).with_context(|| {
@@ -70,7 +72,6 @@ pub fn run(guard: &Guard, mode: Mode) -> Result<()> {
         }
         _ => None,
     };
-    let mut conn = target.connect()?;
     status(format!("access matrix of {}: in one transaction, rolled back at the end", target.environment()));
     // Never committed: an early return drops `tx`, which rolls it back, too.
     let mut tx = conn.client().transaction()?;
