@@ -53,7 +53,9 @@ pub fn plant(tx: &mut Transaction, tables: &[Table], root: &str, planted: &mut P
         kind: Kind::Anon,
         claims: json!({"role": "anon"}).to_string(),
     }];
-    let mut signed_in = |name: String, kind: Kind| -> Result<Persona> {
+    let mut signed_in = |label: String, kind: Kind| -> Result<Persona> {
+        // The snapshot separates its fields by spaces.
+        let name: String = label.chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect();
         let auth_id = planted.uuid();
         if let Some(auth) = tables.iter().find(|t| t.name == AUTH_USERS) {
             planted.plant(tx, auth, (&name, &name), &object([("id", json!(auth_id))]))?;
@@ -65,7 +67,7 @@ pub fn plant(tx: &mut Transaction, tables: &[Table], root: &str, planted: &mut P
             let mut overrides = Map::new();
             match (kind, &m.role_column) {
                 (Kind::Member, Some((column, _))) => {
-                    overrides.insert(column.clone(), json!(name));
+                    overrides.insert(column.clone(), json!(label));
                 }
                 (Kind::Suspended, Some((column, labels))) => {
                     overrides.insert(column.clone(), json!(labels[0]));
