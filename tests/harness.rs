@@ -378,6 +378,7 @@ pub const WRITING_COMMANDS: &[&[&str]] = &[
     &["migrate", "down", "--env", "{env}"],
     &["migrate", "resolve", "1", "--applied", "--env", "{env}"],
     &["rls", "--env", "{env}"],
+    &["rls", "matrix", "--check", "--env", "{env}"],
     &["seed", "--profile", "minimal", "--env", "{env}"],
     &["stage-sync", "--from", "production", "--to", "{env}", "--yes"],
     &["load", "--env", "{env}", "--transactions", "10", "--yes"],

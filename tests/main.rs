@@ -21,6 +21,7 @@ mod pooler;
 mod rehearse;
 mod reset_template;
 mod rls;
+mod rls_matrix;
 mod seed;
 mod stage_sync;
 mod stage_sync_binary;

@@ -27,6 +27,7 @@ impl flags::Bench {
             }
             Some(BenchCommand::DbUp) => db::bench::run().map(drop),
             Some(BenchCommand::Reset) => db::reset_bench::run().map(drop),
+            Some(BenchCommand::RlsMatrix { tables }) => crate::rls::bench::run(tables).map(drop),
         }
     }
 }

@@ -47,6 +47,12 @@ impl flags::Ci {
             crate::migrate::up_all(&guard)?;
             crate::rls::suite(&guard)
         })?;
+        section("rls matrix", &|| {
+            let throwaway = Throwaway::start()?;
+            let guard = throwaway.guard()?;
+            crate::migrate::up_all(&guard)?;
+            crate::rls::matrix::run(&guard, crate::rls::matrix::Mode::Check)
+        })?;
         section("stage-sync", &crate::stage_sync::bench::end_to_end)?;
         print_table(&sections);
         Ok(())

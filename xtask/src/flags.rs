@@ -240,7 +240,27 @@ pub enum RehearseData {
 pub struct Backup {}
 
 #[derive(Debug, Args)]
-pub struct Rls {}
+pub struct Rls {
+    #[command(subcommand)]
+    pub command: Option<RlsCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RlsCommand {
+    /// The access matrix: every persona x exposed table x operation, probed on generated rows
+    /// in a rolled-back transaction; with column grants, definer functions and views.
+    Matrix(RlsMatrix),
+}
+
+#[derive(Debug, Args)]
+pub struct RlsMatrix {
+    /// Compare with the committed snapshot (env/rls-matrix.txt); exit 1 naming changed cells.
+    #[arg(long, conflicts_with = "update")]
+    pub check: bool,
+    /// Rewrite the committed snapshot (after reviewing the change).
+    #[arg(long)]
+    pub update: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct Seed {
@@ -369,6 +389,12 @@ pub enum BenchCommand {
     DbUp,
     /// Time `db reset` from its template (hit) and rebuilt (miss) next to a raw template clone.
     Reset,
+    /// Time `rls matrix` on a generated schema: tables x 4 operations x 8 personas.
+    RlsMatrix {
+        /// Tenant tables in the generated schema.
+        #[arg(long, default_value_t = 50)]
+        tables: usize,
+    },
 }
 
 /// `bench stage-sync --schema`: which source schema the tools copy.

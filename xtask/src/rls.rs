@@ -46,9 +46,29 @@ const SUSPENDED: Member =
 /// The report's columns, in the order `check` records them.
 const CHECKS: [&str; 8] = ["rls", "rows", "A-only", "B-only", "inactive", "no-cross-write", "anon", "service"];
 
+pub(crate) mod bench;
+mod catalog;
+mod inventory;
+pub(crate) mod matrix;
+mod personas;
+mod probe;
+mod probe_rows;
+mod snapshot;
+
 impl flags::Rls {
     pub fn run(self, global: &Global) -> Result<()> {
-        suite(&context::guard(global)?)
+        let guard = context::guard(global)?;
+        match self.command {
+            None => suite(&guard),
+            Some(flags::RlsCommand::Matrix(m)) => {
+                let mode = match (m.check, m.update) {
+                    (true, _) => matrix::Mode::Check,
+                    (_, true) => matrix::Mode::Update,
+                    _ => matrix::Mode::Print,
+                };
+                matrix::run(&guard, mode)
+            }
+        }
     }
 }
 
