@@ -26,3 +26,4 @@ mod stage_sync_generated;
 mod stage_sync_shapes;
 mod stage_sync_types;
 mod supabase;
+mod undo;

@@ -19,6 +19,7 @@ pub mod secrets;
 pub mod selection;
 pub mod settings;
 pub mod stamp;
+mod restore_point;
 mod template;
 
 #[cfg(test)]

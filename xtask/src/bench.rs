@@ -136,6 +136,12 @@ fn all(global: &Global) -> Result<()> {
         None,
     );
     row(
+        "db undo (realistic)".into(),
+        format!("{:.2} s", reset.undo),
+        format!("< {:.1} s", db::reset_bench::TARGET_UNDO),
+        Some(reset.undo < db::reset_bench::TARGET_UNDO),
+    );
+    row(
         "db up from nothing, seeded".into(),
         format!("{:.2} s", up.seeded),
         format!("<= {:.1} s", db::bench::TARGET_SECONDS),
