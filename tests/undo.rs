@@ -18,9 +18,10 @@ fn xtask(project: &Project, cluster: &TestCluster, args: &[&str]) -> String {
 fn restore_point(cluster: &TestCluster) -> Option<(String, bool)> {
     let row = cluster
         .client()
-        .query_opt("select shobj_description(oid, 'pg_database'), datallowconn from pg_database where datname = $1", &[
-            &RESTORE,
-        ])
+        .query_opt(
+            "select shobj_description(oid, 'pg_database'), datallowconn from pg_database where datname = $1",
+            &[&RESTORE],
+        )
         .unwrap();
     row.map(|r| (r.get::<_, Option<String>>(0).unwrap_or_default(), r.get(1)))
 }
@@ -117,7 +118,9 @@ fn reset_and_seed_replace_are_undone_byte_for_byte_and_undo_twice_is_redo() {
 fn undo_is_refused_without_a_restore_point_while_someone_is_connected_and_off_local_and_test() {
     let mut project = Project::new();
     project.remote("staging");
-    project.xtask(&["db", "undo", "--env", "staging"]).fails("Undo (restore point) on staging is refused: the access matrix says NEVER");
+    project
+        .xtask(&["db", "undo", "--env", "staging"])
+        .fails("Undo (restore point) on staging is refused: the access matrix says NEVER");
     project.remote("production");
     project.xtask(&["db", "undo", "--env", "production"]).fails("Undo (restore point) on production is refused");
 

@@ -338,7 +338,6 @@ impl<O: op::WriteOp> WriteTarget<O> {
     }
 }
 
-
 impl<O: op::ReadOp> ReadTarget<O> {
     pub fn environment(&self) -> Environment {
         self.env

@@ -15,11 +15,11 @@ pub mod detect;
 pub mod environment;
 pub mod guard;
 pub mod matrix;
+mod restore_point;
 pub mod secrets;
 pub mod selection;
 pub mod settings;
 pub mod stamp;
-mod restore_point;
 mod template;
 
 #[cfg(test)]

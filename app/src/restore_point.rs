@@ -78,7 +78,9 @@ pub(crate) fn replace_with_target_sql(client: &mut Client, names: &Names, replac
     let (target, old, restore) = (ident(&names.target), ident(&names.old), ident(&names.restore));
     let mut sql = String::new();
     if exists(client, &names.restore)? {
-        sql.push_str(&format!("alter database {restore} rename to {old}; comment on database {old} is '{SCRATCH_MARK}';\n"));
+        sql.push_str(&format!(
+            "alter database {restore} rename to {old}; comment on database {old} is '{SCRATCH_MARK}';\n"
+        ));
     }
     let original = comment_of(client, &names.target)?;
     let mark = mark(client, replaced_by, original.as_deref())?;
@@ -110,7 +112,9 @@ pub(crate) fn copy_target(client: &mut Client, names: &Names, replaced_by: &str)
     let (old, restore) = (ident(&names.old), ident(&names.restore));
     let mut sql = String::new();
     if exists(&mut tx, &names.restore)? {
-        sql.push_str(&format!("alter database {restore} rename to {old}; comment on database {old} is '{SCRATCH_MARK}';\n"));
+        sql.push_str(&format!(
+            "alter database {restore} rename to {old}; comment on database {old} is '{SCRATCH_MARK}';\n"
+        ));
     }
     let original = comment_of(&mut tx, &names.target)?;
     let mark = mark(&mut tx, replaced_by, original.as_deref())?;
@@ -121,7 +125,8 @@ pub(crate) fn copy_target(client: &mut Client, names: &Names, replaced_by: &str)
     ));
     tx.batch_execute(&sql)
         .map_err(|err| anyhow::anyhow!("cannot keep the restore point: {}", crate::connect::error_chain(&err)))?;
-    tx.commit().map_err(|err| anyhow::anyhow!("cannot keep the restore point: {}", crate::connect::error_chain(&err)))
+    tx.commit()
+        .map_err(|err| anyhow::anyhow!("cannot keep the restore point: {}", crate::connect::error_chain(&err)))
         .map(|()| None)
 }
 
@@ -162,8 +167,9 @@ pub(crate) fn undo(client: &mut Client, names: &Names) -> Result<RestorePoint> {
         ),
         Err(err) => bail!("cannot swap the restore point in: {}", crate::connect::error_chain(&err)),
     }
-    tx.commit()
-        .map_err(|err| anyhow::anyhow!("cannot commit the undo: {}; nothing changed", crate::connect::error_chain(&err)))?;
+    tx.commit().map_err(|err| {
+        anyhow::anyhow!("cannot commit the undo: {}; nothing changed", crate::connect::error_chain(&err))
+    })?;
     Ok(point)
 }
 

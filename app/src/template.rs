@@ -38,7 +38,8 @@ impl Names {
         let name = |suffix: &str| Some(format!("{target}_xtask_{suffix}")).filter(|n| n.len() <= 63);
         Some(Names {
             target: target.to_string(),
-            template: name("template")?, fresh: name("new")?,
+            template: name("template")?,
+            fresh: name("new")?,
             old: name("old")?,
             restore: name("restore")?,
         })

@@ -224,7 +224,10 @@ fn restore_point(tx: &mut postgres::Transaction<'_>) -> Result<String> {
     let (comment, size): (Option<String>, String) = (row.get(0), row.get(1));
     Ok(match comment.as_deref().and_then(RestorePoint::from_comment) {
         Some(point) => {
-            format!("the database as it was before the {} of {}, {size} (`cargo xtask db undo`)", point.replaced_by, point.made)
+            format!(
+                "the database as it was before the {} of {}, {size} (`cargo xtask db undo`)",
+                point.replaced_by, point.made
+            )
         }
         None => format!("a database not made by this project holds the restore point's name ({size})"),
     })
@@ -349,7 +352,8 @@ pub(crate) fn keep_restore_point(guard: &Guard, replaced_by: &str) -> Result<()>
 fn undo(global: &Global) -> Result<()> {
     let started = Instant::now();
     let env = global.env.unwrap_or(Environment::Local);
-    let guard = if env == Environment::Local { Local::load(global, "undo")?.guard } else { context::guard_for(Some(env))? };
+    let guard =
+        if env == Environment::Local { Local::load(global, "undo")?.guard } else { context::guard_for(Some(env))? };
     let target = guard.write::<op::Undo>()?;
     let point = target.undo()?;
     status(format!(

@@ -7,7 +7,11 @@ use anyhow::{Context, Result, bail};
 use postgres::{Client, Transaction};
 
 use super::{WriteConnection, WriteTarget, differs, op};
-use crate::{connect, restore_point::{self, RestorePoint}, stamp, template};
+use crate::{
+    connect,
+    restore_point::{self, RestorePoint},
+    stamp, template,
+};
 
 impl WriteTarget<op::Reset> {
     /// Empties the target database in place and rebuilds it from `bootstrap` (SQL), then
