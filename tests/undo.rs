@@ -27,10 +27,10 @@ fn restore_point(cluster: &TestCluster) -> Option<(String, bool)> {
 }
 
 /// The project's databases beside the target, once the detached drop of a replaced one
-/// (and of a killed run's scratch) is done: at most 20 s.
+/// (and of a killed run's scratch) is done: at most 60 s on a busy machine.
 fn settled(cluster: &TestCluster) -> Vec<String> {
     let sql = "select datname::text from pg_database where datname like 'postgres\\_xtask\\_%' order by 1";
-    for _ in 0..200 {
+    for _ in 0..600 {
         let names = cluster.strings(sql);
         if !names.iter().any(|n| n.ends_with("_old") || n.ends_with("_new")) {
             return names;
