@@ -1,6 +1,7 @@
 //! The leak check's record of source values, in bounded memory: per `table.column` (and,
 //! inside JSON, per key) the 64-bit hashes of the values masked, held in a small buffer
-//! that goes to disk as a sorted run when full (runs merged into one when there are many),
+//! that goes to disk as a sorted run when full (runs of one size merged into one of the next
+//! size when there are many: few runs, and each hash rewritten only a few times),
 //! in an unlinked temporary file that disappears with the process. The check then merges
 //! the runs against the target's values, hashed and spilled the same way: exact for the
 //! hashes (no false negatives), and memory does not grow with the rows.
@@ -19,9 +20,9 @@ use std::{
 
 use anyhow::{Context, Result};
 
-/// Hashes held in memory per set before they go to disk as a sorted run (256 KB).
-const CAP: usize = 1 << 15;
-/// Runs of one set merged into one when there are this many.
+/// Hashes held in memory per set before they go to disk as a sorted run (64 KB).
+const CAP: usize = 1 << 13;
+/// Runs of one set and tier merged into one of the next tier when there are this many.
 const FAN_IN: usize = 32;
 /// Hashes read from a run at a time while merging.
 const CHUNK: usize = 1 << 10;
@@ -185,6 +186,8 @@ struct Run {
     file: Arc<TempFile>,
     at: u64,
     len: u64,
+    /// How many merges made it: runs of one tier are of about one size.
+    tier: u32,
 }
 
 /// One set of hashes: a buffer, then sorted runs on disk. `distinct`: repeats are dropped
@@ -226,33 +229,45 @@ impl Spill {
         let at = file.end.fetch_add(8 * self.buf.len() as u64, Ordering::Relaxed);
         let bytes: Vec<u8> = self.buf.iter().flat_map(|h| h.to_le_bytes()).collect();
         file.file.write_all_at(&bytes, at).context("cannot write the leak check's temporary file")?;
-        self.runs.push(Run { file, at, len: self.buf.len() as u64 });
+        self.runs.push(Run { file, at, len: self.buf.len() as u64, tier: 0 });
         self.buf.clear();
         self.compact(disk)
     }
 
-    /// Many runs become one, so that a merge reads a bounded number of them at a time.
+    /// Many runs of one tier become one of the next, so that a merge reads a bounded number
+    /// of runs at a time.
     fn compact(&mut self, disk: &mut Disk) -> Result<()> {
-        if self.runs.len() < FAN_IN {
-            return Ok(());
+        loop {
+            let mut tiers: HashMap<u32, usize> = HashMap::new();
+            self.runs.iter().for_each(|r| *tiers.entry(r.tier).or_default() += 1);
+            let Some(tier) = tiers.into_iter().filter(|(_, n)| *n >= FAN_IN).map(|(t, _)| t).min() else {
+                return Ok(());
+            };
+            let (merging, kept): (Vec<Run>, Vec<Run>) =
+                std::mem::take(&mut self.runs).into_iter().partition(|r| r.tier == tier);
+            self.runs = kept;
+            self.runs.push(merge_runs(&merging, self.distinct, tier + 1, disk)?);
         }
-        let file = disk.file()?;
-        let room: u64 = self.runs.iter().map(|r| r.len).sum();
-        let at = file.end.fetch_add(8 * room, Ordering::Relaxed);
-        let (mut merged, mut out, mut len) = (Merged::new(&self.runs, &[], self.distinct)?, Vec::new(), 0u64);
-        while let Some(hash) = merged.next()? {
-            out.extend_from_slice(&hash.to_le_bytes());
-            if out.len() >= 8 * CHUNK {
-                file.file.write_all_at(&out, at + 8 * len).context("cannot write the leak check's temporary file")?;
-                len += CHUNK as u64;
-                out.clear();
-            }
-        }
-        file.file.write_all_at(&out, at + 8 * len).context("cannot write the leak check's temporary file")?;
-        len += out.len() as u64 / 8;
-        self.runs = vec![Run { file, at, len }];
-        Ok(())
     }
+}
+
+/// Writes the merge of `runs` as one run of `tier`.
+fn merge_runs(runs: &[Run], distinct: bool, tier: u32, disk: &mut Disk) -> Result<Run> {
+    let file = disk.file()?;
+    let room: u64 = runs.iter().map(|r| r.len).sum();
+    let at = file.end.fetch_add(8 * room, Ordering::Relaxed);
+    let (mut merged, mut out, mut len) = (Merged::new(runs, &[], distinct)?, Vec::new(), 0u64);
+    while let Some(hash) = merged.next()? {
+        out.extend_from_slice(&hash.to_le_bytes());
+        if out.len() >= 8 * CHUNK {
+            file.file.write_all_at(&out, at + 8 * len).context("cannot write the leak check's temporary file")?;
+            len += CHUNK as u64;
+            out.clear();
+        }
+    }
+    file.file.write_all_at(&out, at + 8 * len).context("cannot write the leak check's temporary file")?;
+    len += out.len() as u64 / 8;
+    Ok(Run { file, at, len, tier })
 }
 
 /// Counts the hashes of `values` (each repeat) that are in `set`.
@@ -346,7 +361,7 @@ mod tests {
         let mut leaks = LeakSets::default();
         let mut other = LeakSets::default();
         // Far more values than one buffer holds, with repeats, from two workers.
-        for i in 0..(3 * CAP * FAN_IN / 2) as u64 {
+        for i in 0..(1_000_000u64).max((3 * CAP * FAN_IN / 2) as u64) {
             let set = if i % 2 == 0 { &mut leaks } else { &mut other };
             set.insert("t.c", &format!("v{}", i % 500_000));
         }
