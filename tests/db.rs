@@ -80,6 +80,16 @@ fn up_status_reset_down_destroy() {
     let scratch: bool = client.query_one("select to_regclass('public.scratch') is not null", &[]).unwrap().get(0);
     assert!(!scratch, "reset kept the old table");
     drop(client);
+    // The database the reset replaced is the restore point: `db status` shows it, `db undo`
+    // swaps it back.
+    let out = project.xtask(&["db", "status"]).ok();
+    let line = out.stdout.lines().find(|l| l.starts_with("restore point")).unwrap_or_default().to_string();
+    assert!(line.contains("before the db reset of") && line.contains("B"), "{}", out.stdout);
+    project.xtask(&["db", "undo"]).ok();
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let scratch: bool = client.query_one("select to_regclass('public.scratch') is not null", &[]).unwrap().get(0);
+    assert!(scratch, "undo gives the old table back");
+    drop(client);
 
     let out = project.xtask(&["db", "down"]).ok();
     assert!(out.stderr.contains("local database stopped"), "{}", out.stderr);

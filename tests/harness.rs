@@ -374,6 +374,7 @@ pub fn random_delays(n: usize, low: u64, high: u64) -> Vec<u64> {
 /// attack suite aim each of them.
 pub const WRITING_COMMANDS: &[&[&str]] = &[
     &["db", "reset", "--env", "{env}"],
+    &["db", "undo", "--env", "{env}"],
     &["migrate", "up", "--env", "{env}"],
     &["migrate", "down", "--env", "{env}"],
     &["migrate", "resolve", "1", "--applied", "--env", "{env}"],

@@ -31,3 +31,4 @@ mod stage_sync_init;
 mod stage_sync_shapes;
 mod stage_sync_types;
 mod supabase;
+mod undo;

@@ -44,8 +44,13 @@ use crate::{
     matrix::{self, Access},
     selection,
     settings::EnvSettings,
-    stamp, template,
+    stamp,
 };
+
+mod databases;
+
+pub use crate::restore_point::RestorePoint;
+pub use databases::TemplateReset;
 
 /// Operations as types, so that a function's signature says what it is allowed to do.
 pub mod op {
@@ -87,6 +92,7 @@ pub mod op {
     ops! {
         Seed => Seed, write(false);
         Reset => Reset, write(true);
+        Undo => Undo, write(false);
         Migrate => Migrate, write(true);
         MigrateDown => MigrateDown, write(false);
         Baseline => Baseline, write(true);
@@ -329,147 +335,6 @@ impl<O: op::WriteOp> WriteTarget<O> {
     /// How an external program (`pg_dump`, `pg_restore`, `psql`) reaches the same server.
     pub fn client_args(&self) -> Result<ClientArgs> {
         client_args::<O>(&self.url, &self.pin)
-    }
-}
-
-impl WriteTarget<op::Reset> {
-    /// Empties the target database in place and rebuilds it from `bootstrap` (SQL), then
-    /// stamps it, all in one transaction on one connection: no second connection that could
-    /// reach another server, and a reset that fails leaves the database as it was.
-    pub fn reset_in_place(&self, bootstrap: &str) -> Result<WriteConnection<op::Reset>> {
-        let mut conn = self.connect()?;
-        let env = self.env;
-        let mut tx = conn.client.transaction()?;
-        // Another session holding a lock (the app, a psql) would make the drops wait for
-        // ever: give up instead, with the database as it was.
-        tx.batch_execute("set local lock_timeout = '10s'")?;
-        let emptying = empty_database_sql(&mut tx)?;
-        tx.batch_execute(&emptying).map_err(|err| {
-            anyhow::anyhow!(
-                "cannot empty the database: {}\nhint: another session may hold locks on it (a running app, a psql); stop it and reset again. Nothing was changed",
-                connect::error_chain(&err)
-            )
-        })?;
-        tx.batch_execute(bootstrap)
-            .map_err(|err| anyhow::anyhow!("the bootstrap SQL failed: {}", connect::error_chain(&err)))?;
-        stamp::write(&mut tx, env, &<op::Reset as op::Op>::OPERATION.to_string())?;
-        tx.commit().context("cannot commit the reset; the database is as it was")?;
-        conn.pending = None;
-        Ok(conn)
-    }
-}
-
-/// What [`WriteTarget::<op::Reset>::reset_from_template`] did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum TemplateReset {
-    /// The database was replaced by a clone of a template made with the same key. This
-    /// guard's connections are pinned to the database that was replaced: the command is done.
-    Cloned,
-    /// No template with this key: rebuild, then [`WriteTarget::refresh_template`].
-    Miss,
-    /// A clone cannot be swapped in safely, for this reason: rebuild in place, as before.
-    Unsafe(String),
-}
-
-impl WriteTarget<op::Reset> {
-    /// Replaces the target database with a clone of its template when the template was
-    /// made with `key`. Before anything changes: the target's stamp is checked (as for
-    /// every write), and the maintenance connection the clone needs (to another database on
-    /// the pinned endpoint) must show the pinned server's system identifier and start time.
-    /// The clone must carry this environment's stamp, and is swapped in by renames in one
-    /// transaction, so there is never a moment without a database under the target's name;
-    /// the swap is refused while anyone else is connected to the target.
-    pub fn reset_from_template(&self, key: &str) -> Result<TemplateReset> {
-        let (names, mut maintenance) = match self.prepare_template()? {
-            Ok(prepared) => prepared,
-            Err(why) => return Ok(TemplateReset::Unsafe(why)),
-        };
-        if template::template_key(&mut maintenance, &names)?.as_deref() != Some(key) {
-            return Ok(TemplateReset::Miss);
-        }
-        let others = template::other_sessions(&mut maintenance, &names.target)?;
-        if others > 0 {
-            return Ok(TemplateReset::Unsafe(format!("{others} other session(s) are connected to {}", names.target)));
-        }
-        if let Some(why) = template::clear_scratch(&mut maintenance, &names)? {
-            return Ok(TemplateReset::Unsafe(why));
-        }
-        template::clone_template(&mut maintenance, &names)?;
-        let stamp = match self.same_server(&names.fresh)? {
-            Ok(mut clone) => stamp::read(&mut clone)?,
-            Err(why) => bail!("cannot read the stamp of the clone {}: {why}", names.fresh),
-        };
-        if stamp != Some(self.env) {
-            template::drop_clone(&mut maintenance, &names)?;
-            bail!(
-                "the template {} is stamped {}, not {}: not swapped in\nhint: drop the template database; the next reset rebuilds it",
-                names.template,
-                stamp.map_or("(unstamped)".to_string(), |s| s.to_string()),
-                self.env
-            );
-        }
-        Ok(match template::swap(&mut maintenance, &names)? {
-            None => TemplateReset::Cloned,
-            Some(why) => TemplateReset::Unsafe(why),
-        })
-    }
-
-    /// Makes the target's template anew from the target as it is now (just rebuilt), keyed
-    /// by `key`, on a maintenance connection proven to reach the pinned server. Every
-    /// connection of this command to the target must be closed.
-    pub fn refresh_template(&self, key: &str) -> Result<()> {
-        let (names, mut maintenance) = self.prepare_template()?.map_err(anyhow::Error::msg)?;
-        template::refresh(&mut maintenance, &names, key)
-    }
-
-    /// Drops the database the last template reset swapped out, after the same checks as
-    /// the reset itself (the target's stamp, the maintenance connection's server).
-    pub fn drop_replaced(&self) -> Result<()> {
-        let (names, mut maintenance) = self.prepare_template()?.map_err(anyhow::Error::msg)?;
-        template::drop_replaced(&mut maintenance, &names)
-    }
-
-    /// Checks the target's stamp and reads its name, then opens the maintenance connection
-    /// (to `postgres`, or `template1` when the target is `postgres`); or why there can be
-    /// none, which is no reason to fail a reset.
-    fn prepare_template(&self) -> Result<Result<(template::Names, Client), String>> {
-        let target: String = {
-            let mut conn = self.connect()?;
-            conn.client.query_one("select current_database()::text", &[])?.get(0)
-        };
-        if self.identity().is_none_or(|identity| identity.system.is_none()) {
-            return Ok(Err("the server does not show its system identifier to this login".into()));
-        }
-        let Some(names) = template::Names::for_target(&target) else {
-            return Ok(Err("the database's name is too long for a template beside it".into()));
-        };
-        let maintenance = if target == "postgres" { "template1" } else { "postgres" };
-        Ok(self
-            .same_server(maintenance)?
-            .map(|client| (names, client))
-            .map_err(|why| format!("no maintenance connection to database {maintenance} ({why})")))
-    }
-
-    /// A connection to another database on the pinned endpoint (or why none opened),
-    /// refused unless it shows the pinned server's system identifier and start time: a proxy
-    /// that routes database names to different servers must not get a `CREATE DATABASE` or
-    /// a rename.
-    fn same_server(&self, dbname: &str) -> Result<Result<Client, String>> {
-        let pinned = self.pin.get().context("no pinned server")?;
-        let url = self.url.with_dbname(dbname);
-        let opened = match connect::open_at(&url, &pinned.endpoint, url.startup_timeout()) {
-            Ok(opened) => opened,
-            Err(err) => return Ok(Err(format!("{err:#}").lines().next().unwrap_or_default().to_string())),
-        };
-        let (checked, other) = (&pinned.identity, &opened.identity);
-        if checked.system.is_none() || checked.system != other.system || checked.started != other.started {
-            bail!(
-                "the server at {} answering for database {dbname} is not the one this command checked (it reports another {}): the reset from a template is refused\nhint: something routes database names to different servers (a proxy?); point DATABASE_URL at the server itself",
-                pinned.endpoint,
-                differs(checked, other)
-            );
-        }
-        Ok(Ok(opened.client))
     }
 }
 
@@ -719,40 +584,4 @@ fn check_stamp<O: op::WriteOp>(
             Ok(Some(PendingStamp { env, by: operation.to_string(), at, adopting }))
         }
     }
-}
-
-/// The statements that take a database back to empty, as `CREATE DATABASE` makes it:
-/// every schema but the system's dropped (with what is in them), every extension,
-/// publication and event trigger dropped, database settings reset, `public` re-created.
-fn empty_database_sql(tx: &mut Transaction<'_>) -> Result<String> {
-    let names = |tx: &mut Transaction<'_>, sql: &str| -> Result<Vec<String>> {
-        Ok(tx.query(sql, &[])?.iter().map(|r| r.get::<_, String>(0)).collect())
-    };
-    let mut sql = String::new();
-    for name in names(tx, "select quote_ident(evtname) from pg_event_trigger")? {
-        sql.push_str(&format!("drop event trigger if exists {name} cascade;\n"));
-    }
-    for name in names(tx, "select quote_ident(pubname) from pg_publication")? {
-        sql.push_str(&format!("drop publication if exists {name};\n"));
-    }
-    for name in names(tx, "select quote_ident(extname) from pg_extension where extname <> 'plpgsql'")? {
-        sql.push_str(&format!("drop extension if exists {name} cascade;\n"));
-    }
-    for name in names(
-        tx,
-        "select quote_ident(nspname) from pg_namespace
-         where nspname not in ('pg_catalog', 'information_schema') and nspname not like 'pg\\_toast%'
-           and nspname not like 'pg\\_temp\\_%'",
-    )? {
-        sql.push_str(&format!("drop schema if exists {name} cascade;\n"));
-    }
-    sql.push_str("select lo_unlink(oid) from pg_largeobject_metadata;\n");
-    let database: String = tx.query_one("select quote_ident(current_database())", &[])?.get(0);
-    sql.push_str(&format!(
-        "alter database {database} reset all;
-         create schema public authorization pg_database_owner;
-         grant usage on schema public to public;
-         comment on schema public is 'standard public schema';\n"
-    ));
-    Ok(sql)
 }

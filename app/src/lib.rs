@@ -15,6 +15,7 @@ pub mod detect;
 pub mod environment;
 pub mod guard;
 pub mod matrix;
+mod restore_point;
 pub mod secrets;
 pub mod selection;
 pub mod settings;

@@ -18,6 +18,9 @@ pub enum Operation {
     // The commands' own.
     Seed,
     Reset,
+    /// Swapping a database's restore point back in (`db undo`), and keeping one: a
+    /// database created beside the target, so only where databases may be created.
+    Undo,
     Migrate,
     /// Reverting migrations: only where losing data is fine.
     MigrateDown,
@@ -44,7 +47,7 @@ pub enum Access {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 15] = [
+    pub const ALL: [Operation; 16] = [
         Operation::RlsTesting,
         Operation::MigrationTesting,
         Operation::LoadTesting,
@@ -53,6 +56,7 @@ impl Operation {
         Operation::CustomerDemos,
         Operation::Seed,
         Operation::Reset,
+        Operation::Undo,
         Operation::Migrate,
         Operation::MigrateDown,
         Operation::Baseline,
@@ -72,6 +76,7 @@ impl Operation {
             Operation::CustomerDemos => "Customer demos",
             Operation::Seed => "Seed (test data)",
             Operation::Reset => "Create / reset database",
+            Operation::Undo => "Undo (restore point)",
             Operation::Migrate => "Migrate",
             Operation::MigrateDown => "Migrate down",
             Operation::Baseline => "Adopt (baseline)",
@@ -127,6 +132,8 @@ pub fn access(op: Operation, env: Environment) -> Access {
         (Seed, _) => Yes,
         (Reset, Local | Test) => Yes,
         (Reset, Production | Staging) => Never,
+        (Undo, Local | Test) => Yes,
+        (Undo, Production | Staging) => Never,
         (Migrate, Production) => Confirmed,
         (Migrate, _) => Yes,
         (Baseline, Production) => Confirmed,

@@ -10,14 +10,14 @@
 //! is connected to the target. Nothing here opens a connection.
 
 use anyhow::{Context, Result, bail};
-use postgres::{Client, error::SqlState};
+use postgres::{Client, GenericClient, error::SqlState};
 
 /// Comment prefix of a template this project made; the key follows, then a newline and
 /// the comment its target had.
 const TEMPLATE_MARK: &str = "xtask-template ";
 /// Comment of a scratch database (a clone not yet swapped in, or the old target after the
 /// swap): ours to drop.
-const SCRATCH_MARK: &str = "xtask-scratch";
+pub(crate) const SCRATCH_MARK: &str = "xtask-scratch";
 /// Settings stored as lists of quoted identifiers (`GUC_LIST_QUOTE`): copied as written.
 const LIST_SETTINGS: &[&str] =
     &["search_path", "temp_tablespaces", "session_preload_libraries", "local_preload_libraries"];
@@ -29,13 +29,20 @@ pub(crate) struct Names {
     pub template: String,
     pub fresh: String,
     pub old: String,
+    pub restore: String,
 }
 
 impl Names {
     /// `None` when the derived names would exceed PostgreSQL's 63 bytes.
     pub(crate) fn for_target(target: &str) -> Option<Names> {
         let name = |suffix: &str| Some(format!("{target}_xtask_{suffix}")).filter(|n| n.len() <= 63);
-        Some(Names { target: target.to_string(), template: name("template")?, fresh: name("new")?, old: name("old")? })
+        Some(Names {
+            target: target.to_string(),
+            template: name("template")?,
+            fresh: name("new")?,
+            old: name("old")?,
+            restore: name("restore")?,
+        })
     }
 }
 
@@ -84,7 +91,7 @@ pub(crate) fn other_sessions(client: &mut Client, database: &str) -> Result<i64>
 /// server restarts a second after it ends, reconnecting by name (to the swapped-in clone):
 /// ending it just before the clone or the swap is what lets them run at all.
 /// It is waited for here, in small steps: the server itself checks every 100 ms.
-fn pause_pg_cron(client: &mut Client, database: &str) -> Result<()> {
+pub(crate) fn pause_pg_cron(client: &mut Client, database: &str) -> Result<()> {
     let launcher = "select pid from pg_stat_activity where datname = $1 and backend_type = 'pg_cron launcher'";
     let pids: Vec<i32> = client.query(launcher, &[&database])?.iter().map(|r| r.get(0)).collect();
     if pids.is_empty() {
@@ -137,21 +144,26 @@ pub(crate) fn drop_clone(client: &mut Client, names: &Names) -> Result<()> {
 }
 
 /// Swaps the clone in: one transaction renames the target away and the clone to the
-/// target's name; the old database is marked as scratch, for [`drop_replaced`]. `Some(why)` when someone is connected
-/// to the target: nothing was swapped and the clone is dropped.
-pub(crate) fn swap(client: &mut Client, names: &Names) -> Result<Option<String>> {
+/// target's name. The old database becomes the restore point when `keep` says what
+/// replaced it (the previous restore point, like the old database otherwise, is marked as
+/// scratch, for [`drop_replaced`]). `Some(why)` when someone is connected to the target:
+/// nothing was swapped and the clone is dropped.
+pub(crate) fn swap(client: &mut Client, names: &Names, keep: Option<&str>) -> Result<Option<String>> {
     let original = comment_of(client, &names.template)?
         .and_then(|c| c.split_once('\n').map(|(_, rest)| rest.to_string()))
         .filter(|c| !c.is_empty());
     let (target, fresh, old) = (ident(&names.target), ident(&names.fresh), ident(&names.old));
     let comment = original.map_or("null".to_string(), |c| literal(&c));
+    let away = match keep {
+        Some(what) => crate::restore_point::replace_with_target_sql(client, names, what)?,
+        None => format!("alter database {target} rename to {old}; comment on database {old} is '{SCRATCH_MARK}';"),
+    };
     pause_pg_cron(client, &names.target)?;
     let mut tx = client.transaction()?;
     let swapped = tx.batch_execute(&format!(
-        "alter database {target} rename to {old};
+        "{away}
          alter database {fresh} rename to {target};
-         comment on database {target} is {comment};
-         comment on database {old} is '{SCRATCH_MARK}';"
+         comment on database {target} is {comment};"
     ));
     match swapped {
         Ok(()) => tx.commit().context("cannot commit the swap; the target database is as it was")?,
@@ -205,7 +217,7 @@ pub(crate) fn refresh(client: &mut Client, names: &Names, key: &str) -> Result<(
 
 /// What `CREATE DATABASE ... TEMPLATE` does not copy: the owner, grants on the database,
 /// and settings made with `ALTER DATABASE ... SET` (Supabase's `search_path`).
-fn copy_state(tx: &mut postgres::Transaction<'_>, from: &str, to: &str) -> Result<()> {
+pub(crate) fn copy_state(tx: &mut postgres::Transaction<'_>, from: &str, to: &str) -> Result<()> {
     let to_ident = ident(to);
     let mut sql = String::new();
     let owner: String = tx
@@ -250,25 +262,25 @@ fn copy_state(tx: &mut postgres::Transaction<'_>, from: &str, to: &str) -> Resul
         .map_err(|err| anyhow::anyhow!("cannot copy {from}'s settings to {to}: {}", crate::connect::error_chain(&err)))
 }
 
-fn exists(client: &mut Client, name: &str) -> Result<bool> {
+pub(crate) fn exists(client: &mut impl GenericClient, name: &str) -> Result<bool> {
     Ok(client.query_one("select exists (select from pg_database where datname = $1)", &[&name])?.get(0))
 }
 
-fn comment_of(client: &mut Client, name: &str) -> Result<Option<String>> {
+pub(crate) fn comment_of(client: &mut impl GenericClient, name: &str) -> Result<Option<String>> {
     let rows =
         client.query("select shobj_description(oid, 'pg_database') from pg_database where datname = $1", &[&name])?;
     Ok(rows.first().and_then(|r| r.get(0)))
 }
 
-fn run(client: &mut Client, sql: &str, what: &str) -> Result<()> {
+pub(crate) fn run(client: &mut Client, sql: &str, what: &str) -> Result<()> {
     client.batch_execute(sql).map_err(|err| anyhow::anyhow!("{what}: {}", crate::connect::error_chain(&err)))
 }
 
-fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn literal(text: &str) -> String {
+pub(crate) fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 

@@ -58,6 +58,9 @@ fn all(global: &Global) -> Result<()> {
     section("stage-sync")?;
     let synced = sync_bench::run(&Shell::new()?, &schemas(None, None))?;
     data("")?;
+    section("stage-sync memory")?;
+    let memory = sync_memory()?;
+    data("")?;
     section("reset")?;
     let reset = db::reset_bench::run()?;
     data("")?;
@@ -120,6 +123,16 @@ fn all(global: &Global) -> Result<()> {
             Some(figures.peak_mb() <= sync_bench::TARGET_PEAK_MB),
         );
     }
+    row(
+        format!(
+            "stage-sync peak memory {}M / {}M rows (generated)",
+            MEMORY_ROWS[1] / 1_000_000,
+            MEMORY_ROWS[0] / 1_000_000
+        ),
+        format!("{memory:.2}"),
+        format!("<= {MEMORY_GROWTH:.1}"),
+        Some(memory <= MEMORY_GROWTH),
+    );
     let target = db::reset_bench::TARGET_RATIO;
     for (name, hit, raw) in [("realistic", reset.hit, reset.raw), ("large", reset.large_hit, reset.large_raw)] {
         row(
@@ -137,6 +150,12 @@ fn all(global: &Global) -> Result<()> {
         None,
     );
     row(
+        "db undo (realistic)".into(),
+        format!("{:.2} s", reset.undo),
+        format!("< {:.1} s", db::reset_bench::TARGET_UNDO),
+        Some(reset.undo < db::reset_bench::TARGET_UNDO),
+    );
+    row(
         "db up from nothing, seeded".into(),
         format!("{:.2} s", up.seeded),
         format!("<= {:.1} s", db::bench::TARGET_SECONDS),
@@ -144,4 +163,26 @@ fn all(global: &Global) -> Result<()> {
     );
     table.lines().iter().try_for_each(data)?;
     Ok(())
+}
+
+/// The generated schema's sizes whose stage-sync peaks are compared, and the most the
+/// larger's may exceed the smaller's: what is kept per row or value must not grow with them.
+const MEMORY_ROWS: [u64; 2] = [1_000_000, 4_000_000];
+const MEMORY_GROWTH: f64 = 1.2;
+
+/// Stage-sync's peak memory at both sizes, printed; returns their ratio.
+fn sync_memory() -> Result<f64> {
+    let mut peaks = Vec::new();
+    for rows in MEMORY_ROWS {
+        let (synced, peak_kb) = sync_bench::peak_kb(Schema::Generated { rows })?;
+        data(format!("stage-sync peak memory, generated schema, {synced} rows: {:.0} MB", peak_kb as f64 / 1024.0))?;
+        peaks.push(peak_kb.max(1) as f64);
+    }
+    let growth = peaks[1] / peaks[0];
+    data(format!(
+        "peak at {}M rows / peak at {}M rows: {growth:.2} (target <= {MEMORY_GROWTH:.1})",
+        MEMORY_ROWS[1] / 1_000_000,
+        MEMORY_ROWS[0] / 1_000_000
+    ))?;
+    Ok(growth)
 }

@@ -17,7 +17,7 @@ use std::{
 use anyhow::{Result, bail};
 use app::{
     Environment, Guard,
-    guard::{TemplateReset, WriteTarget, op},
+    guard::{RestorePoint, TemplateReset, WriteTarget, op},
 };
 use xshell::Shell;
 
@@ -36,7 +36,8 @@ impl flags::Db {
             DbCommand::Status => db_status(&sh, global),
             DbCommand::Down => down(&sh, global),
             DbCommand::Reset(args) if args.drop_replaced => drop_replaced(global),
-            DbCommand::Reset(args) => reset(&sh, global, args.no_seed),
+            DbCommand::Reset(args) => reset(&sh, global, args.no_seed, !args.no_restore_point),
+            DbCommand::Undo => undo(global),
             DbCommand::Destroy { yes } => destroy(&sh, global, yes),
         }
     }
@@ -204,10 +205,32 @@ fn db_status(sh: &Shell, global: &Global) -> Result<()> {
                 "stamp           {}",
                 conn.stamp.map(|s| s.to_string()).unwrap_or_else(|| "(unstamped)".to_string())
             ))?;
-            data(format!("bootstrap       {}", bootstrap::describe(bootstrap::recorded(&mut conn.transaction()?)?)))?;
+            let mut tx = conn.transaction()?;
+            data(format!("bootstrap       {}", bootstrap::describe(bootstrap::recorded(&mut tx)?)))?;
+            data(format!("restore point   {}", restore_point(&mut tx)?))?;
         }
     }
     Ok(())
+}
+
+/// What the database's restore point holds, when it was made and its size on disk.
+fn restore_point(tx: &mut postgres::Transaction<'_>) -> Result<String> {
+    let row = tx.query_opt(
+        "select shobj_description(oid, 'pg_database'), pg_size_pretty(pg_database_size(oid))
+         from pg_database where datname = current_database() || '_xtask_restore'",
+        &[],
+    )?;
+    let Some(row) = row else { return Ok("none (`db reset` and `seed --replace` keep one)".to_string()) };
+    let (comment, size): (Option<String>, String) = (row.get(0), row.get(1));
+    Ok(match comment.as_deref().and_then(RestorePoint::from_comment) {
+        Some(point) => {
+            format!(
+                "the database as it was before the {} of {}, {size} (`cargo xtask db undo`)",
+                point.replaced_by, point.made
+            )
+        }
+        None => format!("a database not made by this project holds the restore point's name ({size})"),
+    })
 }
 
 fn down(sh: &Shell, global: &Global) -> Result<()> {
@@ -249,7 +272,8 @@ fn destroy(sh: &Shell, global: &Global, yes: bool) -> Result<()> {
 }
 
 /// Re-creates the database like `supabase db reset`: local (the default) or test only.
-fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
+/// With `keep`, the database replaced stays as the restore point `db undo` swaps back.
+fn reset(sh: &Shell, global: &Global, no_seed: bool, keep: bool) -> Result<()> {
     let started_at = Instant::now();
     let env = global.env.unwrap_or(Environment::Local);
     let guard = if env == Environment::Local {
@@ -266,7 +290,7 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
     };
     let target = guard.write::<op::Reset>()?;
     let key = template::key(&guard, no_seed)?;
-    let how = match target.reset_from_template(&key)? {
+    let how = match target.reset_from_template(&key, keep)? {
         TemplateReset::Cloned => {
             spawn_drop_replaced(env);
             "cloned from its template"
@@ -281,6 +305,9 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
                 &mut guard.read::<op::Inspect>()?.connect()?.transaction()?,
                 &crate::migrate::load_files()?,
             )?;
+            if keep {
+                keep_restore_point(&guard, "db reset")?;
+            }
             target.reset_in_place(SUPABASE_SQL)?;
             migrate_and_seed(&guard, no_seed)?;
             if outcome == TemplateReset::Miss {
@@ -294,6 +321,47 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
         target.environment(),
         target.url(),
         started_at.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Copies the database, as it is, to its restore point before a command rewrites it in
+/// place; where none can be kept (staging: the matrix allows no undo; someone connected),
+/// says so and goes on.
+pub(crate) fn keep_restore_point(guard: &Guard, replaced_by: &str) -> Result<()> {
+    let env = guard.environment();
+    let Ok(target) = guard.write::<op::Undo>() else {
+        status(format!("no restore point kept: the access matrix allows no undo on {env}"));
+        return Ok(());
+    };
+    let started = Instant::now();
+    match target.keep_restore_point(replaced_by)? {
+        None => {
+            spawn_drop_replaced(env);
+            status(format!(
+                "kept the database as it was as its restore point in {:.1} s (`cargo xtask db undo` swaps it back)",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        Some(why) => warn(format!("no restore point kept: {why}")),
+    }
+    Ok(())
+}
+
+/// `db undo`: swaps the restore point back in (local, or test with `--env test`).
+fn undo(global: &Global) -> Result<()> {
+    let started = Instant::now();
+    let env = global.env.unwrap_or(Environment::Local);
+    let guard =
+        if env == Environment::Local { Local::load(global, "undo")?.guard } else { context::guard_for(Some(env))? };
+    let target = guard.write::<op::Undo>()?;
+    let point = target.undo()?;
+    status(format!(
+        "{env} database at {} swapped back to its state from before the {} of {} in {:.2} s; the state it replaced is now the restore point (`db undo` again to redo)",
+        target.url(),
+        point.replaced_by,
+        point.made,
+        started.elapsed().as_secs_f64()
     ));
     Ok(())
 }

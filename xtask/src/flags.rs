@@ -87,6 +87,9 @@ pub enum DbCommand {
     Down,
     /// Re-create the database (local or test only): bootstrap, stamp, migrations, seed.
     Reset(DbReset),
+    /// Swap the restore point the last `db reset` or `seed --replace` kept back in (local or
+    /// test only); the replaced state becomes the restore point, so undo twice is redo.
+    Undo,
     /// Stop the local cluster and delete its data folder.
     Destroy {
         /// Don't ask; needed when stdin is not a terminal.
@@ -107,6 +110,10 @@ pub struct DbReset {
     /// Don't load seed data.
     #[arg(long)]
     pub no_seed: bool,
+    /// Keep no restore point (the database replaced is dropped, and `db undo` swaps back
+    /// the one an earlier command kept, if any).
+    #[arg(long)]
+    pub no_restore_point: bool,
     /// Internal: drop the database a template reset replaced (run detached by `db reset`).
     #[arg(long, hide = true)]
     pub drop_replaced: bool,
@@ -277,9 +284,13 @@ pub struct Seed {
     /// The random seed: the same seed and options give byte-identical data.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Empty the seeded tables first (in the same transaction).
+    /// Empty the seeded tables first (in the same transaction), keeping the database as it
+    /// was as its restore point on local and test (see `db undo`).
     #[arg(long)]
     pub replace: bool,
+    /// With --replace: keep no restore point.
+    #[arg(long)]
+    pub no_restore_point: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

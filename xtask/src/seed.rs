@@ -39,7 +39,7 @@ impl flags::Seed {
     pub fn run(self, global: &Global) -> Result<()> {
         let options = Options::new(self.profile, self.clinics, self.days, self.seed)?;
         let guard = context::guard(global)?;
-        seed(&guard, &options, self.replace)
+        seed_keeping(&guard, &options, self.replace, self.replace && !self.no_restore_point)
     }
 }
 
@@ -84,6 +84,11 @@ impl Options {
 /// Seeds the guard's environment: refused where the matrix or the environment's settings
 /// say no (before any connection), and where the database's stamp disagrees.
 pub(crate) fn seed(guard: &Guard, options: &Options, replace: bool) -> Result<()> {
+    seed_keeping(guard, options, replace, false)
+}
+
+/// [`seed`], first keeping the database as it is as its restore point when `keep`.
+fn seed_keeping(guard: &Guard, options: &Options, replace: bool, keep: bool) -> Result<()> {
     let env = guard.environment();
     let target = guard.write::<op::Seed>()?;
     if !guard.settings().allow_test_data {
@@ -99,6 +104,9 @@ pub(crate) fn seed(guard: &Guard, options: &Options, replace: bool) -> Result<()
         context::warn(format!(
             "the access matrix says load testing is limited on {env}: the large profile may be slow here and fill the disk"
         ));
+    }
+    if keep {
+        crate::db::keep_restore_point(guard, "seed --replace")?;
     }
     let mut conn = target.connect()?;
     status(format!(

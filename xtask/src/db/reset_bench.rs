@@ -4,7 +4,8 @@
 //! in a scratch copy of the project with its own local cluster (realistic seed). Then the
 //! same clone on the `large` seed, on a throwaway cluster, through the guard's
 //! `reset_from_template` in this process, next to the raw clone. Target: a hit within 3x
-//! of the raw clone.
+//! of the raw clone. Also `db undo` (and the redo after it) on the realistic seed, from
+//! process start to exit: target under 1 s.
 
 use std::{path::Path, process::Command, time::Instant};
 
@@ -21,6 +22,8 @@ use crate::{
 
 const RUNS: usize = 5;
 pub(crate) const TARGET_RATIO: f64 = 3.0;
+/// `db undo` on the realistic seed, seconds.
+pub(crate) const TARGET_UNDO: f64 = 1.0;
 /// The key the `large` template is made with here (no `db reset` makes one).
 const LARGE_KEY: &str = "bench-reset-large";
 
@@ -31,6 +34,7 @@ pub(crate) struct Figures {
     pub raw: f64,
     pub large_hit: f64,
     pub large_raw: f64,
+    pub undo: f64,
 }
 
 pub(crate) fn run() -> Result<Figures> {
@@ -39,7 +43,7 @@ pub(crate) fn run() -> Result<Figures> {
     let exe = context::xtask_exe()?;
     let _ = Command::new(&exe).args(["db", "destroy", "--yes", "-q"]).env(context::ROOT_VAR, &root).output();
     let _ = std::fs::remove_dir_all(&root);
-    let (hit, miss, raw) = realistic?;
+    let (hit, miss, raw, undo) = realistic?;
     let (large_hit, large_raw) = large()?;
     let mut table = ui::Table::new(&[
         (&format!("db reset, median of {RUNS}"), Align::Left),
@@ -50,6 +54,7 @@ pub(crate) fn run() -> Result<Figures> {
         ("raw CREATE DATABASE ... TEMPLATE (psql), realistic", raw, 1.0),
         ("`cargo xtask db reset`, template hit, realistic", hit, hit / raw),
         ("`cargo xtask db reset`, template miss (rebuild)", miss, miss / raw),
+        ("`cargo xtask db undo` (and redo), realistic", undo, undo / raw),
         ("raw CREATE DATABASE ... TEMPLATE (psql), large", large_raw, 1.0),
         ("reset_from_template (guard, in process), large", large_hit, large_hit / large_raw),
     ];
@@ -60,24 +65,29 @@ pub(crate) fn run() -> Result<Figures> {
     let worst = (hit / raw).max(large_hit / large_raw);
     let verdict = if worst <= TARGET_RATIO { "met" } else { "MISSED" };
     data(format!("target: a template hit within {TARGET_RATIO:.0}x of a raw clone: {verdict} (worst {worst:.2}x)"))?;
-    Ok(Figures { hit, miss, raw, large_hit, large_raw })
+    let verdict = if undo < TARGET_UNDO { "met" } else { "MISSED" };
+    data(format!("target: `db undo` under {TARGET_UNDO:.0} s on the realistic seed: {verdict} ({undo:.3} s)"))?;
+    Ok(Figures { hit, miss, raw, large_hit, large_raw, undo })
 }
 
-/// Hit, miss and raw clone medians on the realistic seed, in the scratch project at `root`.
-fn realistic(root: &Path) -> Result<(f64, f64, f64)> {
+/// Hit, miss, raw clone and undo medians on the realistic seed, in the scratch project at
+/// `root`.
+fn realistic(root: &Path) -> Result<(f64, f64, f64, f64)> {
     let port = scratch_project(root)?;
     status("db up in a scratch project (makes the template)");
     xtask(root, &["db", "up"], "created")?;
-    let (mut hits, mut misses, mut raws) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut hits, mut misses, mut raws, mut undos) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 1..=RUNS {
         status(format!("run {run} of {RUNS}"));
         hits.push(xtask(root, &["db", "reset"], "(cloned from its template)")?);
         wait_for_drop(port, "postgres")?;
+        undos.push(xtask(root, &["db", "undo"], "swapped back")?);
+        undos.push(xtask(root, &["db", "undo"], "swapped back")?);
         raws.push(raw_clone(port, "postgres", "postgres_xtask_template")?);
         psql(port, "postgres", "drop database postgres_xtask_template")?;
         misses.push(xtask(root, &["db", "reset"], "(rebuilt)")?);
     }
-    Ok((median(hits), median(misses), median(raws)))
+    Ok((median(hits), median(misses), median(raws), median(undos)))
 }
 
 /// The large seed on a throwaway cluster, its template made by the guard; then hit and raw
@@ -96,7 +106,7 @@ fn large() -> Result<(f64, f64)> {
     for run in 1..=RUNS {
         status(format!("large, run {run} of {RUNS}"));
         let started = Instant::now();
-        let outcome = throwaway_guard(&url)?.write::<op::Reset>()?.reset_from_template(LARGE_KEY)?;
+        let outcome = throwaway_guard(&url)?.write::<op::Reset>()?.reset_from_template(LARGE_KEY, true)?;
         hits.push(started.elapsed().as_secs_f64());
         if outcome != TemplateReset::Cloned {
             bail!("the large reset was not a template hit: {outcome:?}");

@@ -130,6 +130,15 @@ fn measure(sh: &Shell, schema: Schema) -> Result<Figures> {
     Ok(Figures { schema: schema.name(), rows: pair.rows, sync, raw, dump_j2, dump, peak_kb })
 }
 
+/// Stage-sync's peak memory (kB) on one run of a source of this schema, and its rows: the
+/// memory check of `cargo xtask bench` (flat in the rows), without the other tools.
+pub(crate) fn peak_kb(schema: Schema) -> Result<(i64, u64)> {
+    context::status(format!("stage-sync memory: setting up the {}", schema.name()));
+    let pair = Pair::new(schema)?;
+    let (_, peak, _) = pair.sync()?;
+    Ok((pair.rows, peak))
+}
+
 /// `cargo xtask ci`'s section: a seeded source synced into a target with the project's
 /// rules, verified (leak check included) before it commits.
 pub(crate) fn end_to_end() -> Result<()> {

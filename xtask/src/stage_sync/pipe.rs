@@ -1,15 +1,12 @@
 //! The COPY pipe: one table streamed from the source's snapshot to the target's transaction,
 //! each masked column transformed on the way, by a reader, masking workers and a writer on
-//! their own threads. Memory stays flat: a few batches in flight, plus the hashes of masked
-//! source values for the leak check.
+//! their own threads. Memory stays flat: a few batches in flight, and the hashes of masked
+//! source values for the leak check, spilled to disk past a small buffer (`pipe/leaks.rs`).
 
+mod leaks;
 mod rows;
 
-use std::{
-    collections::{HashMap, HashSet},
-    hash::{DefaultHasher, Hash, Hasher},
-    io::{BufRead, BufReader, BufWriter, Write},
-};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 
 use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
@@ -22,77 +19,8 @@ use super::{
     mask::Masker,
     rules::{Rule, TableRules},
 };
+pub use leaks::{LeakSets, Values};
 use rows::Rows;
-
-/// Hashes of the masked values seen in the source, per `table.column` and, inside JSON, per
-/// key (`""` for a column's own values and for JSON strings under no key): no target value
-/// may hash into them. Nested so that neither recording nor looking up allocates.
-#[derive(Default)]
-pub struct LeakSets {
-    sets: HashMap<String, HashMap<String, HashSet<u64>>>,
-    /// For JSON columns, the other side: what the masking wrote under a masked key. The
-    /// target stores exactly these strings (json keeps the text, jsonb the strings), so
-    /// they are checked here instead of by reading every document back.
-    emitted: HashMap<String, HashMap<String, HashSet<u64>>>,
-}
-
-impl LeakSets {
-    fn insert(&mut self, column: &str, value: &str) {
-        add(&mut self.sets, column, "", value);
-    }
-
-    /// What the JSON masking reports of one string under a masked key: the source's value
-    /// (none for a number or boolean it replaced) and what it wrote.
-    fn seen(&mut self, column: &str, key: &str, original: Option<&str>, masked: &str) {
-        if let Some(original) = original {
-            add(&mut self.sets, column, key, original);
-        }
-        add(&mut self.emitted, column, key, masked);
-    }
-
-    fn merge(&mut self, other: LeakSets) {
-        for (mine, theirs) in [(&mut self.sets, other.sets), (&mut self.emitted, other.emitted)] {
-            for (column, keys) in theirs {
-                let mine = mine.entry(column).or_default();
-                for (key, hashes) in keys {
-                    mine.entry(key).or_default().extend(hashes);
-                }
-            }
-        }
-    }
-
-    /// How many distinct strings the masking wrote into a JSON column that equal a source
-    /// value under the same key.
-    pub fn emitted_leaks(&self, column: &str) -> usize {
-        let Some(keys) = self.emitted.get(column) else { return 0 };
-        keys.iter()
-            .map(|(key, hashes)| {
-                let source = self.sets.get(column).and_then(|k| k.get(key));
-                source.map_or(0, |source| hashes.iter().filter(|h| source.contains(h)).count())
-            })
-            .sum()
-    }
-
-    pub fn contains(&self, column: &str, value: &str) -> bool {
-        self.sets.get(column).and_then(|keys| keys.get("")).is_some_and(|set| set.contains(&hash(value)))
-    }
-}
-
-/// Adds `value`'s hash under `column` and `key`, allocating only for a new column or key.
-fn add(sets: &mut HashMap<String, HashMap<String, HashSet<u64>>>, column: &str, key: &str, value: &str) {
-    let hashed = hash(value);
-    if let Some(set) = sets.get_mut(column).and_then(|keys| keys.get_mut(key)) {
-        set.insert(hashed);
-        return;
-    }
-    sets.entry(column.to_string()).or_default().entry(key.to_string()).or_default().insert(hashed);
-}
-
-fn hash(value: &str) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    value.hash(&mut hasher);
-    hasher.finish()
-}
 
 /// One table to copy: its rules, and for `--clinics` the rows to take.
 pub struct Job<'a> {
@@ -259,7 +187,7 @@ fn stream(
             Ok(())
         },
     )?;
-    seen.into_iter().for_each(|s| leaks.merge(s));
+    seen.into_iter().try_for_each(|s| leaks.merge(s))?;
     if binary {
         binary::write_trailer(writer)?;
     }

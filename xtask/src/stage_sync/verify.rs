@@ -11,7 +11,7 @@ use super::{
     batches,
     catalog::{Category, Table},
     mask,
-    pipe::LeakSets,
+    pipe::{LeakSets, Values},
     rules::{Mode, Rule, Rules},
 };
 use crate::sql;
@@ -159,12 +159,10 @@ fn leak_check(tx: &mut Transaction, tables: &[Table], rules: &Rules, leaks: &Lea
         }
         // JSON columns were checked as they were written (see `LeakSets`); the others are
         // read back.
-        let mut leaked: Vec<(&str, u64)> = table_rules
-            .columns
-            .iter()
-            .filter(|(_, rule)| matches!(rule, Rule::Json(_)))
-            .map(|(name, _)| (name.as_str(), leaks.emitted_leaks(&format!("{}.{name}", table.key())) as u64))
-            .collect();
+        let mut leaked: Vec<(&str, u64)> = Vec::new();
+        for (name, _) in table_rules.columns.iter().filter(|(_, rule)| matches!(rule, Rule::Json(_))) {
+            leaked.push((name.as_str(), leaks.emitted_leaks(&format!("{}.{name}", table.key()))?));
+        }
         let masked: Vec<&(String, Rule)> = table_rules
             .columns
             .iter()
@@ -192,8 +190,9 @@ fn read_back(tx: &mut Transaction, table: &Table, masked: &[&(String, Rule)], le
     count_leaks(reader, masked, &columns, leaks)
 }
 
-/// Counts, per masked column (JSON columns aside), the target values that are in the leak
-/// sets: a reader thread batches the lines, two workers check them.
+/// Counts, per masked column (JSON columns aside), the target values (array elements) that
+/// are in the leak sets: a reader thread batches the lines, two workers hash the values,
+/// which are then merged against the sets on disk (`pipe/leaks.rs`): memory stays flat.
 fn count_leaks(
     reader: impl Read + Send,
     masked: &[&(String, Rule)],
@@ -201,46 +200,49 @@ fn count_leaks(
     leaks: &LeakSets,
 ) -> Result<Vec<u64>> {
     let reader = BufReader::with_capacity(1 << 16, reader);
-    let (_, counts) = batches::run(
+    let (_, values) = batches::run(
         reader,
         |reader, batch| Ok(reader.read_until(b'\n', batch)? > 0),
         2,
-        || vec![0u64; masked.len()],
-        |counts, batch, _| {
+        || masked.iter().map(|_| Values::default()).collect::<Vec<_>>(),
+        |values, batch, _| {
             for line in batch.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                check_line(line, masked, columns, leaks, counts);
+                record_line(line, masked, values)?;
             }
             Ok(())
         },
         |(), _| Ok(()),
     )?;
-    let mut total = vec![0u64; masked.len()];
-    for worker in counts {
-        total.iter_mut().zip(worker).for_each(|(t, c)| *t += c);
+    let mut total: Vec<Values> = masked.iter().map(|_| Values::default()).collect();
+    for worker in values {
+        for (all, one) in total.iter_mut().zip(worker) {
+            all.merge(one)?;
+        }
     }
-    Ok(total)
+    total.iter().zip(columns).map(|(values, column)| leaks.count(column, values)).collect()
 }
 
-/// One line of the masked columns: adds 1 to a column's count when its value (an element,
-/// a JSON string under a masked key) is one the source had there.
-fn check_line(line: &[u8], masked: &[&(String, Rule)], columns: &[String], leaks: &LeakSets, counts: &mut [u64]) {
+/// One line of the masked columns: each value (each element of an array) recorded for its
+/// column.
+fn record_line(line: &[u8], masked: &[&(String, Rule)], values: &mut [Values]) -> Result<()> {
     for (i, field) in line.split(|b| *b == b'\t').enumerate() {
         if field == b"\\N" {
             continue;
         }
         let value = mask::unescape(field);
-        let (rule, column) = (&masked[i].1, &columns[i]);
-        let hit = match rule {
+        match &masked[i].1 {
             Rule::Elements(_) => {
-                let mut hit = false;
+                let mut recorded = Ok(());
                 mask::map_array(&value, &mut |element| {
-                    hit |= leaks.contains(column, element);
+                    if recorded.is_ok() {
+                        recorded = values[i].record(element);
+                    }
                     String::new()
                 });
-                hit
+                recorded?;
             }
-            _ => leaks.contains(column, &value),
-        };
-        counts[i] += u64::from(hit);
+            _ => values[i].record(&value)?,
+        }
     }
+    Ok(())
 }
