@@ -24,5 +24,6 @@ mod stage_sync_binary;
 mod stage_sync_dump;
 mod stage_sync_generated;
 mod stage_sync_shapes;
+mod stage_sync_supabase;
 mod stage_sync_types;
 mod supabase;

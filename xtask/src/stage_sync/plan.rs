@@ -32,7 +32,8 @@ pub struct Plan {
     /// copies no row. `None` copies every row.
     pub filters: Option<BTreeMap<String, String>>,
     /// `auth.users` is synced (its section is in the rules): its dependents in `auth`
-    /// (sessions, refresh tokens, identities) are emptied, never copied.
+    /// (sessions, refresh tokens, identities, MFA, one-time tokens, ...) are emptied, never
+    /// copied, and each copied user gets an email identity (`execute::stage_logins`).
     pub copies_auth_users: bool,
 }
 
