@@ -174,6 +174,17 @@ fn a_sync_into_a_supabase_project_empties_gotrue_gives_identities_and_keeps_stor
         assert!(!auth_text.contains(planted), "planted `{planted}` reached auth.users");
     }
     s.assert_no_planted();
+    // Rules that keep the hash, and no staging password: no password is left at all.
+    let rules = s.project.root.join("env/stage-sync.toml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    let kept =
+        text.replace("encrypted_password = \"null\"", "encrypted_password = { rule = \"keep\", reviewed = true }");
+    assert_ne!(kept, text);
+    std::fs::write(&rules, kept).unwrap();
+    let out = s.sync(&[]).ok();
+    assert!(out.stderr.contains("no STAGE_SYNC_LOGIN_PASSWORD"), "{}", out.stderr);
+    let hashes: i64 = target.query_one("select count(encrypted_password) from auth.users", &[]).unwrap().get(0);
+    assert_eq!(hashes, 0, "no production hash stays");
 }
 
 #[test]

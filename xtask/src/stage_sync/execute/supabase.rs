@@ -170,8 +170,8 @@ const TOKENS: &[&str] = &[
 
 /// `auth` after `auth.users` was copied masked: no token pending, one `email` identity per
 /// user with an email (provider_id the user's id, identity_data with `sub`, `email`,
-/// `email_verified`), and with `password` (the staging-only one) that password's bcrypt
-/// hash for each of them. Without it no password works: testers sign in otherwise.
+/// `email_verified`), no production password hash, and with `password` (the staging-only
+/// one) that password's bcrypt hash for each of them. Without it no password works.
 pub fn stage_logins(tx: &mut postgres::Transaction, password: Option<&str>) -> Result<()> {
     let columns: Vec<String> = tx
         .query(
@@ -223,6 +223,9 @@ pub fn stage_logins(tx: &mut postgres::Transaction, password: Option<&str>) -> R
             status(format!("auth: {inserted} copied user(s) with an email identity"));
         }
     }
+    // Whatever the rules say, no production password hash stays: the staging one or none.
+    tx.batch_execute("update auth.users set encrypted_password = null where encrypted_password is not null")
+        .context("cannot clear the copied users' passwords")?;
     let Some(password) = password else {
         status("auth: no STAGE_SYNC_LOGIN_PASSWORD, so no password signs in a copied user");
         return Ok(());
