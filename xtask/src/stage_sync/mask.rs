@@ -408,10 +408,14 @@ mod tests {
                 &mut |_, _, _| {},
             )
             .unwrap();
-        assert_eq!(
-            out,
-            r#"{"ids":["[redacted]"],"n":7,"owner":{"name":"[redacted]","status":"x"},"status":"open","tags":["a","b"]}"#
-        );
+        // Keys neither allowed nor listed are data too: they become keyed pseudonyms.
+        let expected = r#"{"ids":["[redacted]"],"n":7,"owner":{"name":"[redacted]","status":"x"},"status":"open","tags":["a","b"]}"#
+            .replace("\"ids\"", &format!("\"{}\"", m.json_key("ids")))
+            .replace("\"n\"", &format!("\"{}\"", m.json_key("n")))
+            .replace("\"owner\"", &format!("\"{}\"", m.json_key("owner")))
+            .replace("\"name\"", &format!("\"{}\"", m.json_key("name")));
+        let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+        assert_eq!(parse(&out), parse(&expected), "{out}");
         assert_eq!(m.json(r#""top""#, &spec, false, &mut |_, _, _| {}).unwrap(), r#""[redacted]""#);
     }
 

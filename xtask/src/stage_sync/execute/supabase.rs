@@ -55,14 +55,12 @@ pub struct Detached {
     columns: Vec<String>,
     parent: String,
     parent_columns: Vec<String>,
-    /// The child is outside the sync: references to removed rows become NULL. A synced
-    /// (`schema_only`) child keeps its rows as they are, and the key re-added checks them.
-    nullify: bool,
 }
 
-/// Drops every foreign key from a table outside `emptied` to one in it. `synced`: the
-/// sync's own tables (qualified). A key of a table outside the sync whose columns cannot be
-/// NULL stops the sync before anything is written: its rows would lose what they point at.
+/// Drops every foreign key from a table outside the sync (`synced`, qualified) to one in
+/// `emptied`. A key whose columns cannot be NULL stops the sync before anything is written:
+/// its rows would lose what they point at. (A synced `schema_only` table pointing at replaced
+/// rows still makes the `TRUNCATE` refuse, as before.)
 pub fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced: &[String]) -> Result<Vec<Detached>> {
     let rows = tx.query(
         "with emptied as (select name::regclass as oid from unnest($1::text[]) as name),
@@ -73,12 +71,11 @@ pub fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced: &[Stri
                 con.confrelid::regclass::text,
                 array(select a.attname::text from unnest(con.confkey) with ordinality k(n, i)
                       join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n order by k.i),
-                con.conrelid not in (select oid from synced),
                 exists (select from unnest(con.conkey) k(n) join pg_attribute a
                         on a.attrelid = con.conrelid and a.attnum = k.n where a.attnotnull)
          from pg_constraint con
-         where con.contype = 'f' and con.confrelid in (select oid from emptied)
-           and con.conrelid not in (select oid from emptied)
+         where con.contype = 'f' and con.conparentid = 0 and con.confrelid in (select oid from emptied)
+           and con.conrelid not in (select oid from emptied) and con.conrelid not in (select oid from synced)
          order by 1, 2",
         &[&emptied, &synced],
     )?;
@@ -91,9 +88,8 @@ pub fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced: &[Stri
             columns: row.get(3),
             parent: row.get(4),
             parent_columns: row.get(5),
-            nullify: row.get(6),
         };
-        if key.nullify && row.get::<_, bool>(7) {
+        if row.get::<_, bool>(6) {
             bail!(
                 "{} references {} (foreign key {}, NOT NULL) but is not synced: the sync would leave its rows pointing at nothing; nothing was changed\nhint: add its schema to `schemas` in the rules file, or let the column be NULL",
                 key.child,
@@ -112,35 +108,33 @@ pub fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced: &[Stri
 /// NULL in tables outside the sync, then every key is added back, which checks every row.
 pub fn reattach(tx: &mut postgres::Transaction, detached: Vec<Detached>) -> Result<()> {
     for key in detached {
-        if key.nullify {
-            let columns: Vec<String> = key.columns.iter().map(|c| sql::ident(c)).collect();
-            let set = columns.iter().map(|c| format!("{c} = null")).collect::<Vec<_>>().join(", ");
-            let present = columns.iter().map(|c| format!("c.{c} is not null")).collect::<Vec<_>>().join(" and ");
-            let joins = key
-                .parent_columns
-                .iter()
-                .zip(&columns)
-                .map(|(p, c)| format!("p.{} = c.{c}", sql::ident(p)))
-                .collect::<Vec<_>>()
-                .join(" and ");
-            let cleared = tx
-                .execute(
-                    &format!(
-                        "update {child} c set {set} where {present} and not exists (select from {parent} p where {joins})",
-                        child = key.child,
-                        parent = key.parent
-                    ),
-                    &[],
-                )
-                .with_context(|| format!("cannot clear {}'s references to rows the sync removed", key.child))?;
-            if cleared > 0 {
-                status(format!(
-                    "{}: {cleared} reference(s) to rows of {} that the sync replaced set to NULL ({})",
-                    key.child,
-                    key.parent,
-                    key.columns.join(", ")
-                ));
-            }
+        let columns: Vec<String> = key.columns.iter().map(|c| sql::ident(c)).collect();
+        let set = columns.iter().map(|c| format!("{c} = null")).collect::<Vec<_>>().join(", ");
+        let present = columns.iter().map(|c| format!("c.{c} is not null")).collect::<Vec<_>>().join(" and ");
+        let joins = key
+            .parent_columns
+            .iter()
+            .zip(&columns)
+            .map(|(p, c)| format!("p.{} = c.{c}", sql::ident(p)))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let cleared = tx
+            .execute(
+                &format!(
+                    "update {child} c set {set} where {present} and not exists (select from {parent} p where {joins})",
+                    child = key.child,
+                    parent = key.parent
+                ),
+                &[],
+            )
+            .with_context(|| format!("cannot clear {}'s references to rows the sync removed", key.child))?;
+        if cleared > 0 {
+            status(format!(
+                "{}: {cleared} reference(s) to rows of {} that the sync replaced set to NULL ({})",
+                key.child,
+                key.parent,
+                key.columns.join(", ")
+            ));
         }
         tx.batch_execute(&format!(
             "alter table {} add constraint {} {}",
