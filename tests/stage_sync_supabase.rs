@@ -116,6 +116,8 @@ fn a_sync_into_a_supabase_project_empties_gotrue_gives_identities_and_keeps_stor
         "auth.oauth_consents",
     ];
     assert!(counts(&s.target, &per_user).iter().all(|n| *n == 1), "the fixture fills every table");
+    let dry = s.sync(&["--dry-run"]).ok();
+    assert!(dry.stdout.contains("each user with an email gets one email identity"), "{}", dry.stdout);
     let out = s.sync(&[]).env("STAGE_SYNC_LOGIN_PASSWORD", LOGIN_PASSWORD).ok();
     assert!(out.stderr.contains("auth: 2 copied user(s) with an email identity"), "{}", out.stderr);
 

@@ -145,6 +145,11 @@ pub fn print(
             }
         }
     }
+    if plan.copies_auth_users {
+        data(
+            "auth.users: copied masked; in the target GoTrue's per-user tables (identities, sessions, refresh tokens, MFA, one-time tokens, ...) are emptied, each user with an email gets one email identity, no token stays pending, no production password hash stays",
+        )?;
+    }
     data("sample of masked output (originals are never shown):")?;
     for table in tables.iter() {
         for (column, rule) in &rules.tables[&table.key()].columns {
