@@ -83,15 +83,21 @@ impl Masker {
         spec: &JsonSpec,
         seen: &mut dyn FnMut(&str, Option<&str>, &str),
     ) -> serde_json::Map<String, serde_json::Value> {
-        let mut out = serde_json::Map::new();
-        for (key, value) in map {
-            let kept = spec.allow.contains(&key) || spec.keys.contains_key(&key) || key.is_empty();
-            let written = if kept { key.clone() } else { self.json_key(&key) };
-            if !kept {
-                seen(KEYS, Some(&key), &written);
+        let (kept, renamed): (Vec<_>, Vec<_>) = map
+            .into_iter()
+            .partition(|(key, _)| spec.allow.contains(key) || spec.keys.contains_key(key) || key.is_empty());
+        let mut out: serde_json::Map<String, serde_json::Value> = kept.into_iter().collect();
+        for (key, value) in renamed {
+            // A pseudonym never takes another key's place (no duplicate keys, no value lost):
+            // on the practically impossible collision it takes a suffix.
+            let pseudonym = self.json_key(&key);
+            let mut written = pseudonym.clone();
+            let mut n = 1;
+            while out.contains_key(&written) {
+                n += 1;
+                written = format!("{pseudonym}_{n}");
             }
-            // Two keys of one object with one pseudonym would merge: 70 bits of the hash
-            // make that practically impossible, and a merge would only drop a value.
+            seen(KEYS, Some(&key), &written);
             out.insert(written, value);
         }
         out
@@ -147,6 +153,12 @@ mod tests {
         assert_ne!(carol, m.json_key("bob"));
         assert_eq!(keys.len(), 4, "contacts, carol twice, bob: {keys:?}");
         assert!(keys.iter().all(|(original, written)| original != written));
+        // A key that happens to be another's pseudonym keeps its place; the pseudonym moves.
+        let taken = JsonSpec { allow: [m.json_key("bob")].into(), ..spec.clone() };
+        let out = m.json(&format!(r#"{{"{}":1,"bob":2}}"#, m.json_key("bob")), &taken, false, &mut |_, _, _| {});
+        let out: serde_json::Value = serde_json::from_str(&out.unwrap()).unwrap();
+        assert_eq!(out.as_object().unwrap().len(), 2, "{out}");
+        assert_eq!(out[format!("{}_2", m.json_key("bob"))], 2, "{out}");
         let other = Masker::new("key-two-0123456789");
         assert_ne!(carol, other.json_key("carol@real.example"), "keyed");
     }
