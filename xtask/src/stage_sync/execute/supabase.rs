@@ -97,8 +97,18 @@ pub fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced: &[Stri
                 key.name
             );
         }
-        tx.batch_execute(&format!("alter table {} drop constraint {}", key.child, sql::ident(&key.name)))
-            .with_context(|| format!("cannot drop the foreign key {} of {} for the load", key.name, key.child))?;
+        tx.batch_execute(&format!("alter table {} drop constraint {}", key.child, sql::ident(&key.name))).map_err(
+            |err| {
+                anyhow::anyhow!(
+                    "cannot drop the foreign key {} of {} for the load, nothing was changed: {}\nhint: the sync's login must own {} (on Supabase, storage's tables belong to supabase_storage_admin: drop the key `{}` once, as current projects have no such key)",
+                    key.name,
+                    key.child,
+                    app::connect::error_chain(&err),
+                    key.child,
+                    key.name
+                )
+            },
+        )?;
         detached.push(key);
     }
     Ok(detached)
