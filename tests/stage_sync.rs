@@ -281,7 +281,7 @@ fn sigkill_during_the_load_leaves_the_target_as_it_was() {
     );
 }
 
-const AUTH_USERS_RULES: &str = r#"
+pub(crate) const AUTH_USERS_RULES: &str = r#"
 [tables."auth.users".columns]
 instance_id = "keep"
 id = "keep"

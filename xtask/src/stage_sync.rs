@@ -211,6 +211,7 @@ pub(crate) fn sync(
     let deferred = execute::empty_target(&mut tx, &plan)?;
     let loaded = execute::load(&mut snapshot, &mut tx, &plan, &masker, binary)?;
     snapshot.commit()?;
+    execute::stage_logins(&mut tx, &plan, target_guard.resolved().var("STAGE_SYNC_LOGIN_PASSWORD"))?;
     let finished = execute::finish_and_verify(&mut tx, &plan, &loaded, deferred)?;
     let schema_version = report::record(&mut tx, source_guard, &plan.rules, &loaded.counts, started.elapsed())?;
     tx.commit().context("cannot commit the sync; the target is unchanged")?;

@@ -348,18 +348,3 @@ fn mentions(definition: &str, column: &str) -> bool {
         !before.is_some_and(word) && !after.is_some_and(word) || !bare
     })
 }
-
-/// Tables of `schema` that reference `table`, directly or through each other: emptied with
-/// it (auth.users takes its sessions and refresh tokens along; they are never copied).
-pub fn dependents(client: &mut impl GenericClient, table: &str, schema: &str) -> Result<Vec<String>> {
-    let rows = client.query(
-        "with recursive deps(oid) as (
-            select con.conrelid from pg_constraint con where con.contype = 'f' and con.confrelid = $1::text::regclass
-            union
-            select con.conrelid from pg_constraint con join deps d on con.confrelid = d.oid where con.contype = 'f')
-         select distinct format('%I.%I', n.nspname, c.relname) from deps d join pg_class c on c.oid = d.oid
-         join pg_namespace n on n.oid = c.relnamespace where n.nspname = $2 and c.oid <> $1::text::regclass",
-        &[&table, &schema],
-    )?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}

@@ -6,14 +6,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::{catalog, mask::Masker, pipe, plan::Plan, progress::Progress, rules, verify};
+use super::{catalog, mask::Masker, pipe, plan::Plan, progress::Progress, verify};
+
+mod supabase;
 
 /// Step 1: triggers off for the load (user triggers and the foreign-key checks: every
 /// foreign key is verified before commit instead, which also makes cycles load), the
 /// target's tables emptied, and, as pg_restore does, indexes and keys off until after the
 /// load, which builds each index once and validates each foreign key with one join (the
 /// keys to small tables stay, and their rows are checked in one query per table).
-pub fn empty_target(tx: &mut postgres::Transaction, plan: &Plan) -> Result<crate::bulk::Deferred> {
+///
+/// Tables the sync does not own that reference the emptied ones are handled as
+/// [`supabase`] says: GoTrue's per-user tables are emptied in the one `TRUNCATE`, the
+/// foreign keys of others (`storage.objects.owner`) are dropped until after the load.
+pub fn empty_target(tx: &mut postgres::Transaction, plan: &Plan) -> Result<Emptied> {
     tx.batch_execute("set local session_replication_role = replica").map_err(|err| {
         anyhow::anyhow!(
             "cannot turn triggers off for the load (session_replication_role): {}\nhint: the target's user needs to be allowed to set session_replication_role, as Supabase's postgres is",
@@ -21,9 +27,9 @@ pub fn empty_target(tx: &mut postgres::Transaction, plan: &Plan) -> Result<crate
         )
     })?;
     let mut emptied = plan.emptied();
-    if plan.copies_auth_users {
-        emptied.extend(catalog::dependents(tx, rules::AUTH_USERS, "auth")?);
-    }
+    emptied.extend(supabase::auth_dependents(tx, &emptied, plan.copies_auth_users)?);
+    let synced: Vec<String> = plan.tables.iter().map(|t| t.qualified()).collect();
+    let detached = supabase::detach(tx, &emptied, &synced)?;
     if !emptied.is_empty() {
         tx.batch_execute(&format!("truncate {}", emptied.join(", "))).context("cannot empty the target's tables")?;
     }
@@ -35,7 +41,21 @@ pub fn empty_target(tx: &mut postgres::Transaction, plan: &Plan) -> Result<crate
     let small: Vec<String> =
         plan.tables.iter().filter(|t| t.estimate <= SMALL_TABLE_ROWS).map(|t| t.qualified()).collect();
     let small: Vec<&str> = small.iter().map(String::as_str).collect();
-    crate::bulk::Deferred::drop_keeping(tx, &loaded, crate::bulk::Scope::All, &small)
+    let deferred = crate::bulk::Deferred::drop_keeping(tx, &loaded, crate::bulk::Scope::All, &small)?;
+    Ok(Emptied { deferred, detached })
+}
+
+/// What step 1 took away until step 3: the loaded tables' indexes and keys, and the
+/// foreign keys of other tables to the emptied ones.
+pub struct Emptied {
+    deferred: crate::bulk::Deferred,
+    detached: Vec<supabase::Detached>,
+}
+
+/// After the load of a copied `auth.users`: GoTrue's shape of `auth` on staging (see
+/// [`supabase::stage_logins`]); `password` is `STAGE_SYNC_LOGIN_PASSWORD`, staging's only.
+pub fn stage_logins(tx: &mut postgres::Transaction, plan: &Plan, password: Option<&str>) -> Result<()> {
+    if plan.copies_auth_users { supabase::stage_logins(tx, password) } else { Ok(()) }
 }
 
 /// Up to how many rows (the source's estimate) a referenced table keeps its key through
@@ -97,12 +117,14 @@ pub fn finish_and_verify(
     tx: &mut postgres::Transaction,
     plan: &Plan,
     loaded: &Loaded,
-    deferred: crate::bulk::Deferred,
+    emptied: Emptied,
 ) -> Result<Finished> {
     let started = Instant::now();
-    deferred
+    emptied
+        .deferred
         .restore(tx)
         .context("verification failed, nothing was changed: a key or index does not hold on the copy")?;
+    supabase::reattach(tx, emptied.detached)?;
     let rebuilt = started.elapsed();
     verify::advance_sequences(tx, &plan.tables, &plan.rules)?;
     for view in catalog::materialized_views(tx, &plan.rules.schemas)? {

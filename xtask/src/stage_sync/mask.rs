@@ -1,6 +1,7 @@
 //! Masking values: pseudonyms from a keyed hash (HMAC-SHA256 under `STAGE_SYNC_KEY`), so
 //! the same value gives the same pseudonym in every table and every run, and no pseudonym
-//! reveals its input; row-consistent date shifts; numeric jitter; keys inside JSON.
+//! reveals its input; row-consistent date shifts; numeric jitter; keys inside JSON
+//! (`mask/json.rs`). `''` and NULL pass every rule unchanged.
 
 use fake::{
     Fake,
@@ -18,6 +19,8 @@ use sha2::Sha256;
 
 use super::rules::{JsonRule, JsonSpec, Kind};
 use crate::seed::calendar::Date;
+
+mod json;
 
 /// The smallest key accepted: shorter keys can be guessed.
 pub const MIN_KEY_LEN: usize = 16;
@@ -52,7 +55,12 @@ impl Masker {
     /// carry a short hash tag, phones a non-existent area code, ZIP codes a range the postal
     /// service never assigns. `unique`: the column is under a unique constraint, so kinds
     /// with few possible values get a longer tag that keeps them apart.
+    /// `''` stays `''`: it identifies nobody, and one pseudonym shared by every empty
+    /// value would break partial unique indexes (GoTrue's tokens) and read as data.
     pub fn pseudonym(&self, kind: Kind, value: &str, unique: bool) -> String {
+        if value.is_empty() {
+            return String::new();
+        }
         let digest = self.digest(kind.name(), value.as_bytes());
         let tag = base32(&digest[..9]);
         let short = &tag[..4];
@@ -112,73 +120,18 @@ impl Masker {
         1.0 + (unit * 2.0 - 1.0) * percent / 100.0
     }
 
-    /// Masks a JSON document as `spec` says, at any depth. Returns the masked text and
-    /// calls `seen(key, original, masked)` for the leak check with every string it writes
-    /// under a masked key (key `""` for strings under no key; no original for a number or
-    /// boolean it replaced). `distinct`: a unique index reads the column (say `(profile ->> 'handle')`),
-    /// so pseudonyms take their collision-safe form.
-    pub fn json(
-        &self,
-        text: &str,
-        spec: &JsonSpec,
-        distinct: bool,
-        seen: &mut dyn FnMut(&str, Option<&str>, &str),
-    ) -> Option<String> {
-        let mut value: serde_json::Value = serde_json::from_str(text).ok()?;
-        self.walk(&mut value, None, (spec, distinct), seen);
-        Some(value.to_string())
-    }
-
-    /// `key`: the key the value sits under (array items inherit their array's).
-    fn walk(
-        &self,
-        value: &mut serde_json::Value,
-        key: Option<&str>,
-        how: (&JsonSpec, bool),
-        seen: &mut dyn FnMut(&str, Option<&str>, &str),
-    ) {
-        let (spec, distinct) = how;
-        use serde_json::Value;
-        match value {
-            Value::Object(map) => {
-                for (inner_key, inner) in map.iter_mut() {
-                    self.walk(inner, Some(inner_key), how, seen);
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(|item| self.walk(item, key, how, seen)),
-            // Listed keys lose numbers and booleans too: a listed key is personal whatever
-            // its type. The allowlist's others are about strings.
-            Value::Number(_) | Value::Bool(_) => match key.and_then(|k| spec.keys.get(k)) {
-                Some(JsonRule::Null) => *value = Value::Null,
-                Some(_) => {
-                    seen(key.unwrap_or_default(), None, "[redacted]");
-                    *value = Value::String("[redacted]".into());
-                }
-                None => {}
-            },
-            Value::String(original) => {
-                let masked = match spec.rule_for(key) {
-                    None => return,
-                    Some(JsonRule::Null) => {
-                        *value = Value::Null;
-                        return;
-                    }
-                    Some(JsonRule::Redact) => Value::String("[redacted]".to_string()),
-                    Some(JsonRule::Pseudonym(kind)) => Value::String(self.pseudonym(*kind, original, distinct)),
-                };
-                seen(key.unwrap_or_default(), Some(original), masked.as_str().unwrap_or_default());
-                *value = masked;
-            }
-            Value::Null => {}
-        }
-    }
-
     /// Masks each element of a text array (COPY text form of the array, unescaped).
     pub fn elements(&self, kind: Kind, text: &str, seen: &mut dyn FnMut(&str)) -> Option<String> {
-        map_array(text, &mut |element| {
-            seen(element);
-            self.pseudonym(kind, element, false)
-        })
+        map_array(text, &mut |element| self.element(kind, element, seen))
+    }
+
+    /// One array element's pseudonym; `""` stays `""` and is no source value to look for.
+    pub fn element(&self, kind: Kind, element: &str, seen: &mut dyn FnMut(&str)) -> String {
+        if element.is_empty() {
+            return String::new();
+        }
+        seen(element);
+        self.pseudonym(kind, element, false)
     }
 }
 
@@ -462,10 +415,14 @@ mod tests {
                 &mut |_, _, _| {},
             )
             .unwrap();
-        assert_eq!(
-            out,
-            r#"{"ids":["[redacted]"],"n":7,"owner":{"name":"[redacted]","status":"x"},"status":"open","tags":["a","b"]}"#
-        );
+        // Keys neither allowed nor listed are data too: they become keyed pseudonyms.
+        let expected = r#"{"ids":["[redacted]"],"n":7,"owner":{"name":"[redacted]","status":"x"},"status":"open","tags":["a","b"]}"#
+            .replace("\"ids\"", &format!("\"{}\"", m.json_key("ids")))
+            .replace("\"n\"", &format!("\"{}\"", m.json_key("n")))
+            .replace("\"owner\"", &format!("\"{}\"", m.json_key("owner")))
+            .replace("\"name\"", &format!("\"{}\"", m.json_key("name")));
+        let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+        assert_eq!(parse(&out), parse(&expected), "{out}");
         assert_eq!(m.json(r#""top""#, &spec, false, &mut |_, _, _| {}).unwrap(), r#""[redacted]""#);
     }
 

@@ -32,7 +32,8 @@ pub struct Plan {
     /// copies no row. `None` copies every row.
     pub filters: Option<BTreeMap<String, String>>,
     /// `auth.users` is synced (its section is in the rules): its dependents in `auth`
-    /// (sessions, refresh tokens, identities) are emptied, never copied.
+    /// (sessions, refresh tokens, identities, MFA, one-time tokens, ...) are emptied, never
+    /// copied, and each copied user gets an email identity (`execute::stage_logins`).
     pub copies_auth_users: bool,
 }
 
@@ -143,6 +144,11 @@ pub fn print(
                 }
             }
         }
+    }
+    if plan.copies_auth_users {
+        data(
+            "auth.users: copied masked; in the target GoTrue's per-user tables (identities, sessions, refresh tokens, MFA, one-time tokens, ...) are emptied, each user with an email gets one email identity, no token stays pending, no production password hash stays",
+        )?;
     }
     data("sample of masked output (originals are never shown):")?;
     for table in tables.iter() {

@@ -157,8 +157,9 @@ fn leak_check(tx: &mut Transaction, tables: &[Table], rules: &Rules, leaks: &Lea
         if table_rules.mode != Mode::Copy {
             continue;
         }
-        // JSON columns were checked as they were written (see `LeakSets`); the others are
-        // read back.
+        // JSON columns were checked as they were written (see `LeakSets`): every string
+        // under a masked key and, under an allowlist, every object key written (`KEYS`)
+        // against the source's; the others are read back.
         let mut leaked: Vec<(&str, u64)> = Vec::new();
         for (name, _) in table_rules.columns.iter().filter(|(_, rule)| matches!(rule, Rule::Json(_))) {
             leaked.push((name.as_str(), leaks.emitted_leaks(&format!("{}.{name}", table.key()))?));

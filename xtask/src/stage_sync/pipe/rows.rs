@@ -117,7 +117,9 @@ impl Rows<'_> {
             }
             let field = &content[from..to];
             let (name, rule) = &rules.columns[i];
-            if field == b"\\N" || *rule == Rule::Keep {
+            // NULL and '' pass through every rule: neither identifies anyone, and GoTrue
+            // keeps '' in its token columns, under partial unique indexes.
+            if field == b"\\N" || field.is_empty() || *rule == Rule::Keep {
                 out.extend_from_slice(field);
                 continue;
             }
@@ -203,8 +205,9 @@ impl Rows<'_> {
         out.extend_from_slice(&(wires.len() as i16).to_be_bytes());
         for (i, ((name, rule), &wire)) in rules.columns.iter().zip(wires).enumerate() {
             let field = match row.field(i) {
-                Some(field) if *rule != Rule::Keep && *rule != Rule::Null => field,
-                Some(field) if *rule == Rule::Keep => {
+                Some(field) if !field.is_empty() && *rule != Rule::Keep && *rule != Rule::Null => field,
+                // As in the text format: '' (a zero-length text value) passes every rule.
+                Some(field) if field.is_empty() || *rule == Rule::Keep => {
                     out.extend_from_slice(&(field.len() as i32).to_be_bytes());
                     out.extend_from_slice(field);
                     continue;
@@ -249,8 +252,7 @@ impl Rows<'_> {
                     wire.encode_text(&masked, out)
                 }
                 Rule::Elements(kind) => binary::map_text_array(field, out, &mut |element| {
-                    leaks.insert(column, element);
-                    masker.pseudonym(*kind, element, false)
+                    masker.element(*kind, element, &mut |element| leaks.insert(column, element))
                 }),
                 Rule::Bytes(bytes) => {
                     if !field.is_empty() {
