@@ -491,44 +491,4 @@ impl std::str::FromStr for Clinics {
 }
 
 #[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::{Clinics, Xtask};
-
-    #[test]
-    fn env_is_a_usage_error_where_it_selects_nothing() {
-        let misuse = |args: &[&str]| {
-            Xtask::try_parse_from(std::iter::once("xtask").chain(args.iter().copied())).unwrap().env_misuse()
-        };
-        for refused in [
-            &["ci", "--env", "production"][..],
-            &["stage-sync", "--env", "local"],
-            &["stage-sync", "--env", "local", "--to", "staging"],
-            &["bench", "seed", "--env", "test"],
-            &["migrate", "lint", "--env", "staging"],
-            &["env", "matrix", "--env", "local"],
-        ] {
-            assert!(misuse(refused).is_some(), "{refused:?} was accepted");
-        }
-        for accepted in [
-            &["ci"][..],
-            &["stage-sync", "--env", "local", "--to", "local"],
-            &["stage-sync", "--to", "local"],
-            &["migrate", "up", "--env", "staging"],
-            &["env", "check", "--env", "production"],
-            &["seed", "--env", "test"],
-        ] {
-            assert!(misuse(accepted).is_none(), "{accepted:?} was refused");
-        }
-    }
-
-    #[test]
-    fn clinics_are_a_count_or_ids() {
-        assert_eq!("3".parse(), Ok(Clinics::First(3)));
-        assert_eq!(" a, b ,".parse(), Ok(Clinics::Ids(vec!["a".into(), "b".into()])));
-        assert!("0".parse::<Clinics>().unwrap_err().contains("not a positive number"));
-        assert!("-2".parse::<Clinics>().is_err());
-        assert!(" , ".parse::<Clinics>().unwrap_err().contains("no clinic ids"));
-    }
-}
+mod tests;

@@ -10,6 +10,7 @@ mod first_migration;
 pub(crate) mod layout;
 mod ledger;
 pub(crate) mod lint;
+mod new;
 mod platform;
 mod prisma;
 mod rehearse;
@@ -46,7 +47,7 @@ impl flags::Migrate {
             MigrateCommand::Status => show_status(global),
             MigrateCommand::Up(args) => up(&sh, global, args),
             MigrateCommand::Down { to } => down(global, to),
-            MigrateCommand::New { name } => new(&name),
+            MigrateCommand::New { name } => new::new(&name),
             MigrateCommand::Resolve { version, applied, .. } => resolve(global, version, applied),
             MigrateCommand::Verify => verify(&sh),
             MigrateCommand::Diff { from, to } => diff_command(&sh, from, to),
@@ -437,54 +438,6 @@ fn down(global: &Global, to: Option<u64>) -> Result<()> {
         apply_down(conn.client(), m)?;
         status(format!("reverted {}", m.label()));
     }
-    Ok(())
-}
-
-fn new(name: &str) -> Result<()> {
-    if name.chars().any(char::is_control) {
-        bail!(
-            "a migration name is one line of plain text: this one holds a line break or another control character\nhint: describe the change in a few words, e.g. `add patient notes`"
-        );
-    }
-    let slug: String = name
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect::<String>()
-        .split('_')
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join("_");
-    if slug.is_empty() {
-        bail!("`{name}` gives an empty file name\nhint: describe the change in a few words, e.g. `add patient notes`");
-    }
-    let folder = layout::folder()?;
-    let dir = &folder.dir;
-    if folder.layout.forward_only() {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-        let mut file = layout::supabase_file_name(&slug, now);
-        if folder.layout == layout::Layout::Prisma {
-            file = format!("{}/migration.sql", file.trim_end_matches(".sql"));
-        }
-        std::fs::create_dir_all(dir.join(&file).parent().unwrap_or(dir))?;
-        std::fs::write(dir.join(&file), format!("-- {name}: what this changes, and why.\n\n"))?;
-        data(format!("{}/{file}", folder.shown))?;
-        return Ok(());
-    }
-    let newest = load_files()?.last().map_or(0, |m| m.version);
-    let Some(version) = newest.checked_add(1).filter(|v| *v <= MAX_VERSION) else {
-        bail!(
-            "no version number is left after {newest:04}\nhint: migration numbers go up to {MAX_VERSION}; renumber the folder's migrations, or squash them"
-        );
-    };
-    std::fs::create_dir_all(dir)?;
-    let label = format!("{version:04}_{slug}");
-    let up = dir.join(format!("{label}.up.sql"));
-    let down = dir.join(format!("{label}.down.sql"));
-    std::fs::write(&up, format!("-- {name}: what this changes, and why.\n\n"))?;
-    std::fs::write(&down, format!("-- Reverts {label}: restores the schema exactly as it was before it.\n\n"))?;
-    data(format!("{}/{label}.up.sql", folder.shown))?;
-    data(format!("{}/{label}.down.sql", folder.shown))?;
     Ok(())
 }
 
