@@ -10,11 +10,12 @@ use std::{
 };
 
 mod client;
+pub mod restore;
 mod throwaway;
 
 pub use client::client_cmd;
-pub(crate) use throwaway::throwaway_guard;
 pub use throwaway::Throwaway;
+pub(crate) use throwaway::throwaway_guard;
 
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
@@ -240,11 +241,7 @@ impl Cluster {
             format!("--log={}", log.display()),
             "--wait".to_string(),
             "--timeout=60".to_string(),
-            format!(
-                "--options=-p {} -k '{}' -h '{listen}' -c unix_socket_permissions=0700",
-                self.port,
-                run.display()
-            ),
+            format!("--options=-p {} -k '{}' -h '{listen}' -c unix_socket_permissions=0700", self.port, run.display()),
             "start".to_string(),
         ];
         let started = server_cmd(sh, pg_ctl, &args).run();
