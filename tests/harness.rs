@@ -147,7 +147,8 @@ pub(crate) fn scratch_dir(kind: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     // Its env files hold the clusters' password: no other OS user may read them.
-    std::fs::set_permissions(&dir, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&dir, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700))
+        .unwrap();
     dir
 }
 

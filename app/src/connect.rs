@@ -148,7 +148,9 @@ fn read_identity(client: &mut Client) -> Result<(Identity, String), postgres::Er
 }
 
 fn backend_pid(client: &mut Client) -> Result<String> {
-    let rows = client.simple_query("select pg_catalog.pg_backend_pid()::text").context("cannot ask the server its process id")?;
+    let rows = client
+        .simple_query("select pg_catalog.pg_backend_pid()::text")
+        .context("cannot ask the server its process id")?;
     Ok(rows
         .iter()
         .find_map(|m| match m {
