@@ -139,7 +139,8 @@ fn attacks_through_lying_addresses_are_refused_and_change_nothing() {
         Attack {
             name: "a unix socket to a database this project does not own".into(),
             url: format!(
-                "postgresql://postgres@{}:{f}/postgres",
+                "postgresql://postgres:{}@{}:{f}/postgres",
+                test_password(),
                 foreign.socket_dir().display().to_string().replace('/', "%2F")
             ),
             vars: vec![],

@@ -146,6 +146,10 @@ pub(crate) fn scratch_dir(kind: &str) -> PathBuf {
     let dir = std::env::temp_dir().join("xtask-e2e").join(format!("{}-{kind}{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    // No other OS user lists it; the server's OS user may pass through to a local cluster
+    // inside (`db up`). Its env files (the clusters' password) sit in a 0700 `env/`.
+    std::fs::set_permissions(&dir, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o711))
+        .unwrap();
     dir
 }
 
@@ -161,6 +165,11 @@ impl Project {
         let root = scratch_dir("project");
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         std::fs::create_dir_all(root.join("env")).unwrap();
+        std::fs::set_permissions(
+            root.join("env"),
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700),
+        )
+        .unwrap();
         for file in [
             "environments.toml",
             "tenancy.toml",

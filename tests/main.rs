@@ -7,6 +7,7 @@ mod pgbouncer;
 
 mod attack;
 mod attack2;
+mod attack_restore;
 mod baseline;
 mod baseline_platform;
 mod baseline_prisma;

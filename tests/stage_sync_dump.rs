@@ -65,7 +65,7 @@ fn a_dump_is_synced_like_production_and_its_cluster_removed() {
     let dir = cluster_dir(&out.stderr);
     assert!(!dir.exists(), "the dump's cluster {} is still there", dir.display());
     assert!(
-        out.stderr.contains("pg_restore could not restore 1 object(s)")
+        out.stderr.contains("1 grant(s) or default privilege(s) naming roles this machine does not have")
             && out.stderr.contains("role \"legacy_reader\" does not exist"),
         "{}",
         out.stderr
@@ -162,4 +162,57 @@ fn a_closed_stdout_ends_a_dry_run_quietly_and_still_removes_its_cluster() {
     // The plan is printed while the dump's cluster runs: ending there must still stop it.
     let dir = cluster_dir(&out.stderr);
     assert!(!dir.exists(), "the dump's cluster {} was left behind", dir.display());
+}
+
+/// Issue 20 item 3: a dump of a Supabase-shaped production holds what this machine cannot
+/// restore as the (unprivileged) restorer: platform event triggers, an extension only a
+/// superuser may create (`pg_stat_statements` in `extensions`, as Supabase declares it), a
+/// view depending on it, grants to platform roles this machine lacks. Each kind is left
+/// out with one warning and a count; every table of the app is restored with its rows.
+#[test]
+fn a_supabase_shaped_dump_restores_with_one_warning_per_kind_left_out() {
+    let s = setup();
+    s.source
+        .client()
+        .batch_execute(
+            "create extension if not exists pg_stat_statements with schema extensions;
+             create view extensions.slow_queries as select query from extensions.pg_stat_statements;
+             create function extensions.pgrst_watch() returns event_trigger language plpgsql as $$ begin null; end $$;
+             create event trigger pgrst_ddl_watch on ddl_command_end execute function extensions.pgrst_watch();
+             create event trigger pgrst_drop_watch on sql_drop execute function extensions.pgrst_watch();
+             create role platform_auditor_of_another_cloud;
+             grant usage on schema extensions to platform_auditor_of_another_cloud;
+             grant select on all tables in schema public to platform_auditor_of_another_cloud;",
+        )
+        .unwrap();
+    let file = dump(&s);
+    let out = s
+        .project
+        .xtask(&["stage-sync", "--from-dump", file.to_str().unwrap(), "--to", "test", "--yes"])
+        .env("DATABASE_URL", &s.target.url())
+        .env("STAGE_SYNC_KEY", KEY)
+        .ok();
+    let warnings: Vec<&str> = out.stderr.lines().filter(|l| l.contains("left out of")).collect();
+    let kind = |text: &str| warnings.iter().filter(|w| w.contains(text)).count();
+    assert_eq!(kind("2 event trigger(s)"), 1, "{}", out.stderr);
+    assert_eq!(kind("extension(s)"), 1, "{}", out.stderr);
+    assert_eq!(kind("naming roles this machine does not have"), 1, "{}", out.stderr);
+    assert_eq!(kind("depending on what was left out"), 1, "{}", out.stderr);
+    assert!(warnings.iter().any(|w| w.contains("pg_stat_statements")), "{}", out.stderr);
+    // Every table of the app arrived, with as many rows as the source has.
+    let count = |c: &crate::harness::TestCluster| -> Vec<(String, i64)> {
+        let tables = c.strings(
+            "select format('%I.%I', schemaname, tablename) from pg_tables where schemaname = 'public' order by 1",
+        );
+        let mut client = c.client();
+        tables
+            .into_iter()
+            .map(|t| {
+                let n: i64 = client.query_one(&format!("select count(*) from {t}"), &[]).unwrap().get(0);
+                (t, n)
+            })
+            .collect()
+    };
+    assert_eq!(count(&s.target), count(&s.source));
+    s.assert_no_planted();
 }

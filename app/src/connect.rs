@@ -125,10 +125,13 @@ pub(crate) fn shares_sessions(url: &DatabaseUrl, first: &mut Opened) -> Result<b
 
 fn read_identity(client: &mut Client) -> Result<(Identity, String), postgres::Error> {
     let rows = client.simple_query(
-        "select case when has_function_privilege('pg_control_system()', 'execute')
-                     then (select system_identifier::text from pg_control_system()) end,
-                (select oid::text from pg_database where datname = current_database()),
-                current_database()::text, pg_postmaster_start_time()::text, pg_backend_pid()::text",
+        // Schema-qualified: a search path that a database's or a login's settings moved in
+        // front of `pg_catalog` must not choose these functions.
+        "select case when pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'execute')
+                     then (select system_identifier::text from pg_catalog.pg_control_system()) end,
+                (select oid::text from pg_catalog.pg_database where datname = pg_catalog.current_database()),
+                pg_catalog.current_database()::text, pg_catalog.pg_postmaster_start_time()::text,
+                pg_catalog.pg_backend_pid()::text",
     )?;
     let row = rows.iter().find_map(|m| match m {
         SimpleQueryMessage::Row(row) => Some(row),
@@ -145,7 +148,9 @@ fn read_identity(client: &mut Client) -> Result<(Identity, String), postgres::Er
 }
 
 fn backend_pid(client: &mut Client) -> Result<String> {
-    let rows = client.simple_query("select pg_backend_pid()::text").context("cannot ask the server its process id")?;
+    let rows = client
+        .simple_query("select pg_catalog.pg_backend_pid()::text")
+        .context("cannot ask the server its process id")?;
     Ok(rows
         .iter()
         .find_map(|m| match m {

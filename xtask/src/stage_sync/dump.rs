@@ -11,19 +11,22 @@ use xshell::Shell;
 
 use crate::{
     context::{status, warn},
-    pg::{self, Throwaway},
+    pg::{
+        self, Throwaway,
+        restore::{Restore, first_line},
+    },
 };
 
 /// The database the dump is restored into, beside the cluster's own `postgres` (which holds
 /// the throwaway's bootstrap: the dump brings its own schemas).
 const DATABASE: &str = "restored";
 
-/// The login that restores the dump: no superuser, no `pg_execute_server_program`.
-const RESTORER: &str = "xtask_restore";
-
 /// A restored dump; the cluster goes when this does.
 pub struct Restored {
-    cluster: Throwaway,
+    _cluster: Throwaway,
+    /// The restorer's URL: the dump is read by the login that restored it, never by a
+    /// superuser.
+    reader: String,
 }
 
 impl Restored {
@@ -62,85 +65,30 @@ impl Restored {
                 first_line(&why)
             );
         }
-
-        // A dump is data, but restoring runs its SQL (CHECK constraints, index expressions,
-        // defaults call its functions): as a superuser it could run programs on this
-        // machine (`COPY ... TO PROGRAM`). It is restored by a login that owns only this
-        // database and may do nothing a superuser alone may.
-        let password = Throwaway::password().replace('\'', "''");
-        let mut conn = maintenance.connect()?;
-        conn.client()
-            .batch_execute(&format!(
-                "create role {RESTORER} login password '{password}' nosuperuser nocreatedb nocreaterole;
-                 grant pg_read_all_settings to {RESTORER};"
-            ))
-            // CREATE DATABASE can't share a statement batch (an implicit transaction).
-            .and_then(|()| {
-                conn.client().batch_execute(&format!("create database {DATABASE} owner {RESTORER} template template0"))
-            })
-            .map_err(|err| {
-                anyhow::anyhow!("cannot create the database for the dump: {}", app::connect::error_chain(&err))
-            })?;
-        let restorer_url = cluster.url(DATABASE).replacen("//postgres:", &format!("//{RESTORER}:"), 1);
-        let restore_into = pg::throwaway_guard(&restorer_url)?.write::<op::Reset>()?.client_args()?;
         status(format!(
             "restoring {shown} into a throwaway cluster ({}, port {})",
             cluster.cluster.dir.display(),
             cluster.cluster.port
         ));
-        // Owners are the cluster's superuser (the dump's roles need not exist here);
-        // privileges stay, so the schema compares equal to the target's. Errors of objects
-        // this cluster cannot have (another platform's extensions, grants to its roles) don't
-        // stop the restore: the schema check before the sync catches any that matter.
-        // Default privileges name roles the restorer may not act for: they run no code of
-        // the dump's, so the superuser restores them alone, after everything else.
-        let toc = String::from_utf8_lossy(&listed.stdout).into_owned();
-        let (acls, rest): (Vec<&str>, Vec<&str>) =
-            toc.lines().partition(|l| !l.starts_with(';') && l.contains(" DEFAULT ACL "));
-        let (rest_list, acl_list) = (cluster.cluster.dir.join("restore.list"), cluster.cluster.dir.join("acl.list"));
-        std::fs::write(&rest_list, rest.join("\n"))?;
-        std::fs::write(&acl_list, acls.join("\n"))?;
-        let restored = pg::client_cmd(sh, "pg_restore", &restore_into)?
-            .args(["--no-owner", "--jobs=2"])
-            .arg(format!("--use-list={}", rest_list.display()))
-            .arg(file)
-            .ignore_status()
-            .output()
-            .context("cannot run pg_restore")?;
-        if !restored.status.success() {
-            let stderr = String::from_utf8_lossy(&restored.stderr);
-            let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error:")).collect();
-            // Data that did not load (a truncated file, a failed COPY) is fatal; objects this
-            // cluster cannot have are not.
-            match errors.iter().find(|e| !tolerable(e)).or(errors.first().filter(|_| errors.is_empty())) {
-                Some(fatal) => bail!("cannot restore {shown}: {}", first_line(fatal)),
-                None if errors.is_empty() => bail!("cannot restore {shown}: {}", first_line(&stderr)),
-                None => warn(format!(
-                    "pg_restore could not restore {} object(s) of {shown} that this cluster cannot have; first: {}",
-                    errors.len(),
-                    first_line(errors[0])
-                )),
-            }
+        // A dump is data, but restoring runs its SQL (CHECK constraints, index expressions,
+        // defaults call its functions): `pg::restore` restores it as a login that is no
+        // superuser and owns no database, and leaves out what this machine cannot have
+        // (another platform's extensions and event triggers, grants to its roles): the
+        // schema check before the sync names anything the sync needs that is missing.
+        let restore = Restore { throwaway: &cluster, database: DATABASE, create: true, tolerant: true };
+        let skipped = restore.run(sh, file, &String::from_utf8_lossy(&listed.stdout), shown)?;
+        for line in skipped.lines() {
+            warn(format!("left out of {shown}: {line}"));
         }
-        if !acls.is_empty() {
-            let as_superuser = pg::throwaway_guard(&cluster.url(DATABASE))?.write::<op::Reset>()?.client_args()?;
-            pg::client_cmd(sh, "pg_restore", &as_superuser)?
-                .args(["--no-owner", "--exit-on-error"])
-                .arg(format!("--use-list={}", acl_list.display()))
-                .arg(file)
-                .ignore_stdout()
-                .ignore_stderr()
-                .run()
-                .with_context(|| format!("cannot restore the default privileges of {shown}"))?;
-        }
-        Ok(Restored { cluster })
+        let reader = restore.reader_url();
+        Ok(Restored { _cluster: cluster, reader })
     }
 
     /// The restored database as the read-only production source. `key` is the
     /// `STAGE_SYNC_KEY` the pseudonyms are made with.
     pub fn source_guard(&self, key: Option<String>) -> Result<Guard> {
         let vars: BTreeMap<String, String> = key.into_iter().map(|k| ("STAGE_SYNC_KEY".to_string(), k)).collect();
-        Guard::restored_dump(&self.cluster.url(DATABASE), vars, app::Settings::load(&crate::context::project_root())?)
+        Guard::restored_dump(&self.reader, vars, app::Settings::load(&crate::context::project_root())?)
     }
 }
 
@@ -148,24 +96,6 @@ impl Drop for Restored {
     fn drop(&mut self) {
         status("removing the throwaway cluster of the dump");
     }
-}
-
-/// An error about an object this cluster cannot have: another platform's extension, a
-/// grant to one of its roles, a schema the cluster already holds.
-fn tolerable(error: &str) -> bool {
-    error.contains("could not execute query")
-        && ["does not exist", "is not available", "already exists", "permission denied to create extension"]
-            .iter()
-            .any(|m| error.contains(m))
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("no message")
-        .trim_start_matches("pg_restore: ")
-        .trim_start_matches("error: ")
 }
 
 #[cfg(test)]
@@ -181,9 +111,5 @@ mod tests {
         let remote = "postgresql://postgres:pw-remote-1234@db.abcdefghijklmnopqrst.supabase.co:5432/postgres";
         let err = Guard::restored_dump(remote, BTreeMap::new(), settings()).unwrap_err().to_string();
         assert!(err.starts_with("a restored dump must be on this machine"), "{err}");
-        assert!(tolerable(
-            "pg_restore: error: could not execute query: ERROR:  extension \"pg_graphql\" is not available"
-        ));
-        assert!(!tolerable("pg_restore: error: COPY failed for table \"users\": ERROR:  invalid input syntax"));
     }
 }

@@ -17,7 +17,7 @@ use crate::{
     context::{self, status},
     flags::{Global, Profile, RehearseData},
     migrate::{self, Migration},
-    pg::{self, Throwaway},
+    pg::{self, Throwaway, restore::Restore},
     seed,
 };
 
@@ -39,6 +39,20 @@ pub fn copy(
     }
     let source = guard.read::<op::Inspect>()?;
     let mut src = source.connect()?;
+    // The copy is of the environment's own database only, as stage-sync reads its source:
+    // a URL (a tunnel, a typo) reaching a database stamped otherwise, production above
+    // all, or one this project never stamped, is refused before a row is read.
+    match src.stamp {
+        Some(stamp) if stamp == env => {}
+        Some(stamp) => bail!(
+            "the database at {} is stamped {stamp}, not {env}: rehearsing on a copy of it is refused, nothing was read\nhint: the {env} URL reaches the {stamp} database; check env/.env.{env}",
+            source.url().address()
+        ),
+        None => bail!(
+            "the database at {} has no environment stamp: it is not this project's, so it is not copied\nhint: point DATABASE_URL at the {env} database this project created, or rehearse on seeded data (--data large)",
+            source.url().address()
+        ),
+    }
     let ledger = migrate::read_ledger(&mut src.transaction()?)?;
     // Which migrations to rehearse: those pending on `pending_on` (production, for the
     // production workflow), whose ledger is only read.
@@ -88,13 +102,20 @@ pub fn copy(
     if !out.status.success() {
         bail!("cannot copy {env} with pg_dump: {}", last_line(&out.stderr));
     }
-    let out = pg::client_cmd(sh, "pg_restore", &copy_target.client_args()?)?
-        .args(["--no-owner", "--no-privileges", "--exit-on-error", "--jobs=2"])
+    // Restored as data: by a login that is no superuser and owns no database, as a dump of
+    // production is (`pg::restore`); anything that does not restore whole is an error.
+    let listed = pg::client_cmd(sh, "pg_restore", &copy_target.client_args()?)?
+        .arg("--list")
         .arg(&dump)
         .ignore_status()
         .output()?;
-    if !out.status.success() {
-        bail!("cannot restore the copy of {env}: {}", last_line(&out.stderr));
+    if !listed.status.success() {
+        bail!("cannot read the copy of {env}: {}", last_line(&listed.stderr));
+    }
+    let restore = Restore { throwaway, database: "postgres", create: false, tolerant: false };
+    let skipped = restore.run(sh, &dump, &String::from_utf8_lossy(&listed.stdout), &format!("the copy of {env}"))?;
+    for line in skipped.lines() {
+        context::warn(format!("left out of the copy of {env}: {line}"));
     }
     let _ = std::fs::remove_file(&dump);
     let mut dst = target.write::<op::Migrate>()?.connect()?;
