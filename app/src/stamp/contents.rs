@@ -9,26 +9,12 @@ use anyhow::{Context, Result};
 use postgres::GenericClient;
 
 /// Schemas whose objects the platform makes (Supabase's services, the tool's `app_meta`):
-/// their tables count by their rows only. `extensions` and `public` are not among them:
-/// there, only extension members and the few objects below are the platform's.
-const PLATFORM_SCHEMAS: &[&str] = &[
-    "auth",
-    "storage",
-    "realtime",
-    "_realtime",
-    "graphql",
-    "graphql_public",
-    "pgsodium",
-    "pgsodium_masks",
-    "vault",
-    "supabase_functions",
-    "supabase_migrations",
-    "net",
-    "pgbouncer",
-    "cron",
-    "_analytics",
-    "app_meta",
-];
+/// their tables count by their rows only. Every schema Supabase manages but `extensions`,
+/// where only extension members and the few objects below are the platform's (`public` is
+/// not Supabase's either).
+fn platform_schemas() -> Vec<String> {
+    super::SUPABASE_SCHEMAS.iter().filter(|s| **s != "extensions").map(|s| s.to_string()).collect()
+}
 
 /// Tables the platform fills itself: its services' migration ledgers (the storage API's,
 /// GoTrue's, Realtime's, the functions hooks', the image's own `public.schema_migrations`),
@@ -157,7 +143,7 @@ pub fn contents(client: &mut impl GenericClient) -> Result<Vec<String>> {
     let mut tx = client.transaction().context("cannot look at what the database holds")?;
     tx.batch_execute("set local row_security = off").context("cannot look at what the database holds")?;
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
-    let (schemas, functions) = (strings(PLATFORM_SCHEMAS), strings(PLATFORM_FUNCTIONS));
+    let (schemas, functions) = (platform_schemas(), strings(PLATFORM_FUNCTIONS));
     let (triggers, publications) = (strings(PLATFORM_EVENT_TRIGGERS), strings(PLATFORM_PUBLICATIONS));
     let mut found = Vec::new();
     let large_objects: i64 = tx
