@@ -5,6 +5,7 @@
 //! Output reads like a compiler's: `file:line: rule: reason`, then a hint.
 
 mod baseline;
+mod bypass;
 mod exposure;
 #[cfg(test)]
 mod exposure_tests;

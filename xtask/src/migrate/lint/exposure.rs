@@ -11,7 +11,7 @@ use squawk_syntax::{
 };
 
 use super::{
-    rules::{Hit, OPAQUE, RLS, VIEW_RLS, fold_ident, qualified},
+    rules::{BYPASS, Hit, OPAQUE, RLS, VIEW_RLS, fold_ident, qualified},
     script::Statement,
 };
 
@@ -53,6 +53,8 @@ pub enum Event {
     },
     /// Something whose effect cannot be read from the text.
     Opaque(String),
+    /// A way around row-level security that creates no table (`bypass.rs`).
+    Bypass(String),
 }
 
 /// Whether `schema.name` lies in a schema the API exposes.
@@ -70,6 +72,7 @@ pub fn events(stmt: &SyntaxNode) -> Vec<Event> {
 
 fn walk(root: &SyntaxNode, depth: usize, out: &mut Vec<Event>) {
     for node in root.descendants() {
+        super::bypass::events(&node, out);
         match node.kind() {
             K::CREATE_TABLE | K::CREATE_TABLE_AS | K::CREATE_FOREIGN_TABLE if !temporary(&node) => {
                 let how = match node.kind() {
@@ -85,7 +88,13 @@ fn walk(root: &SyntaxNode, depth: usize, out: &mut Vec<Event>) {
                     out.extend(name_of(&into).map(|name| Event::Table { name, how: "SELECT INTO" }));
                 }
             }
-            K::ALTER_TABLE | K::ALTER_FOREIGN_TABLE => alter_table(&node, out),
+            K::ALTER_TABLE | K::ALTER_FOREIGN_TABLE => {
+                alter_table(&node, out);
+                // `ALTER TABLE` sets a view's options too.
+                if let Some(name) = name_of(&node) {
+                    view_options(&node, &name, out);
+                }
+            }
             K::ALTER_VIEW | K::ALTER_MATERIALIZED_VIEW => alter_view(&node, out),
             K::CREATE_VIEW | K::CREATE_MATERIALIZED_VIEW if !temporary(&node) => create_view(&node, out),
             K::CREATE_POLICY => {
@@ -171,7 +180,8 @@ fn alter_table(node: &SyntaxNode, out: &mut Vec<Event>) {
     let (schema, _) = name.split_once('.').unwrap_or(("public", &name));
     for action in node.descendants() {
         match action.kind() {
-            K::ENABLE_RLS | K::FORCE_RLS => out.push(Event::Rls { name: name.clone(), enabled: true }),
+            // FORCE applies row-level security to the owner too; it does not enable it.
+            K::ENABLE_RLS => out.push(Event::Rls { name: name.clone(), enabled: true }),
             K::DISABLE_RLS => out.push(Event::Rls { name: name.clone(), enabled: false }),
             K::SET_SCHEMA => {
                 let to = action.children().find(|c| c.kind() == K::SCHEMA_REF).map(|s| ident(&s));
@@ -203,25 +213,29 @@ fn create_view(node: &SyntaxNode, out: &mut Vec<Event>) {
 
 fn alter_view(node: &SyntaxNode, out: &mut Vec<Event>) {
     let Some(name) = name_of(node) else { return };
+    view_options(node, &name, out);
+    for action in node.children().filter(|c| c.kind() == K::SET_SCHEMA) {
+        let to = action.children().find(|c| c.kind() == K::SCHEMA_REF).map(|s| ident(&s));
+        let view = name.split_once('.').map_or(name.as_str(), |n| n.1);
+        if let Some(to) = to {
+            out.push(Event::View {
+                name: format!("{to}.{view}"),
+                reason: format!("moves view {name} into {to}, where the API reaches it; whether it runs with `security_invoker` is not known here"),
+            });
+        }
+    }
+}
+
+/// `SET (security_invoker = false)` or `RESET (security_invoker)` on a view.
+fn view_options(node: &SyntaxNode, name: &str, out: &mut Vec<Event>) {
     for action in node.children() {
         let reason = match action.kind() {
-            K::SET_OPTIONS if security_invoker(node) == Some(false) => "sets `security_invoker` off",
+            K::SET_OPTIONS if security_invoker(&action) == Some(false) => "sets `security_invoker` off",
             K::RESET_OPTIONS if mentions_invoker(&action) => "resets `security_invoker` (off)",
-            K::SET_SCHEMA => {
-                let to = action.children().find(|c| c.kind() == K::SCHEMA_REF).map(|s| ident(&s));
-                let view = name.split_once('.').map_or(name.as_str(), |n| n.1);
-                if let Some(to) = to {
-                    out.push(Event::View {
-                        name: format!("{to}.{view}"),
-                        reason: format!("moves view {name} into {to}, where the API reaches it; whether it runs with `security_invoker` is not known here"),
-                    });
-                }
-                continue;
-            }
             _ => continue,
         };
         out.push(Event::View {
-            name: name.clone(),
+            name: name.to_string(),
             reason: format!("view {name}: {reason}, so it runs with its owner's rights"),
         });
     }
@@ -401,6 +415,12 @@ pub fn check(statements: &[Statement]) -> Vec<Hit> {
                     format!("create it `with (security_invoker = true)` so the caller's row-level security applies, or keep it out of {}", API_SCHEMAS.join(", ")),
                 )),
                 Event::View { .. } => {}
+                Event::Bypass(what) => hits.push((
+                    k,
+                    BYPASS,
+                    format!("{what}: the API's requests would read past row-level security"),
+                    "leave ownership with the migration's role, keep the API roles (anon, authenticated, authenticator) out of other roles and without BYPASSRLS, and put no rules on exposed tables".to_string(),
+                )),
                 Event::Opaque(what) => hits.push((
                     k,
                     OPAQUE,

@@ -134,3 +134,74 @@ fn views_in_public_must_run_as_the_caller() {
         assert_eq!(findings(safe), Vec::<String>::new(), "{safe}");
     }
 }
+
+#[test]
+fn force_without_enable_leaves_rls_off() {
+    let forced = "create table public.x (a int);\nalter table public.x force row level security;\ncreate policy p on public.x using (true);";
+    assert_eq!(findings(forced), ["rls-required 1"]);
+    assert_eq!(findings(&format!("{forced}\nalter table public.x enable row level security;")), Vec::<String>::new());
+    assert_eq!(findings("alter table public.clinics no force row level security;"), Vec::<String>::new());
+}
+
+#[test]
+fn alter_table_turning_a_views_security_invoker_off_is_a_finding() {
+    let view = "create view public.v with (security_invoker = true) as select 1;\n";
+    for alter in
+        ["alter table public.v set (security_invoker = false);", "alter table public.v reset (security_invoker);"]
+    {
+        assert_eq!(findings(&format!("{view}{alter}")), ["view-bypasses-rls 2"], "{alter}");
+    }
+    assert_eq!(findings(&format!("{view}alter table public.v set (security_invoker = on);")), Vec::<String>::new());
+}
+
+#[test]
+fn settings_that_change_how_later_sql_reads_are_findings() {
+    // `search_path` made `t` mean app_private.t: RLS went there, public.t stayed open.
+    let moved = "create table public.t (a int);\ncreate table app_private.t (a int);\nset search_path = app_private;\nalter table t enable row level security;\ncreate policy p on t using (true);";
+    assert_eq!(findings(moved), ["unanalysable-ddl 3"]);
+    for set in [
+        "set local search_path to app_private, public;",
+        "SET standard_conforming_strings = off;",
+        "select set_config('search_path', 'app_private', false);",
+        "select pg_catalog.set_config($$Standard_Conforming_Strings$$, 'off', false);",
+        "select set_config(current_user, 'x', false);",
+        "alter role postgres set search_path = x;",
+        "alter database postgres set standard_conforming_strings to off;",
+        "do $$ begin perform set_config('search_path', 'x', true); end $$;",
+    ] {
+        assert_eq!(findings(set), ["unanalysable-ddl 1"], "{set}");
+    }
+    for fine in [
+        "select set_config('request.jwt.claims', '{}', true);",
+        "create function f() returns int language sql set search_path = '' as $$ select 1 $$;",
+        "alter function f() set search_path = '';",
+        "set lock_timeout = '1s';",
+    ] {
+        assert_eq!(findings(fine), Vec::<String>::new(), "{fine}");
+    }
+}
+
+#[test]
+fn handing_the_api_roles_a_way_around_rls_is_a_finding() {
+    for sql in [
+        "create rule r as on insert to public.t do instead select * from app_private.s;",
+        "create rule \"_RETURN\" as on select to t do instead select 1 as a;",
+        "alter table public.t owner to authenticated;",
+        "alter view public.v owner to \"anon\";",
+        "alter role authenticated bypassrls;",
+        "create role x superuser;",
+        "grant postgres to authenticated;",
+        "reassign owned by postgres to anon;",
+    ] {
+        assert_eq!(findings(sql), ["rls-bypass 1"], "{sql}");
+    }
+    for fine in [
+        "create rule r as on insert to app_private.t do instead nothing;",
+        "alter table public.t owner to postgres;",
+        "grant select on public.t to authenticated;",
+        "grant authenticated to postgres;",
+        "alter role authenticated nobypassrls;",
+    ] {
+        assert_eq!(findings(fine), Vec::<String>::new(), "{fine}");
+    }
+}
