@@ -306,7 +306,16 @@ fn body_events(what: &str, body: &SyntaxNode, first_error: Option<String>, depth
     if let Some(error) = first_error {
         out.push(Event::Opaque(format!("{what} does not parse ({error}), so what it creates cannot be checked")));
     }
-    walk(body, depth + 1, out);
+    // A body may never run, or run only some of its branches: what it exposes counts, what
+    // it protects (row-level security enabled, a policy, a move away) does not.
+    let mut inner = Vec::new();
+    walk(body, depth + 1, &mut inner);
+    out.extend(inner.into_iter().filter_map(|e| match e {
+        Event::Rls { enabled: true, .. } | Event::Policy { .. } => None,
+        Event::Rename { to, .. } if exposed(&to) => Some(Event::Table { name: to, how: "a rename in a body" }),
+        Event::Rename { .. } => None,
+        other => Some(other),
+    }));
 }
 
 /// `EXECUTE 'literal SQL'` is read; SQL built at run time is opaque.

@@ -205,3 +205,19 @@ fn handing_the_api_roles_a_way_around_rls_is_a_finding() {
         assert_eq!(findings(fine), Vec::<String>::new(), "{fine}");
     }
 }
+
+#[test]
+fn what_a_body_protects_does_not_count_it_may_never_run() {
+    let create = "create table public.x (a int);\n";
+    for body in [
+        "do $$ begin if false then alter table public.x enable row level security; end if; end $$;\ncreate policy p on public.x using (true);",
+        "create function f() returns void language sql as $$ alter table public.x enable row level security $$;\ncreate policy p on public.x using (true);",
+        "alter table public.x enable row level security;\ndo $$ begin if false then create policy p on public.x using (true); end if; end $$;",
+        "do $$ begin if false then alter table public.x set schema app_private; end if; end $$;",
+    ] {
+        assert_eq!(findings(&format!("{create}{body}")), ["rls-required 1"], "{body}");
+    }
+    // What a body exposes still counts, wherever it moves a table.
+    let moved = "create table app_private.x (a int);\ndo $$ begin execute 'alter table app_private.x set schema public'; end $$;";
+    assert_eq!(findings(moved), ["rls-required 2"]);
+}
