@@ -48,10 +48,15 @@ const DENIED: &[(&[&str], &str)] = &[
         "acts on the server, outside the transaction",
     ),
     (&["pg_read_*", "pg_ls_*", "pg_stat_file", "pg_file_*"], "reads or writes the server's files"),
+    (
+        &["heap_force_*", "pg_truncate_visibility_map", "pg_prewarm", "pg_buffercache_evict*"],
+        "changes the server's storage or caches directly, outside the transaction",
+    ),
     (&["http", "http_*"], "makes an HTTP request, which a rollback does not take back"),
     (&["pg_background_*"], "runs SQL in a background worker, outside the rolled-back transaction"),
-    (&["set_config"], "changes a setting or the role, which the load test sets for each transaction"),
-    (&["query_to_xml*", "cursor_to_xml*"], "runs SQL text that this check cannot read"),
+    (&["set_config", "pg_settings"], "changes a setting or the role, which the load test sets for each transaction"),
+    // `ts_stat(sql)` and `ts_rewrite(query, sql)` run a query given as text.
+    (&["query_to_xml*", "cursor_to_xml*", "ts_stat", "ts_rewrite"], "runs SQL text that this check cannot read"),
 ];
 
 /// Why `name` (unqualified, folded) is refused, if it is.
@@ -91,12 +96,13 @@ pub fn check(sql: &str) -> Result<(), (usize, String)> {
             | ast::Stmt::Update(_)
             | ast::Stmt::Delete(_)
             | ast::Stmt::Values(_)
+            | ast::Stmt::Table(_)
     );
     if !plain {
         return Err((
             start(node),
             format!(
-                "`{}` is not run by the load test: only SELECT, INSERT, UPDATE, DELETE and VALUES (with WITH), whose effects the rollback undoes",
+                "`{}` is not run by the load test: only SELECT, INSERT, UPDATE, DELETE, VALUES and TABLE (with WITH), whose effects the rollback undoes",
                 kind(statement)
             ),
         ));
@@ -176,6 +182,7 @@ mod tests {
             "update public.goals set target = 1 where id = ($1::uuid) returning id",
             "delete from public.goals where false",
             "select currval('s'), pg_current_xact_id(), txid_current(), 'setval'",
+            "table public.clinics",
         ] {
             assert_eq!(check(sql), Ok(()), "{sql}");
         }
@@ -199,6 +206,10 @@ mod tests {
             ("select pg_reload_conf()", "pg_reload_conf"),
             ("select set_config('role', 'postgres', false)", "set_config"),
             ("select status from http_get('https://example.com')", "http_get"),
+            ("select * from ts_stat($$select to_tsvector(setval('s', 1)::text)$$)", "ts_stat"),
+            ("select ts_rewrite('a'::tsquery, $$select 'a'::tsquery, setval('s', 1)::text::tsquery$$)", "ts_rewrite"),
+            ("update pg_catalog.pg_settings set setting = '0' where name = 'statement_timeout'", "pg_settings"),
+            ("select heap_force_kill('t'::regclass, array['(0,1)'::tid])", "heap_force_kill"),
             ("select 1 from t where é = 1 and pg_wal_replay_pause() is null", "pg_wal_replay_pause"),
             ("delete from t where id in (select nextval('s'))", "nextval"),
         ] {
