@@ -11,6 +11,7 @@ mod exposure;
 mod exposure_tests;
 mod rules;
 pub(crate) mod script;
+mod tracking;
 
 use std::path::{Path, PathBuf};
 

@@ -158,7 +158,7 @@ fn alter_table_turning_a_views_security_invoker_off_is_a_finding() {
 fn settings_that_change_how_later_sql_reads_are_findings() {
     // `search_path` made `t` mean app_private.t: RLS went there, public.t stayed open.
     let moved = "create table public.t (a int);\ncreate table app_private.t (a int);\nset search_path = app_private;\nalter table t enable row level security;\ncreate policy p on t using (true);";
-    assert_eq!(findings(moved), ["unanalysable-ddl 3"]);
+    assert_eq!(findings(moved), ["rls-required 1", "unanalysable-ddl 3"]);
     for set in [
         "set local search_path to app_private, public;",
         "SET standard_conforming_strings = off;",
@@ -220,4 +220,23 @@ fn what_a_body_protects_does_not_count_it_may_never_run() {
     // What a body exposes still counts, wherever it moves a table.
     let moved = "create table app_private.x (a int);\ndo $$ begin execute 'alter table app_private.x set schema public'; end $$;";
     assert_eq!(findings(moved), ["rls-required 2"]);
+}
+
+#[test]
+fn an_unqualified_enable_protects_only_what_it_surely_reaches() {
+    // `"$user"` comes before `public` on the search path: with a schema named as the
+    // migrating role, `x` is postgres.x, and public.x stays open.
+    let shadowed = "create table public.x (a int);\ncreate schema postgres;\ncreate table postgres.x (a int);\nalter table x enable row level security;\ncreate policy p on x using (true);";
+    assert_eq!(findings(shadowed), ["rls-required 1"]);
+    let bare_after_schema = "create table x (a int);\ncreate schema postgres;\ncreate table postgres.x (a int);\nalter table x enable row level security;\ncreate policy p on x using (true);";
+    assert_eq!(findings(bare_after_schema), ["rls-required 1"]);
+    // Spelled the same way throughout, with no schema appearing, it is the same table.
+    let bare = "create table x (a int);\nalter table x enable row level security;\ncreate policy p on x using (true);";
+    assert_eq!(findings(bare), Vec::<String>::new());
+    assert_eq!(findings(&format!("create table x (a int);{RLS}")), Vec::<String>::new());
+    // Disabling through any spelling still counts.
+    assert_eq!(
+        findings(&format!("create table public.x (a int);{RLS}alter table x disable row level security;")),
+        ["rls-required 1"]
+    );
 }
