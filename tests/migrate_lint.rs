@@ -223,9 +223,7 @@ fn ways_around_rls_without_a_plain_new_table_are_refused_and_production_is_not_w
         (format!("create table public.x (a int);\nalter table public.x force row level security;\n{policy}"), "rls-required"),
         // `search_path` sends the unqualified ENABLE and policy to app_private.x.
         (
-            format!(
-                "create table public.x (a int);\ncreate table app_private.x (a int);\nset local search_path = app_private;\nalter table x enable row level security;\ncreate policy x_read on x using (true);\n"
-            ),
+            "create table public.x (a int);\ncreate table app_private.x (a int);\nset local search_path = app_private;\nalter table x enable row level security;\ncreate policy x_read on x using (true);\n".to_string(),
             "rls-required",
         ),
         // `"$user"` comes first on the search path: `x` is postgres.x once that schema exists.
@@ -255,8 +253,7 @@ fn ways_around_rls_without_a_plain_new_table_are_refused_and_production_is_not_w
         project.migration("9001_x.up.sql", &sql).migration("9001_x.down.sql", "select 1;\n");
         let out =
             project.xtask(&["migrate", "up", "--env", "production", "--confirm", "yovbdmjwrrgardkgrenc"]).fails("");
-        let refused =
-            format!("unacknowledged lint finding(s) in the pending migrations, the first migrations/9001_x.up.sql:");
+        let refused = "unacknowledged lint finding(s) in the pending migrations, the first migrations/9001_x.up.sql:";
         assert!(out.stderr.contains(refused) && out.stderr.contains(&format!(": {rule}: ")), "{sql}\n{}", out.stderr);
         assert_eq!(exposed(), before, "production changed after:\n{sql}");
         assert_eq!(cluster.checksum(), rows, "production was written after:\n{sql}");
