@@ -2,7 +2,8 @@
 //! something, members of another role or `BYPASSRLS`/`SUPERUSER`; rules on an exposed
 //! relation (their actions run with the table owner's rights); and session settings that
 //! change how later statements are read (`search_path` decides where an unqualified name
-//! lands, `standard_conforming_strings` where a string ends), in this file or the next.
+//! lands, `standard_conforming_strings` where a string ends), in this file or the next; and
+//! extensions put in an exposed schema, whose scripts create what the linter cannot see.
 
 use squawk_syntax::{
     SyntaxKind as K, SyntaxNode,
@@ -10,7 +11,7 @@ use squawk_syntax::{
 };
 
 use super::{
-    exposure::{Event, call_name, exposed},
+    exposure::{API_SCHEMAS, Event, call_name, exposed},
     rules::{fold_ident, qualified},
 };
 
@@ -75,6 +76,16 @@ pub fn events(node: &SyntaxNode, out: &mut Vec<Event>) {
             let param = node.descendants().find(|c| c.kind() == K::CONFIG_PARAMETER_REF).map(|p| name(&p));
             if let Some(param) = param.filter(|p| READING.contains(&p.as_str())) {
                 out.push(setting(&param));
+            }
+        }
+        K::CREATE_EXTENSION | K::ALTER_EXTENSION => {
+            let named = node.descendants().find(|c| c.kind() == K::SCHEMA_REF).map(|s| name(&s));
+            let moved = node.children().any(|c| c.kind() == K::SET_SCHEMA);
+            let schema = named.unwrap_or_else(|| "public".to_string());
+            if (node.kind() == K::CREATE_EXTENSION || moved) && API_SCHEMAS.contains(&schema.as_str()) {
+                out.push(Event::Opaque(format!(
+                    "puts an extension in {schema} (the search path's schema when none is named): tables and views its script creates there have no row-level security"
+                )));
             }
         }
         K::CALL_EXPR if call_name(node) == "set_config" => {

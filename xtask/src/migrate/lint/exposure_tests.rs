@@ -240,3 +240,16 @@ fn an_unqualified_enable_protects_only_what_it_surely_reaches() {
         ["rls-required 1"]
     );
 }
+
+#[test]
+fn extensions_in_public_are_read_before_they_pass() {
+    // postgis creates public.spatial_ref_sys, pg_stat_statements a view of every query.
+    for sql in [
+        "create extension if not exists postgis;",
+        "create extension pg_stat_statements with schema public;",
+        "alter extension postgis set schema public;",
+    ] {
+        assert_eq!(findings(sql), ["unanalysable-ddl 1"], "{sql}");
+    }
+    assert_eq!(findings("create extension if not exists pgcrypto with schema extensions;"), Vec::<String>::new());
+}
