@@ -250,9 +250,20 @@ pub fn lint_text(shown: &str, name: &str, sql: &str, down_exists: Option<bool>) 
             hits.push((k, line, v.code.to_string(), v.message.clone(), hint));
         }
     }
+    // A table each: a statement creating two tables in `public` (a `DO` block) needs two
+    // acknowledgements of rls-required.
+    let mut used: Vec<usize> = Vec::new();
     for (k, line, rule, reason, hint) in &hits {
         let mut f = finding(*line, rule, reason.clone(), hint.clone());
-        f.acknowledged = k.and_then(|k| parsed.statements[k].acknowledges(rule)).map(|a| a.reason.clone());
+        f.acknowledged = k.and_then(|k| {
+            let acks: Vec<&script::Ack> =
+                parsed.statements[k].acks.iter().filter(|a| &a.rule == rule && !a.reason.is_empty()).collect();
+            let nth = if rule == rules::RLS { used.iter().filter(|&&u| u == k).count() } else { 0 };
+            acks.get(nth).map(|a| a.reason.clone())
+        });
+        if rule == rules::RLS && f.acknowledged.is_some() {
+            used.extend(*k);
+        }
         found.push(f);
     }
     found.extend(

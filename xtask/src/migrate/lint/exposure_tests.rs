@@ -253,3 +253,18 @@ fn extensions_in_public_are_read_before_they_pass() {
     }
     assert_eq!(findings("create extension if not exists pgcrypto with schema extensions;"), Vec::<String>::new());
 }
+
+#[test]
+fn one_acknowledgement_covers_one_table_even_in_one_statement() {
+    let open = |sql: &str| -> Vec<String> {
+        super::lint_text("f.up.sql", "f.up.sql", sql, Some(true))
+            .into_iter()
+            .filter(|f| f.acknowledged.is_none())
+            .map(|f| format!("{} {}", f.rule, f.line))
+            .collect()
+    };
+    let two = "do $$ begin create table public.scratch (a int); create table public.b (a int); end $$;\n";
+    let ack = "-- migrate:ack rls-required: a scratch table, dropped by the next migration\n";
+    assert_eq!(open(&format!("{ack}{two}")), ["rls-required 2"]);
+    assert_eq!(open(&format!("{ack}{ack}{two}")), Vec::<String>::new());
+}
