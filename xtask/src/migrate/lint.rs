@@ -256,10 +256,8 @@ pub fn lint_text(shown: &str, name: &str, sql: &str, down_exists: Option<bool>) 
     for (k, line, rule, reason, hint) in &hits {
         let mut f = finding(*line, rule, reason.clone(), hint.clone());
         f.acknowledged = k.and_then(|k| {
-            let acks: Vec<&script::Ack> =
-                parsed.statements[k].acks.iter().filter(|a| &a.rule == rule && !a.reason.is_empty()).collect();
             let nth = if rule == rules::RLS { used.iter().filter(|&&u| u == k).count() } else { 0 };
-            acks.get(nth).map(|a| a.reason.clone())
+            parsed.statements[k].acknowledges(rule, nth).map(|a| a.reason.clone())
         });
         if rule == rules::RLS && f.acknowledged.is_some() {
             used.extend(*k);
