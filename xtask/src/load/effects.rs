@@ -131,6 +131,50 @@ pub fn check(sql: &str) -> Result<(), (usize, String)> {
     Ok(())
 }
 
+/// Volatile functions whose effects end with the transaction or touch nothing stored.
+const VOLATILE_OK: &[&str] = &[
+    "random",
+    "random_normal",
+    "gen_random_uuid",
+    "uuid_generate_v4",
+    "clock_timestamp",
+    "timeofday",
+    "txid_current",
+    "txid_current_if_assigned",
+    "pg_current_xact_id",
+    "pg_current_xact_id_if_assigned",
+    "currval",
+    "lastval",
+    "pg_sleep",
+    "pg_sleep_for",
+    "pg_sleep_until",
+];
+
+/// The functions a statement calls by name (unqualified, folded) that the database has to
+/// say something about: everything but [`VOLATILE_OK`]. The run refuses those the target
+/// declares `VOLATILE` (a function that writes must be), whatever they are named.
+pub fn calls(sql: &str) -> Vec<String> {
+    let parse = SourceFile::parse(sql);
+    let mut names: Vec<String> = parse
+        .syntax_node()
+        .descendants()
+        .filter(|n| n.kind() == K::CALL_EXPR)
+        .filter_map(|call| {
+            let callee = call.children().next()?;
+            let last = callee
+                .descendants_with_tokens()
+                .filter_map(|e| e.into_token())
+                .filter(|t| !t.kind().is_trivia() && t.kind() != K::DOT)
+                .last()?;
+            Some(fold(last.text()))
+        })
+        .filter(|n| !VOLATILE_OK.contains(&n.as_str()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 fn start(node: &SyntaxNode) -> usize {
     node.descendants_with_tokens()
         .filter_map(|e| e.into_token())
@@ -236,6 +280,12 @@ mod tests {
             assert!(refused(sql).starts_with(kind), "{sql}: {}", refused(sql));
         }
         assert!(refused("select (").starts_with("sql does not parse"));
+    }
+
+    #[test]
+    fn calls_are_named_for_the_database_to_judge() {
+        let calls = super::calls("select public.\"Total\"(a), sum(b), random(), x.f(1) from t, g() where now() > $1");
+        assert_eq!(calls, ["f", "g", "now", "sum", "total"]);
     }
 
     #[test]
