@@ -5,8 +5,9 @@
 //! casts, `FROM f()`), no function or relation from [`DENIED`] may appear, matched on the
 //! unqualified name, case-insensitively, quoted or not: sequences, advisory locks, other
 //! sessions, other connections, large objects, server files and settings act outside the
-//! transaction. Functions the database itself runs (triggers, column defaults, functions the
-//! statement calls by other names) are outside this check; the README says so.
+//! transaction. Other functions the statement calls are named by [`calls`], and the run
+//! refuses those the target declares `VOLATILE`; what the database runs on its own
+//! (triggers, column defaults) is outside both checks, and the README says so.
 
 use squawk_syntax::{
     SourceFile, SyntaxKind as K, SyntaxNode,
