@@ -43,6 +43,9 @@ pub fn events(node: &SyntaxNode, out: &mut Vec<Event>) {
         K::GRANT if node.descendants_with_tokens().all(|c| c.kind() != K::ON_KW) => {
             let granted = node.children().find(|c| c.kind() == K::REVOKE_COMMAND_LIST).map(|l| roles(&l));
             let to = node.children().find(|c| c.kind() == K::ROLE_REF_LIST).map(|l| roles(&l)).unwrap_or_default();
+            // PostgREST's own setup (`grant anon, authenticated, service_role to authenticator`)
+            // passes: those roles own nothing.
+            let granted = granted.filter(|g| !g.iter().all(|r| api(r) || r == "service_role"));
             if let (Some(granted), Some(role)) = (granted, to.iter().find(|r| api(r))) {
                 out.push(Event::Bypass(format!(
                     "makes {role} a member of {}, with that role's ownerships and rights",

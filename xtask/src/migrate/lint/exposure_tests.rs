@@ -200,6 +200,7 @@ fn handing_the_api_roles_a_way_around_rls_is_a_finding() {
         "alter table public.t owner to postgres;",
         "grant select on public.t to authenticated;",
         "grant authenticated to postgres;",
+        "grant anon, authenticated, service_role to authenticator;",
         "alter role authenticated nobypassrls;",
     ] {
         assert_eq!(findings(fine), Vec::<String>::new(), "{fine}");
