@@ -197,6 +197,11 @@ fn calls_a_rollback_cannot_undo_are_refused_before_anything_runs() {
             "line 7: `setval`",
         ),
         ("select pg_advisory_lock(42)", "line 6: `pg_advisory_lock` takes an advisory lock"),
+        // Functions that run a query given as text: the check cannot see inside the string.
+        (
+            "select * from ts_stat($$select to_tsvector(setval('public.attack_seq', 1)::text)$$)",
+            "line 6: `ts_stat` runs SQL text",
+        ),
         (
             &format!("copy (select 1) to program 'touch {}'", marker.display()),
             "line 6: `COPY` is not run by the load test",
@@ -214,6 +219,20 @@ fn calls_a_rollback_cannot_undo_are_refused_before_anything_runs() {
         assert_eq!(sequence(), before, "the sequence moved after:\n{sql}");
     }
     assert!(!marker.exists(), "COPY ... TO PROGRAM ran");
+    // A function that moves the sequence under an innocent name: VOLATILE, so refused.
+    cluster
+        .client()
+        .batch_execute(
+            "create function public.attack_total(n int) returns int language sql as $$ select setval('public.attack_seq', 1)::int + n $$;
+             grant execute on function public.attack_total(int) to service_role;",
+        )
+        .unwrap();
+    project.env_file("attack.toml", &one_query("select public.attack_total(1)"));
+    project
+        .xtask(&["load", "--env", "test", "--transactions", "20", "--workload", "env/attack.toml"])
+        .env("DATABASE_URL", &cluster.url())
+        .fails("env/attack.toml: query attack calls `attack_total`, which the target declares VOLATILE");
+    assert_eq!(sequence(), before, "the sequence moved through a function");
     assert_eq!(cluster.checksum(), rows);
     let locks = cluster.strings("select objid::text from pg_catalog.pg_locks where locktype = 'advisory'");
     assert!(locks.is_empty(), "advisory locks held: {locks:?}");

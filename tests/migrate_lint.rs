@@ -210,3 +210,52 @@ fn one_ack_cannot_cover_two_statements_and_production_is_not_written() {
     );
     assert!(tables.is_empty(), "tables created on production: {tables:?}");
 }
+
+#[test]
+fn ways_around_rls_without_a_plain_new_table_are_refused_and_production_is_not_written() {
+    let (cluster, mut project): (TestCluster, Project) = migrated();
+    let production = cluster.production_url();
+    cluster.stamp("production");
+    project.env_file(".env.production", &format!("DATABASE_URL={production}\n"));
+    let policy = "create policy x_read on public.x for select to authenticated using (true);\n";
+    let attacks = [
+        // FORCE applies RLS to the owner; it does not enable it.
+        (format!("create table public.x (a int);\nalter table public.x force row level security;\n{policy}"), "rls-required"),
+        // `search_path` sends the unqualified ENABLE and policy to app_private.x.
+        (
+            "create table public.x (a int);\ncreate table app_private.x (a int);\nset local search_path = app_private;\nalter table x enable row level security;\ncreate policy x_read on x using (true);\n".to_string(),
+            "rls-required",
+        ),
+        // `"$user"` comes first on the search path: `x` is postgres.x once that schema exists.
+        (
+            "create table public.x (a int);\ncreate schema postgres;\ncreate table postgres.x (a int);\nalter table x enable row level security;\ncreate policy x_read on x using (true);\n".to_string(),
+            "rls-required",
+        ),
+        // ALTER TABLE sets a view's options too.
+        (
+            "create view public.x with (security_invoker = true) as select * from public.clinics;\nalter table public.x set (security_invoker = false);\n".to_string(),
+            "view-bypasses-rls",
+        ),
+        // The owner reads without RLS.
+        (
+            format!("create table public.x (a int);\nalter table public.x enable row level security;\n{policy}alter table public.x owner to authenticated;\n"),
+            "rls-bypass",
+        ),
+    ];
+    let exposed = || {
+        cluster.strings(
+            "select format('%s %s %s', relname, relrowsecurity, pg_catalog.pg_get_userbyid(relowner)) from pg_catalog.pg_class where relname = 'x' or relowner = 'authenticated'::regrole",
+        )
+    };
+    let (before, rows) = (exposed(), cluster.checksum());
+    assert!(before.is_empty(), "{before:?}");
+    for (sql, rule) in attacks {
+        project.migration("9001_x.up.sql", &sql).migration("9001_x.down.sql", "select 1;\n");
+        let out =
+            project.xtask(&["migrate", "up", "--env", "production", "--confirm", "yovbdmjwrrgardkgrenc"]).fails("");
+        let refused = "unacknowledged lint finding(s) in the pending migrations, the first migrations/9001_x.up.sql:";
+        assert!(out.stderr.contains(refused) && out.stderr.contains(&format!(": {rule}: ")), "{sql}\n{}", out.stderr);
+        assert_eq!(exposed(), before, "production changed after:\n{sql}");
+        assert_eq!(cluster.checksum(), rows, "production was written after:\n{sql}");
+    }
+}

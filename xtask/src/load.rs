@@ -68,6 +68,7 @@ impl flags::Load {
             connections.push(target.connect()?);
         }
         let data = Arc::new(params::Data::read(connections[0].client())?);
+        run::refuse_volatile(connections[0].client(), &workload, &self.workload.display().to_string())?;
         let sequences = run::sequences(connections[0].client())?;
         if let Some(query) = workload.queries.iter().find(|q| !data.has_member_for(q)) {
             bail!(

@@ -5,8 +5,9 @@
 //! casts, `FROM f()`), no function or relation from [`DENIED`] may appear, matched on the
 //! unqualified name, case-insensitively, quoted or not: sequences, advisory locks, other
 //! sessions, other connections, large objects, server files and settings act outside the
-//! transaction. Functions the database itself runs (triggers, column defaults, functions the
-//! statement calls by other names) are outside this check; the README says so.
+//! transaction. Other functions the statement calls are named by [`calls`], and the run
+//! refuses those the target declares `VOLATILE`; what the database runs on its own
+//! (triggers, column defaults) is outside both checks, and the README says so.
 
 use squawk_syntax::{
     SourceFile, SyntaxKind as K, SyntaxNode,
@@ -48,10 +49,15 @@ const DENIED: &[(&[&str], &str)] = &[
         "acts on the server, outside the transaction",
     ),
     (&["pg_read_*", "pg_ls_*", "pg_stat_file", "pg_file_*"], "reads or writes the server's files"),
+    (
+        &["heap_force_*", "pg_truncate_visibility_map", "pg_prewarm", "pg_buffercache_evict*"],
+        "changes the server's storage or caches directly, outside the transaction",
+    ),
     (&["http", "http_*"], "makes an HTTP request, which a rollback does not take back"),
     (&["pg_background_*"], "runs SQL in a background worker, outside the rolled-back transaction"),
-    (&["set_config"], "changes a setting or the role, which the load test sets for each transaction"),
-    (&["query_to_xml*", "cursor_to_xml*"], "runs SQL text that this check cannot read"),
+    (&["set_config", "pg_settings"], "changes a setting or the role, which the load test sets for each transaction"),
+    // `ts_stat(sql)` and `ts_rewrite(query, sql)` run a query given as text.
+    (&["query_to_xml*", "cursor_to_xml*", "ts_stat", "ts_rewrite"], "runs SQL text that this check cannot read"),
 ];
 
 /// Why `name` (unqualified, folded) is refused, if it is.
@@ -91,12 +97,13 @@ pub fn check(sql: &str) -> Result<(), (usize, String)> {
             | ast::Stmt::Update(_)
             | ast::Stmt::Delete(_)
             | ast::Stmt::Values(_)
+            | ast::Stmt::Table(_)
     );
     if !plain {
         return Err((
             start(node),
             format!(
-                "`{}` is not run by the load test: only SELECT, INSERT, UPDATE, DELETE and VALUES (with WITH), whose effects the rollback undoes",
+                "`{}` is not run by the load test: only SELECT, INSERT, UPDATE, DELETE, VALUES and TABLE (with WITH), whose effects the rollback undoes",
                 kind(statement)
             ),
         ));
@@ -123,6 +130,50 @@ pub fn check(sql: &str) -> Result<(), (usize, String)> {
         }
     }
     Ok(())
+}
+
+/// Volatile functions whose effects end with the transaction or touch nothing stored.
+const VOLATILE_OK: &[&str] = &[
+    "random",
+    "random_normal",
+    "gen_random_uuid",
+    "uuid_generate_v4",
+    "clock_timestamp",
+    "timeofday",
+    "txid_current",
+    "txid_current_if_assigned",
+    "pg_current_xact_id",
+    "pg_current_xact_id_if_assigned",
+    "currval",
+    "lastval",
+    "pg_sleep",
+    "pg_sleep_for",
+    "pg_sleep_until",
+];
+
+/// The functions a statement calls by name (unqualified, folded) that the database has to
+/// say something about: everything but [`VOLATILE_OK`]. The run refuses those the target
+/// declares `VOLATILE` (a function that writes must be), whatever they are named.
+pub fn calls(sql: &str) -> Vec<String> {
+    let parse = SourceFile::parse(sql);
+    let mut names: Vec<String> = parse
+        .syntax_node()
+        .descendants()
+        .filter(|n| n.kind() == K::CALL_EXPR)
+        .filter_map(|call| {
+            let callee = call.children().next()?;
+            let last = callee
+                .descendants_with_tokens()
+                .filter_map(|e| e.into_token())
+                .filter(|t| !t.kind().is_trivia() && t.kind() != K::DOT)
+                .last()?;
+            Some(fold(last.text()))
+        })
+        .filter(|n| !VOLATILE_OK.contains(&n.as_str()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn start(node: &SyntaxNode) -> usize {
@@ -176,6 +227,7 @@ mod tests {
             "update public.goals set target = 1 where id = ($1::uuid) returning id",
             "delete from public.goals where false",
             "select currval('s'), pg_current_xact_id(), txid_current(), 'setval'",
+            "table public.clinics",
         ] {
             assert_eq!(check(sql), Ok(()), "{sql}");
         }
@@ -199,6 +251,10 @@ mod tests {
             ("select pg_reload_conf()", "pg_reload_conf"),
             ("select set_config('role', 'postgres', false)", "set_config"),
             ("select status from http_get('https://example.com')", "http_get"),
+            ("select * from ts_stat($$select to_tsvector(setval('s', 1)::text)$$)", "ts_stat"),
+            ("select ts_rewrite('a'::tsquery, $$select 'a'::tsquery, setval('s', 1)::text::tsquery$$)", "ts_rewrite"),
+            ("update pg_catalog.pg_settings set setting = '0' where name = 'statement_timeout'", "pg_settings"),
+            ("select heap_force_kill('t'::regclass, array['(0,1)'::tid])", "heap_force_kill"),
             ("select 1 from t where é = 1 and pg_wal_replay_pause() is null", "pg_wal_replay_pause"),
             ("delete from t where id in (select nextval('s'))", "nextval"),
         ] {
@@ -225,6 +281,12 @@ mod tests {
             assert!(refused(sql).starts_with(kind), "{sql}: {}", refused(sql));
         }
         assert!(refused("select (").starts_with("sql does not parse"));
+    }
+
+    #[test]
+    fn calls_are_named_for_the_database_to_judge() {
+        let calls = super::calls("select public.\"Total\"(a), sum(b), random(), x.f(1) from t, g() where now() > $1");
+        assert_eq!(calls, ["f", "g", "now", "sum", "total"]);
     }
 
     #[test]

@@ -128,6 +128,32 @@ pub fn sequences(client: &mut postgres::Client) -> Result<BTreeMap<String, Optio
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// Refuses a workload whose queries call a function the target declares `VOLATILE`
+/// (`effects::calls`): such a function may write where a rollback does not reach
+/// (sequences, other connections, files), under any name.
+pub fn refuse_volatile(client: &mut postgres::Client, workload: &Workload, shown: &str) -> Result<()> {
+    for query in &workload.queries {
+        let names = super::effects::calls(&query.sql);
+        if names.is_empty() {
+            continue;
+        }
+        let volatile = client
+            .query(
+                "select distinct p.proname::text from pg_catalog.pg_proc p where pg_catalog.lower(p.proname) operator(pg_catalog.=) any($1::pg_catalog.text[]) and p.provolatile operator(pg_catalog.=) 'v' order by 1",
+                &[&names],
+            )
+            .map_err(|err| anyhow::anyhow!("cannot read the target's functions: {}", sql::server_message(&err)))?;
+        if let Some(row) = volatile.first() {
+            let name: String = row.get(0);
+            bail!(
+                "{shown}: query {} calls `{name}`, which the target declares VOLATILE: it may change what a rollback does not undo\nhint: the load test runs only what a rollback undoes; call a STABLE or IMMUTABLE function, or load-test it on a throwaway database",
+                query.name
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The sequences that moved between two readings, as `name (before -> after)`.
 pub fn moved(before: &BTreeMap<String, Option<i64>>, after: &BTreeMap<String, Option<i64>>) -> Vec<String> {
     let shown = |v: Option<i64>| v.map_or_else(|| "unused".to_string(), |v| v.to_string());

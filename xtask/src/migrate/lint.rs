@@ -5,11 +5,13 @@
 //! Output reads like a compiler's: `file:line: rule: reason`, then a hint.
 
 mod baseline;
+mod bypass;
 mod exposure;
 #[cfg(test)]
 mod exposure_tests;
 mod rules;
 pub(crate) mod script;
+mod tracking;
 
 use std::path::{Path, PathBuf};
 
@@ -248,9 +250,18 @@ pub fn lint_text(shown: &str, name: &str, sql: &str, down_exists: Option<bool>) 
             hits.push((k, line, v.code.to_string(), v.message.clone(), hint));
         }
     }
+    // A table each: a statement creating two tables in `public` (a `DO` block) needs two
+    // acknowledgements of rls-required.
+    let mut used: Vec<usize> = Vec::new();
     for (k, line, rule, reason, hint) in &hits {
         let mut f = finding(*line, rule, reason.clone(), hint.clone());
-        f.acknowledged = k.and_then(|k| parsed.statements[k].acknowledges(rule)).map(|a| a.reason.clone());
+        f.acknowledged = k.and_then(|k| {
+            let nth = if rule == rules::RLS { used.iter().filter(|&&u| u == k).count() } else { 0 };
+            parsed.statements[k].acknowledges(rule, nth).map(|a| a.reason.clone())
+        });
+        if rule == rules::RLS && f.acknowledged.is_some() {
+            used.extend(*k);
+        }
         found.push(f);
     }
     found.extend(

@@ -10,10 +10,8 @@ use squawk_syntax::{
     ast::{self, AstNode},
 };
 
-use super::{
-    rules::{Hit, OPAQUE, RLS, VIEW_RLS, fold_ident, qualified},
-    script::Statement,
-};
+use super::rules::{fold_ident, qualified};
+pub use super::tracking::check;
 
 /// Schemas Supabase's API (PostgREST) exposes: a table there is readable with the anon key
 /// unless row-level security says otherwise.
@@ -33,6 +31,8 @@ pub enum Event {
     Table {
         name: String,
         how: &'static str,
+        /// Written without a schema: where it lands depends on the search path.
+        bare: bool,
     },
     /// A relation changes name or schema (`RENAME TO`, `SET SCHEMA`).
     Rename {
@@ -42,10 +42,14 @@ pub enum Event {
     Rls {
         name: String,
         enabled: bool,
+        bare: bool,
     },
     Policy {
         name: String,
+        bare: bool,
     },
+    /// A schema created or renamed: unqualified names may resolve elsewhere after it.
+    Schema,
     /// A view that runs with its owner's rights: a finding if `name` is exposed.
     View {
         name: String,
@@ -53,6 +57,8 @@ pub enum Event {
     },
     /// Something whose effect cannot be read from the text.
     Opaque(String),
+    /// A way around row-level security that creates no table (`bypass.rs`).
+    Bypass(String),
 }
 
 /// Whether `schema.name` lies in a schema the API exposes.
@@ -70,6 +76,7 @@ pub fn events(stmt: &SyntaxNode) -> Vec<Event> {
 
 fn walk(root: &SyntaxNode, depth: usize, out: &mut Vec<Event>) {
     for node in root.descendants() {
+        super::bypass::events(&node, out);
         match node.kind() {
             K::CREATE_TABLE | K::CREATE_TABLE_AS | K::CREATE_FOREIGN_TABLE if !temporary(&node) => {
                 let how = match node.kind() {
@@ -77,23 +84,33 @@ fn walk(root: &SyntaxNode, depth: usize, out: &mut Vec<Event>) {
                     K::CREATE_TABLE_AS => "CREATE TABLE AS",
                     _ => "CREATE FOREIGN TABLE",
                 };
-                out.extend(name_of(&node).map(|name| Event::Table { name, how }));
+                let bare = bare(&node);
+                out.extend(name_of(&node).map(|name| Event::Table { name, how, bare }));
             }
             K::SELECT_INTO => {
                 let into = node.children().find(|c| c.kind() == K::INTO_CLAUSE);
                 if let Some(into) = into.filter(|i| !temporary(i)) {
-                    out.extend(name_of(&into).map(|name| Event::Table { name, how: "SELECT INTO" }));
+                    let bare = bare(&into);
+                    out.extend(name_of(&into).map(|name| Event::Table { name, how: "SELECT INTO", bare }));
                 }
             }
-            K::ALTER_TABLE | K::ALTER_FOREIGN_TABLE => alter_table(&node, out),
+            K::ALTER_TABLE | K::ALTER_FOREIGN_TABLE => {
+                alter_table(&node, out);
+                // `ALTER TABLE` sets a view's options too.
+                if let Some(name) = name_of(&node) {
+                    view_options(&node, &name, out);
+                }
+            }
             K::ALTER_VIEW | K::ALTER_MATERIALIZED_VIEW => alter_view(&node, out),
             K::CREATE_VIEW | K::CREATE_MATERIALIZED_VIEW if !temporary(&node) => create_view(&node, out),
             K::CREATE_POLICY => {
                 let policy = ast::CreatePolicy::cast(node.clone());
                 let table = policy.and_then(|p| p.on_table()).and_then(|o| o.syntax().children().last());
-                out.extend(table.map(|t| Event::Policy { name: qualified(&t) }));
+                out.extend(table.map(|t| Event::Policy { name: qualified(&t), bare: bare(&t) }));
             }
+            K::CREATE_SCHEMA => out.push(Event::Schema),
             K::ALTER_SCHEMA => {
+                out.push(Event::Schema);
                 let to = node.children().find(|c| c.kind() == K::SCHEMA_RENAME_TO);
                 let to = to.and_then(|t| t.last_child()).map(|t| ident(&t));
                 if let Some(to) = to.filter(|s| API_SCHEMAS.contains(&s.as_str())) {
@@ -155,6 +172,16 @@ fn name_of(node: &SyntaxNode) -> Option<String> {
     }
 }
 
+/// Whether the relation a statement is about is named without a schema (and not inside
+/// `CREATE SCHEMA`, which names it): the search path decides which table that is.
+fn bare(node: &SyntaxNode) -> bool {
+    let path = |c: &SyntaxNode| c.descendants().any(|d| matches!(d.kind(), K::PATH | K::PATH_REF));
+    let child =
+        if path(node) && !node.children().any(|c| path(&c)) { Some(node.clone()) } else { node.children().find(path) };
+    let dotted = child.is_some_and(|c| c.descendants_with_tokens().any(|t| t.kind() == K::DOT));
+    !dotted && !node.ancestors().any(|a| a.kind() == K::CREATE_SCHEMA)
+}
+
 /// A one-identifier node (a schema name) as PostgreSQL reads it, comments aside.
 fn ident(node: &SyntaxNode) -> String {
     let tokens: Vec<String> = node
@@ -171,8 +198,9 @@ fn alter_table(node: &SyntaxNode, out: &mut Vec<Event>) {
     let (schema, _) = name.split_once('.').unwrap_or(("public", &name));
     for action in node.descendants() {
         match action.kind() {
-            K::ENABLE_RLS | K::FORCE_RLS => out.push(Event::Rls { name: name.clone(), enabled: true }),
-            K::DISABLE_RLS => out.push(Event::Rls { name: name.clone(), enabled: false }),
+            // FORCE applies row-level security to the owner too; it does not enable it.
+            K::ENABLE_RLS => out.push(Event::Rls { name: name.clone(), enabled: true, bare: bare(node) }),
+            K::DISABLE_RLS => out.push(Event::Rls { name: name.clone(), enabled: false, bare: bare(node) }),
             K::SET_SCHEMA => {
                 let to = action.children().find(|c| c.kind() == K::SCHEMA_REF).map(|s| ident(&s));
                 let table = name.split_once('.').map_or(name.as_str(), |n| n.1);
@@ -203,25 +231,29 @@ fn create_view(node: &SyntaxNode, out: &mut Vec<Event>) {
 
 fn alter_view(node: &SyntaxNode, out: &mut Vec<Event>) {
     let Some(name) = name_of(node) else { return };
+    view_options(node, &name, out);
+    for action in node.children().filter(|c| c.kind() == K::SET_SCHEMA) {
+        let to = action.children().find(|c| c.kind() == K::SCHEMA_REF).map(|s| ident(&s));
+        let view = name.split_once('.').map_or(name.as_str(), |n| n.1);
+        if let Some(to) = to {
+            out.push(Event::View {
+                name: format!("{to}.{view}"),
+                reason: format!("moves view {name} into {to}, where the API reaches it; whether it runs with `security_invoker` is not known here"),
+            });
+        }
+    }
+}
+
+/// `SET (security_invoker = false)` or `RESET (security_invoker)` on a view.
+fn view_options(node: &SyntaxNode, name: &str, out: &mut Vec<Event>) {
     for action in node.children() {
         let reason = match action.kind() {
-            K::SET_OPTIONS if security_invoker(node) == Some(false) => "sets `security_invoker` off",
+            K::SET_OPTIONS if security_invoker(&action) == Some(false) => "sets `security_invoker` off",
             K::RESET_OPTIONS if mentions_invoker(&action) => "resets `security_invoker` (off)",
-            K::SET_SCHEMA => {
-                let to = action.children().find(|c| c.kind() == K::SCHEMA_REF).map(|s| ident(&s));
-                let view = name.split_once('.').map_or(name.as_str(), |n| n.1);
-                if let Some(to) = to {
-                    out.push(Event::View {
-                        name: format!("{to}.{view}"),
-                        reason: format!("moves view {name} into {to}, where the API reaches it; whether it runs with `security_invoker` is not known here"),
-                    });
-                }
-                continue;
-            }
             _ => continue,
         };
         out.push(Event::View {
-            name: name.clone(),
+            name: name.to_string(),
             reason: format!("view {name}: {reason}, so it runs with its owner's rights"),
         });
     }
@@ -292,7 +324,18 @@ fn body_events(what: &str, body: &SyntaxNode, first_error: Option<String>, depth
     if let Some(error) = first_error {
         out.push(Event::Opaque(format!("{what} does not parse ({error}), so what it creates cannot be checked")));
     }
-    walk(body, depth + 1, out);
+    // A body may never run, or run only some of its branches: what it exposes counts, what
+    // it protects (row-level security enabled, a policy, a move away) does not.
+    let mut inner = Vec::new();
+    walk(body, depth + 1, &mut inner);
+    out.extend(inner.into_iter().filter_map(|e| match e {
+        Event::Rls { enabled: true, .. } | Event::Policy { .. } => None,
+        Event::Rename { to, .. } if exposed(&to) => {
+            Some(Event::Table { name: to, how: "a rename in a body", bare: false })
+        }
+        Event::Rename { .. } => None,
+        other => Some(other),
+    }));
 }
 
 /// `EXECUTE 'literal SQL'` is read; SQL built at run time is opaque.
@@ -329,103 +372,4 @@ pub fn call_name(call: &SyntaxNode) -> String {
         .filter(|t| !t.kind().is_trivia() && t.kind() != K::DOT)
         .last();
     token.map(|t| fold_ident(t.text()).to_ascii_lowercase()).unwrap_or_default()
-}
-
-/// A table followed through the file under its current name.
-struct Tracked {
-    name: String,
-    /// The statement that put it where the API reaches it, and how.
-    stmt: usize,
-    how: String,
-    rls: bool,
-    disabled: bool,
-    policy: bool,
-}
-
-/// The file's findings on exposure: tables that end the file in an API schema without
-/// row-level security enabled and a policy written in this file, views running with their
-/// owner's rights there, and statements whose effects cannot be read.
-pub fn check(statements: &[Statement]) -> Vec<Hit> {
-    let mut tracked: Vec<Tracked> = Vec::new();
-    let mut hits = Vec::new();
-    for (k, s) in statements.iter().enumerate() {
-        for event in events(s.node.syntax()) {
-            match event {
-                Event::Table { name, how } => tracked.push(Tracked {
-                    how: format!("created by {how}"),
-                    name,
-                    stmt: k,
-                    rls: false,
-                    disabled: false,
-                    policy: false,
-                }),
-                Event::Rename { from, to } => match tracked.iter_mut().rev().find(|t| t.name == from) {
-                    Some(t) => {
-                        if !exposed(&from) && exposed(&to) {
-                            (t.stmt, t.how) = (k, format!("moved into place from {from}"));
-                        }
-                        t.name = to;
-                    }
-                    None if !exposed(&from) && exposed(&to) => tracked.push(Tracked {
-                        how: format!("moved into place from {from}"),
-                        name: to,
-                        stmt: k,
-                        rls: false,
-                        disabled: false,
-                        policy: false,
-                    }),
-                    None => {}
-                },
-                Event::Rls { name, enabled } => match tracked.iter_mut().rev().find(|t| t.name == name) {
-                    Some(t) => (t.rls, t.disabled) = (enabled, !enabled),
-                    // An existing table: its policies are not in this file. Enabled, it is
-                    // safe wherever it moves (no policy means no rows); disabled, it is not.
-                    None => tracked.push(Tracked {
-                        how: "an existing table".to_string(),
-                        name,
-                        stmt: k,
-                        rls: enabled,
-                        disabled: !enabled,
-                        policy: true,
-                    }),
-                },
-                Event::Policy { name } => {
-                    if let Some(t) = tracked.iter_mut().rev().find(|t| t.name == name) {
-                        t.policy = true;
-                    }
-                }
-                Event::View { name, reason } if exposed(&name) => hits.push((
-                    k,
-                    VIEW_RLS,
-                    reason,
-                    format!("create it `with (security_invoker = true)` so the caller's row-level security applies, or keep it out of {}", API_SCHEMAS.join(", ")),
-                )),
-                Event::View { .. } => {}
-                Event::Opaque(what) => hits.push((
-                    k,
-                    OPAQUE,
-                    format!("{what}: tables it may create in {} cannot be checked for row-level security", API_SCHEMAS.join(", ")),
-                    "write the DDL as plain statements in the migration, or acknowledge it after reading it: `-- migrate:ack unanalysable-ddl: why`".to_string(),
-                )),
-            }
-        }
-    }
-    for t in tracked.iter().filter(|t| exposed(&t.name)) {
-        let missing = match (t.disabled, t.rls, t.policy) {
-            (true, _, _) => "row-level security is disabled",
-            (false, true, true) => continue,
-            (false, false, false) => "does not enable row-level security and has no policy",
-            (false, false, true) => "does not enable row-level security",
-            (false, true, false) => "enables row-level security but has no policy (nobody but the owner can read it)",
-        };
-        let name = &t.name;
-        hits.push((
-            t.stmt,
-            RLS,
-            format!("table {name} ({}) is reachable through the API and {missing} in this migration", t.how),
-            format!("add `alter table {name} enable row level security;` and at least one `create policy ... on {name}` to this file"),
-        ));
-    }
-    hits.sort_by_key(|h| h.0);
-    hits
 }

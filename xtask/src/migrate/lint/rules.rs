@@ -13,9 +13,11 @@ pub const DESTRUCTIVE: &str = "destructive";
 pub const MISSING_DOWN: &str = "missing-down";
 pub const VIEW_RLS: &str = "view-bypasses-rls";
 pub const OPAQUE: &str = "unanalysable-ddl";
+pub const BYPASS: &str = "rls-bypass";
 
 /// Every rule name this file defines.
-pub const NAMES: &[&str] = &[RLS, VIEW_RLS, OPAQUE, TRANSACTION_CONTROL, CONCURRENTLY, DESTRUCTIVE, MISSING_DOWN];
+pub const NAMES: &[&str] =
+    &[RLS, VIEW_RLS, BYPASS, OPAQUE, TRANSACTION_CONTROL, CONCURRENTLY, DESTRUCTIVE, MISSING_DOWN];
 
 /// A rule that fired on a statement (by index): rule, reason, hint.
 pub type Hit = (usize, &'static str, String, String);

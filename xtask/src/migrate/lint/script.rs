@@ -51,8 +51,9 @@ impl Statement {
         }
     }
 
-    pub fn acknowledges(&self, rule: &str) -> Option<&Ack> {
-        self.acks.iter().find(|a| a.rule == rule && !a.reason.is_empty())
+    /// The `nth` acknowledgement of `rule` that gives a reason (0: the first).
+    pub fn acknowledges(&self, rule: &str, nth: usize) -> Option<&Ack> {
+        self.acks.iter().filter(|a| a.rule == rule && !a.reason.is_empty()).nth(nth)
     }
 }
 
@@ -156,7 +157,7 @@ mod tests {
     fn an_ack_without_reason_acknowledges_nothing() {
         let script = parse("-- migrate:ack destructive\ndrop table t;\n");
         assert_eq!(script.statements[0].acks[0].reason, "");
-        assert!(script.statements[0].acknowledges("destructive").is_none());
+        assert!(script.statements[0].acknowledges("destructive", 0).is_none());
     }
 
     #[test]
