@@ -234,3 +234,33 @@ fn a_rehearsal_copies_only_its_own_environment() {
     };
     assert_eq!(rows(victim.checksum()), rows(before), "the victim's rows changed");
 }
+
+/// Class 1 through a rehearsal: the environment's own database (stamped test, so it is
+/// copied) carries a trigger written by its owner. The copy's content must run with no
+/// more rights than its author had: the rehearsal's migration fires the trigger, which
+/// tries to run a program as the throwaway server's OS user against a production-stamped
+/// cluster on the same machine.
+#[test]
+fn a_rehearsal_runs_the_copys_code_with_no_privileges() {
+    let victim = victim();
+    let before = victim.checksum();
+    let (source, mut project) = crate::harness::migrated();
+    let ran = std::env::temp_dir().join(format!("attack-rehearse-ran-{}", std::process::id()));
+    let run = sql_literal(&format!("copy (select 1) to program {}", sql_literal(&program(&ran, &victim))));
+    source
+        .client()
+        .batch_execute(&format!(
+            "insert into public.clinics (name) values ('Springfield');
+             create function public.audit() returns trigger language plpgsql as $f$
+               begin begin execute {run}; exception when others then null; end; return new; end $f$;
+             create trigger audit before update on public.clinics for each row execute function public.audit();"
+        ))
+        .unwrap();
+    project
+        .migration("9007_touch.up.sql", "update public.clinics set name = name;\n")
+        .migration("9007_touch.down.sql", "select 1;\n");
+    let out = project.xtask(&["migrate", "rehearse", "--env", "test"]).env("DATABASE_URL", &source.url()).run();
+    assert!(out.stderr.contains("copied test"), "the copy was not made:\n{out:#?}");
+    assert!(!ran.exists(), "the copy's trigger ran a program as the server's OS user:\n{out:#?}");
+    assert_eq!(victim.checksum(), before, "the victim's rows changed");
+}
