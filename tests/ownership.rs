@@ -125,6 +125,18 @@ fn a_table_named_like_a_platform_ledger_makes_a_database_not_empty() {
     refused_everywhere(&foreign, "rows in storage.migrations");
 }
 
+/// `information_schema` is an ordinary schema to a superuser: a table added there is data.
+#[test]
+fn a_table_in_information_schema_makes_a_database_not_empty() {
+    let foreign = unstamped();
+    foreign
+        .client()
+        .batch_execute("create table information_schema.patients (email text); insert into information_schema.patients values ('carol@real.example')")
+        .unwrap();
+    refused_everywhere(&foreign, "table information_schema.patients");
+    assert_eq!(foreign.strings("select email from information_schema.patients"), ["carol@real.example"]);
+}
+
 /// What a fresh Supabase project holds on top of the bootstrap's layer, in the platform's
 /// shape: its services' ledgers with their rows (the image's own `public.schema_migrations`
 /// among them), the functions and event triggers it puts in `extensions`, `pgbouncer`'s auth

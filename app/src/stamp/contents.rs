@@ -107,22 +107,23 @@ const NAMED: usize = 5;
 /// The objects that are not the platform's, one description each (`table public.x`,
 /// `function extensions.f`, `schema s`, `event trigger e`, `publication p`). Extension
 /// members are an extension's; array types, table row types and serial sequences go with
-/// what they belong to.
+/// what they belong to. `information_schema` is looked into too: what `initdb` made there
+/// has an OID below the first a user's object gets (16384), a table a superuser added not.
 const OBJECTS: &str = r"
 with own_ns as (
   select n.oid, n.nspname from pg_catalog.pg_namespace n
-  where n.nspname <> 'information_schema' and n.nspname !~ '^pg_' and n.nspname <> all($1::text[])
+  where n.nspname !~ '^pg_' and n.nspname <> all($1::text[])
 ),
 member as (select d.classid, d.objid from pg_catalog.pg_depend d where d.deptype = 'e')
 select what from (
   select 1 as k, format('schema %I', n.nspname) as what from own_ns n
-  where n.nspname not in ('public', 'extensions')
+  where n.nspname not in ('public', 'extensions') and n.oid >= 16384
     and not exists (select from member m where m.classid = 'pg_catalog.pg_namespace'::regclass and m.objid = n.oid)
   union all
   select 2, format('%s %I.%I', case c.relkind when 'v' then 'view' when 'm' then 'materialized view'
                      when 'f' then 'foreign table' when 'S' then 'sequence' else 'table' end, n.nspname, c.relname)
   from pg_catalog.pg_class c join own_ns n on n.oid = c.relnamespace
-  where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
+  where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and c.oid >= 16384
     and format('%s.%s', n.nspname, c.relname) <> all($5::text[])
     and not exists (select from member m where m.classid = 'pg_catalog.pg_class'::regclass and m.objid = c.oid)
     and not (c.relkind = 'S' and exists (select from pg_catalog.pg_depend d where d.classid = 'pg_catalog.pg_class'::regclass
@@ -136,12 +137,12 @@ select what from (
   union all
   select 3, format('function %I.%I', n.nspname, p.proname)
   from pg_catalog.pg_proc p join own_ns n on n.oid = p.pronamespace
-  where format('%s.%s', n.nspname, p.proname) <> all($2::text[])
+  where format('%s.%s', n.nspname, p.proname) <> all($2::text[]) and p.oid >= 16384
     and not exists (select from member m where m.classid = 'pg_catalog.pg_proc'::regclass and m.objid = p.oid)
   union all
   select 4, format('type %I.%I', n.nspname, t.typname)
   from pg_catalog.pg_type t join own_ns n on n.oid = t.typnamespace
-  where t.typtype in ('b', 'c', 'd', 'e', 'r')
+  where t.typtype in ('b', 'c', 'd', 'e', 'r') and t.oid >= 16384
     and (t.typrelid = 0 or (select c.relkind from pg_catalog.pg_class c where c.oid = t.typrelid) = 'c')
     and not exists (select from pg_catalog.pg_type e where e.typarray = t.oid)
     and not exists (select from member m where m.classid = 'pg_catalog.pg_type'::regclass and m.objid = t.oid)
