@@ -264,3 +264,29 @@ fn a_rehearsal_runs_the_copys_code_with_no_privileges() {
     assert!(!ran.exists(), "the copy's trigger ran a program as the server's OS user:\n{out:#?}");
     assert_eq!(victim.checksum(), before, "the victim's rows changed");
 }
+
+/// Class 2 of issue 21: the shared temp folder's `xtask-throwaway` made beforehand by
+/// another OS user (`nobody`), who could then rename the tool's folders inside it and swap
+/// in their own, where a copy of the data would land. No throwaway is made there: the
+/// folder stays as its owner left it, empty.
+#[test]
+fn a_throwaway_root_made_by_another_os_user_is_refused() {
+    if !is_root() {
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("attack-root-{}", std::process::id()));
+    let planted = tmp.join("xtask-throwaway");
+    std::fs::create_dir_all(&planted).unwrap();
+    let chmod =
+        |mode: &str, path: &Path| assert!(Command::new("chmod").arg(mode).arg(path).status().unwrap().success());
+    chmod("1777", &tmp);
+    assert!(Command::new("chown").arg("nobody").arg(&planted).status().unwrap().success());
+    chmod("0777", &planted);
+    let mut project = Project::new();
+    project.with_migrations();
+    let out = project.xtask(&["migrate", "verify"]).env("TMPDIR", tmp.to_str().unwrap()).run();
+    let left: Vec<_> = std::fs::read_dir(&planted).unwrap().flatten().map(|e| e.file_name()).collect();
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(left.is_empty(), "the tool put {left:?} in a folder another OS user controls:\n{out:#?}");
+    out.failed_with(&format!("{} is not a folder of this OS user", planted.display()));
+}
