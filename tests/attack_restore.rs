@@ -234,3 +234,59 @@ fn a_rehearsal_copies_only_its_own_environment() {
     };
     assert_eq!(rows(victim.checksum()), rows(before), "the victim's rows changed");
 }
+
+/// Class 1 through a rehearsal: the environment's own database (stamped test, so it is
+/// copied) carries a trigger written by its owner. The copy's content must run with no
+/// more rights than its author had: the rehearsal's migration fires the trigger, which
+/// tries to run a program as the throwaway server's OS user against a production-stamped
+/// cluster on the same machine.
+#[test]
+fn a_rehearsal_runs_the_copys_code_with_no_privileges() {
+    let victim = victim();
+    let before = victim.checksum();
+    let (source, mut project) = crate::harness::migrated();
+    let ran = std::env::temp_dir().join(format!("attack-rehearse-ran-{}", std::process::id()));
+    let run = sql_literal(&format!("copy (select 1) to program {}", sql_literal(&program(&ran, &victim))));
+    source
+        .client()
+        .batch_execute(&format!(
+            "insert into public.clinics (name) values ('Springfield');
+             create function public.audit() returns trigger language plpgsql as $f$
+               begin begin execute {run}; exception when others then null; end; return new; end $f$;
+             create trigger audit before update on public.clinics for each row execute function public.audit();"
+        ))
+        .unwrap();
+    project
+        .migration("9007_touch.up.sql", "update public.clinics set name = name;\n")
+        .migration("9007_touch.down.sql", "select 1;\n");
+    let out = project.xtask(&["migrate", "rehearse", "--env", "test"]).env("DATABASE_URL", &source.url()).run();
+    assert!(out.stderr.contains("copied test"), "the copy was not made:\n{out:#?}");
+    assert!(!ran.exists(), "the copy's trigger ran a program as the server's OS user:\n{out:#?}");
+    assert_eq!(victim.checksum(), before, "the victim's rows changed");
+}
+
+/// Class 2 of issue 21: the shared temp folder's `xtask-throwaway` made beforehand by
+/// another OS user (`nobody`), who could then rename the tool's folders inside it and swap
+/// in their own, where a copy of the data would land. No throwaway is made there: the
+/// folder stays as its owner left it, empty.
+#[test]
+fn a_throwaway_root_made_by_another_os_user_is_refused() {
+    if !is_root() {
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("attack-root-{}", std::process::id()));
+    let planted = tmp.join("xtask-throwaway");
+    std::fs::create_dir_all(&planted).unwrap();
+    let chmod =
+        |mode: &str, path: &Path| assert!(Command::new("chmod").arg(mode).arg(path).status().unwrap().success());
+    chmod("1777", &tmp);
+    assert!(Command::new("chown").arg("nobody").arg(&planted).status().unwrap().success());
+    chmod("0777", &planted);
+    let mut project = Project::new();
+    project.with_migrations();
+    let out = project.xtask(&["migrate", "verify"]).env("TMPDIR", tmp.to_str().unwrap()).run();
+    let left: Vec<_> = std::fs::read_dir(&planted).unwrap().flatten().map(|e| e.file_name()).collect();
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(left.is_empty(), "the tool put {left:?} in a folder another OS user controls:\n{out:#?}");
+    out.failed_with(&format!("{} is not a folder of this OS user", planted.display()));
+}

@@ -225,6 +225,7 @@ fn env_where_it_selects_nothing_is_a_usage_error() {
         (&["ci", "--env", "production"], "--env production means nothing here: `ci`"),
         (&["migrate", "diff", "--env", "test", "--from", "staging", "--to", "test"], "--env test means nothing here"),
         (&["env", "matrix", "--env", "production"], "--env production means nothing here"),
+        (&["migrate", "rehearse", "--data", "minimal", "--env", "production"], "only --data copy reads an environment"),
     ] {
         let out = project.xtask(args).run();
         assert_eq!(out.code, Some(2), "`{}` is not a usage error:\n{out:#?}", args.join(" "));

@@ -90,6 +90,53 @@ fn a_user_function_makes_a_database_not_empty() {
     refused_everywhere(&foreign, "function public.their_report");
 }
 
+#[test]
+fn a_materialized_view_in_a_platform_schema_makes_a_database_not_empty() {
+    let foreign = unstamped();
+    let rows = "select email from auth.patients_seen";
+    foreign
+        .client()
+        .batch_execute("create materialized view auth.patients_seen as select 'carol@real.example'::text as email")
+        .unwrap();
+    refused_everywhere(&foreign, "materialized view auth.patients_seen");
+    assert_eq!(foreign.strings(rows), ["carol@real.example"]);
+}
+
+/// A table that only bears a ledger's name is not a ledger: its rows count.
+#[test]
+fn a_table_named_like_a_platform_ledger_makes_a_database_not_empty() {
+    let foreign = unstamped();
+    foreign
+        .client()
+        .batch_execute(
+            "create table public.schema_migrations (version text primary key, patient text);
+             insert into public.schema_migrations values ('1', 'carol@real.example')",
+        )
+        .unwrap();
+    refused_everywhere(&foreign, "public.schema_migrations");
+    let foreign = unstamped();
+    foreign
+        .client()
+        .batch_execute(
+            "alter table storage.migrations add column note text;
+             insert into storage.migrations values (0, 'create-migrations-table', 'e18d', now(), 'carol@real.example')",
+        )
+        .unwrap();
+    refused_everywhere(&foreign, "rows in storage.migrations");
+}
+
+/// `information_schema` is an ordinary schema to a superuser: a table added there is data.
+#[test]
+fn a_table_in_information_schema_makes_a_database_not_empty() {
+    let foreign = unstamped();
+    foreign
+        .client()
+        .batch_execute("create table information_schema.patients (email text); insert into information_schema.patients values ('carol@real.example')")
+        .unwrap();
+    refused_everywhere(&foreign, "table information_schema.patients");
+    assert_eq!(foreign.strings("select email from information_schema.patients"), ["carol@real.example"]);
+}
+
 /// What a fresh Supabase project holds on top of the bootstrap's layer, in the platform's
 /// shape: its services' ledgers with their rows (the image's own `public.schema_migrations`
 /// among them), the functions and event triggers it puts in `extensions`, `pgbouncer`'s auth

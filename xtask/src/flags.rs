@@ -438,6 +438,9 @@ impl Xtask {
                 MigrateCommand::New { .. } => "`migrate new` writes files and reaches no database".to_string(),
                 MigrateCommand::Lint(_) => "`migrate lint` reads files and reaches no database".to_string(),
                 MigrateCommand::Verify => "`migrate verify` runs on a throwaway cluster of its own".to_string(),
+                MigrateCommand::Rehearse(r) if r.data != RehearseData::Copy => {
+                    "`migrate rehearse` on seeded data runs on a throwaway cluster; only --data copy reads an environment".to_string()
+                }
                 MigrateCommand::Diff { .. } => {
                     "`migrate diff` compares the environments --from and --to name".to_string()
                 }

@@ -16,21 +16,54 @@ fn platform_schemas() -> Vec<String> {
     super::SUPABASE_SCHEMAS.iter().filter(|s| **s != "extensions").map(|s| s.to_string()).collect()
 }
 
-/// Tables the platform fills itself: its services' migration ledgers (the storage API's,
-/// GoTrue's, Realtime's, the functions hooks', the image's own `public.schema_migrations`),
-/// `pg_net`'s request queue and responses, and the tool's own ledger (a first migration that
-/// failed leaves its row there, unstamped). Their rows are bookkeeping, not a project's
-/// data. `supabase_migrations.schema_migrations` is not here: it is a project's history.
-const BOOKKEEPING_TABLES: &[&str] = &[
-    "auth.schema_migrations",
-    "storage.migrations",
-    "realtime.schema_migrations",
-    "supabase_functions.migrations",
-    "public.schema_migrations",
-    "net.http_request_queue",
-    "net._http_response",
-    "app_meta.schema_migrations",
+/// Tables the platform fills itself, with the columns each has: its services' migration
+/// ledgers (the storage API's, GoTrue's, Realtime's, the functions hooks', the image's own
+/// `public.schema_migrations`), `pg_net`'s request queue and responses, and the tool's own
+/// ledger (a first migration that failed leaves its row there, unstamped). Their rows are
+/// bookkeeping, not a project's data, but only in that shape: a table that bears the name
+/// with a column more, or `pg_net`'s tables not made by `pg_net`, is a table like any other.
+/// `supabase_migrations.schema_migrations` is not here: it is a project's history.
+const BOOKKEEPING_TABLES: &[(&str, &[&str])] = &[
+    ("auth.schema_migrations", &["version"]),
+    ("storage.migrations", &["id", "name", "hash", "executed_at"]),
+    ("realtime.schema_migrations", &["version", "inserted_at"]),
+    ("supabase_functions.migrations", &["version", "inserted_at"]),
+    ("public.schema_migrations", &["version"]),
+    ("net.http_request_queue", &["id", "method", "url", "headers", "body", "timeout_milliseconds"]),
+    (
+        "net._http_response",
+        &["id", "status_code", "content_type", "headers", "content", "timed_out", "error_msg", "created"],
+    ),
+    (
+        "app_meta.schema_migrations",
+        &[
+            "version",
+            "name",
+            "checksum",
+            "applied_at",
+            "duration_ms",
+            "outcome",
+            "environment",
+            "error",
+            "backup_path",
+            "backup_bytes",
+        ],
+    ),
 ];
+
+/// Which of the bookkeeping tables exist in their platform shape: ordinary tables whose
+/// every column is among the ledger's, `net`'s members of the `pg_net` extension. `$1` is
+/// the names, `$2` each one's columns joined by commas.
+const BOOKKEEPING_SHAPED: &str = r"
+select b.name from unnest($1::text[], $2::text[]) as b(name, columns)
+join pg_catalog.pg_class c on c.oid = pg_catalog.to_regclass(b.name) and c.relkind = 'r'
+where not exists (select from pg_catalog.pg_attribute a where a.attrelid = c.oid and a.attnum > 0
+                  and not a.attisdropped and a.attname::text <> all(pg_catalog.string_to_array(b.columns, ',')))
+  and (b.name !~ '^net[.]' or exists (select from pg_catalog.pg_depend d
+                                       join pg_catalog.pg_extension e on e.oid = d.refobjid
+                                       where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid
+                                         and d.deptype = 'e' and e.extname = 'pg_net'))
+";
 
 /// Functions Supabase's platform puts in `extensions` that belong to no extension: the
 /// targets of its event triggers.
@@ -60,35 +93,42 @@ const NAMED: usize = 5;
 /// The objects that are not the platform's, one description each (`table public.x`,
 /// `function extensions.f`, `schema s`, `event trigger e`, `publication p`). Extension
 /// members are an extension's; array types, table row types and serial sequences go with
-/// what they belong to.
+/// what they belong to. `information_schema` is looked into too: what `initdb` made there
+/// has an OID below the first a user's object gets (16384), a table a superuser added not.
 const OBJECTS: &str = r"
 with own_ns as (
   select n.oid, n.nspname from pg_catalog.pg_namespace n
-  where n.nspname <> 'information_schema' and n.nspname !~ '^pg_' and n.nspname <> all($1::text[])
+  where n.nspname !~ '^pg_' and n.nspname <> all($1::text[])
 ),
 member as (select d.classid, d.objid from pg_catalog.pg_depend d where d.deptype = 'e')
 select what from (
   select 1 as k, format('schema %I', n.nspname) as what from own_ns n
-  where n.nspname not in ('public', 'extensions')
+  where n.nspname not in ('public', 'extensions') and n.oid >= 16384
     and not exists (select from member m where m.classid = 'pg_catalog.pg_namespace'::regclass and m.objid = n.oid)
   union all
   select 2, format('%s %I.%I', case c.relkind when 'v' then 'view' when 'm' then 'materialized view'
                      when 'f' then 'foreign table' when 'S' then 'sequence' else 'table' end, n.nspname, c.relname)
   from pg_catalog.pg_class c join own_ns n on n.oid = c.relnamespace
-  where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
-    and not (n.nspname = 'public' and c.relname = 'schema_migrations' and c.relkind = 'r')
+  where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and c.oid >= 16384
+    and format('%s.%s', n.nspname, c.relname) <> all($5::text[])
     and not exists (select from member m where m.classid = 'pg_catalog.pg_class'::regclass and m.objid = c.oid)
     and not (c.relkind = 'S' and exists (select from pg_catalog.pg_depend d where d.classid = 'pg_catalog.pg_class'::regclass
                                          and d.objid = c.oid and d.deptype in ('a', 'i')))
   union all
+  select 2, format('%s %I.%I', case c.relkind when 'm' then 'materialized view' else 'foreign table' end,
+                   n.nspname, c.relname)
+  from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  where c.relkind in ('m', 'f') and n.nspname = any($1::text[])
+    and not exists (select from member m where m.classid = 'pg_catalog.pg_class'::regclass and m.objid = c.oid)
+  union all
   select 3, format('function %I.%I', n.nspname, p.proname)
   from pg_catalog.pg_proc p join own_ns n on n.oid = p.pronamespace
-  where format('%s.%s', n.nspname, p.proname) <> all($2::text[])
+  where format('%s.%s', n.nspname, p.proname) <> all($2::text[]) and p.oid >= 16384
     and not exists (select from member m where m.classid = 'pg_catalog.pg_proc'::regclass and m.objid = p.oid)
   union all
   select 4, format('type %I.%I', n.nspname, t.typname)
   from pg_catalog.pg_type t join own_ns n on n.oid = t.typnamespace
-  where t.typtype in ('b', 'c', 'd', 'e', 'r')
+  where t.typtype in ('b', 'c', 'd', 'e', 'r') and t.oid >= 16384
     and (t.typrelid = 0 or (select c.relkind from pg_catalog.pg_class c where c.oid = t.typrelid) = 'c')
     and not exists (select from pg_catalog.pg_type e where e.typarray = t.oid)
     and not exists (select from member m where m.classid = 'pg_catalog.pg_type'::regclass and m.objid = t.oid)
@@ -145,6 +185,7 @@ pub fn contents(client: &mut impl GenericClient) -> Result<Vec<String>> {
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
     let (schemas, functions) = (platform_schemas(), strings(PLATFORM_FUNCTIONS));
     let (triggers, publications) = (strings(PLATFORM_EVENT_TRIGGERS), strings(PLATFORM_PUBLICATIONS));
+    let bookkeeping = bookkeeping(&mut tx)?;
     let mut found = Vec::new();
     let large_objects: i64 = tx
         .query_one("select count(*) from pg_catalog.pg_largeobject_metadata", &[])
@@ -154,12 +195,11 @@ pub fn contents(client: &mut impl GenericClient) -> Result<Vec<String>> {
         found.push(format!("{large_objects} large object(s)"));
     }
     for row in tx
-        .query(OBJECTS, &[&schemas, &functions, &triggers, &publications])
+        .query(OBJECTS, &[&schemas, &functions, &triggers, &publications, &bookkeeping])
         .map_err(|err| anyhow::anyhow!("cannot list the database's objects: {}", crate::connect::error_chain(&err)))?
     {
         found.push(row.get(0));
     }
-    let bookkeeping = strings(BOOKKEEPING_TABLES);
     let tables = tx
         .query(PLATFORM_TABLES, &[&schemas, &bookkeeping])
         .map_err(|err| anyhow::anyhow!("cannot list the platform's tables: {}", crate::connect::error_chain(&err)))?;
@@ -181,4 +221,14 @@ pub fn contents(client: &mut impl GenericClient) -> Result<Vec<String>> {
     }
     tx.rollback().context("cannot look at what the database holds")?;
     Ok(found)
+}
+
+/// The bookkeeping tables present in the platform's shape, by qualified name.
+fn bookkeeping(tx: &mut postgres::Transaction<'_>) -> Result<Vec<String>> {
+    let names: Vec<String> = BOOKKEEPING_TABLES.iter().map(|(name, _)| name.to_string()).collect();
+    let columns: Vec<String> = BOOKKEEPING_TABLES.iter().map(|(_, columns)| columns.join(",")).collect();
+    let rows = tx.query(BOOKKEEPING_SHAPED, &[&names, &columns]).map_err(|err| {
+        anyhow::anyhow!("cannot tell the platform's ledgers apart: {}", crate::connect::error_chain(&err))
+    })?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
 }

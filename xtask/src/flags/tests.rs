@@ -16,6 +16,7 @@ fn env_is_a_usage_error_where_it_selects_nothing() {
         &["bench", "seed", "--env", "test"],
         &["migrate", "lint", "--env", "staging"],
         &["env", "matrix", "--env", "local"],
+        &["migrate", "rehearse", "--data", "large", "--env", "production"],
     ] {
         assert!(misuse(refused).is_some(), "{refused:?} was accepted");
     }
@@ -26,6 +27,8 @@ fn env_is_a_usage_error_where_it_selects_nothing() {
         &["migrate", "up", "--env", "staging"],
         &["env", "check", "--env", "production"],
         &["seed", "--env", "test"],
+        &["migrate", "rehearse", "--env", "staging"],
+        &["migrate", "rehearse", "--data", "copy", "--env", "staging"],
     ] {
         assert!(misuse(accepted).is_none(), "{accepted:?} was refused");
     }

@@ -55,19 +55,23 @@ impl flags::MigrateRehearse {
         let files = super::load_files()?;
         let throwaway = Throwaway::start()?;
         let guard = throwaway.guard()?;
-        let (source, pending) = match self.data {
+        let (source, pending, copy) = match self.data {
             RehearseData::Copy => {
                 if self.from.is_some() {
                     bail!(
                         "--from is for seeded data\nhint: a copy rehearses the migrations pending on the environment"
                     );
                 }
-                data::copy(&sh, global, &throwaway, &files, self.pending_on)?
+                let (source, pending, owner, reader) = data::copy(&sh, global, &throwaway, &files, self.pending_on)?;
+                (source, pending, Some((owner, reader)))
             }
             _ if self.pending_on.is_some() => {
                 bail!("--pending-on is for a copy\nhint: with seeded data, choose the migrations with --from")
             }
-            profile => data::seeded(&guard, &files, profile, self.from)?,
+            profile => {
+                let (source, pending) = data::seeded(&guard, &files, profile, self.from)?;
+                (source, pending, None)
+            }
         };
         if pending.is_empty() {
             status(format!("nothing to rehearse: no migration is pending on {source}"));
@@ -75,7 +79,9 @@ impl flags::MigrateRehearse {
         }
         let labels: Vec<String> = pending.iter().map(|m| m.label()).collect();
         status(format!("rehearsing {} on {source}", labels.join(", ")));
-        let mut report = rehearse(&sh, &guard, &pending, &self)?;
+        // On a copy, the migrations run as the copy's owner, never as the superuser.
+        let (migrator, reader) = copy.as_ref().map_or((&guard, &guard), |(owner, reader)| (owner, reader));
+        let mut report = rehearse(&sh, (migrator, reader), &pending, &self)?;
         report.source = source;
         report.migrations = labels;
         report.seconds = started.elapsed().as_secs_f64();
@@ -104,13 +110,21 @@ impl flags::MigrateRehearse {
     }
 }
 
-fn rehearse(sh: &Shell, guard: &app::Guard, pending: &[Migration], limits: &flags::MigrateRehearse) -> Result<Report> {
-    let target = guard.write::<op::Migrate>()?;
-    let args = target.client_args()?;
-    let mut conn = target.connect()?;
+/// Runs the migrations as `migrator`'s login; `reader`'s reads the schema, the row counts
+/// and the locks.
+fn rehearse(
+    sh: &Shell,
+    (migrator, reader): (&app::Guard, &app::Guard),
+    pending: &[Migration],
+    limits: &flags::MigrateRehearse,
+) -> Result<Report> {
+    let mut conn = migrator.write::<op::Migrate>()?.connect()?;
     let client = conn.client();
-    let mut monitor = Some(guard.read::<op::Inspect>()?.connect()?);
-    let tables = run::row_counts(client)?;
+    let inspect = reader.write::<op::Migrate>()?;
+    let args = inspect.client_args()?;
+    let mut counter = inspect.connect()?;
+    let mut monitor = Some(reader.read::<op::Inspect>()?.connect()?);
+    let tables = run::row_counts(counter.client())?;
     let before = schema::dump(sh, &args, "the rehearsal copy")?;
     let mut report = Report {
         source: String::new(),
@@ -154,7 +168,7 @@ fn rehearse(sh: &Shell, guard: &app::Guard, pending: &[Migration], limits: &flag
                     false,
                 ));
             }
-            let counts = run::row_counts(client)?;
+            let counts = run::row_counts(counter.client())?;
             let acked = report.downs.iter().any(|r| r.acks.iter().any(|a| a == "down-loses-data"));
             for (table, rows) in &report.tables {
                 let now = counts.get(table).copied().unwrap_or(0);

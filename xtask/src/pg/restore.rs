@@ -72,11 +72,18 @@ impl Restore<'_> {
     /// The restorer's URL for the database, with the pinned search path: the login the
     /// copy is read through.
     pub fn reader_url(&self) -> String {
-        let url = self.throwaway.url(self.database).replacen("//postgres:", &format!("//{RESTORER}:"), 1);
-        format!("{url}?{PINNED_SEARCH_PATH}")
+        format!("{}?{PINNED_SEARCH_PATH}", self.owner_url())
     }
 
-    fn superuser_url(&self) -> String {
+    /// The restorer's URL with the server's default search path: the login that runs a
+    /// rehearsal's migrations on a copy, so that the copy's own code (its triggers, column
+    /// defaults, operators) runs with the rights of its author and no more.
+    pub fn owner_url(&self) -> String {
+        self.throwaway.url(self.database).replacen("//postgres:", &format!("//{RESTORER}:"), 1)
+    }
+
+    /// The superuser's URL with the pinned search path: for catalog reads only.
+    pub fn superuser_url(&self) -> String {
         format!("{}?{PINNED_SEARCH_PATH}", self.throwaway.url(self.database))
     }
 

@@ -98,12 +98,39 @@ fn throwaway_root() -> PathBuf {
     std::env::temp_dir().join("xtask-throwaway")
 }
 
+/// The folder of this OS user's throwaways, in the shared temp folder: made 0711 (the
+/// server's OS user passes through, nobody else lists or writes), or found as a real folder
+/// of this user. One that another user made, or a link, is refused: its owner could rename
+/// what we put there and swap in a folder of their own, where the next file would land.
+fn private_root() -> Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let root = throwaway_root();
+    match std::fs::DirBuilder::new().mode(0o711).create(&root) {
+        Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(err).with_context(|| format!("cannot create {}", root.display()));
+        }
+        _ => {}
+    }
+    let me = std::fs::metadata("/proc/self").context("cannot tell which OS user this is")?.uid();
+    let found = std::fs::symlink_metadata(&root).with_context(|| format!("cannot read {}", root.display()))?;
+    if !found.is_dir() || found.uid() != me {
+        anyhow::bail!(
+            "{} is not a folder of this OS user: no throwaway cluster is made there\nhint: remove it (another user or a link put it there), or set TMPDIR to a private folder",
+            root.display()
+        );
+    }
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o711))
+        .with_context(|| format!("cannot make {} private", root.display()))?;
+    Ok(root)
+}
+
 fn throwaway_dir(kind: &str) -> Result<PathBuf> {
     static PROCESS_DIR: OnceLock<PathBuf> = OnceLock::new();
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let root = private_root()?;
     let process_dir = PROCESS_DIR.get_or_init(|| {
         remove_stale_throwaways();
-        throwaway_root().join(std::process::id().to_string())
+        root.join(std::process::id().to_string())
     });
     let dir = process_dir.join(format!("{kind}{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -22,14 +22,17 @@ use crate::{
 };
 
 /// Copies the environment's application schemas and data into the throwaway cluster (which
-/// already has Supabase's roles and `auth` schema) and returns the migrations pending there.
+/// already has Supabase's roles and `auth` schema) and returns the migrations pending there
+/// and the guards of the copy: the restorer's, which the migrations run as (the copy's
+/// code is its author's, never the superuser's), and the superuser's with a pinned search
+/// path, for catalog reads and row counts.
 pub fn copy(
     sh: &Shell,
     global: &Global,
     throwaway: &Throwaway,
     files: &[Migration],
     pending_on: Option<Environment>,
-) -> Result<(String, Vec<Migration>)> {
+) -> Result<(String, Vec<Migration>, Guard, Guard)> {
     let guard = context::guard(global)?;
     let env = guard.environment();
     if matrix::access(Operation::MigrationTesting, env) == Access::Never {
@@ -118,7 +121,9 @@ pub fn copy(
         context::warn(format!("left out of the copy of {env}: {line}"));
     }
     let _ = std::fs::remove_file(&dump);
-    let mut dst = target.write::<op::Migrate>()?.connect()?;
+    let owner = pg::throwaway_guard(&restore.owner_url())?;
+    let reader = pg::throwaway_guard(&restore.superuser_url())?;
+    let mut dst = owner.write::<op::Migrate>()?.connect()?;
     for m in ahead.iter().rev() {
         let Some(down) = &m.down else {
             bail!("cannot revert {} on the copy of {env} to {other}'s migrations: it has no down file", m.label());
@@ -138,7 +143,7 @@ pub fn copy(
     }
     let source =
         if other == env { format!("a copy of {env}") } else { format!("a copy of {env} at {other}'s migrations") };
-    Ok((source, pending))
+    Ok((source, pending, owner, reader))
 }
 
 /// `auth.users` rows first, so that the copy's foreign keys to them hold; only the columns
