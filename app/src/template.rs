@@ -65,11 +65,13 @@ pub(crate) fn template_key(client: &mut Client, names: &Names) -> Result<Option<
 
 /// Sessions other than this command's on `database` (but pg_cron's launcher, see
 /// [`pause_pg_cron`]): a swap would wait for them, then fail.
-/// Sessions that just closed (this command's own check of the stamp, a moment ago) end
-/// asynchronously: they get half a second to go.
+/// Sessions that just closed end asynchronously: this command's own check of the stamp, a
+/// moment ago, or those of a command killed mid-statement, whose server process finishes
+/// the statement before it sees its client gone. They get three seconds to go, so a reset
+/// after a killed one still clones (and swaps atomically) instead of rebuilding in place.
 pub(crate) fn other_sessions(client: &mut Client, database: &str) -> Result<i64> {
     let mut count = 0;
-    for _ in 0..50 {
+    for _ in 0..300 {
         count = client
             .query_one(
                 "select count(*) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()
