@@ -314,10 +314,10 @@ impl Running<'_> {
         self.child.id()
     }
 
-    /// SIGKILL, and wait for the process to be gone.
-    pub fn kill(mut self) {
+    /// SIGKILL, and wait for the process to be gone; what it had written to stderr.
+    pub fn kill(mut self) -> String {
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.wait_with_output().map(|out| String::from_utf8_lossy(&out.stderr).into_owned()).unwrap_or_default()
     }
 
     pub fn wait(self) -> Output {

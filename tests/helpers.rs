@@ -50,9 +50,12 @@ pub fn kill_suite<'p>(
         let touched = touch();
         let running = run();
         std::thread::sleep(std::time::Duration::from_millis(delay));
-        running.kill();
+        let said = running.kill();
         let now = state();
-        assert!(now == touched || now == complete, "{what}: the kill after {delay} ms left the database half-written");
+        assert!(
+            now == touched || now == complete,
+            "{what}: the kill after {delay} ms left the database half-written; the killed run had said:\n{said}"
+        );
         before += usize::from(now == touched && now != complete);
         after += usize::from(now == complete);
         i += 1;

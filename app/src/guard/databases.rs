@@ -73,6 +73,7 @@ impl WriteTarget<op::Reset> {
         if others > 0 {
             return Ok(TemplateReset::Unsafe(format!("{others} other session(s) are connected to {}", names.target)));
         }
+        self.mark_interrupted_clone(&mut maintenance, &names)?;
         if let Some(why) = template::clear_scratch(&mut maintenance, &names)? {
             return Ok(TemplateReset::Unsafe(why));
         }
@@ -125,6 +126,7 @@ impl WriteTarget<op::Undo> {
             Ok(prepared) => prepared,
             Err(why) => return Ok(Some(why)),
         };
+        self.mark_interrupted_clone(&mut maintenance, &names)?;
         if let Some(why) = template::clear_scratch(&mut maintenance, &names)? {
             return Ok(Some(why));
         }
@@ -197,6 +199,26 @@ impl<O: op::WriteOp> WriteTarget<O> {
             .same_server(maintenance)?
             .map(|client| (names, client))
             .map_err(|why| format!("no maintenance connection to database {maintenance} ({why})")))
+    }
+
+    /// A clone that a killed command made but had not yet marked as scratch (the kill fell
+    /// between its `CREATE DATABASE` and the comment) has no comment. It is the project's by
+    /// its stamp, this environment's, copied from the template: marked as scratch here, so
+    /// that `clear_scratch` drops it instead of refusing the name. A database under that
+    /// name without our stamp stays untouched (and refused).
+    fn mark_interrupted_clone(&self, maintenance: &mut Client, names: &template::Names) -> Result<()> {
+        if !template::exists(maintenance, &names.fresh)? || template::comment_of(maintenance, &names.fresh)?.is_some() {
+            return Ok(());
+        }
+        let ours = match self.same_server(&names.fresh)? {
+            Ok(mut clone) => matches!(stamp::read(&mut clone), Ok(Some(env)) if env == self.env),
+            Err(_) => false,
+        };
+        if ours {
+            let sql = format!("comment on database {} is '{}'", template::ident(&names.fresh), template::SCRATCH_MARK);
+            template::run(maintenance, &sql, "cannot mark an interrupted clone as scratch")?;
+        }
+        Ok(())
     }
 
     /// A connection to another database on the pinned endpoint (or why none opened),
