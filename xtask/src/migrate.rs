@@ -7,6 +7,7 @@
 mod baseline;
 mod files;
 mod first_migration;
+mod grants;
 pub(crate) mod layout;
 mod ledger;
 pub(crate) mod lint;
