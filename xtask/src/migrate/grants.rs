@@ -82,12 +82,22 @@ impl LeftOut {
 
 /// Keeps, in the application's privilege entries, the statements naming only `kept`
 /// roles (the compared text sorted, as pg_dump's order of grantees follows history);
-/// entries left without any go. Returns what was left out.
+/// entries left without any go, and so do those on objects the dump does not create
+/// (an extension's functions, whose privileges are the extension's). Returns what was
+/// left out.
 pub fn restrict(snapshot: &mut Snapshot, platform: Platform, kept: &BTreeSet<String>) -> LeftOut {
     let mut left_out = LeftOut::default();
+    let dumped: BTreeSet<(String, String)> =
+        snapshot.entries.iter().filter(|e| !is_acl(e)).map(|e| (e.schema.clone(), e.name.clone())).collect();
     snapshot.entries.retain_mut(|entry| {
         if !is_acl(entry) || !platform.is_app(entry) {
             return true;
+        }
+        if let Some((kind, name)) = entry.name.split_once(' ').filter(|(kind, _)| *kind != "SCHEMA") {
+            let object = if kind == "COLUMN" { name.rsplit_once('.').map_or(name, |(table, _)| table) } else { name };
+            if entry.kind == "ACL" && !dumped.contains(&(entry.schema.clone(), object.to_string())) {
+                return false;
+            }
         }
         let mut raw = String::new();
         let mut text: Vec<&str> = Vec::new();
@@ -165,10 +175,15 @@ mod tests {
 
     #[test]
     fn grants_to_other_roles_are_left_out_and_empty_entries_go() {
-        let mut snapshot = parse(
-            "--\n-- Name: TABLE t; Type: ACL; Schema: app; Owner: -\n--\n\nGRANT SELECT ON TABLE app.t TO reporting;\nGRANT SELECT ON TABLE app.t TO authenticated;\nGRANT ALL ON TABLE app.t TO anon;\n\n--\n-- Name: TABLE u; Type: ACL; Schema: app; Owner: -\n--\n\nGRANT SELECT ON TABLE app.u TO reporting;\n",
-        );
+        const ACLS: &str = "--\n-- Name: TABLE t; Type: ACL; Schema: app; Owner: -\n--\n\nGRANT SELECT ON TABLE app.t TO reporting;\nGRANT SELECT ON TABLE app.t TO authenticated;\nGRANT ALL ON TABLE app.t TO anon;\n\n--\n-- Name: TABLE u; Type: ACL; Schema: app; Owner: -\n--\n\nGRANT SELECT ON TABLE app.u TO reporting;\n";
+        const TABLES: &str = "--\n-- Name: t; Type: TABLE; Schema: app; Owner: -\n--\n\nCREATE TABLE app.t (id int);\n\n--\n-- Name: u; Type: TABLE; Schema: app; Owner: -\n--\n\nCREATE TABLE app.u (id int);\n\n";
+        // Privileges on objects the dump does not make (an extension's) are not the app's.
+        let mut snapshot = parse(ACLS);
+        assert!(restrict(&mut snapshot, Platform::Supabase, &kept_grantees()).warning().is_none());
+        assert!(snapshot.entries.is_empty());
+        let mut snapshot = parse(&format!("{TABLES}{ACLS}"));
         let left = restrict(&mut snapshot, Platform::Supabase, &kept_grantees());
+        snapshot.entries.retain(is_acl);
         assert_eq!(snapshot.entries.len(), 1);
         assert_eq!(
             snapshot.entries[0].text,
