@@ -320,3 +320,17 @@ fn the_app_s_grants_and_a_revoke_from_anon_survive_the_baseline_and_are_proved()
     assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
     assert!(stamp_of(&other).is_empty());
 }
+
+#[test]
+fn init_rules_leaves_out_the_platform_s_ledger_in_public() {
+    let production = TestCluster::start();
+    production.client().batch_execute(&format!("{PLATFORM}{APP}")).unwrap();
+    production.client().batch_execute("insert into public.schema_migrations values ('20240101000000')").unwrap();
+    production.stamp("production");
+    let mut project = Project::new();
+    project.env_file(".env.production", &format!("DATABASE_URL={}\n", production.production_url()));
+    project.xtask(&["stage-sync", "init-rules"]).ok();
+    let text = std::fs::read_to_string(project.root.join("env/stage-sync.toml")).unwrap();
+    assert!(text.contains("[tables.\"app.profiles\".columns]"), "{text}");
+    assert!(!text.contains("schema_migrations"), "rules for the platform's own ledger:\n{text}");
+}

@@ -16,7 +16,7 @@ mod platform;
 mod prisma;
 mod rehearse;
 pub(crate) mod schema;
-mod snapshot;
+pub(crate) mod snapshot;
 mod verify;
 
 use std::time::{Duration, Instant};

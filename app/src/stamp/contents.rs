@@ -30,6 +30,12 @@ const PLATFORM_SCHEMAS: &[&str] = &[
     "app_meta",
 ];
 
+/// The tables Supabase's platform image keeps in `public` (its own ledger): the platform's,
+/// though in the application's schema. `migrate baseline` and `stage-sync` leave them out
+/// on Supabase only: elsewhere a `public.schema_migrations` is an application's (Rails',
+/// golang-migrate's).
+pub const SUPABASE_PUBLIC_TABLES: &[&str] = &["schema_migrations"];
+
 /// Tables the platform fills itself: its services' migration ledgers (the storage API's,
 /// GoTrue's, Realtime's, the functions hooks', the image's own `public.schema_migrations`),
 /// `pg_net`'s request queue and responses, and the tool's own ledger (a first migration that
@@ -90,7 +96,7 @@ select what from (
                      when 'f' then 'foreign table' when 'S' then 'sequence' else 'table' end, n.nspname, c.relname)
   from pg_catalog.pg_class c join own_ns n on n.oid = c.relnamespace
   where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
-    and not (n.nspname = 'public' and c.relname = 'schema_migrations' and c.relkind = 'r')
+    and not (n.nspname = 'public' and c.relname = any($5::text[]) and c.relkind = 'r')
     and not exists (select from member m where m.classid = 'pg_catalog.pg_class'::regclass and m.objid = c.oid)
     and not (c.relkind = 'S' and exists (select from pg_catalog.pg_depend d where d.classid = 'pg_catalog.pg_class'::regclass
                                          and d.objid = c.oid and d.deptype in ('a', 'i')))
@@ -168,7 +174,7 @@ pub fn contents(client: &mut impl GenericClient) -> Result<Vec<String>> {
         found.push(format!("{large_objects} large object(s)"));
     }
     for row in tx
-        .query(OBJECTS, &[&schemas, &functions, &triggers, &publications])
+        .query(OBJECTS, &[&schemas, &functions, &triggers, &publications, &strings(SUPABASE_PUBLIC_TABLES)])
         .map_err(|err| anyhow::anyhow!("cannot list the database's objects: {}", crate::connect::error_chain(&err)))?
     {
         found.push(row.get(0));

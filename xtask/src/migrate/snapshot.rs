@@ -203,7 +203,7 @@ impl Platform {
         // The platform's own ledger in `public` (the image's `schema_migrations`).
         let platform_table = self == Platform::Supabase
             && entry.schema == "public"
-            && (name == "schema_migrations" || name.starts_with("schema_migrations "));
+            && app::stamp::SUPABASE_PUBLIC_TABLES.iter().any(|t| name == *t || name.starts_with(&format!("{t} ")));
         if ledger || platform_table {
             return false;
         }
