@@ -239,3 +239,98 @@ fn migrations_that_fail_on_the_scratch_cluster_name_no_ledger_step() {
         .env("DATABASE_URL", &production.url())
         .fails("--with-data auth.users: a table of the platform");
 }
+
+/// The application's privileges, as a Supabase app grants them: its own schema opened to
+/// the API roles, default privileges for its future tables, a sensitive `public` table
+/// taken from `anon` (which Supabase's default privileges hand every new `public` table),
+/// and a grant to a role only this production has.
+const GRANTS: &str = r#"
+grant usage on schema app to anon, authenticated;
+grant select, insert, update, delete on all tables in schema app to authenticated;
+grant select on app.plans to anon;
+alter default privileges in schema app grant select on tables to authenticated;
+create table public.clinic_notes (id int primary key, body text);
+revoke all on public.clinic_notes from anon;
+create role reporting_reader nologin;
+grant select on app.tickets to reporting_reader;
+"#;
+
+/// What the API roles may do with the application's tables, as `has_*_privilege` says.
+const PRIVILEGES: &str = "select format('%s %s %s %s', r, t, p, has_table_privilege(r, t, p))
+    from unnest(array['anon', 'authenticated']) r,
+         unnest(array['app.plans', 'app.tickets', 'app.profiles', 'public.clinic_notes']) t,
+         unnest(array['select', 'insert', 'delete']) p
+    union all select format('%s usage on app %s', r, has_schema_privilege(r, 'app', 'usage'))
+    from unnest(array['anon', 'authenticated', 'service_role']) r order by 1";
+
+#[test]
+fn the_app_s_grants_and_a_revoke_from_anon_survive_the_baseline_and_are_proved() {
+    let production = supabase_production();
+    production.client().batch_execute(GRANTS).unwrap();
+    let project = Project::new();
+    let out = project
+        .xtask(&["migrate", "baseline", "--env", "test", "--confirm", "test"])
+        .env("DATABASE_URL", &production.url())
+        .ok();
+    assert!(
+        out.stderr.contains("1 grant(s) of the application's objects to roles a new database lacks (reporting_reader)"),
+        "{}",
+        out.stderr
+    );
+    let up = std::fs::read_to_string(project.root.join("migrations/0001_baseline.up.sql")).unwrap();
+    for kept in [
+        "GRANT USAGE ON SCHEMA app TO anon;",
+        "GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE app.tickets TO authenticated;",
+        "GRANT SELECT ON TABLE app.plans TO anon;",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA app GRANT SELECT ON TABLES  TO authenticated;",
+    ] {
+        assert!(up.contains(kept), "the baseline lacks `{kept}`:\n{up}");
+    }
+    assert!(!up.contains("reporting_reader"), "{up}");
+
+    // A new database built from the baseline gives the API roles what production gives,
+    // no more: anon still cannot read the notes, although the bootstrap's default
+    // privileges hand it every new table in public.
+    let staging = TestCluster::start();
+    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &staging.url()).ok();
+    assert_eq!(staging.strings(PRIVILEGES), production.strings(PRIVILEGES));
+    let check = "select has_table_privilege('anon', 'public.clinic_notes', 'select'),
+        has_table_privilege('authenticated', 'public.clinic_notes', 'select'),
+        has_table_privilege('authenticated', 'app.tickets', 'insert'),
+        has_table_privilege('anon', 'app.tickets', 'select'), has_schema_privilege('anon', 'app', 'usage')";
+    let row = staging.client().query_one(check, &[]).unwrap();
+    let got: Vec<bool> = (0..5).map(|i| row.get(i)).collect();
+    assert_eq!(got, [false, true, true, false, true]);
+    // The default privileges came along: a table the app adds later is readable.
+    staging.client().batch_execute("create table app.later (id int)").unwrap();
+    assert_eq!(staging.strings("select has_table_privilege('authenticated', 'app.later', 'select')::text"), ["true"]);
+
+    // Migrations that grant anon more than production gives are refused, naming the table.
+    let other = supabase_production();
+    other.client().batch_execute(GRANTS).unwrap();
+    let down = std::fs::read_to_string(project.root.join("migrations/0001_baseline.down.sql")).unwrap();
+    let mut widened = Project::new();
+    widened
+        .migration("0001_baseline.up.sql", &format!("{up}\nGRANT INSERT ON TABLE app.plans TO anon;\n"))
+        .migration("0001_baseline.down.sql", &down);
+    let out = widened
+        .xtask(&["migrate", "baseline", "--env", "test", "--dry-run"])
+        .env("DATABASE_URL", &other.url())
+        .fails("the live schema is not what the migrations make: the grants on table app.plans differ");
+    assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
+    assert!(stamp_of(&other).is_empty());
+}
+
+#[test]
+fn init_rules_leaves_out_the_platform_s_ledger_in_public() {
+    let production = TestCluster::start();
+    production.client().batch_execute(&format!("{PLATFORM}{APP}")).unwrap();
+    production.client().batch_execute("insert into public.schema_migrations values ('20240101000000')").unwrap();
+    production.stamp("production");
+    let mut project = Project::new();
+    project.env_file(".env.production", &format!("DATABASE_URL={}\n", production.production_url()));
+    project.xtask(&["stage-sync", "init-rules"]).ok();
+    let text = std::fs::read_to_string(project.root.join("env/stage-sync.toml")).unwrap();
+    assert!(text.contains("[tables.\"app.profiles\".columns]"), "{text}");
+    assert!(!text.contains("schema_migrations"), "rules for the platform's own ledger:\n{text}");
+}

@@ -8,7 +8,7 @@ use postgres::GenericClient;
 use crate::Environment;
 
 pub mod contents;
-pub use contents::describe as what_it_holds;
+pub use contents::{SUPABASE_PUBLIC_TABLES, describe as what_it_holds};
 
 /// Creates the private schema and the stamp table; idempotent.
 pub const DDL: &str = "

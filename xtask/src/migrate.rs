@@ -7,6 +7,7 @@
 mod baseline;
 mod files;
 mod first_migration;
+mod grants;
 pub(crate) mod layout;
 mod ledger;
 pub(crate) mod lint;
@@ -15,7 +16,7 @@ mod platform;
 mod prisma;
 mod rehearse;
 pub(crate) mod schema;
-mod snapshot;
+pub(crate) mod snapshot;
 mod verify;
 
 use std::time::{Duration, Instant};

@@ -65,6 +65,12 @@ where not exists (select from pg_catalog.pg_attribute a where a.attrelid = c.oid
                                          and d.deptype = 'e' and e.extname = 'pg_net'))
 ";
 
+/// The tables Supabase's platform image keeps in `public` (its own ledger): the platform's,
+/// though in the application's schema. `migrate baseline` and `stage-sync` leave them out
+/// on Supabase only: elsewhere a `public.schema_migrations` is an application's (Rails',
+/// golang-migrate's).
+pub const SUPABASE_PUBLIC_TABLES: &[&str] = &["schema_migrations"];
+
 /// Functions Supabase's platform puts in `extensions` that belong to no extension: the
 /// targets of its event triggers.
 const PLATFORM_FUNCTIONS: &[&str] = &[

@@ -11,7 +11,7 @@ use postgres::GenericClient;
 use xshell::Shell;
 
 use super::{
-    Applied, Migration, first_migration, layout, load_files,
+    Applied, Migration, first_migration, grants, layout, load_files,
     snapshot::{self, Platform, Snapshot},
 };
 use crate::app_meta::LEDGER_DDL;
@@ -49,7 +49,10 @@ pub(crate) fn run(sh: &Shell, global: &Global, args: MigrateBaseline) -> Result<
         Platform::Plain => "a plain PostgreSQL database: every schema is the application's",
     });
     let (client_args, shown) = (reader.client_args()?, reader.url().address());
-    let live = snapshot::take(sh, &client_args, &shown)?;
+    let mut live = snapshot::take(sh, &client_args, &shown)?;
+    if let Some(warning) = grants::restrict(&mut live, platform, &grants::kept_grantees()).warning() {
+        context::warn(warning);
+    }
     let migrations = load_files()?;
     if !migrations.is_empty() && !data_tables.is_empty() {
         bail!(
@@ -116,7 +119,12 @@ fn prove(
     let throwaway = Throwaway::start()?;
     let guard = throwaway.guard()?;
     let scratch = guard.read::<op::Inspect>()?.client_args()?;
-    let before = snapshot::take(sh, &scratch, "the scratch cluster")?;
+    let scratch_snapshot = |sh: &Shell| -> Result<Snapshot> {
+        let mut taken = snapshot::take(sh, &scratch, "the scratch cluster")?;
+        grants::restrict(&mut taken, platform, &grants::kept_grantees());
+        Ok(taken)
+    };
+    let before = scratch_snapshot(sh)?;
     let folder = &layout::folder()?.shown;
     let first = migrations.is_empty().then(|| first_migration::compose(live, &before, platform, data_entries));
     let applied = match &first {
@@ -135,7 +143,7 @@ fn prove(
             ),
         }
     }
-    let after = snapshot::take(sh, &scratch, "the scratch cluster")?;
+    let after = scratch_snapshot(sh)?;
     let Some(difference) = snapshot::difference(&before, &after, live, platform) else {
         let what = if first.is_some() {
             "its first migration".to_string()

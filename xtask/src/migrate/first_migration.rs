@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::{
+    grants,
     layout::{self, Layout},
     load_files,
     snapshot::{Entry, Platform, Snapshot},
 };
 use crate::{context, sql};
 
-const HEADER: &str = "-- The live schema when this project adopted the database (`cargo xtask migrate baseline`).\n-- Its application objects only: no owners or grants, nothing of the platform, rows only of the\n-- tables named with --with-data. Review it, commit it; new changes go in new migrations.\n";
+const HEADER: &str = "-- The live schema when this project adopted the database (`cargo xtask migrate baseline`).\n-- Its application objects only, with their grants to the roles every database has: no\n-- owners, nothing of the platform, rows only of the tables\n-- named with --with-data. Review it, commit it; new changes go in new migrations.\n";
 
 /// The up and down SQL of the first migration.
 pub struct First {
@@ -49,15 +50,23 @@ pub fn compose(live: &Snapshot, bootstrap: &Snapshot, platform: Platform, data: 
         }))
         .collect();
     let mut rows_written = data.is_empty();
+    let mut revoked = false;
     for entry in &objects {
-        if !rows_written && entry.is_post_data() {
+        if !rows_written && (entry.is_post_data() || grants::is_acl(entry)) {
             data.iter().for_each(|d| push(&mut up, d));
             rows_written = true;
+        }
+        if !revoked && grants::is_acl(entry) {
+            up.push_str(&grants::revokes(&objects, platform));
+            revoked = true;
         }
         push(&mut up, entry);
     }
     if !rows_written {
         data.iter().for_each(|d| push(&mut up, d));
+    }
+    if !revoked {
+        up.push_str(&grants::revokes(&objects, platform));
     }
     let down = down_sql(&up, &objects, platform);
     First { up, down, objects: objects.len() }

@@ -32,6 +32,15 @@ impl Entry {
 
     /// How messages name it: `TABLE public."User"`-like, from pg_dump's header.
     pub fn label(&self) -> String {
+        let within = |name: &str| match self.schema.as_str() {
+            "-" => name.to_string(),
+            schema => format!("{schema}.{name}"),
+        };
+        match (self.kind.as_str(), self.name.split_once(' ')) {
+            ("ACL", Some((kind, name))) => return format!("the grants on {} {}", kind.to_lowercase(), within(name)),
+            ("DEFAULT ACL", _) => return format!("the {} in schema {}", self.name.to_lowercase(), self.schema),
+            _ => {}
+        }
         match self.schema.as_str() {
             "-" => format!("{} {}", self.kind.to_lowercase(), self.name),
             schema => format!("{} {schema}.{}", self.kind.to_lowercase(), self.name),
@@ -70,11 +79,11 @@ impl Entry {
     }
 }
 
-/// `pg_dump --schema-only --no-owner --no-privileges` of the whole database but the
-/// project's own bookkeeping (`app_meta`), cut into entries.
+/// `pg_dump --schema-only --no-owner` of the whole database but the project's own
+/// bookkeeping (`app_meta`), cut into entries, privileges included (`ACL` entries).
 pub fn take(sh: &Shell, args: &ClientArgs, shown: &str) -> Result<Snapshot> {
     let raw = pg::client_cmd(sh, "pg_dump", args)?
-        .args(["--schema-only", "--no-owner", "--no-privileges", "--exclude-schema=app_meta"])
+        .args(["--schema-only", "--no-owner", "--exclude-schema=app_meta"])
         .ignore_stderr()
         .read()
         .with_context(|| format!("cannot read the schema of {shown} (pg_dump --schema-only)"))?;
@@ -185,19 +194,27 @@ impl Platform {
     /// its triggers calling its own functions, its policies and its publication members;
     /// the platform's event triggers call functions in the platform's schemas.
     pub fn is_app(self, entry: &Entry) -> bool {
+        let name = object_name(entry);
         // Other tools' ledgers are theirs, on any platform.
         let ledger = entry.schema == "supabase_migrations"
-            || (entry.kind == "SCHEMA" && entry.name == "supabase_migrations")
-            || entry.name == "_prisma_migrations"
-            || entry.name.starts_with("_prisma_migrations ");
+            || (entry.kind == "SCHEMA" && name == "supabase_migrations")
+            || name == "_prisma_migrations"
+            || name.starts_with("_prisma_migrations ");
         // The platform's own ledger in `public` (the image's `schema_migrations`).
         let platform_table = self == Platform::Supabase
             && entry.schema == "public"
-            && (entry.name == "schema_migrations" || entry.name.starts_with("schema_migrations "));
+            && app::stamp::SUPABASE_PUBLIC_TABLES.iter().any(|t| name == *t || name.starts_with(&format!("{t} ")));
         if ledger || platform_table {
             return false;
         }
+        let supabase_public = |schema: &str| self == Platform::Supabase && schema == "public";
         match entry.kind.as_str() {
+            // Privileges on schemas are their schema's; `public`'s on Supabase, default
+            // privileges outside a schema and those on languages are the platform's.
+            "ACL" | "DEFAULT ACL" if entry.schema == "-" => {
+                entry.name.strip_prefix("SCHEMA ").is_some_and(|s| !self.owns_schema(s) && !supabase_public(s))
+            }
+            "DEFAULT ACL" => !self.owns_schema(&entry.schema) && !supabase_public(&entry.schema),
             "EXTENSION" => false,
             "COMMENT" if entry.name.starts_with("EXTENSION ") => false,
             "SCHEMA" => !self.owns_schema(&entry.name),
@@ -213,6 +230,19 @@ impl Platform {
             "PUBLICATION" => !(self == Platform::Supabase && entry.name.starts_with("supabase_realtime")),
             _ => !self.owns_schema(&entry.schema),
         }
+    }
+}
+
+/// The object an entry is about: for privileges, the name without its kind (`TABLE t` and
+/// `COLUMN t.c` give `t`).
+fn object_name(entry: &Entry) -> &str {
+    if !matches!(entry.kind.as_str(), "ACL" | "DEFAULT ACL") {
+        return &entry.name;
+    }
+    match entry.name.split_once(' ') {
+        Some(("COLUMN", column)) => column.rsplit_once('.').map_or(column, |(table, _)| table),
+        Some((_, name)) => name,
+        None => &entry.name,
     }
 }
 
@@ -297,7 +327,8 @@ pub fn difference(before: &Snapshot, after: &Snapshot, live: &Snapshot, platform
 
 fn differing(made: &Entry, found: &Entry) -> String {
     let detail = super::schema::first_difference(&made.text, &found.text).unwrap_or_default();
-    format!("{} differs: {detail}", made.label())
+    let verb = if made.kind.ends_with("ACL") { "differ" } else { "differs" };
+    format!("{} {verb}: {detail}", made.label())
 }
 
 #[cfg(test)]

@@ -159,15 +159,22 @@ fn schemas_hold(qualified: &str, schemas: &[String]) -> bool {
 }
 
 /// Every table (plain or partitioned parent, not the partitions) in the given schemas,
-/// plus the named extra tables (`auth.users`).
+/// plus the named extra tables (`auth.users`); on Supabase without the platform's own
+/// tables in `public` (its ledger), which are neither the rules' business nor synced.
 pub fn load(client: &mut impl GenericClient, schemas: &[String], extra: &[String]) -> Result<Vec<Table>> {
+    use crate::migrate::snapshot::Platform;
+    let platform: Vec<String> = match Platform::detect(client)? {
+        Platform::Supabase => app::stamp::SUPABASE_PUBLIC_TABLES.iter().map(|t| format!("public.{t}")).collect(),
+        Platform::Plain => Vec::new(),
+    };
     let rows = client.query(
         "select c.oid, n.nspname::text, c.relname::text, c.relkind = 'p', greatest(c.reltuples, 0)::bigint
          from pg_class c join pg_namespace n on n.oid = c.relnamespace
          where (n.nspname = any($1) or format('%s.%s', n.nspname, c.relname) = any($2))
+           and format('%s.%s', n.nspname, c.relname) <> all($3)
            and c.relkind in ('r', 'p') and not c.relispartition
          order by 2, 3",
-        &[&schemas, &extra],
+        &[&schemas, &extra, &platform],
     )?;
     // Each part of the catalog in one query for all tables (a round trip each, not four
     // per table), grouped by table.
