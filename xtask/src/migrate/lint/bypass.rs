@@ -12,7 +12,7 @@ use squawk_syntax::{
 
 use super::{
     exposure::{API_SCHEMAS, Event, call_name, exposed},
-    rules::{fold_ident, qualified},
+    rules::{ident, qualified},
 };
 
 /// The roles PostgREST runs requests as (`authenticator` switches to the others); whatever
@@ -26,7 +26,7 @@ const READING: &[&str] = &["search_path", "standard_conforming_strings", "backsl
 pub fn events(node: &SyntaxNode, out: &mut Vec<Event>) {
     match node.kind() {
         K::OWNER_TO => {
-            if let Some(role) = node.children().find(|c| c.kind() == K::ROLE_REF).map(|r| name(&r)) {
+            if let Some(role) = node.children().find(|c| c.kind() == K::ROLE_REF).map(|r| ident(&r)) {
                 if API_ROLES.contains(&role.as_str()) {
                     out.push(Event::Bypass(format!(
                         "makes {role} an owner, and an owner reads its tables without row-level security"
@@ -76,13 +76,13 @@ pub fn events(node: &SyntaxNode, out: &mut Vec<Event>) {
                     .parent()
                     .is_some_and(|p| matches!(p.kind(), K::ALTER_ROLE | K::ALTER_DATABASE | K::ALTER_USER)) =>
         {
-            let param = node.descendants().find(|c| c.kind() == K::CONFIG_PARAMETER_REF).map(|p| name(&p));
+            let param = node.descendants().find(|c| c.kind() == K::CONFIG_PARAMETER_REF).map(|p| ident(&p));
             if let Some(param) = param.filter(|p| READING.contains(&p.as_str())) {
                 out.push(setting(&param));
             }
         }
         K::CREATE_EXTENSION | K::ALTER_EXTENSION => {
-            let named = node.descendants().find(|c| c.kind() == K::SCHEMA_REF).map(|s| name(&s));
+            let named = node.descendants().find(|c| c.kind() == K::SCHEMA_REF).map(|s| ident(&s));
             let moved = node.children().any(|c| c.kind() == K::SET_SCHEMA);
             let schema = named.unwrap_or_else(|| "public".to_string());
             if (node.kind() == K::CREATE_EXTENSION || moved) && API_SCHEMAS.contains(&schema.as_str()) {
@@ -117,16 +117,5 @@ fn api(role: &str) -> bool {
 }
 
 fn roles(list: &SyntaxNode) -> Vec<String> {
-    list.descendants().filter(|c| c.kind() == K::ROLE_REF).map(|r| name(&r)).collect()
-}
-
-/// A one-identifier node as PostgreSQL reads it, comments aside.
-fn name(node: &SyntaxNode) -> String {
-    let tokens: Vec<String> = node
-        .descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia())
-        .map(|t| t.text().to_string())
-        .collect();
-    fold_ident(&tokens.concat())
+    list.descendants().filter(|c| c.kind() == K::ROLE_REF).map(|r| ident(&r)).collect()
 }

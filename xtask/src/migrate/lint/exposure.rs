@@ -10,7 +10,7 @@ use squawk_syntax::{
     ast::{self, AstNode},
 };
 
-use super::rules::{fold_ident, qualified};
+use super::rules::{fold_ident, ident, qualified};
 pub use super::tracking::check;
 
 /// Schemas Supabase's API (PostgREST) exposes: a table there is readable with the anon key
@@ -180,17 +180,6 @@ fn bare(node: &SyntaxNode) -> bool {
         if path(node) && !node.children().any(|c| path(&c)) { Some(node.clone()) } else { node.children().find(path) };
     let dotted = child.is_some_and(|c| c.descendants_with_tokens().any(|t| t.kind() == K::DOT));
     !dotted && !node.ancestors().any(|a| a.kind() == K::CREATE_SCHEMA)
-}
-
-/// A one-identifier node (a schema name) as PostgreSQL reads it, comments aside.
-fn ident(node: &SyntaxNode) -> String {
-    let tokens: Vec<String> = node
-        .descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia())
-        .map(|t| t.text().to_string())
-        .collect();
-    fold_ident(&tokens.concat())
 }
 
 fn alter_table(node: &SyntaxNode, out: &mut Vec<Event>) {

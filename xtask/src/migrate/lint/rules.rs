@@ -133,12 +133,7 @@ fn narrows(ty: &str) -> bool {
 /// `Public."Notes"` gives `public.Notes`; a bare name is in `public` (the search path).
 /// Read from the tokens, so comments inside a name (`public/**/.x`) change nothing.
 pub fn qualified(node: &squawk_syntax::SyntaxNode) -> String {
-    let tokens: Vec<String> = node
-        .descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia())
-        .map(|t| t.text().to_string())
-        .collect();
+    let tokens = tokens(node);
     let mut tokens: &[String] = &tokens;
     if tokens.first().is_some_and(|t| t.eq_ignore_ascii_case("only")) {
         tokens = &tokens[1..];
@@ -192,4 +187,18 @@ fn decode_unicode(text: &str) -> Option<String> {
     }
     out.push_str(rest);
     Some(out)
+}
+
+/// A node's tokens as written, comments and white space left out.
+pub fn tokens(node: &squawk_syntax::SyntaxNode) -> Vec<String> {
+    node.descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .map(|t| t.text().to_string())
+        .collect()
+}
+
+/// A one-identifier node (a schema or role name) as PostgreSQL reads it, comments aside.
+pub fn ident(node: &squawk_syntax::SyntaxNode) -> String {
+    fold_ident(&tokens(node).concat())
 }
