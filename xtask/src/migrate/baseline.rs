@@ -18,7 +18,7 @@ use crate::app_meta::LEDGER_DDL;
 use crate::{
     context::{self, data, status},
     flags::{Global, MigrateBaseline},
-    pg::Throwaway,
+    throwaway::Throwaway,
     ui::{Align, Table},
 };
 

@@ -20,7 +20,7 @@ use super::{Migration, schema};
 use crate::{
     context::{self, data, status},
     flags::{self, Global, RehearseData},
-    pg::Throwaway,
+    throwaway::Throwaway,
 };
 use run::StatementReport;
 

@@ -17,8 +17,8 @@ use crate::{
     context::{self, status},
     flags::{Global, Profile, RehearseData},
     migrate::{self, Migration},
-    pg::{self, Throwaway, restore::Restore},
-    seed,
+    pg, seed,
+    throwaway::{self, Throwaway, restore::Restore},
 };
 
 /// Copies the environment's application schemas and data into the throwaway cluster (which
@@ -106,7 +106,7 @@ pub fn copy(
         bail!("cannot copy {env} with pg_dump: {}", last_line(&out.stderr));
     }
     // Restored as data: by a login that is no superuser and owns no database, as a dump of
-    // production is (`pg::restore`); anything that does not restore whole is an error.
+    // production is (`throwaway::restore`); anything that does not restore whole is an error.
     let listed = pg::client_cmd(sh, "pg_restore", &copy_target.client_args()?)?
         .arg("--list")
         .arg(&dump)
@@ -121,8 +121,8 @@ pub fn copy(
         context::warn(format!("left out of the copy of {env}: {line}"));
     }
     let _ = std::fs::remove_file(&dump);
-    let owner = pg::throwaway_guard(&restore.owner_url())?;
-    let reader = pg::throwaway_guard(&restore.superuser_url())?;
+    let owner = throwaway::throwaway_guard(&restore.owner_url())?;
+    let reader = throwaway::throwaway_guard(&restore.superuser_url())?;
     let mut dst = owner.write::<op::Migrate>()?.connect()?;
     for m in ahead.iter().rev() {
         let Some(down) = &m.down else {
