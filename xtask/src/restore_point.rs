@@ -1,7 +1,7 @@
 //! The restore point a command keeps before it rewrites a database in place (`db reset`,
-//! `seed --replace`), and the detached `db reset --drop-replaced` that drops what a clone
-//! or a kept restore point replaced. Below the commands that use it (`db`, `seed`), so
-//! neither reaches into the other.
+//! `seed --replace`), and the detached `db reset --drop-replaced` that drops, off the
+//! waiting person's clock, the database a swap replaced. Below the commands that use it
+//! (`db`, `seed`), so neither reaches into the other.
 
 use std::time::Instant;
 
