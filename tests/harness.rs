@@ -9,7 +9,7 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use xtask::pg::{Binaries, Throwaway};
+use xtask::{pg::Binaries, throwaway::Throwaway};
 
 pub use crate::pgbouncer::Pgbouncer;
 
@@ -44,7 +44,7 @@ impl TestCluster {
     /// migrated template cluster made once per test process.
     pub fn start_migrated() -> TestCluster {
         TestCluster {
-            throwaway: Throwaway::start_migrated()
+            throwaway: xtask::testing::start_migrated()
                 .unwrap_or_else(|err| panic!("cannot start a migrated test cluster: {err:#}")),
             host: "127.0.0.1".to_string(),
         }

@@ -9,7 +9,7 @@ use xshell::{Shell, cmd};
 use crate::{
     context::{self, status},
     flags::{self, Global},
-    pg::Throwaway,
+    throwaway::Throwaway,
     ui::{Align, Table},
 };
 

@@ -1,11 +1,9 @@
 //! `cargo xtask db`: the local Supabase-style database, without Docker: a PostgreSQL cluster
-//! in `.local/db` on 127.0.0.1:54322 with what Supabase's platform creates (`db/supabase.sql`:
-//! roles, `auth`, `storage`, `realtime`, `extensions`, grants), versioned (`db/bootstrap.rs`);
-//! extensions the migrations need are checked first (`db/extensions.rs`).
+//! in `.local/db` on 127.0.0.1:54322 with what Supabase's platform creates (the `supabase`
+//! room: roles, `auth`, `storage`, `realtime`, `extensions`, grants, versioned); extensions
+//! the migrations need are checked first (`supabase/extensions.rs`).
 
 pub(crate) mod bench;
-mod bootstrap;
-pub(crate) mod extensions;
 pub(crate) mod reset_bench;
 mod template;
 
@@ -22,10 +20,11 @@ use app::{
 use xshell::Shell;
 
 use crate::{
-    SUPABASE_SQL,
     context::{self, data, status, warn},
     flags::{self, DbCommand, Global},
     pg::{Binaries, Cluster, Durability, LOCAL_MARKER},
+    restore_point::{keep_restore_point, spawn_drop_replaced},
+    supabase::{SUPABASE_SQL, bootstrap, extensions},
 };
 
 impl flags::Db {
@@ -125,7 +124,7 @@ fn up(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
 fn check_extensions_on_disk(bins: &Binaries) -> Result<()> {
     let Some(available) = extensions::available_on_disk(bins) else { return Ok(()) };
     let files = crate::migrate::load_files()?;
-    extensions::check(&extensions::sources(&files), &available, bins.version)
+    extensions::check(&crate::migrate::extension_sources(&files), &available, bins.version)
 }
 
 /// Gives a new, empty database Supabase's roles and schema and the stamp of its environment.
@@ -153,11 +152,6 @@ fn migrate_and_seed(guard: &Guard, no_seed: bool) -> Result<()> {
         return Ok(());
     }
     crate::seed::realistic(guard)
-}
-
-/// Bootstraps a new throwaway cluster's database: Supabase's schema, stamped `test`.
-pub(crate) fn bootstrap_throwaway(url: &str) -> Result<()> {
-    crate::pg::throwaway_guard(url)?.write::<op::Reset>()?.reset_in_place(SUPABASE_SQL).map(drop)
 }
 
 /// The local cluster's folder: under the project root's control, and never the root
@@ -301,7 +295,7 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool, keep: bool) -> Result<()> {
             }
             // A clone runs no migration; a rebuild stops here, before any change, when
             // the server lacks an extension they create.
-            extensions::check_on_server(
+            crate::migrate::check_extensions(
                 &mut guard.read::<op::Inspect>()?.connect()?.transaction()?,
                 &crate::migrate::load_files()?,
             )?;
@@ -325,29 +319,6 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool, keep: bool) -> Result<()> {
     Ok(())
 }
 
-/// Copies the database, as it is, to its restore point before a command rewrites it in
-/// place; where none can be kept (staging: the matrix allows no undo; someone connected),
-/// says so and goes on.
-pub(crate) fn keep_restore_point(guard: &Guard, replaced_by: &str) -> Result<()> {
-    let env = guard.environment();
-    let Ok(target) = guard.write::<op::Undo>() else {
-        status(format!("no restore point kept: the access matrix allows no undo on {env}"));
-        return Ok(());
-    };
-    let started = Instant::now();
-    match target.keep_restore_point(replaced_by)? {
-        None => {
-            spawn_drop_replaced(env);
-            status(format!(
-                "kept the database as it was as its restore point in {:.1} s (`cargo xtask db undo` swaps it back)",
-                started.elapsed().as_secs_f64()
-            ));
-        }
-        Some(why) => warn(format!("no restore point kept: {why}")),
-    }
-    Ok(())
-}
-
 /// `db undo`: swaps the restore point back in (local, or test with `--env test`).
 fn undo(global: &Global) -> Result<()> {
     let started = Instant::now();
@@ -364,19 +335,6 @@ fn undo(global: &Global) -> Result<()> {
         started.elapsed().as_secs_f64()
     ));
     Ok(())
-}
-
-/// Starts `db reset --drop-replaced` detached: dropping the database a clone replaced
-/// forces a checkpoint, which the person waiting on the reset need not wait for. Not
-/// started, it is dropped by the next reset.
-fn spawn_drop_replaced(env: Environment) {
-    let Ok(exe) = context::xtask_exe() else { return };
-    let _ = std::process::Command::new(exe)
-        .args(["db", "reset", "--drop-replaced", "-q", "--env", env.name()])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
 }
 
 /// `db reset --drop-replaced`: the detached half of a template reset.

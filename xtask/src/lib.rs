@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's automation, one module per command. The binary's `main`
-//! only calls [`main`]; the end-to-end tests use [`pg`] for their throwaway clusters and
-//! [`generated`] for the benchmark's generated schema.
+//! only calls [`main`]; the end-to-end tests use [`throwaway`] for their throwaway clusters
+//! ([`testing`] for the migrated ones), [`pg`] for plain clusters and [`generated`] for the
+//! benchmark's generated schema.
 
 mod app_meta;
 mod backup;
@@ -14,11 +15,16 @@ mod flags;
 mod load;
 mod migrate;
 pub mod pg;
+mod restore_point;
 mod rls;
 mod seed;
 mod sql;
 mod stage_sync;
+mod supabase;
 mod tenancy;
+#[doc(hidden)]
+pub mod testing;
+pub mod throwaway;
 #[cfg(test)]
 mod tidy;
 pub mod ui;
@@ -30,9 +36,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// The bootstrap SQL that gives a plain cluster what Supabase's platform creates before a
-/// project's first migration (roles, `auth`, `storage`, `realtime`, `extensions`, grants).
-pub const SUPABASE_SQL: &str = include_str!("db/supabase.sql");
+/// The bootstrap SQL that gives a plain cluster what Supabase's platform creates.
+pub use supabase::SUPABASE_SQL;
 
 /// Set, the binary reports its peak memory on stderr at exit: the benchmarks measure their
 /// child processes with it.

@@ -36,7 +36,7 @@ use crate::{
     context::{self, data, status},
     flags::{self, Global, MigrateCommand},
 };
-pub(crate) use files::{Migration, checksum as checksum_text};
+pub(crate) use files::{Migration, checksum as checksum_text, extension_sources};
 pub(crate) use ledger::Outcome;
 use ledger::{Entry, read_ledger, resolve, show_status};
 pub(crate) use verify::verify;
@@ -59,12 +59,18 @@ impl flags::Migrate {
     }
 }
 
+/// Stops, naming each missing extension and its package, before anything changes when the
+/// connected server cannot install an extension the migrations create.
+pub(crate) fn check_extensions(client: &mut impl GenericClient, files: &[Migration]) -> Result<()> {
+    crate::supabase::extensions::check_on_server(client, &files::extension_sources(files))
+}
+
 /// Applies every pending migration (for `db up` and `db reset`); returns how many.
 pub(crate) fn up_all(guard: &Guard) -> Result<usize> {
     let files = load_files()?;
     let mut conn = guard.write::<op::Migrate>()?.connect()?;
     let stamp = conn.pending_stamp();
-    crate::db::extensions::check_on_server(conn.client(), &files)?;
+    check_extensions(conn.client(), &files)?;
     let pending = lock_and_plan(&mut conn, &files, None)?;
     if matches!(guard.environment(), Environment::Staging | Environment::Production) {
         lint::refuse_unacknowledged(&pending)?;
@@ -239,7 +245,7 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
         if stamp.is_none() {
             platform::dry_run(env, &guard.resolved().database()?.address(), &mut tx)?;
         }
-        crate::db::extensions::check_on_server(&mut tx, &files)?;
+        check_extensions(&mut tx, &files)?;
         let ledger = read_ledger(&mut tx)?;
         let pending = plan(&files, &ledger, args.to)?;
         for m in &pending {
@@ -259,7 +265,7 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
         conn = target.connect()?;
     }
     let stamp = conn.pending_stamp();
-    crate::db::extensions::check_on_server(conn.client(), &files)?;
+    check_extensions(conn.client(), &files)?;
     let pending = lock_and_plan(&mut conn, &files, args.to)?;
     if pending.is_empty() {
         status(format!("{env} is up to date: nothing to apply"));

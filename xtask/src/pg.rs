@@ -1,6 +1,8 @@
-//! PostgreSQL plumbing shared by every command and the test harness: finding the server
-//! binaries, and creating, starting and stopping clusters. As root, the server programs run
-//! as the `postgres` OS user (they refuse to run as root), with their folders owned by it.
+//! PostgreSQL plumbing shared by every command and the test harness, the ground floor: it
+//! imports no command and no room above it. Finding the server binaries, and creating,
+//! starting and stopping clusters; `pg/client.rs` runs client programs. As root, the server
+//! programs run as the `postgres` OS user (they refuse to run as root), with their folders
+//! owned by it.
 
 use std::{
     net::TcpListener,
@@ -10,12 +12,8 @@ use std::{
 };
 
 mod client;
-pub mod restore;
-mod throwaway;
 
 pub use client::client_cmd;
-pub use throwaway::Throwaway;
-pub(crate) use throwaway::throwaway_guard;
 
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
@@ -103,6 +101,25 @@ impl Binaries {
 
     fn program(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// A folder `pg_config` (beside the server binaries, as Debian and Homebrew install it)
+    /// reports.
+    pub(crate) fn pg_config(&self, what: &str) -> Option<PathBuf> {
+        let out = Command::new(self.dir.join("pg_config")).arg(what).output().ok()?;
+        let dir = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+        Path::new(&dir).is_dir().then_some(dir)
+    }
+
+    /// Lines for `postgresql.conf`: when `pg_cron` is installed, it must be preloaded and
+    /// told its database, or `create extension pg_cron` fails.
+    pub(crate) fn server_conf(&self) -> String {
+        let installed = self.pg_config("--pkglibdir").is_some_and(|dir| dir.join("pg_cron.so").is_file());
+        if installed {
+            "shared_preload_libraries = 'pg_cron'\ncron.database_name = 'postgres'\n".to_string()
+        } else {
+            String::new()
+        }
     }
 }
 
@@ -200,8 +217,8 @@ impl Cluster {
                 "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 40\nshared_buffers = 256MB\nwal_level = minimal\nmax_wal_senders = 0\nmaintenance_work_mem = 256MB\n",
             );
         }
-        // An installed pg_cron only works preloaded (see db/extensions.rs).
-        conf.push_str(&crate::db::extensions::server_conf(&self.bins));
+        // An installed pg_cron only works preloaded.
+        conf.push_str(&self.bins.server_conf());
         let conf_path = data.join("postgresql.conf");
         let mut existing = std::fs::read_to_string(&conf_path)?;
         existing.push_str(&conf);

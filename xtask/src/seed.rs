@@ -106,7 +106,7 @@ fn seed_keeping(guard: &Guard, options: &Options, replace: bool, keep: bool) -> 
         ));
     }
     if keep {
-        crate::db::keep_restore_point(guard, "seed --replace")?;
+        crate::restore_point::keep_restore_point(guard, "seed --replace")?;
     }
     let mut conn = target.connect()?;
     status(format!(

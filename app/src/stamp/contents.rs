@@ -1,6 +1,6 @@
 //! What an unstamped database holds that is not the platform's: the test of "empty" that
 //! decides whether a database without the stamp may become this project's. It fails
-//! closed: what the tool's bootstrap (`xtask/src/db/supabase.sql`) or Supabase's platform
+//! closed: what the tool's bootstrap (`xtask/src/supabase/supabase.sql`) or Supabase's platform
 //! creates is listed here, and everything else counts: a row in any table of any schema
 //! (platform tables included, but for the platform's own ledgers), a large object, a
 //! schema, table, view, sequence, function or type that no extension and no platform made.

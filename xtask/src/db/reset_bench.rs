@@ -16,7 +16,8 @@ use super::bench::{median, scratch, scratch_project};
 use crate::{
     context::{self, data, status},
     flags::Profile,
-    pg::{Binaries, Throwaway, throwaway_guard},
+    pg::Binaries,
+    throwaway::{Throwaway, throwaway_guard},
     ui::{self, Align},
 };
 

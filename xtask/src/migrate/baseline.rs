@@ -6,7 +6,11 @@
 //! else. It is the only way a database that holds tables gets a stamp.
 
 use anyhow::{Context, Result, bail};
-use app::{Environment, Guard, guard::op, stamp::SUPABASE_SCHEMAS};
+use app::{
+    Environment, Guard,
+    guard::{ReadTarget, op},
+    stamp::SUPABASE_SCHEMAS,
+};
 use postgres::GenericClient;
 use xshell::Shell;
 
@@ -18,7 +22,7 @@ use crate::app_meta::LEDGER_DDL;
 use crate::{
     context::{self, data, status},
     flags::{Global, MigrateBaseline},
-    pg::Throwaway,
+    throwaway::Throwaway,
     ui::{Align, Table},
 };
 
@@ -27,6 +31,41 @@ pub(crate) fn run(sh: &Shell, global: &Global, args: MigrateBaseline) -> Result<
     let mut guard = context::guard(global)?;
     let env = guard.environment();
     let reader = guard.read::<op::Inspect>()?;
+    let survey = survey(&reader, env, &args.with_data)?;
+    let platform = survey.platform;
+    let (client_args, shown) = (reader.client_args()?, reader.url().address());
+    let mut live = snapshot::take(sh, &client_args, &shown)?;
+    if let Some(warning) = grants::restrict(&mut live, platform, &grants::kept_grantees()).warning() {
+        context::warn(warning);
+    }
+    let migrations = load_files()?;
+    check_folder(&migrations, &survey)?;
+    let mut data_entries = Vec::new();
+    for table in &survey.data_tables {
+        data_entries.extend(snapshot::table_data(sh, &client_args, &shown, table)?);
+    }
+    let first = prove(sh, &migrations, &live, platform, &data_entries)?;
+    if args.dry_run {
+        let count = if first.is_some() { 1 } else { migrations.len() };
+        return dry_run(env, first.as_ref(), count);
+    }
+    confirm(&mut guard, args.confirm.as_deref())?;
+    match first {
+        None => adopt(&guard, &migrations),
+        Some(first) => adopt_with_first(&guard, &first),
+    }
+}
+
+/// What the live database holds, read in one transaction and shown: refused when it is
+/// stamped already.
+struct Survey {
+    platform: Platform,
+    /// The tables `--with-data` names, checked.
+    data_tables: Vec<String>,
+    prisma_rows: Vec<super::prisma::Row>,
+}
+
+fn survey(reader: &ReadTarget<op::Inspect>, env: Environment, with_data: &[String]) -> Result<Survey> {
     let mut conn = reader.connect()?;
     match conn.stamp {
         Some(stamp) if stamp == env => {
@@ -40,7 +79,7 @@ pub(crate) fn run(sh: &Shell, global: &Global, args: MigrateBaseline) -> Result<
     let mut tx = conn.transaction()?;
     let found = inspect(&mut tx)?;
     let platform = Platform::detect(&mut tx)?;
-    let data_tables = with_data_tables(&mut tx, &args.with_data, platform)?;
+    let data_tables = with_data_tables(&mut tx, with_data, platform)?;
     let prisma_rows = super::prisma::read(&mut tx)?;
     drop(tx);
     show(&found)?;
@@ -48,13 +87,13 @@ pub(crate) fn run(sh: &Shell, global: &Global, args: MigrateBaseline) -> Result<
         Platform::Supabase => "a Supabase database: the platform's schemas, extensions and event triggers are left out",
         Platform::Plain => "a plain PostgreSQL database: every schema is the application's",
     });
-    let (client_args, shown) = (reader.client_args()?, reader.url().address());
-    let mut live = snapshot::take(sh, &client_args, &shown)?;
-    if let Some(warning) = grants::restrict(&mut live, platform, &grants::kept_grantees()).warning() {
-        context::warn(warning);
-    }
-    let migrations = load_files()?;
-    if !migrations.is_empty() && !data_tables.is_empty() {
+    Ok(Survey { platform, data_tables, prisma_rows })
+}
+
+/// Refuses `--with-data` beside existing migrations; says when Prisma's ledger holds the
+/// folder's history.
+fn check_folder(migrations: &[Migration], survey: &Survey) -> Result<()> {
+    if !migrations.is_empty() && !survey.data_tables.is_empty() {
         bail!(
             "--with-data puts rows into a new first migration, and {} already holds migrations\nhint: add the rows in a migration of their own (`cargo xtask migrate new NAME`)",
             layout::folder()?.shown
@@ -63,36 +102,37 @@ pub(crate) fn run(sh: &Shell, global: &Global, args: MigrateBaseline) -> Result<
     let folder = layout::folder()?;
     if folder.layout == layout::Layout::Prisma
         && !migrations.is_empty()
-        && super::prisma::matches_history(&prisma_rows, &migrations, &folder.shown)?
+        && super::prisma::matches_history(&survey.prisma_rows, migrations, &folder.shown)?
     {
         status(format!(
             "Prisma's ledger holds the folder's history: {} migration(s) applied with the files' checksums",
             migrations.len()
         ));
     }
-    let mut data_entries = Vec::new();
-    for table in &data_tables {
-        data_entries.extend(snapshot::table_data(sh, &client_args, &shown, table)?);
-    }
-    let first = prove(sh, &migrations, &live, platform, &data_entries)?;
-    let count = if first.is_some() { 1 } else { migrations.len() };
-    if args.dry_run {
-        if let Some(first) = &first {
-            status(format!(
-                "dry run: the live schema's {} application object(s) would become the first migration in {}",
-                first.objects,
-                layout::folder()?.shown
-            ));
-        }
+    Ok(())
+}
+
+/// What the real run would do; nothing is changed.
+fn dry_run(env: Environment, first: Option<&first_migration::First>, count: usize) -> Result<()> {
+    if let Some(first) = first {
         status(format!(
-            "dry run: {env} would be stamped and {count} migration(s) recorded as applied; nothing was changed"
+            "dry run: the live schema's {} application object(s) would become the first migration in {}",
+            first.objects,
+            layout::folder()?.shown
         ));
-        return Ok(());
     }
-    confirm(&mut guard, args.confirm.as_deref())?;
-    let Some(first) = first else { return adopt(&guard, &migrations) };
-    let written = first_migration::write(&first)?;
-    let adopted = load_files().and_then(|migrations| adopt(&guard, &migrations).map(|()| migrations));
+    status(format!(
+        "dry run: {env} would be stamped and {count} migration(s) recorded as applied; nothing was changed"
+    ));
+    Ok(())
+}
+
+/// Writes the composed first migration and adopts the folder with it; the file is removed
+/// again when the adoption fails. What the database already holds is not a change under
+/// review: the lint baseline accepts it, so `migrate up` applies it on a new staging too.
+fn adopt_with_first(guard: &Guard, first: &first_migration::First) -> Result<()> {
+    let written = first_migration::write(first)?;
+    let adopted = load_files().and_then(|migrations| adopt(guard, &migrations).map(|()| migrations));
     let migrations = match adopted {
         Ok(migrations) => migrations,
         Err(err) => {
@@ -100,8 +140,6 @@ pub(crate) fn run(sh: &Shell, global: &Global, args: MigrateBaseline) -> Result<
             return Err(err.context(format!("{removed} removed again")));
         }
     };
-    // What the database already holds is not a change under review: the lint baseline
-    // accepts it, so `migrate up` applies it on a new staging too.
     super::lint::accept(&migrations)
 }
 

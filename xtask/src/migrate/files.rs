@@ -7,6 +7,8 @@ use std::{collections::BTreeMap, path::Path};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use crate::supabase::extensions;
+
 /// The header that runs a file outside a transaction (for `CREATE INDEX CONCURRENTLY`).
 pub const NO_TRANSACTION: &str = "-- migrate:no-transaction";
 
@@ -33,6 +35,11 @@ impl Migration {
     pub fn label(&self) -> String {
         format!("{:04}_{}", self.version, self.name)
     }
+}
+
+/// The up scripts of the migrations, as the extension check takes them.
+pub fn extension_sources(migrations: &[Migration]) -> Vec<extensions::Source<'_>> {
+    migrations.iter().map(|m| extensions::Source { file: m.up.file.clone(), sql: &m.up.sql }).collect()
 }
 
 /// Reads and checks every migration pair in the folder (`shown` from the project root),

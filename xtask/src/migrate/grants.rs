@@ -18,7 +18,7 @@ const API_ROLES: &[&str] = &["anon", "authenticated", "service_role"];
 /// every role the bootstrap creates, read from the bootstrap itself.
 pub fn kept_grantees() -> BTreeSet<String> {
     let mut kept: BTreeSet<String> = ["PUBLIC", "postgres"].iter().map(|s| s.to_string()).collect();
-    for line in crate::SUPABASE_SQL.lines() {
+    for line in crate::supabase::SUPABASE_SQL.lines() {
         if let Some((name, _)) = line.trim().strip_prefix("['").and_then(|rest| rest.split_once('\'')) {
             kept.insert(name.to_string());
         }

@@ -94,7 +94,7 @@ pub fn load() -> Result<Vec<Migration>> {
     };
     if folder.skip_platform_extensions {
         for m in &mut migrations {
-            if let Some(sql) = crate::db::extensions::skip_platform_only(&m.up.file, &m.up.sql) {
+            if let Some(sql) = crate::supabase::extensions::skip_platform_only(&m.up.file, &m.up.sql) {
                 m.up.sql = sql;
             }
         }

@@ -5,10 +5,10 @@
 //! Output reads like a compiler's: `file:line: rule: reason`, then a hint.
 
 mod baseline;
-mod bypass;
 mod exposure;
 #[cfg(test)]
 mod exposure_tests;
+mod idents;
 mod rules;
 pub(crate) mod script;
 mod tracking;
@@ -24,7 +24,7 @@ use crate::{
     flags,
 };
 pub(crate) use baseline::BASELINE_FILE;
-pub(crate) use rules::qualified;
+pub(crate) use idents::qualified;
 use script::Script;
 
 /// Rules `migrate rehearse` enforces; their acknowledgements live in the same comments.
@@ -238,7 +238,11 @@ pub fn lint_text(shown: &str, name: &str, sql: &str, down_exists: Option<bool>) 
     }
     // Hits by statement, so acknowledgements can silence exactly their rule.
     let mut hits: Vec<(Option<usize>, usize, String, String, String)> = Vec::new();
-    for (k, rule, reason, hint) in rules::check(&parsed.statements, up, no_transaction) {
+    let mut ours = rules::check(&parsed.statements, up, no_transaction);
+    if up {
+        ours.extend(tracking::check(&parsed.statements));
+    }
+    for (k, rule, reason, hint) in ours {
         hits.push((Some(k), parsed.statements[k].line, rule.to_string(), reason, hint));
     }
     if up {

@@ -55,12 +55,12 @@ pub(crate) fn prepare(guard: &Guard, conn: &mut WriteConnection<op::Migrate>, fi
     }
     let env = guard.environment();
     refuse_where_supabase(env, &guard.resolved().database()?.address(), &missing)?;
-    crate::db::extensions::check_on_server(conn.client(), files)?;
+    super::check_extensions(conn.client(), files)?;
     status(format!(
         "the empty {env} database lacks {}: laying down Supabase's layer, as `db up` does",
         missing.join(", ")
     ));
-    guard.write::<op::Reset>()?.reset_in_place(crate::SUPABASE_SQL)?;
+    guard.write::<op::Reset>()?.reset_in_place(crate::supabase::SUPABASE_SQL)?;
     Ok(true)
 }
 

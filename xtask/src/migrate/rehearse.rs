@@ -12,15 +12,16 @@ mod run;
 use std::{collections::BTreeMap, time::Instant};
 
 use anyhow::{Result, bail};
-use app::guard::op;
+use app::guard::{ClientArgs, WriteConnection, op};
+use postgres::Client;
 use serde::Serialize;
 use xshell::Shell;
 
-use super::{Migration, schema};
+use super::{Migration, files::Script, schema};
 use crate::{
     context::{self, data, status},
     flags::{self, Global, RehearseData},
-    pg::Throwaway,
+    throwaway::Throwaway,
 };
 use run::StatementReport;
 
@@ -119,13 +120,13 @@ fn rehearse(
     limits: &flags::MigrateRehearse,
 ) -> Result<Report> {
     let mut conn = migrator.write::<op::Migrate>()?.connect()?;
-    let client = conn.client();
     let inspect = reader.write::<op::Migrate>()?;
     let args = inspect.client_args()?;
     let mut counter = inspect.connect()?;
-    let mut monitor = Some(reader.read::<op::Inspect>()?.connect()?);
+    let monitor = Some(reader.read::<op::Inspect>()?.connect()?);
     let tables = run::row_counts(counter.client())?;
-    let before = schema::dump(sh, &args, "the rehearsal copy")?;
+    let mut stage = Stage { sh, args, client: conn.client(), counter, monitor, pending };
+    let before = stage.dump()?;
     let mut report = Report {
         source: String::new(),
         migrations: Vec::new(),
@@ -136,79 +137,111 @@ fn rehearse(
         problems: Vec::new(),
         seconds: 0.0,
     };
-    let failed = |reports: &[StatementReport]| reports.last().is_some_and(|r| r.error.is_some());
-    for m in pending {
-        report.ups.extend(run::apply(client, &mut monitor, &m.up, false)?);
-        if failed(&report.ups) {
-            break;
-        }
-    }
+    report.ups = stage.apply_ups()?;
     // The Supabase layout has no down files: only the ups can be rehearsed.
-    let downs: Option<Vec<&super::files::Script>> = pending.iter().rev().map(|m| m.down.as_ref()).collect();
+    let downs: Option<Vec<&Script>> = pending.iter().rev().map(|m| m.down.as_ref()).collect();
     if downs.is_none() {
         status("the pending migrations have no down files: rollback is not rehearsed");
     }
     if let (false, Some(downs)) = (failed(&report.ups), downs) {
-        let after = schema::dump(sh, &args, "the rehearsal copy")?;
-        for down in downs {
-            report.downs.extend(run::apply(client, &mut monitor, down, true)?);
-            if failed(&report.downs) {
-                break;
-            }
-        }
-        if !failed(&report.downs) {
-            let restored = schema::dump(sh, &args, "the rehearsal copy")?;
-            if let Some(difference) = schema::first_difference(&before, &restored) {
-                let file = pending.first().and_then(|m| m.down.as_ref()).map(|d| d.file.clone()).unwrap_or_default();
-                report.problems.push(problem(
-                    &file,
-                    1,
-                    "down-restores-schema",
-                    format!("the downs do not restore the schema: {difference}"),
-                    false,
-                ));
-            }
-            let counts = run::row_counts(counter.client())?;
-            let acked = report.downs.iter().any(|r| r.acks.iter().any(|a| a == "down-loses-data"));
-            for (table, rows) in &report.tables {
-                let now = counts.get(table).copied().unwrap_or(0);
-                if now < *rows {
-                    let file =
-                        pending.first().and_then(|m| m.down.as_ref()).map(|d| d.file.clone()).unwrap_or_default();
-                    report.problems.push(problem(
-                        &file,
-                        1,
-                        "down-loses-data",
-                        format!("after the downs {table} has {now} rows, it had {rows}"),
-                        acked,
-                    ));
-                }
-            }
-            for m in pending {
-                report.reapply.extend(run::apply(client, &mut monitor, &m.up, false)?);
-                if failed(&report.reapply) {
-                    break;
-                }
-            }
-            if !failed(&report.reapply) {
-                if let Some(difference) =
-                    schema::first_difference(&after, &schema::dump(sh, &args, "the rehearsal copy")?)
-                {
-                    let file = pending.last().map(|m| m.up.file.clone()).unwrap_or_default();
-                    report.problems.push(problem(
-                        &file,
-                        1,
-                        "reapply-differs",
-                        format!("the ups applied again give another schema: {difference}"),
-                        false,
-                    ));
-                }
-            }
-        }
+        stage.round_trip(&mut report, &before, &downs)?;
     }
     let problems = judge(&report, limits);
     report.problems.splice(0..0, problems);
     Ok(report)
+}
+
+/// Whether a file's run stopped at a failing statement.
+fn failed(reports: &[StatementReport]) -> bool {
+    reports.last().is_some_and(|r| r.error.is_some())
+}
+
+/// The sessions a rehearsal runs through: the migrating one, the one that counts rows, the
+/// one that watches locks; and the pending migrations.
+struct Stage<'a> {
+    sh: &'a Shell,
+    /// The reader's client programs, for schema dumps.
+    args: ClientArgs,
+    client: &'a mut Client,
+    counter: WriteConnection<op::Migrate>,
+    monitor: Option<run::Monitor>,
+    pending: &'a [Migration],
+}
+
+impl Stage<'_> {
+    fn dump(&self) -> Result<String> {
+        schema::dump(self.sh, &self.args, "the rehearsal copy")
+    }
+
+    /// Every pending up, in order, until one fails.
+    fn apply_ups(&mut self) -> Result<Vec<StatementReport>> {
+        let mut reports = Vec::new();
+        for m in self.pending {
+            reports.extend(run::apply(self.client, &mut self.monitor, &m.up, false)?);
+            if failed(&reports) {
+                break;
+            }
+        }
+        Ok(reports)
+    }
+
+    /// The downs, then the schema and rows they leave against `before`, then the ups again
+    /// against the schema they made the first time.
+    fn round_trip(&mut self, report: &mut Report, before: &str, downs: &[&Script]) -> Result<()> {
+        let after = self.dump()?;
+        for down in downs {
+            report.downs.extend(run::apply(self.client, &mut self.monitor, down, true)?);
+            if failed(&report.downs) {
+                return Ok(());
+            }
+        }
+        self.check_restored(report, before)?;
+        report.reapply = self.apply_ups()?;
+        if failed(&report.reapply) {
+            return Ok(());
+        }
+        if let Some(difference) = schema::first_difference(&after, &self.dump()?) {
+            let file = self.pending.last().map(|m| m.up.file.clone()).unwrap_or_default();
+            report.problems.push(problem(
+                &file,
+                1,
+                "reapply-differs",
+                format!("the ups applied again give another schema: {difference}"),
+                false,
+            ));
+        }
+        Ok(())
+    }
+
+    /// After the downs: the schema as it was `before`, and no table with fewer rows.
+    fn check_restored(&mut self, report: &mut Report, before: &str) -> Result<()> {
+        let file = self.pending.first().and_then(|m| m.down.as_ref()).map(|d| d.file.clone()).unwrap_or_default();
+        let restored = self.dump()?;
+        if let Some(difference) = schema::first_difference(before, &restored) {
+            report.problems.push(problem(
+                &file,
+                1,
+                "down-restores-schema",
+                format!("the downs do not restore the schema: {difference}"),
+                false,
+            ));
+        }
+        let counts = run::row_counts(self.counter.client())?;
+        let acked = report.downs.iter().any(|r| r.acks.iter().any(|a| a == "down-loses-data"));
+        for (table, rows) in &report.tables {
+            let now = counts.get(table).copied().unwrap_or(0);
+            if now < *rows {
+                report.problems.push(problem(
+                    &file,
+                    1,
+                    "down-loses-data",
+                    format!("after the downs {table} has {now} rows, it had {rows}"),
+                    acked,
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Failures, and the thresholds each statement crossed.

@@ -8,7 +8,7 @@ use app::{Environment, guard::op};
 use xshell::Shell;
 
 use super::{apply_down, apply_up, layout, load_files, lock_and_plan, schema};
-use crate::{context::status, pg::Throwaway};
+use crate::{context::status, throwaway::Throwaway};
 
 /// On a throwaway cluster: apply every migration, snapshotting the schema after each; then
 /// from the newest down, revert each (the schema must be the one from before its up) and
@@ -24,7 +24,7 @@ pub(crate) fn verify(sh: &Shell) -> Result<()> {
     let mut conn = target.connect()?;
     let args = target.client_args()?;
     let dump = || schema::dump(sh, &args, "the throwaway cluster");
-    crate::db::extensions::check_on_server(conn.client(), &files)?;
+    super::check_extensions(conn.client(), &files)?;
     lock_and_plan(&mut conn, &files, None)?;
     if layout::folder()?.layout.forward_only() {
         for m in &files {

@@ -10,7 +10,7 @@ use anyhow::Result;
 use app::guard::op;
 
 use super::matrix;
-use crate::{context::data, pg::Throwaway, tenancy::Tenancy};
+use crate::{context::data, tenancy::Tenancy, throwaway::Throwaway};
 
 pub const TARGET_SECONDS: f64 = 5.0;
 

@@ -16,7 +16,7 @@ use crate::bulk::{Deferred, Scope};
 use crate::{
     context::{data, status},
     flags::{Global, Profile},
-    pg::Throwaway,
+    throwaway::Throwaway,
 };
 
 /// The targets the issue sets.

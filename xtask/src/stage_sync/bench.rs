@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use app::guard::op;
 use xshell::{Shell, cmd};
 
-use crate::{context, migrate, pg::Throwaway};
+use crate::{context, migrate, throwaway::Throwaway};
 
 /// The targets for stage-sync, as ratios of its time to the other tools'.
 pub(crate) const TARGET_J2: f64 = 0.75;

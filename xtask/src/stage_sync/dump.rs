@@ -11,8 +11,9 @@ use xshell::Shell;
 
 use crate::{
     context::{status, warn},
-    pg::{
-        self, Throwaway,
+    pg,
+    throwaway::{
+        Throwaway,
         restore::{Restore, first_line},
     },
 };

@@ -10,8 +10,9 @@ use squawk_syntax::{
     ast::{self, AstNode},
 };
 
-use super::rules::{fold_ident, ident, qualified};
-pub use super::tracking::check;
+use super::idents::{call_name, ident, qualified};
+
+mod bypass;
 
 /// Schemas Supabase's API (PostgREST) exposes: a table there is readable with the anon key
 /// unless row-level security says otherwise.
@@ -57,7 +58,7 @@ pub enum Event {
     },
     /// Something whose effect cannot be read from the text.
     Opaque(String),
-    /// A way around row-level security that creates no table (`bypass.rs`).
+    /// A way around row-level security that creates no table (`exposure/bypass.rs`).
     Bypass(String),
 }
 
@@ -76,7 +77,7 @@ pub fn events(stmt: &SyntaxNode) -> Vec<Event> {
 
 fn walk(root: &SyntaxNode, depth: usize, out: &mut Vec<Event>) {
     for node in root.descendants() {
-        super::bypass::events(&node, out);
+        bypass::events(&node, out);
         match node.kind() {
             K::CREATE_TABLE | K::CREATE_TABLE_AS | K::CREATE_FOREIGN_TABLE if !temporary(&node) => {
                 let how = match node.kind() {
@@ -350,15 +351,4 @@ fn dynamic(node: &SyntaxNode, depth: usize, out: &mut Vec<Event>) {
         }
         _ => out.push(Event::Opaque("EXECUTE of SQL built at run time, which the linter cannot read".to_string())),
     }
-}
-
-/// A call's function name, unqualified, unquoted and lower-cased.
-pub fn call_name(call: &SyntaxNode) -> String {
-    let Some(callee) = call.children().next() else { return String::new() };
-    let token = callee
-        .descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia() && t.kind() != K::DOT)
-        .last();
-    token.map(|t| fold_ident(t.text()).to_ascii_lowercase()).unwrap_or_default()
 }

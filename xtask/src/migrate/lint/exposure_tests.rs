@@ -2,12 +2,12 @@
 //! putting a table or view where the API reaches it; each must give a finding, and the
 //! safe spelling of the same thing must not.
 
-use super::{exposure, script};
+use super::{script, tracking};
 
 /// `rule line` of every exposure finding in `sql`, in order.
 fn findings(sql: &str) -> Vec<String> {
     let parsed = script::parse(sql);
-    exposure::check(&parsed.statements)
+    tracking::check(&parsed.statements)
         .into_iter()
         .map(|(k, rule, _, _)| format!("{rule} {}", parsed.statements[k].line))
         .collect()

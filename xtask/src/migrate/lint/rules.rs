@@ -1,10 +1,11 @@
-//! This project's rules, on Squawk's syntax tree: row-level security for every table an API
-//! can reach, no transaction control, `CONCURRENTLY` only outside a transaction, and an
-//! acknowledgement for every statement that destroys data.
+//! This project's rules, on Squawk's syntax tree: their names (row-level security for every
+//! table an API can reach is `tracking.rs`'s, on `exposure.rs`'s events), and those read
+//! from one statement alone: no transaction control, `CONCURRENTLY` only outside a
+//! transaction, and an acknowledgement for every statement that destroys data.
 
 use squawk_syntax::ast::{self, AstNode};
 
-use super::script::Statement;
+use super::{idents::qualified, script::Statement};
 
 pub const RLS: &str = "rls-required";
 pub const TRANSACTION_CONTROL: &str = "transaction-control";
@@ -22,8 +23,9 @@ pub const NAMES: &[&str] =
 /// A rule that fired on a statement (by index): rule, reason, hint.
 pub type Hit = (usize, &'static str, String, String);
 
-/// Checks the statements of one file. `up`: destructive statements and row-level security
-/// are checked in up files only (a down exists to undo, and `rehearse` reports what it loses).
+/// Checks the statements of one file, each on its own (the exposure rules, which follow
+/// tables through the file, are `tracking.rs`'s). `up`: destructive statements are checked
+/// in up files only (a down exists to undo, and `rehearse` reports what it loses).
 pub fn check(statements: &[Statement], up: bool, no_transaction: bool) -> Vec<Hit> {
     let mut hits = Vec::new();
     for (k, s) in statements.iter().enumerate() {
@@ -56,9 +58,6 @@ pub fn check(statements: &[Statement], up: bool, no_transaction: bool) -> Vec<Hi
                 ));
             }
         }
-    }
-    if up {
-        hits.extend(super::exposure::check(statements));
     }
     hits
 }
@@ -128,77 +127,4 @@ fn narrows(ty: &str) -> bool {
     let base = ty.split('(').next().unwrap_or_default().trim();
     ty.contains('(')
         || matches!(base, "smallint" | "int2" | "integer" | "int" | "int4" | "real" | "float4" | "char" | "character")
-}
-
-/// `Public."Notes"` gives `public.Notes`; a bare name is in `public` (the search path).
-/// Read from the tokens, so comments inside a name (`public/**/.x`) change nothing.
-pub fn qualified(node: &squawk_syntax::SyntaxNode) -> String {
-    let tokens = tokens(node);
-    let mut tokens: &[String] = &tokens;
-    if tokens.first().is_some_and(|t| t.eq_ignore_ascii_case("only")) {
-        tokens = &tokens[1..];
-    }
-    if tokens.last().is_some_and(|t| t == "*") {
-        tokens = &tokens[..tokens.len() - 1];
-    }
-    // A custom Unicode escape character is not decoded: assume the API's schema.
-    if tokens.iter().any(|t| t.eq_ignore_ascii_case("uescape")) {
-        return format!("public.{}", tokens.concat());
-    }
-    let parts: Vec<String> = tokens.split(|t| t == ".").map(|p| fold_ident(&p.concat())).collect();
-    if parts.len() == 1 { format!("public.{}", parts[0]) } else { parts.join(".") }
-}
-
-/// One identifier as PostgreSQL reads it: `"Quoted"` kept, `U&"\0070ublic"` decoded, bare
-/// names lower-cased.
-pub fn fold_ident(text: &str) -> String {
-    let text = text.trim();
-    let unicode = text.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("u&"));
-    let quoted = if unicode { &text[2..] } else { text };
-    match quoted.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-        Some(inner) if unicode => decode_unicode(&inner.replace("\"\"", "\"")).unwrap_or_else(|| inner.to_string()),
-        Some(inner) => inner.replace("\"\"", "\""),
-        None => text.to_ascii_lowercase(),
-    }
-}
-
-/// `\XXXX`, `\+XXXXXX` and `\\` escapes of a `U&"..."` identifier.
-fn decode_unicode(text: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('\\') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at + 1..];
-        let width = match rest.chars().next()? {
-            '\\' => {
-                out.push('\\');
-                rest = &rest[1..];
-                continue;
-            }
-            '+' => {
-                rest = &rest[1..];
-                6
-            }
-            _ => 4,
-        };
-        let code = u32::from_str_radix(rest.get(..width)?, 16).ok()?;
-        out.push(char::from_u32(code)?);
-        rest = &rest[width..];
-    }
-    out.push_str(rest);
-    Some(out)
-}
-
-/// A node's tokens as written, comments and white space left out.
-pub fn tokens(node: &squawk_syntax::SyntaxNode) -> Vec<String> {
-    node.descendants_with_tokens()
-        .filter_map(|e| e.into_token())
-        .filter(|t| !t.kind().is_trivia())
-        .map(|t| t.text().to_string())
-        .collect()
-}
-
-/// A one-identifier node (a schema or role name) as PostgreSQL reads it, comments aside.
-pub fn ident(node: &squawk_syntax::SyntaxNode) -> String {
-    fold_ident(&tokens(node).concat())
 }

@@ -2,12 +2,15 @@
 //! path (a read-only session, and `pg_dump` with read-only transactions), or a seeded
 //! profile on the schema of the migrations before the rehearsed ones.
 
-use std::io::{Read, Write};
+use std::{
+    io::{Read, Write},
+    path::Path,
+};
 
 use anyhow::{Context, Result, bail};
 use app::{
     Environment, Guard,
-    guard::op,
+    guard::{ReadConnection, ReadTarget, op},
     matrix::{self, Access, Operation},
 };
 use postgres::Client;
@@ -17,8 +20,8 @@ use crate::{
     context::{self, status},
     flags::{Global, Profile, RehearseData},
     migrate::{self, Migration},
-    pg::{self, Throwaway, restore::Restore},
-    seed,
+    pg, seed,
+    throwaway::{self, Throwaway, restore::Restore},
 };
 
 /// Copies the environment's application schemas and data into the throwaway cluster (which
@@ -42,11 +45,27 @@ pub fn copy(
     }
     let source = guard.read::<op::Inspect>()?;
     let mut src = source.connect()?;
-    // The copy is of the environment's own database only, as stage-sync reads its source:
-    // a URL (a tunnel, a typo) reaching a database stamped otherwise, production above
-    // all, or one this project never stamped, is refused before a row is read.
-    match src.stamp {
-        Some(stamp) if stamp == env => {}
+    refuse_other_database(src.stamp, env, &source)?;
+    let choice = choose(&mut src, files, env, pending_on)?;
+    let started = std::time::Instant::now();
+    let (owner, reader) = restore_copy(sh, (&source, &mut src), throwaway, env)?;
+    revert_ahead(&owner, &choice, env)?;
+    status(format!("copied {env} into a throwaway cluster in {:.1} s (read-only)", started.elapsed().as_secs_f64()));
+    let other = choice.other;
+    if !choice.ahead.is_empty() {
+        status(format!("reverted the copy to {other}'s migrations: {} down(s)", choice.ahead.len()));
+    }
+    let source =
+        if other == env { format!("a copy of {env}") } else { format!("a copy of {env} at {other}'s migrations") };
+    Ok((source, choice.pending, owner, reader))
+}
+
+/// The copy is of the environment's own database only, as stage-sync reads its source: a
+/// URL (a tunnel, a typo) reaching a database stamped otherwise, production above all, or
+/// one this project never stamped, is refused before a row is read.
+fn refuse_other_database(stamp: Option<Environment>, env: Environment, source: &ReadTarget<op::Inspect>) -> Result<()> {
+    match stamp {
+        Some(stamp) if stamp == env => Ok(()),
         Some(stamp) => bail!(
             "the database at {} is stamped {stamp}, not {env}: rehearsing on a copy of it is refused, nothing was read\nhint: the {env} URL reaches the {stamp} database; check env/.env.{env}",
             source.url().address()
@@ -56,9 +75,27 @@ pub fn copy(
             source.url().address()
         ),
     }
+}
+
+/// Which migrations a copy rehearses.
+struct Choice {
+    /// The environment whose ledger says what is pending (the copied one unless
+    /// `--pending-on` names another).
+    other: Environment,
+    pending: Vec<Migration>,
+    /// Applied on the copied environment but pending on `other`: reverted on the copy.
+    ahead: Vec<Migration>,
+}
+
+/// The migrations pending on `pending_on` (production, for the production workflow), whose
+/// ledger is only read; refused when the copied environment is behind it.
+fn choose(
+    src: &mut ReadConnection<op::Inspect>,
+    files: &[Migration],
+    env: Environment,
+    pending_on: Option<Environment>,
+) -> Result<Choice> {
     let ledger = migrate::read_ledger(&mut src.transaction()?)?;
-    // Which migrations to rehearse: those pending on `pending_on` (production, for the
-    // production workflow), whose ledger is only read.
     let (other, wanted) = match pending_on.filter(|e| *e != env) {
         Some(other) => {
             let guard = context::guard_for(Some(other))?;
@@ -76,14 +113,48 @@ pub fn copy(
             m.label()
         );
     }
-    let ahead: Vec<&Migration> = pending.iter().filter(|m| applied(m)).collect();
-    let started = std::time::Instant::now();
+    let ahead = pending.iter().filter(|m| applied(m)).cloned().collect();
+    Ok(Choice { other, pending, ahead })
+}
+
+/// Copies `auth.users`, dumps the source read-only and restores the dump into the
+/// throwaway as data; returns the guards of the copy (the restorer's, the superuser's).
+fn restore_copy(
+    sh: &Shell,
+    (source, src): (&ReadTarget<op::Inspect>, &mut ReadConnection<op::Inspect>),
+    throwaway: &Throwaway,
+    env: Environment,
+) -> Result<(Guard, Guard)> {
     let target = throwaway.guard()?;
     let copy_target = target.write::<op::Migrate>()?;
     let mut dst = copy_target.connect()?;
     copy_auth_users(&mut src.transaction()?, dst.client())?;
     drop(dst);
     let dump = throwaway.cluster.dir.join("copy.dump");
+    dump_source(sh, source, &dump, env)?;
+    // Restored as data: by a login that is no superuser and owns no database, as a dump of
+    // production is (`throwaway::restore`); anything that does not restore whole is an error.
+    let listed = pg::client_cmd(sh, "pg_restore", &copy_target.client_args()?)?
+        .arg("--list")
+        .arg(&dump)
+        .ignore_status()
+        .output()?;
+    if !listed.status.success() {
+        bail!("cannot read the copy of {env}: {}", last_line(&listed.stderr));
+    }
+    let restore = Restore { throwaway, database: "postgres", create: false, tolerant: false };
+    let skipped = restore.run(sh, &dump, &String::from_utf8_lossy(&listed.stdout), &format!("the copy of {env}"))?;
+    for line in skipped.lines() {
+        context::warn(format!("left out of the copy of {env}: {line}"));
+    }
+    let _ = std::fs::remove_file(&dump);
+    let owner = throwaway::throwaway_guard(&restore.owner_url())?;
+    let reader = throwaway::throwaway_guard(&restore.superuser_url())?;
+    Ok((owner, reader))
+}
+
+/// `pg_dump` of the application's schemas (Supabase's left out) in read-only transactions.
+fn dump_source(sh: &Shell, source: &ReadTarget<op::Inspect>, dump: &Path, env: Environment) -> Result<()> {
     let mut excluded: Vec<String> =
         app::stamp::SUPABASE_SCHEMAS.iter().map(|s| format!("--exclude-schema={s}")).collect();
     excluded.push("--exclude-schema=pg_temp*".to_string());
@@ -105,26 +176,15 @@ pub fn copy(
     if !out.status.success() {
         bail!("cannot copy {env} with pg_dump: {}", last_line(&out.stderr));
     }
-    // Restored as data: by a login that is no superuser and owns no database, as a dump of
-    // production is (`pg::restore`); anything that does not restore whole is an error.
-    let listed = pg::client_cmd(sh, "pg_restore", &copy_target.client_args()?)?
-        .arg("--list")
-        .arg(&dump)
-        .ignore_status()
-        .output()?;
-    if !listed.status.success() {
-        bail!("cannot read the copy of {env}: {}", last_line(&listed.stderr));
-    }
-    let restore = Restore { throwaway, database: "postgres", create: false, tolerant: false };
-    let skipped = restore.run(sh, &dump, &String::from_utf8_lossy(&listed.stdout), &format!("the copy of {env}"))?;
-    for line in skipped.lines() {
-        context::warn(format!("left out of the copy of {env}: {line}"));
-    }
-    let _ = std::fs::remove_file(&dump);
-    let owner = pg::throwaway_guard(&restore.owner_url())?;
-    let reader = pg::throwaway_guard(&restore.superuser_url())?;
+    Ok(())
+}
+
+/// Reverts the copy, newest first, to the migrations of the environment it is rehearsed
+/// for; then analyzes it.
+fn revert_ahead(owner: &Guard, choice: &Choice, env: Environment) -> Result<()> {
+    let other = choice.other;
     let mut dst = owner.write::<op::Migrate>()?.connect()?;
-    for m in ahead.iter().rev() {
+    for m in choice.ahead.iter().rev() {
         let Some(down) = &m.down else {
             bail!("cannot revert {} on the copy of {env} to {other}'s migrations: it has no down file", m.label());
         };
@@ -137,13 +197,7 @@ pub fn copy(
         })?;
     }
     dst.client().batch_execute("analyze")?;
-    status(format!("copied {env} into a throwaway cluster in {:.1} s (read-only)", started.elapsed().as_secs_f64()));
-    if !ahead.is_empty() {
-        status(format!("reverted the copy to {other}'s migrations: {} down(s)", ahead.len()));
-    }
-    let source =
-        if other == env { format!("a copy of {env}") } else { format!("a copy of {env} at {other}'s migrations") };
-    Ok((source, pending, owner, reader))
+    Ok(())
 }
 
 /// `auth.users` rows first, so that the copy's foreign keys to them hold; only the columns

@@ -85,18 +85,55 @@ pub fn apply(
         client.batch_execute("begin")?;
     }
     let pid: i32 = client.query_one("select pg_backend_pid()", &[])?.get(0);
-    let mut reports: Vec<StatementReport> = Vec::new();
-    let mut taken: BTreeMap<String, (String, Instant)> = BTreeMap::new();
-    let mut lock_owner: BTreeMap<String, usize> = BTreeMap::new();
+    let mut file = FileRun {
+        client,
+        monitor,
+        script: s,
+        pid,
+        in_tx,
+        reports: Vec::new(),
+        taken: BTreeMap::new(),
+        lock_owner: BTreeMap::new(),
+    };
     for st in &parsed.statements {
-        let text = st.text(&s.sql);
-        let destroys = if down { destroyed(client, &st.node)? } else { Vec::new() };
-        let files_before = relfilenodes(client)?;
-        let watch = Watch::start(monitor, pid);
+        if !file.statement(st, down)? {
+            return Ok(file.reports);
+        }
+    }
+    if in_tx {
+        file.commit()?;
+    }
+    Ok(file.reports)
+}
+
+/// One file being applied: the sessions, the reports so far, and the locks its
+/// transaction holds.
+struct FileRun<'a> {
+    client: &'a mut Client,
+    monitor: &'a mut Option<Monitor>,
+    script: &'a Script,
+    /// The migrating session's backend, whose locks are watched.
+    pid: i32,
+    in_tx: bool,
+    reports: Vec<StatementReport>,
+    /// Per table, the strongest lock the transaction took and when.
+    taken: BTreeMap<String, (String, Instant)>,
+    /// Per table, the report (by index) that holds its lock.
+    lock_owner: BTreeMap<String, usize>,
+}
+
+impl FileRun<'_> {
+    /// Runs one statement and keeps its report; `false` when it failed (and the file's
+    /// transaction was rolled back).
+    fn statement(&mut self, st: &script::Statement, down: bool) -> Result<bool> {
+        let s = self.script;
+        let destroys = if down { destroyed(self.client, &st.node)? } else { Vec::new() };
+        let files_before = relfilenodes(self.client)?;
+        let watch = Watch::start(self.monitor, self.pid);
         let started = Instant::now();
-        let result = client.simple_query(text);
+        let result = self.client.simple_query(st.text(&s.sql));
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        let seen = watch.stop(monitor);
+        let seen = watch.stop(self.monitor);
         let mut report = StatementReport {
             file: s.file.clone(),
             line: st.line,
@@ -119,51 +156,63 @@ pub fn apply(
             }
             Err(err) => {
                 report.error = Some(db_message(&err));
-                reports.push(report);
-                if in_tx {
-                    client.batch_execute("rollback")?;
+                self.reports.push(report);
+                if self.in_tx {
+                    self.client.batch_execute("rollback")?;
                 }
-                return Ok(reports);
+                return Ok(false);
             }
         }
-        // Locks held now (inside a transaction, until commit) plus those seen while it ran.
-        let mut locks = seen;
-        for (table, mode) in held_locks(client, pid)? {
-            upgrade(&mut locks, table, mode);
-        }
-        let k = reports.len();
-        for (table, mode) in locks {
-            // Only what this statement added: earlier statements' locks are theirs.
-            if taken.get(&table).is_some_and(|(m, _)| strength(&mode) <= strength(m)) {
-                continue;
-            }
-            if in_tx {
-                taken.insert(table.clone(), (mode.clone(), started));
-                lock_owner.insert(table.clone(), k);
-            }
-            report.locks.push(Lock { blocks: blocks(&mode), table, mode, held_ms: ms });
-        }
-        let files_after = relfilenodes(client)?;
+        self.record_locks(&mut report, seen, started)?;
+        let files_after = relfilenodes(self.client)?;
         report.rewrites = files_before
             .iter()
             .filter(|(table, node)| files_after.get(*table).is_some_and(|after| after != *node))
             .map(|(table, _)| table.clone())
             .collect();
-        reports.push(report);
+        self.reports.push(report);
+        Ok(true)
     }
-    if in_tx {
-        client.batch_execute("commit")?;
-        // A lock taken inside the transaction is held until the commit.
+
+    /// The locks held now (inside a transaction, until commit) plus those `seen` while the
+    /// statement ran; only what this statement added: earlier statements' locks are theirs.
+    fn record_locks(
+        &mut self,
+        report: &mut StatementReport,
+        seen: BTreeMap<String, String>,
+        started: Instant,
+    ) -> Result<()> {
+        let mut locks = seen;
+        for (table, mode) in held_locks(self.client, self.pid)? {
+            upgrade(&mut locks, table, mode);
+        }
+        let k = self.reports.len();
+        for (table, mode) in locks {
+            if self.taken.get(&table).is_some_and(|(m, _)| strength(&mode) <= strength(m)) {
+                continue;
+            }
+            if self.in_tx {
+                self.taken.insert(table.clone(), (mode.clone(), started));
+                self.lock_owner.insert(table.clone(), k);
+            }
+            report.locks.push(Lock { blocks: blocks(&mode), table, mode, held_ms: report.ms });
+        }
+        Ok(())
+    }
+
+    /// Commits; a lock taken inside the transaction is held until the commit.
+    fn commit(&mut self) -> Result<()> {
+        self.client.batch_execute("commit")?;
         let now = Instant::now();
-        for (table, (_, since)) in &taken {
+        for (table, (_, since)) in &self.taken {
             if let Some(lock) =
-                lock_owner.get(table).and_then(|k| reports[*k].locks.iter_mut().find(|l| &l.table == table))
+                self.lock_owner.get(table).and_then(|k| self.reports[*k].locks.iter_mut().find(|l| &l.table == table))
             {
                 lock.held_ms = now.duration_since(*since).as_secs_f64() * 1000.0;
             }
         }
+        Ok(())
     }
-    Ok(reports)
 }
 
 fn blocks(mode: &str) -> &'static str {

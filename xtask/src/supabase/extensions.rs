@@ -1,16 +1,14 @@
 //! The extensions migrations need: found in their `create extension` statements, checked
 //! against what this server can install before anything is changed, with the package that
-//! provides each missing one; and the server settings an installed `pg_cron` needs.
+//! provides each missing one. The scripts come in as plain [`Source`]s: this room knows
+//! nothing of how `migrate` reads its files. (The server settings an installed `pg_cron`
+//! needs are `pg::Binaries::server_conf`'s.)
 
-use std::{
-    collections::BTreeSet,
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::collections::BTreeSet;
 
 use anyhow::{Result, bail};
 
-use crate::{migrate::Migration, pg::Binaries};
+use crate::pg::Binaries;
 
 /// One migration file's text, by the path shown in messages.
 pub struct Source<'a> {
@@ -20,16 +18,11 @@ pub struct Source<'a> {
 
 /// [`check`] against what the connected server can install, before `migrate` changes
 /// anything.
-pub fn check_on_server(client: &mut impl postgres::GenericClient, migrations: &[Migration]) -> Result<()> {
+pub fn check_on_server(client: &mut impl postgres::GenericClient, sources: &[Source]) -> Result<()> {
     let available = available_on_server(client)?;
     let version: String = client.query_one("show server_version_num", &[])?.get(0);
     let major = version.parse::<u32>().map_or(0, |v| v / 10_000);
-    check(&sources(migrations), &available, major)
-}
-
-/// The up scripts of the migrations, as [`check`] takes them.
-pub fn sources(migrations: &[Migration]) -> Vec<Source<'_>> {
-    migrations.iter().map(|m| Source { file: m.up.file.clone(), sql: &m.up.sql }).collect()
+    check(sources, &available, major)
 }
 
 /// Stops (one error naming each missing extension and its package) unless every extension
@@ -238,7 +231,7 @@ pub fn available_on_server(client: &mut impl postgres::GenericClient) -> Result<
 /// The extensions the binaries' installation provides (the `.control` files in its share
 /// folder), without a running server; `None` when the folder cannot be found.
 pub fn available_on_disk(bins: &Binaries) -> Option<BTreeSet<String>> {
-    let dir = pg_config(bins, "--sharedir")?.join("extension");
+    let dir = bins.pg_config("--sharedir")?.join("extension");
     let entries = std::fs::read_dir(dir).ok()?;
     Some(
         entries
@@ -246,25 +239,6 @@ pub fn available_on_disk(bins: &Binaries) -> Option<BTreeSet<String>> {
             .filter_map(|e| e.file_name().to_str()?.strip_suffix(".control").map(str::to_string))
             .collect(),
     )
-}
-
-/// Lines for `postgresql.conf`: when `pg_cron` is installed, it must be preloaded and told
-/// its database, or `create extension pg_cron` fails.
-pub fn server_conf(bins: &Binaries) -> String {
-    let installed = pg_config(bins, "--pkglibdir").is_some_and(|dir| dir.join("pg_cron.so").is_file());
-    if installed {
-        "shared_preload_libraries = 'pg_cron'\ncron.database_name = 'postgres'\n".to_string()
-    } else {
-        String::new()
-    }
-}
-
-/// A folder `pg_config` (beside the server binaries, as Debian and Homebrew install it)
-/// reports.
-fn pg_config(bins: &Binaries, what: &str) -> Option<PathBuf> {
-    let out = Command::new(bins.dir.join("pg_config")).arg(what).output().ok()?;
-    let dir = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
-    Path::new(&dir).is_dir().then_some(dir)
 }
 
 #[cfg(test)]

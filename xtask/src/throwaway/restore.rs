@@ -21,7 +21,8 @@ use anyhow::{Context, Result, bail};
 use app::guard::op;
 use xshell::Shell;
 
-use super::{Throwaway, client_cmd, throwaway_guard};
+use super::{Throwaway, throwaway_guard};
+use crate::pg::client_cmd;
 
 mod toc;
 
@@ -250,7 +251,7 @@ impl Restore<'_> {
     ) -> Result<()> {
         let dir = &self.throwaway.cluster.dir;
         let (sql_file, script) = (dir.join(format!("{name}.sql")), dir.join(format!("{name}.checked.sql")));
-        let program = super::Binaries::find()?.dir.join("pg_restore");
+        let program = crate::pg::Binaries::find()?.dir.join("pg_restore");
         let (use_list, output) = (format!("--use-list={}", list.display()), format!("--file={}", sql_file.display()));
         xshell::cmd!(sh, "{program} {use_list} {output} {file}")
             .quiet()

@@ -1,5 +1,8 @@
-//! Throwaway clusters: copies of a template cluster made once per process, private to
-//! this OS user (0700 folders, a password of random bits), stopped and deleted on drop.
+//! Throwaway clusters: copies of a template cluster made once per process (initialized by
+//! `pg`, bootstrapped by `supabase`, stamped `test`), private to this OS user (0700
+//! folders, a password of random bits), stopped and deleted on drop; `throwaway/restore.rs`
+//! restores content from outside into one as data. Above `pg` and `supabase`, below every
+//! command that uses one.
 
 use std::{
     path::{Path, PathBuf},
@@ -10,9 +13,15 @@ use std::{
 };
 
 use anyhow::{Context, Result};
+use app::guard::op;
 use xshell::{Shell, cmd};
 
-use super::{Binaries, Cluster, Durability, free_port, make_private};
+use crate::{
+    pg::{Binaries, Cluster, Durability, free_port, make_private},
+    supabase::SUPABASE_SQL,
+};
+
+pub mod restore;
 
 /// A throwaway cluster for tests, `migrate verify` and benchmarks: a copy of a template that
 /// is initialized, bootstrapped (Supabase's roles and schema) and stamped `test` once per
@@ -28,14 +37,9 @@ impl Throwaway {
         Throwaway::start_from(throwaway_template()?)
     }
 
-    /// A throwaway cluster whose database the project's migrations have also been applied
-    /// to, copied from a migrated template made once per process: tests that need the
-    /// schema stop re-running every migration.
-    pub fn start_migrated() -> Result<Throwaway> {
-        Throwaway::start_from(migrated_template()?)
-    }
-
-    fn start_from(template: &Path) -> Result<Throwaway> {
+    /// A throwaway cluster copied from `template`, a stopped cluster's folder (the
+    /// migrated template of [`crate::testing`]).
+    pub(crate) fn start_from(template: &Path) -> Result<Throwaway> {
         let sh = Shell::new()?;
         let dir = throwaway_dir("cluster")?;
         let (template_data, data) = (template.join("data"), dir.join("data"));
@@ -173,7 +177,7 @@ fn throwaway_template() -> Result<&'static Path> {
     let cluster = Cluster::new(&dir, free_port()?, Binaries::find()?);
     cluster.init(&sh, Throwaway::password(), Durability::Throwaway)?;
     cluster.start(&sh)?;
-    let bootstrapped = crate::db::bootstrap_throwaway(&cluster.url(Throwaway::password(), "postgres"));
+    let bootstrapped = bootstrap(&cluster.url(Throwaway::password(), "postgres"));
     cluster.stop(&sh, false)?;
     bootstrapped.context("cannot bootstrap the template cluster")?;
     let dir: &'static Path = Box::leak(dir.into_boxed_path());
@@ -181,22 +185,7 @@ fn throwaway_template() -> Result<&'static Path> {
     Ok(dir)
 }
 
-/// The throwaway template with the project's migrations applied, made once per process
-/// from a throwaway cluster that is then stopped and kept (its folder goes with the
-/// process's other throwaway folders).
-fn migrated_template() -> Result<&'static Path> {
-    static TEMPLATE: Mutex<Option<&'static Path>> = Mutex::new(None);
-    let mut template = TEMPLATE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(dir) = *template {
-        return Ok(dir);
-    }
-    let throwaway = Throwaway::start()?;
-    let migrated = throwaway.guard().and_then(|guard| crate::migrate::up_all(&guard));
-    throwaway.cluster.stop(&throwaway.sh, false)?;
-    migrated.context("cannot migrate the migrated template cluster")?;
-    let dir: &'static Path = Box::leak(throwaway.cluster.dir.clone().into_boxed_path());
-    // Kept: its Drop would delete the folder.
-    std::mem::forget(throwaway);
-    *template = Some(dir);
-    Ok(dir)
+/// Bootstraps a new throwaway cluster's database: Supabase's schema, stamped `test`.
+fn bootstrap(url: &str) -> Result<()> {
+    throwaway_guard(url)?.write::<op::Reset>()?.reset_in_place(SUPABASE_SQL).map(drop)
 }

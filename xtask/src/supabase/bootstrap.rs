@@ -1,10 +1,10 @@
-//! The version of the Supabase bootstrap (`db/supabase.sql`), which the bootstrap records
+//! The version of the Supabase bootstrap (`supabase/supabase.sql`), which the bootstrap records
 //! in its database's comment (invisible to schema dumps) and `db status` reports, so that a
 //! local database made by an older xtask can be told apart and re-created.
 
 use anyhow::Result;
 
-/// The version `db/supabase.sql` writes; raise both together.
+/// The version `supabase/supabase.sql` writes; raise both together.
 pub const VERSION: u32 = 2;
 
 /// The comment text that carries the version.
@@ -39,6 +39,9 @@ mod tests {
 
     #[test]
     fn the_sql_records_this_version() {
-        assert!(crate::SUPABASE_SQL.contains(&format!("'{PREFIX}{VERSION}'")), "raise VERSION with db/supabase.sql");
+        assert!(
+            super::super::SUPABASE_SQL.contains(&format!("'{PREFIX}{VERSION}'")),
+            "raise VERSION with supabase/supabase.sql"
+        );
     }
 }
