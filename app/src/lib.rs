@@ -19,6 +19,7 @@ mod restore_point;
 pub mod secrets;
 pub mod selection;
 pub mod settings;
+mod sql;
 pub mod stamp;
 mod template;
 

@@ -51,13 +51,7 @@ pub struct Matrix {
 /// The command on the guard's environment (never production: the matrix refuses RLS
 /// testing there); also `cargo xtask ci`'s section, with `Mode::Check`.
 pub fn run(guard: &Guard, mode: Mode) -> Result<()> {
-    let target = guard.write::<op::RlsTesting>()?;
-    if !guard.settings().allow_test_data {
-        bail!(
-            "the access matrix plants probe rows (rolled back), but {} has allow_test_data = false",
-            guard.environment()
-        );
-    }
+    let target = guard.write::<op::RlsMatrix>()?;
     let root = context::project_root();
     let tenancy = Tenancy::load(&root)?;
     let snapshot_path = root.join(snapshot::FILE);

@@ -5,11 +5,7 @@
 use std::io::{Read, Write};
 
 use anyhow::{Context, Result, bail};
-use app::{
-    Environment, Guard,
-    guard::op,
-    matrix::{self, Access, Operation},
-};
+use app::{Environment, Guard, guard::op};
 use postgres::Client;
 use xshell::Shell;
 
@@ -35,7 +31,7 @@ pub fn copy(
 ) -> Result<(String, Vec<Migration>, Guard, Guard)> {
     let guard = context::guard(global)?;
     let env = guard.environment();
-    if matrix::access(Operation::MigrationTesting, env) == Access::Never {
+    if !guard.allows::<op::MigrationTesting>() {
         bail!(
             "rehearsing on a copy of {env} is refused: the access matrix allows no migration testing there\nhint: rehearse on staging, which holds an anonymized copy of production (--env staging), or on seeded data (--data large)"
         );
@@ -191,11 +187,13 @@ pub fn seeded(
         bail!("there is no migration {from:04}\nhint: `cargo xtask migrate status` lists them");
     }
     {
-        let mut conn = guard.write::<op::Migrate>()?.connect()?;
+        let target = guard.write::<op::Migrate>()?;
+        let mut conn = target.connect()?;
         let base: Vec<&Migration> =
             migrate::lock_and_plan(&mut conn, files, None)?.into_iter().filter(|m| m.version < from).collect();
+        let backup = target.backed_up(|| crate::backup::take(&Shell::new()?, guard))?;
         for m in base {
-            migrate::apply_up(conn.client(), m, Environment::Test, None, None)?;
+            migrate::apply_up(conn.client(), m, Environment::Test, &backup, None)?;
         }
     }
     let options = seed::Options::new(profile, None, None, 1)?;
