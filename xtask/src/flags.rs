@@ -424,45 +424,6 @@ pub struct Ci {
     pub tests_only: bool,
 }
 
-impl Xtask {
-    /// `--env` selects the environment a command acts on, and nothing else: where a command
-    /// acts on no environment, or takes its target from another flag, it is a usage error
-    /// (exit 2), never silently ignored. Returns the message, if so.
-    pub fn env_misuse(&self) -> Option<String> {
-        let env = self.global.env?;
-        let why = match &self.command {
-            Command::Env(Env { command: Some(EnvCommand::Matrix) }) => {
-                "`env matrix` prints every environment's access and selects none".to_string()
-            }
-            Command::Migrate(Migrate { command }) => match command {
-                MigrateCommand::New { .. } => "`migrate new` writes files and reaches no database".to_string(),
-                MigrateCommand::Lint(_) => "`migrate lint` reads files and reaches no database".to_string(),
-                MigrateCommand::Verify => "`migrate verify` runs on a throwaway cluster of its own".to_string(),
-                MigrateCommand::Rehearse(r) if r.data != RehearseData::Copy => {
-                    "`migrate rehearse` on seeded data runs on a throwaway cluster; only --data copy reads an environment".to_string()
-                }
-                MigrateCommand::Diff { .. } => {
-                    "`migrate diff` compares the environments --from and --to name".to_string()
-                }
-                _ => return None,
-            },
-            Command::StageSync(sync) => {
-                return match sync.to {
-                    Some(to) if to == env => None,
-                    Some(to) => Some(format!("stage-sync's target is --to {to}, which --env {env} contradicts")),
-                    None => Some(format!(
-                        "stage-sync takes its target from --to only (staging when absent), never from --env: write --to {env}"
-                    )),
-                };
-            }
-            Command::Bench(_) => "benchmarks run on throwaway clusters of their own".to_string(),
-            Command::Ci(_) => "`ci` runs on throwaway clusters of its own and acts on no environment".to_string(),
-            _ => return None,
-        };
-        Some(format!("--env {env} means nothing here: {why}"))
-    }
-}
-
 fn parse_env(raw: &str) -> Result<Environment, String> {
     raw.parse::<Environment>().map_err(|err| err.to_string().lines().next().unwrap_or_default().to_string())
 }
@@ -493,5 +454,6 @@ impl std::str::FromStr for Clinics {
     }
 }
 
+mod misuse;
 #[cfg(test)]
 mod tests;
