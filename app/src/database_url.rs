@@ -18,7 +18,7 @@ mod tests;
 
 /// Overrides the start-up timeout (connect, TLS, login, first query), in seconds, where the
 /// URL has no `connect_timeout`.
-pub const TIMEOUT_VAR: &str = "XTASK_CONNECT_TIMEOUT";
+pub(crate) const TIMEOUT_VAR: &str = "XTASK_CONNECT_TIMEOUT";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection string, parsed by the `postgres` crate (URL or `key=value` form).
@@ -33,7 +33,7 @@ pub struct DatabaseUrl {
 
 /// Where the server is.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Host {
+pub(crate) enum Host {
     Tcp(String),
     Socket(PathBuf),
 }
@@ -74,7 +74,7 @@ const FOREIGN_PARAMS: &[&str] = &[
 ];
 
 impl DatabaseUrl {
-    pub fn host(&self) -> Host {
+    pub(crate) fn host(&self) -> Host {
         match self.config.get_hosts().first() {
             Some(PgHost::Tcp(host)) => Host::Tcp(host.clone()),
             Some(PgHost::Unix(path)) => Host::Socket(path.clone()),
@@ -111,7 +111,7 @@ impl DatabaseUrl {
 
     /// Every place the driver may connect to, in its order: each host of the string, with
     /// its `hostaddr` if it has one, else each address its name resolves to.
-    pub fn endpoints(&self) -> Vec<Endpoint> {
+    pub(crate) fn endpoints(&self) -> Vec<Endpoint> {
         let mut out = Vec::new();
         for t in self.targets() {
             match (t.hostaddr, &t.host) {
@@ -137,7 +137,7 @@ impl DatabaseUrl {
     /// Why a command that writes must not use this string, if it must not: it names
     /// several servers, lets the driver choose among them, or gives an address that is not
     /// one of its host's.
-    pub fn write_problem(&self) -> Option<String> {
+    pub(crate) fn write_problem(&self) -> Option<String> {
         let targets = self.targets();
         if targets.len() > 1 {
             return Some(format!(
@@ -167,7 +167,7 @@ impl DatabaseUrl {
 
     /// How long connecting may take as a whole (connect, TLS, login, the first query):
     /// the URL's `connect_timeout`, else `XTASK_CONNECT_TIMEOUT`, else 10 s.
-    pub fn startup_timeout(&self) -> Duration {
+    pub(crate) fn startup_timeout(&self) -> Duration {
         if let Some(timeout) = self.config.get_connect_timeout().filter(|t| !t.is_zero()) {
             return *timeout;
         }
@@ -180,7 +180,7 @@ impl DatabaseUrl {
     }
 
     /// The setting that controls [`startup_timeout`](Self::startup_timeout), for messages.
-    pub fn timeout_setting(&self) -> String {
+    pub(crate) fn timeout_setting(&self) -> String {
         let secs = self.startup_timeout().as_secs_f64();
         if self.config.get_connect_timeout().is_some_and(|t| !t.is_zero()) {
             format!("connect_timeout={secs} in DATABASE_URL")
@@ -250,7 +250,7 @@ impl DatabaseUrl {
     }
 
     /// The same URL with another start-up timeout.
-    pub fn with_connect_timeout(&self, timeout: Duration) -> DatabaseUrl {
+    pub(crate) fn with_connect_timeout(&self, timeout: Duration) -> DatabaseUrl {
         let mut url = self.clone();
         url.config.connect_timeout(timeout);
         url
@@ -301,13 +301,13 @@ impl fmt::Debug for DatabaseUrl {
 }
 
 /// Whether a host name (or IP literal) is this machine: it resolves, and only to loopback.
-pub fn is_loopback(host: &str, port: u16) -> bool {
+pub(crate) fn is_loopback(host: &str, port: u16) -> bool {
     let ips = address::resolve(host, port);
     !ips.is_empty() && ips.iter().all(IpAddr::is_loopback)
 }
 
 /// `<ref>.supabase.co` or `db.<ref>.supabase.co` gives `<ref>`.
-pub fn supabase_host_ref(host: &str) -> Option<String> {
+pub(crate) fn supabase_host_ref(host: &str) -> Option<String> {
     let host = host.to_ascii_lowercase();
     let rest = host.strip_suffix(".supabase.co")?;
     let rest = rest.strip_prefix("db.").unwrap_or(rest);

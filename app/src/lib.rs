@@ -11,7 +11,7 @@
 pub mod address;
 pub mod connect;
 pub mod database_url;
-pub mod detect;
+mod detect;
 pub mod environment;
 pub mod guard;
 pub mod matrix;

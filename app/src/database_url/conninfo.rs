@@ -41,7 +41,7 @@ impl DatabaseUrl {
     /// A libpq connection string for external programs (`pg_dump`, `pg_restore`) that
     /// reaches exactly `endpoint`, as our own connections do. It holds no password: pass that
     /// through `PGPASSWORD`, never argv.
-    pub fn conninfo_for(&self, endpoint: &Endpoint) -> String {
+    pub(crate) fn conninfo_for(&self, endpoint: &Endpoint) -> String {
         let mut parts = Vec::new();
         match endpoint {
             Endpoint::Tcp { name, addr, port } => {
