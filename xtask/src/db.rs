@@ -29,7 +29,7 @@ use crate::{
 };
 
 impl flags::Db {
-    pub fn run(self, global: &Global) -> Result<()> {
+    pub(crate) fn run(self, global: &Global) -> Result<()> {
         let sh = Shell::new()?;
         match self.command {
             DbCommand::Up(args) => up(&sh, args.no_seed),

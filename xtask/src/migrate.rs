@@ -42,7 +42,7 @@ use ledger::{Entry, read_ledger, resolve, show_status};
 pub(crate) use verify::verify;
 
 impl flags::Migrate {
-    pub fn run(self, global: &Global) -> Result<()> {
+    pub(crate) fn run(self, global: &Global) -> Result<()> {
         let sh = Shell::new()?;
         match self.command {
             MigrateCommand::Status => show_status(global),

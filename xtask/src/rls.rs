@@ -56,7 +56,7 @@ mod probe_rows;
 mod snapshot;
 
 impl flags::Rls {
-    pub fn run(self, global: &Global) -> Result<()> {
+    pub(crate) fn run(self, global: &Global) -> Result<()> {
         let guard = context::guard(global)?;
         match self.command {
             None => suite(&guard),

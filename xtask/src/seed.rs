@@ -36,7 +36,7 @@ pub(crate) use copy::Loaded;
 use tables::{Seeder, TABLES};
 
 impl flags::Seed {
-    pub fn run(self, global: &Global) -> Result<()> {
+    pub(crate) fn run(self, global: &Global) -> Result<()> {
         let options = Options::new(self.profile, self.clinics, self.days, self.seed)?;
         let guard = context::guard(global)?;
         seed_keeping(&guard, &options, self.replace, self.replace && !self.no_restore_point)
@@ -56,7 +56,7 @@ pub(crate) struct Options {
 const MAX_DAYS: u32 = 9_000;
 
 impl Options {
-    pub fn new(profile: Profile, clinics: Option<u32>, days: Option<u32>, seed: u64) -> Result<Options> {
+    pub(crate) fn new(profile: Profile, clinics: Option<u32>, days: Option<u32>, seed: u64) -> Result<Options> {
         let (default_clinics, default_days) = match profile {
             Profile::Minimal => (2, 14),
             Profile::Realistic => (5, 730),

@@ -9,7 +9,7 @@ impl Xtask {
     /// `--env` selects the environment a command acts on, and nothing else: where a command
     /// acts on no environment, or takes its target from another flag, it is a usage error
     /// (exit 2), never silently ignored. Returns the message, if so.
-    pub fn env_misuse(&self) -> Option<String> {
+    pub(crate) fn env_misuse(&self) -> Option<String> {
         let env = self.global.env?;
         let why = match &self.command {
             Command::Env(Env { command: Some(EnvCommand::Matrix) }) => {

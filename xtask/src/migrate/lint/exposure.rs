@@ -11,11 +11,11 @@ use squawk_syntax::{
 };
 
 use super::rules::{fold_ident, ident, qualified};
-pub use super::tracking::check;
+pub(super) use super::tracking::check;
 
 /// Schemas Supabase's API (PostgREST) exposes: a table there is readable with the anon key
 /// unless row-level security says otherwise.
-pub const API_SCHEMAS: &[&str] = &["public"];
+pub(super) const API_SCHEMAS: &[&str] = &["public"];
 
 /// Bodies nested deeper than this (`EXECUTE` of a `DO` of an `EXECUTE`...) are opaque.
 const MAX_DEPTH: usize = 4;
@@ -26,7 +26,7 @@ const RUNS_SQL_TEXT: &[&str] =
 
 /// One effect, in the order the statement has them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
+pub(super) enum Event {
     /// A table appears under this name; `how` for the message (e.g. `CREATE TABLE AS`).
     Table {
         name: String,
@@ -62,13 +62,13 @@ pub enum Event {
 }
 
 /// Whether `schema.name` lies in a schema the API exposes.
-pub fn exposed(name: &str) -> bool {
+pub(super) fn exposed(name: &str) -> bool {
     let schema = name.split('.').next().unwrap_or_default();
     API_SCHEMAS.contains(&schema)
 }
 
 /// The effects of one statement (its whole tree, bodies included).
-pub fn events(stmt: &SyntaxNode) -> Vec<Event> {
+pub(super) fn events(stmt: &SyntaxNode) -> Vec<Event> {
     let mut out = Vec::new();
     walk(stmt, 0, &mut out);
     out
@@ -353,7 +353,7 @@ fn dynamic(node: &SyntaxNode, depth: usize, out: &mut Vec<Event>) {
 }
 
 /// A call's function name, unqualified, unquoted and lower-cased.
-pub fn call_name(call: &SyntaxNode) -> String {
+pub(super) fn call_name(call: &SyntaxNode) -> String {
     let Some(callee) = call.children().next() else { return String::new() };
     let token = callee
         .descendants_with_tokens()

@@ -6,25 +6,25 @@ use squawk_syntax::ast::{self, AstNode};
 
 use super::script::Statement;
 
-pub const RLS: &str = "rls-required";
-pub const TRANSACTION_CONTROL: &str = "transaction-control";
-pub const CONCURRENTLY: &str = "concurrently-in-transaction";
-pub const DESTRUCTIVE: &str = "destructive";
-pub const MISSING_DOWN: &str = "missing-down";
-pub const VIEW_RLS: &str = "view-bypasses-rls";
-pub const OPAQUE: &str = "unanalysable-ddl";
-pub const BYPASS: &str = "rls-bypass";
+pub(super) const RLS: &str = "rls-required";
+pub(super) const TRANSACTION_CONTROL: &str = "transaction-control";
+pub(super) const CONCURRENTLY: &str = "concurrently-in-transaction";
+pub(super) const DESTRUCTIVE: &str = "destructive";
+pub(super) const MISSING_DOWN: &str = "missing-down";
+pub(super) const VIEW_RLS: &str = "view-bypasses-rls";
+pub(super) const OPAQUE: &str = "unanalysable-ddl";
+pub(super) const BYPASS: &str = "rls-bypass";
 
 /// Every rule name this file defines.
-pub const NAMES: &[&str] =
+pub(super) const NAMES: &[&str] =
     &[RLS, VIEW_RLS, BYPASS, OPAQUE, TRANSACTION_CONTROL, CONCURRENTLY, DESTRUCTIVE, MISSING_DOWN];
 
 /// A rule that fired on a statement (by index): rule, reason, hint.
-pub type Hit = (usize, &'static str, String, String);
+pub(super) type Hit = (usize, &'static str, String, String);
 
 /// Checks the statements of one file. `up`: destructive statements and row-level security
 /// are checked in up files only (a down exists to undo, and `rehearse` reports what it loses).
-pub fn check(statements: &[Statement], up: bool, no_transaction: bool) -> Vec<Hit> {
+pub(super) fn check(statements: &[Statement], up: bool, no_transaction: bool) -> Vec<Hit> {
     let mut hits = Vec::new();
     for (k, s) in statements.iter().enumerate() {
         if let Some(what) = transaction_control(&s.node) {
@@ -132,7 +132,7 @@ fn narrows(ty: &str) -> bool {
 
 /// `Public."Notes"` gives `public.Notes`; a bare name is in `public` (the search path).
 /// Read from the tokens, so comments inside a name (`public/**/.x`) change nothing.
-pub fn qualified(node: &squawk_syntax::SyntaxNode) -> String {
+pub(crate) fn qualified(node: &squawk_syntax::SyntaxNode) -> String {
     let tokens = tokens(node);
     let mut tokens: &[String] = &tokens;
     if tokens.first().is_some_and(|t| t.eq_ignore_ascii_case("only")) {
@@ -151,7 +151,7 @@ pub fn qualified(node: &squawk_syntax::SyntaxNode) -> String {
 
 /// One identifier as PostgreSQL reads it: `"Quoted"` kept, `U&"\0070ublic"` decoded, bare
 /// names lower-cased.
-pub fn fold_ident(text: &str) -> String {
+pub(super) fn fold_ident(text: &str) -> String {
     let text = text.trim();
     let unicode = text.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("u&"));
     let quoted = if unicode { &text[2..] } else { text };
@@ -190,7 +190,7 @@ fn decode_unicode(text: &str) -> Option<String> {
 }
 
 /// A node's tokens as written, comments and white space left out.
-pub fn tokens(node: &squawk_syntax::SyntaxNode) -> Vec<String> {
+pub(super) fn tokens(node: &squawk_syntax::SyntaxNode) -> Vec<String> {
     node.descendants_with_tokens()
         .filter_map(|e| e.into_token())
         .filter(|t| !t.kind().is_trivia())
@@ -199,6 +199,6 @@ pub fn tokens(node: &squawk_syntax::SyntaxNode) -> Vec<String> {
 }
 
 /// A one-identifier node (a schema or role name) as PostgreSQL reads it, comments aside.
-pub fn ident(node: &squawk_syntax::SyntaxNode) -> String {
+pub(super) fn ident(node: &squawk_syntax::SyntaxNode) -> String {
     fold_ident(&tokens(node).concat())
 }

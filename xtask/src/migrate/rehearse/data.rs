@@ -22,7 +22,7 @@ use crate::{
 /// and the guards of the copy: the restorer's, which the migrations run as (the copy's
 /// code is its author's, never the superuser's), and the superuser's with a pinned search
 /// path, for catalog reads and row counts.
-pub fn copy(
+pub(super) fn copy(
     sh: &Shell,
     global: &Global,
     throwaway: &Throwaway,
@@ -171,7 +171,7 @@ fn last_line(stderr: &[u8]) -> String {
 
 /// Applies the migrations before `from` (default: the newest, alone), seeds the profile, and
 /// returns the migrations from `from` on.
-pub fn seeded(
+pub(super) fn seeded(
     guard: &Guard,
     files: &[Migration],
     data: RehearseData,
