@@ -108,10 +108,34 @@ fn a_taken_port_is_one_clear_error() {
     project.xtask(&["db", "up"]).fails(&format!("port {port} on 127.0.0.1 is taken by another program"));
 }
 
+/// `db up`, `status`, `down` and `destroy` manage the local cluster only: `--env` naming
+/// another environment is a usage error (exit 2), one `error:` line and a hint, before
+/// anything is created, started or deleted.
 #[test]
 fn db_commands_manage_the_local_cluster_only() {
     let (project, _) = local_project();
-    project.xtask(&["db", "up", "--env", "staging"]).fails("`db up` manages the local cluster only, not staging");
+    for (command, env) in
+        [("up", "staging"), ("up", "test"), ("status", "test"), ("down", "production"), ("destroy", "test")]
+    {
+        let mut args = vec!["db", command, "--env", env];
+        if command == "destroy" {
+            args.push("--yes");
+        }
+        let out = project.xtask(&args).run();
+        assert_eq!(out.code, Some(2), "`{}` is not a usage error:\n{out:#?}", args.join(" "));
+        let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(
+            errors,
+            [format!("error: `db {command}` manages the local cluster only, not {env}")],
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("\nhint: drop --env"), "{}", out.stderr);
+    }
+    assert!(!project.root.join(".local/db").exists(), "a refused command created the cluster");
+    // `--env local` is what they act on anyway.
+    let out = project.xtask(&["db", "status", "--env", "local"]).ok();
+    assert!(out.stdout.contains("not created"), "{}", out.stdout);
 }
 
 #[test]

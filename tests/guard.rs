@@ -55,6 +55,62 @@ fn reset_re_creates_a_test_database() {
     assert_eq!(stamp, "test");
 }
 
+/// The guard carries the settings' policy: where `allow_test_data = false`, every write
+/// that plants test data (seed, the RLS suite, the access matrix's probe rows) is refused
+/// by the guard, each with its own message, before any connection (the URL points at a
+/// host that would not answer).
+#[test]
+fn test_data_is_refused_by_the_guard_where_the_settings_allow_none() {
+    let mut project = Project::new();
+    project.remote("staging");
+    project.edit_settings(
+        "[environments.staging]\nallow_test_data = true",
+        "[environments.staging]\nallow_test_data = false",
+    );
+    for (args, says) in [
+        (&["seed", "--env", "staging"][..], "seeding staging is refused: its settings do not allow test data"),
+        (
+            &["rls", "--env", "staging"],
+            "the RLS suite plants test rows (rolled back), but staging has allow_test_data = false",
+        ),
+        (
+            &["rls", "matrix", "--env", "staging"],
+            "the access matrix plants probe rows (rolled back), but staging has allow_test_data = false",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        project.xtask(args).fails(says);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "`{}` tried to connect", args.join(" "));
+    }
+}
+
+/// `require_backup` is the migrate target's: with it set for test, `migrate up` takes a
+/// verified backup before the first migration and records it in every ledger row; a run
+/// with nothing to apply takes none.
+#[test]
+fn migrate_takes_the_backup_the_settings_require() {
+    let cluster = TestCluster::start();
+    let mut project = Project::new();
+    project.with_migrations();
+    project.edit_settings(
+        "[environments.test]\nallow_test_data = true\nrequire_backup = false",
+        "[environments.test]\nallow_test_data = true\nrequire_backup = true",
+    );
+    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &cluster.url()).ok();
+    let rows = cluster
+        .client()
+        .query("select distinct backup_path from app_meta.schema_migrations where outcome = 'applied'", &[])
+        .unwrap();
+    assert_eq!(rows.len(), 1, "one backup for the whole run");
+    let path: Option<String> = rows[0].get(0);
+    let path = path.expect("the ledger names the backup");
+    assert!(path.contains("/backups/test-") && std::fs::metadata(&path).unwrap().len() > 0, "{path}");
+    let backups = || std::fs::read_dir(project.root.join("backups")).unwrap().count();
+    let taken = backups();
+    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &cluster.url()).ok();
+    assert_eq!(backups(), taken, "a run with nothing to apply took a backup");
+}
+
 /// A misconfiguration: how the scratch project is set up, and the refusal it must give.
 struct Misconfig {
     name: &'static str,

@@ -1,6 +1,9 @@
 //! End-to-end tests: the real `xtask` binary against real PostgreSQL clusters that the
 //! [`harness`] starts and always removes. One test binary for the whole repository.
 
+// A test binary has no outside: `pub` in its modules means "for the other suites".
+#![allow(unreachable_pub)]
+
 mod harness;
 mod helpers;
 mod pgbouncer;

@@ -17,7 +17,7 @@ use std::{
 };
 
 /// `name=ip,ip;name2=ip`: replaces the system resolver for these names (tests).
-pub const RESOLVE_VAR: &str = "XTASK_RESOLVE";
+pub(crate) const RESOLVE_VAR: &str = "XTASK_RESOLVE";
 
 /// One place a connection can be made: a TCP address (with the name it was reached by, for
 /// TLS), or a unix socket folder.

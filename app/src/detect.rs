@@ -15,14 +15,14 @@ use crate::{
 
 /// What detection found, and the rule that decided it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Detection {
-    pub environment: Environment,
-    pub rule: String,
-    pub project_ref: Option<String>,
+pub(crate) struct Detection {
+    pub(crate) environment: Environment,
+    pub(crate) rule: String,
+    pub(crate) project_ref: Option<String>,
 }
 
 /// Detects the environment from the variables; `Ok(None)` when neither URL is set.
-pub fn detect(vars: &BTreeMap<String, String>, settings: &Settings) -> Result<Option<Detection>> {
+pub(crate) fn detect(vars: &BTreeMap<String, String>, settings: &Settings) -> Result<Option<Detection>> {
     let db = non_empty(vars, "DATABASE_URL");
     let api = non_empty(vars, "NEXT_PUBLIC_SUPABASE_URL");
     let from_db = db.map(|raw| classify_database(&raw.parse::<DatabaseUrl>()?, settings)).transpose()?;

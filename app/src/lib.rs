@@ -11,7 +11,7 @@
 pub mod address;
 pub mod connect;
 pub mod database_url;
-pub mod detect;
+mod detect;
 pub mod environment;
 pub mod guard;
 pub mod matrix;
@@ -19,6 +19,7 @@ mod restore_point;
 pub mod secrets;
 pub mod selection;
 pub mod settings;
+mod sql;
 pub mod stamp;
 mod template;
 

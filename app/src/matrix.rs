@@ -95,11 +95,11 @@ impl fmt::Display for Operation {
 }
 
 impl Access {
-    pub fn allows_writes(self) -> bool {
+    pub(crate) fn allows_writes(self) -> bool {
         matches!(self, Access::Yes | Access::Limited | Access::Confirmed)
     }
 
-    pub fn allows_reads(self) -> bool {
+    pub(crate) fn allows_reads(self) -> bool {
         self != Access::Never
     }
 

@@ -10,7 +10,10 @@
 use anyhow::{Result, bail};
 use postgres::{Client, GenericClient, error::SqlState};
 
-use crate::template::{Names, SCRATCH_MARK, comment_of, copy_state, exists, ident, literal, pause_pg_cron, run};
+use crate::{
+    sql::{ident, literal},
+    template::{Names, SCRATCH_MARK, comment_of, copy_state, exists, pause_pg_cron, run},
+};
 
 const RESTORE_MARK: &str = "xtask-restore-point";
 
@@ -79,7 +82,8 @@ pub(crate) fn replace_with_target_sql(client: &mut Client, names: &Names, replac
     let mut sql = String::new();
     if exists(client, &names.restore)? {
         sql.push_str(&format!(
-            "alter database {restore} rename to {old}; comment on database {old} is '{SCRATCH_MARK}';\n"
+            "alter database {restore} rename to {old}; comment on database {old} is {};\n",
+            literal(SCRATCH_MARK)
         ));
     }
     let original = comment_of(client, &names.target)?;
@@ -106,14 +110,15 @@ pub(crate) fn copy_target(client: &mut Client, names: &Names, replaced_by: &str)
         Err(err) => bail!("cannot copy the database to its restore point: {}", crate::connect::error_chain(&err)),
         Ok(()) => {}
     }
-    run(client, &format!("comment on database {fresh} is '{SCRATCH_MARK}'"), "cannot mark the copy")?;
+    run(client, &format!("comment on database {fresh} is {}", literal(SCRATCH_MARK)), "cannot mark the copy")?;
     let mut tx = client.transaction()?;
     copy_state(&mut tx, &names.target, &names.fresh)?;
     let (old, restore) = (ident(&names.old), ident(&names.restore));
     let mut sql = String::new();
     if exists(&mut tx, &names.restore)? {
         sql.push_str(&format!(
-            "alter database {restore} rename to {old}; comment on database {old} is '{SCRATCH_MARK}';\n"
+            "alter database {restore} rename to {old}; comment on database {old} is {};\n",
+            literal(SCRATCH_MARK)
         ));
     }
     let original = comment_of(&mut tx, &names.target)?;

@@ -17,7 +17,7 @@ const PUBLIC_DEFAULTS: &[&str] = &["postgres"];
 
 /// Remembers a secret so that [`redact`] masks it. Very short values are not masked: they
 /// would mask ordinary words, and no real secret is that short.
-pub fn register(secret: &str) {
+pub(crate) fn register(secret: &str) {
     let secret = secret.trim();
     if secret.len() < 4 || PUBLIC_DEFAULTS.contains(&secret) {
         return;
@@ -31,7 +31,7 @@ pub fn register(secret: &str) {
 }
 
 /// Registers the password of a `scheme://user:password@host` URL, if it has one.
-pub fn register_url_password(url: &str) {
+pub(crate) fn register_url_password(url: &str) {
     if let Ok(parsed) = url::Url::parse(url.trim()) {
         if let Some(password) = parsed.password() {
             register(password);
@@ -57,7 +57,7 @@ pub fn mask_url(url: &str) -> String {
 }
 
 /// Whether a variable's name says it holds a secret.
-pub fn is_secret_name(name: &str) -> bool {
+pub(crate) fn is_secret_name(name: &str) -> bool {
     let name = name.to_ascii_uppercase();
     ["KEY", "SECRET", "PASSWORD", "TOKEN", "PASS"].iter().any(|word| name.contains(word))
 }

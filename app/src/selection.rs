@@ -168,7 +168,7 @@ pub fn resolve(
 /// to its committed example), then the git-ignored secrets overlay `env/.env.NAME.local`.
 /// Staging and production without a file use the process environment (CI's secret store);
 /// the URLs are still checked against the name.
-pub fn env_files(root: &Path, env: Environment) -> Result<Vec<PathBuf>> {
+pub(crate) fn env_files(root: &Path, env: Environment) -> Result<Vec<PathBuf>> {
     let main = PathBuf::from(format!("env/.env.{env}"));
     let example = PathBuf::from(format!("env/.env.{env}.example"));
     let overlay = PathBuf::from(format!("env/.env.{env}.local"));
@@ -186,7 +186,7 @@ pub fn env_files(root: &Path, env: Environment) -> Result<Vec<PathBuf>> {
 
 /// Reads a dotenv file. Errors name the file and line but never quote it: the line may
 /// hold a secret.
-pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
+pub(crate) fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
     let shown = path.file_name().map(|n| format!("env/{}", n.to_string_lossy())).unwrap_or_default();
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;
     let mut out = Vec::new();
@@ -207,7 +207,7 @@ pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
 }
 
 /// The process environment as a map (lossy for non-UTF-8 values, which no URL uses).
-pub fn process_env() -> BTreeMap<String, String> {
+pub(crate) fn process_env() -> BTreeMap<String, String> {
     std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect()
 }
 

@@ -104,7 +104,7 @@ impl Settings {
         Ok(settings)
     }
 
-    pub fn for_env(&self, env: Environment) -> &EnvSettings {
+    pub(crate) fn for_env(&self, env: Environment) -> &EnvSettings {
         // `parse` checked that every environment is present.
         &self.environments[&env]
     }

@@ -7,7 +7,7 @@ use postgres::GenericClient;
 
 use crate::Environment;
 
-pub mod contents;
+mod contents;
 pub use contents::{SUPABASE_PUBLIC_TABLES, describe as what_it_holds};
 
 /// Creates the private schema and the stamp table; idempotent.

@@ -12,6 +12,8 @@
 use anyhow::{Context, Result, bail};
 use postgres::{Client, GenericClient, error::SqlState};
 
+use crate::sql::{ident, literal};
+
 /// Comment prefix of a template this project made; the key follows, then a newline and
 /// the comment its target had.
 const TEMPLATE_MARK: &str = "xtask-template ";
@@ -134,7 +136,7 @@ pub(crate) fn clear_scratch(client: &mut Client, names: &Names) -> Result<Option
 pub(crate) fn clone_template(client: &mut Client, names: &Names) -> Result<()> {
     let (fresh, template) = (ident(&names.fresh), ident(&names.template));
     run(client, &format!("create database {fresh} template {template}"), "cannot clone the template")?;
-    run(client, &format!("comment on database {fresh} is '{SCRATCH_MARK}'"), "cannot mark the clone")?;
+    run(client, &format!("comment on database {fresh} is {}", literal(SCRATCH_MARK)), "cannot mark the clone")?;
     let mut tx = client.transaction()?;
     copy_state(&mut tx, &names.template, &names.fresh)?;
     tx.commit().context("cannot give the clone the template's settings")
@@ -146,20 +148,20 @@ pub(crate) fn drop_clone(client: &mut Client, names: &Names) -> Result<()> {
 }
 
 /// Swaps the clone in: one transaction renames the target away and the clone to the
-/// target's name. The old database becomes the restore point when `keep` says what
-/// replaced it (the previous restore point, like the old database otherwise, is marked as
-/// scratch, for [`drop_replaced`]). `Some(why)` when someone is connected to the target:
-/// nothing was swapped and the clone is dropped.
-pub(crate) fn swap(client: &mut Client, names: &Names, keep: Option<&str>) -> Result<Option<String>> {
+/// target's name. `away` is how the target goes: the statements that make it the restore
+/// point (the previous restore point, like the old database otherwise, is marked as
+/// scratch, for [`drop_replaced`]), or, when `None`, a rename to the scratch name.
+/// `Some(why)` when someone is connected to the target: nothing was swapped and the clone
+/// is dropped.
+pub(crate) fn swap(client: &mut Client, names: &Names, away: Option<String>) -> Result<Option<String>> {
     let original = comment_of(client, &names.template)?
         .and_then(|c| c.split_once('\n').map(|(_, rest)| rest.to_string()))
         .filter(|c| !c.is_empty());
     let (target, fresh, old) = (ident(&names.target), ident(&names.fresh), ident(&names.old));
     let comment = original.map_or("null".to_string(), |c| literal(&c));
-    let away = match keep {
-        Some(what) => crate::restore_point::replace_with_target_sql(client, names, what)?,
-        None => format!("alter database {target} rename to {old}; comment on database {old} is '{SCRATCH_MARK}';"),
-    };
+    let scratch = literal(SCRATCH_MARK);
+    let away = away
+        .unwrap_or_else(|| format!("alter database {target} rename to {old}; comment on database {old} is {scratch};"));
     pause_pg_cron(client, &names.target)?;
     let mut tx = client.transaction()?;
     let swapped = tx.batch_execute(&format!(
@@ -278,14 +280,6 @@ pub(crate) fn run(client: &mut Client, sql: &str, what: &str) -> Result<()> {
     client.batch_execute(sql).map_err(|err| anyhow::anyhow!("{what}: {}", crate::connect::error_chain(&err)))
 }
 
-pub(crate) fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-pub(crate) fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,7 +289,5 @@ mod tests {
         let names = Names::for_target("postgres").unwrap();
         assert_eq!(names.template, "postgres_xtask_template");
         assert!(Names::for_target(&"d".repeat(50)).is_none());
-        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
-        assert_eq!(literal("it's"), "'it''s'");
     }
 }

@@ -4,7 +4,7 @@
 //! a stamp; these tables are created after it, in the transaction of the change they record.
 
 /// The ledger: one row per applied (or failed) migration.
-pub const LEDGER_DDL: &str = "
+pub(crate) const LEDGER_DDL: &str = "
 create table if not exists app_meta.schema_migrations (
     version integer primary key,
     name text not null,
@@ -22,7 +22,7 @@ grant select on app_meta.schema_migrations to public;
 ";
 
 /// The stage-sync log in the target: one row per sync (the target's stamp stays as it is).
-pub const SYNC_LOG_DDL: &str = "
+pub(crate) const SYNC_LOG_DDL: &str = "
 create table if not exists app_meta.sync_log (
     id bigserial primary key,
     synced_at timestamptz not null default now(),

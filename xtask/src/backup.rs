@@ -22,7 +22,7 @@ use crate::{
 };
 
 impl flags::Backup {
-    pub fn run(self, global: &Global) -> Result<()> {
+    pub(crate) fn run(self, global: &Global) -> Result<()> {
         let sh = Shell::new()?;
         let guard = context::guard(global)?;
         let backup = take(&sh, &guard)?;

@@ -18,7 +18,7 @@ use crate::{
 const LARGE_ROWS_PER_CLINIC: u64 = 7_007;
 
 impl flags::Bench {
-    pub fn run(self, global: &Global) -> Result<()> {
+    pub(crate) fn run(self, global: &Global) -> Result<()> {
         match self.command {
             None => all(global),
             Some(BenchCommand::Seed) => seed::bench::run(global).map(drop),

@@ -20,7 +20,7 @@ use postgres::Transaction;
 
 /// The statements that put back what [`Deferred::drop`] removed, in order.
 #[derive(Debug)]
-pub struct Deferred {
+pub(crate) struct Deferred {
     restore: Vec<String>,
     /// The foreign keys kept through the load, to check the rows against.
     checks: Vec<Check>,
@@ -28,7 +28,7 @@ pub struct Deferred {
 
 /// Which tables' indexes and keys are deferred.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// Only the given tables that no other table's foreign key points at.
     Unreferenced,
     /// All the given tables, and every foreign key from or to them.
@@ -94,7 +94,7 @@ const REBUILD_SETTINGS: &str =
 
 impl Deferred {
     /// Drops the indexes and constraints (CHECK and NOT NULL stay) of `tables`.
-    pub fn drop(tx: &mut Transaction, tables: &[&str], scope: Scope) -> Result<Deferred> {
+    pub(crate) fn drop(tx: &mut Transaction, tables: &[&str], scope: Scope) -> Result<Deferred> {
         Deferred::drop_keeping(tx, tables, scope, &[])
     }
 
@@ -103,7 +103,7 @@ impl Deferred {
     /// (`session_replication_role = replica`), whose rows [`restore`](Self::restore) then
     /// checks against them with one query per referencing table, which the server runs in
     /// parallel, instead of validating each key by a join of its own on one process.
-    pub fn drop_keeping(tx: &mut Transaction, tables: &[&str], scope: Scope, keep: &[&str]) -> Result<Deferred> {
+    pub(crate) fn drop_keeping(tx: &mut Transaction, tables: &[&str], scope: Scope, keep: &[&str]) -> Result<Deferred> {
         let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
         let keep: Vec<String> = keep.iter().map(|t| t.to_string()).collect();
         let all = scope == Scope::All;
@@ -141,7 +141,7 @@ impl Deferred {
 
     /// Re-creates the indexes, then the foreign keys, which checks every loaded row; then
     /// checks the rows against the keys that stayed.
-    pub fn restore(self, tx: &mut Transaction) -> Result<()> {
+    pub(crate) fn restore(self, tx: &mut Transaction) -> Result<()> {
         tx.batch_execute(REBUILD_SETTINGS).context("cannot set the index rebuild's memory")?;
         for statement in &self.restore {
             tx.batch_execute(statement).with_context(|| format!("cannot restore an index: {statement}"))?;

@@ -14,7 +14,7 @@ use crate::{
 };
 
 impl flags::Ci {
-    pub fn run(self, _global: &Global) -> Result<()> {
+    pub(crate) fn run(self, _global: &Global) -> Result<()> {
         let sh = Shell::new()?;
         sh.change_dir(context::project_root());
         let mut sections: Vec<(&str, Duration)> = Vec::new();

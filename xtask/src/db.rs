@@ -28,16 +28,16 @@ use crate::{
 };
 
 impl flags::Db {
-    pub fn run(self, global: &Global) -> Result<()> {
+    pub(crate) fn run(self, global: &Global) -> Result<()> {
         let sh = Shell::new()?;
         match self.command {
-            DbCommand::Up(args) => up(&sh, global, args.no_seed),
-            DbCommand::Status => db_status(&sh, global),
-            DbCommand::Down => down(&sh, global),
+            DbCommand::Up(args) => up(&sh, args.no_seed),
+            DbCommand::Status => db_status(&sh),
+            DbCommand::Down => down(&sh),
             DbCommand::Reset(args) if args.drop_replaced => drop_replaced(global),
             DbCommand::Reset(args) => reset(&sh, global, args.no_seed, !args.no_restore_point),
             DbCommand::Undo => undo(global),
-            DbCommand::Destroy { yes } => destroy(&sh, global, yes),
+            DbCommand::Destroy { yes } => destroy(&sh, yes),
         }
     }
 }
@@ -50,12 +50,9 @@ struct Local {
 }
 
 impl Local {
-    fn load(global: &Global, command: &str) -> Result<Local> {
-        if let Some(env) = global.env.filter(|env| *env != Environment::Local) {
-            bail!(
-                "`db {command}` manages the local cluster only, not {env}\nhint: drop --env, or use `cargo xtask db reset --env test` for a test database"
-            );
-        }
+    /// `--env` other than local was refused as a usage error (`flags/misuse.rs`), or led
+    /// `reset` and `undo` elsewhere.
+    fn load(command: &str) -> Result<Local> {
         let guard = context::guard_for(Some(Environment::Local))?;
         let settings = &guard.all_settings().local;
         let url = guard.resolved().database()?;
@@ -91,9 +88,9 @@ fn shown(dir: &Path) -> String {
     dir.strip_prefix(&root).map(|p| p.display().to_string()).unwrap_or_else(|_| dir.display().to_string())
 }
 
-fn up(sh: &Shell, global: &Global, no_seed: bool) -> Result<()> {
+fn up(sh: &Shell, no_seed: bool) -> Result<()> {
     let started_at = Instant::now();
-    let local = Local::load(global, "up")?;
+    let local = Local::load("up")?;
     let cluster = &local.cluster;
     if let Some(port) = cluster.running_port(sh) {
         status(format!("the local database is already running on 127.0.0.1:{port} ({})", local.data_dir_shown()));
@@ -181,8 +178,8 @@ fn checked_data_dir(root: &Path, configured: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn db_status(sh: &Shell, global: &Global) -> Result<()> {
-    let local = Local::load(global, "status")?;
+fn db_status(sh: &Shell) -> Result<()> {
+    let local = Local::load("status")?;
     let cluster = &local.cluster;
     data(format!("data folder     {}", local.data_dir_shown()))?;
     data(format!("server          PostgreSQL {} ({})", cluster.bins.version, cluster.bins.dir.display()))?;
@@ -227,8 +224,8 @@ fn restore_point(tx: &mut postgres::Transaction<'_>) -> Result<String> {
     })
 }
 
-fn down(sh: &Shell, global: &Global) -> Result<()> {
-    let local = Local::load(global, "down")?;
+fn down(sh: &Shell) -> Result<()> {
+    let local = Local::load("down")?;
     if local.cluster.running_port(sh).is_none() {
         status("the local database is not running");
         return Ok(());
@@ -238,8 +235,8 @@ fn down(sh: &Shell, global: &Global) -> Result<()> {
     Ok(())
 }
 
-fn destroy(sh: &Shell, global: &Global, yes: bool) -> Result<()> {
-    let local = Local::load(global, "destroy")?;
+fn destroy(sh: &Shell, yes: bool) -> Result<()> {
+    let local = Local::load("destroy")?;
     if !local.cluster.dir.exists() {
         status("there is no local database to delete");
         return Ok(());
@@ -271,7 +268,7 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool, keep: bool) -> Result<()> {
     let started_at = Instant::now();
     let env = global.env.unwrap_or(Environment::Local);
     let guard = if env == Environment::Local {
-        let local = Local::load(global, "reset")?;
+        let local = Local::load("reset")?;
         if !local.cluster.exists() {
             local.cluster.init(sh, &local.password, Durability::Safe)?;
         }
@@ -323,8 +320,7 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool, keep: bool) -> Result<()> {
 fn undo(global: &Global) -> Result<()> {
     let started = Instant::now();
     let env = global.env.unwrap_or(Environment::Local);
-    let guard =
-        if env == Environment::Local { Local::load(global, "undo")?.guard } else { context::guard_for(Some(env))? };
+    let guard = if env == Environment::Local { Local::load("undo")?.guard } else { context::guard_for(Some(env))? };
     let target = guard.write::<op::Undo>()?;
     let point = target.undo()?;
     status(format!(

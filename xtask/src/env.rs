@@ -18,7 +18,7 @@ use crate::{
 };
 
 impl flags::Env {
-    pub fn run(self, global: &Global) -> Result<()> {
+    pub(crate) fn run(self, global: &Global) -> Result<()> {
         match self.command.unwrap_or(EnvCommand::Show) {
             EnvCommand::Show => show(&context::guard(global)?),
             EnvCommand::Check { timeout } => check(global, Duration::from_secs(timeout)),

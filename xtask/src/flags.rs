@@ -8,7 +8,7 @@ use app::Environment;
 /// staging sync and CI.
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask", version, propagate_version = true)]
-pub struct Xtask {
+pub(crate) struct Xtask {
     #[command(subcommand)]
     pub command: Command,
     #[command(flatten)]
@@ -28,7 +28,7 @@ pub struct Global {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Show the selected environment, check its configuration, or print the access matrix.
     Env(Env),
     /// The local Supabase-style database: up, status, down, reset, destroy.
@@ -52,13 +52,13 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct Env {
+pub(crate) struct Env {
     #[command(subcommand)]
     pub command: Option<EnvCommand>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum EnvCommand {
+pub(crate) enum EnvCommand {
     /// The environment, the rule that decided it, files, database and settings (the default).
     Show,
     /// Check the configuration: keys, URLs, secret files, reachability, stamp. Exit 1 on problems.
@@ -72,13 +72,13 @@ pub enum EnvCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct Db {
+pub(crate) struct Db {
     #[command(subcommand)]
     pub command: DbCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum DbCommand {
+pub(crate) enum DbCommand {
     /// Create (the first time) and start the local cluster; bootstrap and stamp it.
     Up(DbUp),
     /// Whether the local cluster runs, its port, data folder and stamp.
@@ -99,14 +99,14 @@ pub enum DbCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct DbUp {
+pub(crate) struct DbUp {
     /// Don't load seed data into a newly created database.
     #[arg(long)]
     pub no_seed: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct DbReset {
+pub(crate) struct DbReset {
     /// Don't load seed data.
     #[arg(long)]
     pub no_seed: bool,
@@ -120,13 +120,13 @@ pub struct DbReset {
 }
 
 #[derive(Debug, Args)]
-pub struct Migrate {
+pub(crate) struct Migrate {
     #[command(subcommand)]
     pub command: MigrateCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum MigrateCommand {
+pub(crate) enum MigrateCommand {
     /// Each migration: applied, pending, modified (checksum differs), missing (file gone), failed.
     Status,
     /// Apply pending migrations, each in its own transaction with its ledger row.
@@ -172,7 +172,7 @@ pub enum MigrateCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct MigrateBaseline {
+pub(crate) struct MigrateBaseline {
     /// The typed confirmation: the production project's ref, or the environment's name.
     #[arg(long, value_name = "NAME")]
     pub confirm: Option<String>,
@@ -186,7 +186,7 @@ pub struct MigrateBaseline {
 }
 
 #[derive(Debug, Args)]
-pub struct MigrateUp {
+pub(crate) struct MigrateUp {
     /// Apply pending migrations up to and including this version.
     #[arg(long, value_name = "VERSION")]
     pub to: Option<u64>,
@@ -199,7 +199,7 @@ pub struct MigrateUp {
 }
 
 #[derive(Debug, Args)]
-pub struct MigrateLint {
+pub(crate) struct MigrateLint {
     /// Files to lint; without them, the migrations the baseline does not hold (new or changed).
     pub files: Vec<std::path::PathBuf>,
     /// Lint every migration, the baselined ones too (CI).
@@ -212,7 +212,7 @@ pub struct MigrateLint {
 }
 
 #[derive(Debug, Args)]
-pub struct MigrateRehearse {
+pub(crate) struct MigrateRehearse {
     /// The data: `copy` (the environment's database, copied read-only), or a seeded profile.
     #[arg(long, value_enum, default_value_t = RehearseData::Copy)]
     pub data: RehearseData,
@@ -236,7 +236,7 @@ pub struct MigrateRehearse {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RehearseData {
+pub(crate) enum RehearseData {
     Copy,
     Minimal,
     Realistic,
@@ -244,23 +244,23 @@ pub enum RehearseData {
 }
 
 #[derive(Debug, Args)]
-pub struct Backup {}
+pub(crate) struct Backup {}
 
 #[derive(Debug, Args)]
-pub struct Rls {
+pub(crate) struct Rls {
     #[command(subcommand)]
     pub command: Option<RlsCommand>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RlsCommand {
+pub(crate) enum RlsCommand {
     /// The access matrix: every persona x exposed table x operation, probed on generated rows
     /// in a rolled-back transaction; with column grants, definer functions and views.
     Matrix(RlsMatrix),
 }
 
 #[derive(Debug, Args)]
-pub struct RlsMatrix {
+pub(crate) struct RlsMatrix {
     /// Compare with the committed snapshot (env/rls-matrix.txt); exit 1 naming changed cells.
     #[arg(long, conflicts_with = "update")]
     pub check: bool,
@@ -270,7 +270,7 @@ pub struct RlsMatrix {
 }
 
 #[derive(Debug, Args)]
-pub struct Seed {
+pub(crate) struct Seed {
     /// How much data: minimal (test fixtures), realistic (about five clinics over two years),
     /// large (at least 1M rows, for load tests).
     #[arg(long, value_enum, default_value_t = Profile::Realistic)]
@@ -294,14 +294,14 @@ pub struct Seed {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Profile {
+pub(crate) enum Profile {
     Minimal,
     Realistic,
     Large,
 }
 
 #[derive(Debug, Args)]
-pub struct StageSync {
+pub(crate) struct StageSync {
     #[command(subcommand)]
     pub command: Option<StageSyncCommand>,
     /// The source: production or staging.
@@ -336,13 +336,13 @@ pub struct StageSync {
 
 impl StageSync {
     /// The target: `--to`, else staging.
-    pub fn target(&self) -> Environment {
+    pub(crate) fn target(&self) -> Environment {
         self.to.unwrap_or(Environment::Staging)
     }
 }
 
 #[derive(Debug, Subcommand)]
-pub enum StageSyncCommand {
+pub(crate) enum StageSyncCommand {
     /// Write a starting rules file from the source's schema, with suggestions.
     InitRules {
         /// Overwrite an existing rules file.
@@ -352,7 +352,7 @@ pub enum StageSyncCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct Load {
+pub(crate) struct Load {
     /// Concurrent clients, one connection each, running transactions back to back.
     #[arg(long, default_value_t = 4)]
     pub clients: u32,
@@ -377,14 +377,14 @@ pub struct Load {
 }
 
 #[derive(Debug, Args)]
-pub struct Bench {
+pub(crate) struct Bench {
     /// Without a subcommand: every benchmark, then one table of the targets.
     #[command(subcommand)]
     pub command: Option<BenchCommand>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand {
+pub(crate) enum BenchCommand {
     /// Seed the large profile on a throwaway cluster; compare with a server-side INSERT ... SELECT.
     Seed,
     /// Compare stage-sync with pg_dump | pg_restore (single and -j2) and a raw COPY pipe of the same data.
@@ -410,7 +410,7 @@ pub enum BenchCommand {
 
 /// `bench stage-sync --schema`: which source schema the tools copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchSchema {
+pub(crate) enum BenchSchema {
     /// The project's migrations with the `large` seed: many indexes, uuid keys.
     Large,
     /// A generated Prisma-style schema: 23 tables, text keys, few indexes.
@@ -418,49 +418,10 @@ pub enum BenchSchema {
 }
 
 #[derive(Debug, Args)]
-pub struct Ci {
+pub(crate) struct Ci {
     /// Skip the format and clippy sections.
     #[arg(long)]
     pub tests_only: bool,
-}
-
-impl Xtask {
-    /// `--env` selects the environment a command acts on, and nothing else: where a command
-    /// acts on no environment, or takes its target from another flag, it is a usage error
-    /// (exit 2), never silently ignored. Returns the message, if so.
-    pub fn env_misuse(&self) -> Option<String> {
-        let env = self.global.env?;
-        let why = match &self.command {
-            Command::Env(Env { command: Some(EnvCommand::Matrix) }) => {
-                "`env matrix` prints every environment's access and selects none".to_string()
-            }
-            Command::Migrate(Migrate { command }) => match command {
-                MigrateCommand::New { .. } => "`migrate new` writes files and reaches no database".to_string(),
-                MigrateCommand::Lint(_) => "`migrate lint` reads files and reaches no database".to_string(),
-                MigrateCommand::Verify => "`migrate verify` runs on a throwaway cluster of its own".to_string(),
-                MigrateCommand::Rehearse(r) if r.data != RehearseData::Copy => {
-                    "`migrate rehearse` on seeded data runs on a throwaway cluster; only --data copy reads an environment".to_string()
-                }
-                MigrateCommand::Diff { .. } => {
-                    "`migrate diff` compares the environments --from and --to name".to_string()
-                }
-                _ => return None,
-            },
-            Command::StageSync(sync) => {
-                return match sync.to {
-                    Some(to) if to == env => None,
-                    Some(to) => Some(format!("stage-sync's target is --to {to}, which --env {env} contradicts")),
-                    None => Some(format!(
-                        "stage-sync takes its target from --to only (staging when absent), never from --env: write --to {env}"
-                    )),
-                };
-            }
-            Command::Bench(_) => "benchmarks run on throwaway clusters of their own".to_string(),
-            Command::Ci(_) => "`ci` runs on throwaway clusters of its own and acts on no environment".to_string(),
-            _ => return None,
-        };
-        Some(format!("--env {env} means nothing here: {why}"))
-    }
 }
 
 fn parse_env(raw: &str) -> Result<Environment, String> {
@@ -470,7 +431,7 @@ fn parse_env(raw: &str) -> Result<Environment, String> {
 /// `stage-sync --clinics`: the first N clinics by key, or these keys. Parsed before any
 /// connection, so a bad value is a usage error.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Clinics {
+pub(crate) enum Clinics {
     First(i64),
     Ids(Vec<String>),
 }
@@ -493,5 +454,6 @@ impl std::str::FromStr for Clinics {
     }
 }
 
+mod misuse;
 #[cfg(test)]
 mod tests;

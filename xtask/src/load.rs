@@ -28,14 +28,14 @@ use crate::{
 
 /// The caps where the matrix says load testing is limited (local): the developer's own
 /// cluster shares the machine with everything else.
-pub const LOCAL_MAX_CLIENTS: u32 = 4;
-pub const LOCAL_MAX_SECONDS: u64 = 30;
+pub(crate) const LOCAL_MAX_CLIENTS: u32 = 4;
+pub(crate) const LOCAL_MAX_SECONDS: u64 = 30;
 
 /// Without `--duration` or `--transactions`.
 const DEFAULT_SECONDS: u64 = 10;
 
 impl flags::Load {
-    pub fn run(self, global: &Global) -> Result<()> {
+    pub(crate) fn run(self, global: &Global) -> Result<()> {
         if self.clients == 0 || self.clients > 256 {
             bail!("--clients must be between 1 and 256, not {}", self.clients);
         }

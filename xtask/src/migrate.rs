@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use app::{
     Environment, Guard,
-    guard::{PendingStamp, WriteConnection, op},
+    guard::{BackupTaken, PendingStamp, WriteConnection, op},
     secrets,
 };
 use postgres::{Client, GenericClient};
@@ -42,7 +42,7 @@ use ledger::{Entry, read_ledger, resolve, show_status};
 pub(crate) use verify::verify;
 
 impl flags::Migrate {
-    pub fn run(self, global: &Global) -> Result<()> {
+    pub(crate) fn run(self, global: &Global) -> Result<()> {
         let sh = Shell::new()?;
         match self.command {
             MigrateCommand::Status => show_status(global),
@@ -68,15 +68,17 @@ pub(crate) fn check_extensions(client: &mut impl GenericClient, files: &[Migrati
 /// Applies every pending migration (for `db up` and `db reset`); returns how many.
 pub(crate) fn up_all(guard: &Guard) -> Result<usize> {
     let files = load_files()?;
-    let mut conn = guard.write::<op::Migrate>()?.connect()?;
+    let target = guard.write::<op::Migrate>()?;
+    let mut conn = target.connect()?;
     let stamp = conn.pending_stamp();
     check_extensions(conn.client(), &files)?;
     let pending = lock_and_plan(&mut conn, &files, None)?;
     if matches!(guard.environment(), Environment::Staging | Environment::Production) {
         lint::refuse_unacknowledged(&pending)?;
     }
+    let backup = target.backed_up(|| backup::take(&Shell::new()?, guard))?;
     for migration in &pending {
-        apply_up(conn.client(), migration, guard.environment(), None, stamp.as_ref())?;
+        apply_up(conn.client(), migration, guard.environment(), &backup, stamp.as_ref())?;
     }
     Ok(pending.len())
 }
@@ -274,9 +276,10 @@ fn up(sh: &Shell, global: &Global, args: flags::MigrateUp) -> Result<()> {
     if matches!(env, Environment::Staging | Environment::Production) {
         lint::refuse_unacknowledged(&pending)?;
     }
-    let backup = if guard.settings().require_backup { Some(backup::take(sh, &guard)?) } else { None };
+    // Where the settings require a backup, the receipt that applying demands is a verified one.
+    let backup = target.backed_up(|| backup::take(sh, &guard))?;
     for migration in &pending {
-        let took = apply_up(conn.client(), migration, env, backup.as_ref(), stamp.as_ref())?;
+        let took = apply_up(conn.client(), migration, env, &backup, stamp.as_ref())?;
         status(format!("applied {} in {} ms", migration.label(), took.as_millis()));
     }
     status(format!("{env}: applied {} migration(s) in {:.1} s", pending.len(), started.elapsed().as_secs_f64()));
@@ -303,11 +306,11 @@ fn apply_up(
     client: &mut Client,
     m: &Migration,
     env: Environment,
-    backup: Option<&BackupFile>,
+    backup: &BackupTaken<BackupFile>,
     stamp: Option<&PendingStamp>,
 ) -> Result<Duration> {
     let started = Instant::now();
-    let record = Applied { m, env, backup, started };
+    let record = Applied { m, env, backup: backup.file(), started };
     if let (true, Some(stamp)) = (m.up.no_transaction, stamp) {
         // The statement can't share a transaction; the stamp goes first, in its own, and
         // only while the database is still empty.

@@ -36,7 +36,7 @@ pub(crate) use copy::Loaded;
 use tables::{Seeder, TABLES};
 
 impl flags::Seed {
-    pub fn run(self, global: &Global) -> Result<()> {
+    pub(crate) fn run(self, global: &Global) -> Result<()> {
         let options = Options::new(self.profile, self.clinics, self.days, self.seed)?;
         let guard = context::guard(global)?;
         seed_keeping(&guard, &options, self.replace, self.replace && !self.no_restore_point)
@@ -56,7 +56,7 @@ pub(crate) struct Options {
 const MAX_DAYS: u32 = 9_000;
 
 impl Options {
-    pub fn new(profile: Profile, clinics: Option<u32>, days: Option<u32>, seed: u64) -> Result<Options> {
+    pub(crate) fn new(profile: Profile, clinics: Option<u32>, days: Option<u32>, seed: u64) -> Result<Options> {
         let (default_clinics, default_days) = match profile {
             Profile::Minimal => (2, 14),
             Profile::Realistic => (5, 730),
@@ -91,11 +91,6 @@ pub(crate) fn seed(guard: &Guard, options: &Options, replace: bool) -> Result<()
 fn seed_keeping(guard: &Guard, options: &Options, replace: bool, keep: bool) -> Result<()> {
     let env = guard.environment();
     let target = guard.write::<op::Seed>()?;
-    if !guard.settings().allow_test_data {
-        bail!(
-            "seeding {env} is refused: its settings do not allow test data\nhint: env/environments.toml sets allow_test_data = false for {env}; seed local or test instead"
-        );
-    }
     // Asked through a load-testing target, as `load` does: the matrix's answer comes with it.
     if options.profile == Profile::Large
         && guard.write::<op::LoadTesting>().is_ok_and(|t| t.is_limited())
@@ -133,7 +128,7 @@ fn seed_keeping(guard: &Guard, options: &Options, replace: bool, keep: bool) -> 
 /// `db up` (first creation) and `db reset`: the realistic profile with the default seed,
 /// unless the environment's settings forbid test data.
 pub(crate) fn realistic(guard: &Guard) -> Result<()> {
-    if !guard.settings().allow_test_data {
+    if !guard.allows::<op::Seed>() {
         status(format!("not seeded: allow_test_data = false for {}", guard.environment()));
         return Ok(());
     }

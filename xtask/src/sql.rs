@@ -7,38 +7,38 @@
 //! And the way back: [`server_message`], what the server said, for reports that list errors.
 
 /// `name` as a quoted identifier: `"a""b"`.
-pub fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// `schema.name`, both quoted.
-pub fn qualified(schema: &str, name: &str) -> String {
+pub(crate) fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", ident(schema), ident(name))
 }
 
 /// Quoted identifiers, comma-separated: a column list.
-pub fn idents<S: AsRef<str>>(names: &[S]) -> String {
+pub(crate) fn idents<S: AsRef<str>>(names: &[S]) -> String {
     names.iter().map(|name| ident(name.as_ref())).collect::<Vec<_>>().join(", ")
 }
 
 /// `alias.name` for each name, comma-separated: a column list over a table alias.
-pub fn columns_of<S: AsRef<str>>(alias: &str, names: &[S]) -> String {
+pub(crate) fn columns_of<S: AsRef<str>>(alias: &str, names: &[S]) -> String {
     names.iter().map(|name| format!("{alias}.{}", ident(name.as_ref()))).collect::<Vec<_>>().join(", ")
 }
 
 /// `value` as a string literal: `'it''s'`.
-pub fn literal(value: &str) -> String {
+pub(crate) fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
 /// Literals, comma-separated: the inside of an `in (...)` list.
-pub fn literals<S: AsRef<str>>(values: &[S]) -> String {
+pub(crate) fn literals<S: AsRef<str>>(values: &[S]) -> String {
     values.iter().map(|value| literal(value.as_ref())).collect::<Vec<_>>().join(", ")
 }
 
 /// The server's own message with its detail, never the client's bare "db error"; an error
 /// that is not the server's (a lost connection) keeps its cause chain.
-pub fn server_message(err: &postgres::Error) -> String {
+pub(crate) fn server_message(err: &postgres::Error) -> String {
     match err.as_db_error() {
         Some(db) => match db.detail() {
             Some(detail) => format!("{} ({detail})", db.message()),

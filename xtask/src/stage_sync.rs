@@ -38,7 +38,7 @@ use mask::Masker;
 use plan::Plan;
 
 impl flags::StageSync {
-    pub fn run(self, _global: &Global) -> Result<()> {
+    pub(crate) fn run(self, _global: &Global) -> Result<()> {
         let root = context::project_root();
         let rules_shown = self.rules.display().to_string();
         let rules_path = root.join(&self.rules);

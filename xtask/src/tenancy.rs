@@ -15,18 +15,18 @@ use serde::Deserialize;
 use crate::sql;
 
 /// The configuration file, relative to the project root.
-pub const FILE: &str = "env/tenancy.toml";
+pub(crate) const FILE: &str = "env/tenancy.toml";
 
 /// The tenant table (`schema.name`) and the key column that names a tenant.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Tenancy {
+pub(crate) struct Tenancy {
     pub root: String,
     pub key: String,
 }
 
 impl Tenancy {
-    pub fn load(project_root: &Path) -> Result<Tenancy> {
+    pub(crate) fn load(project_root: &Path) -> Result<Tenancy> {
         let text = std::fs::read_to_string(project_root.join(FILE)).with_context(|| {
             format!("cannot read {FILE}\nhint: it names the tenant table and key, e.g. root = \"public.clinics\", key = \"id\"")
         })?;
@@ -39,7 +39,7 @@ impl Tenancy {
     }
 
     /// The root table, quoted (`load` made sure it is `schema.table`).
-    pub fn root_qualified(&self) -> String {
+    pub(crate) fn root_qualified(&self) -> String {
         match self.root.split_once('.') {
             Some((schema, name)) => sql::qualified(schema, name),
             None => sql::ident(&self.root),
@@ -49,7 +49,7 @@ impl Tenancy {
 
 /// A foreign key, as ownership sees it: from a table's columns to another's.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Edge {
+pub(crate) struct Edge {
     /// `schema.name` of the referencing table.
     pub from: String,
     pub columns: Vec<String>,
@@ -61,7 +61,7 @@ pub struct Edge {
 
 /// Every table that belongs to a tenant, with its shortest chain of foreign keys up to the
 /// root (the root itself: an empty chain). Self-references never make a table belong.
-pub fn ownership(root: &str, edges: &[Edge]) -> BTreeMap<String, Vec<Edge>> {
+pub(crate) fn ownership(root: &str, edges: &[Edge]) -> BTreeMap<String, Vec<Edge>> {
     let mut owned: BTreeMap<String, Vec<Edge>> = BTreeMap::from([(root.to_string(), Vec::new())]);
     let mut queue = VecDeque::from([root.to_string()]);
     while let Some(parent) = queue.pop_front() {
@@ -80,7 +80,7 @@ pub fn ownership(root: &str, edges: &[Edge]) -> BTreeMap<String, Vec<Edge>> {
 
 /// SQL over `alias`: the row belongs to the tenant whose key is the SQL `literal`. A key
 /// column pointing straight at the root is compared directly; longer chains join up.
-pub fn belongs(chain: &[Edge], key: &str, alias: &str, literal: &str) -> String {
+pub(crate) fn belongs(chain: &[Edge], key: &str, alias: &str, literal: &str) -> String {
     match chain.split_first() {
         None => format!("{alias}.{} = {literal}", sql::ident(key)),
         Some((edge, [])) if edge.to_columns == [key] => format!("{alias}.{} = {literal}", sql::ident(&edge.columns[0])),
@@ -103,7 +103,7 @@ pub fn belongs(chain: &[Edge], key: &str, alias: &str, literal: &str) -> String 
 }
 
 /// The foreign keys of the tables in `schemas`, read from the catalog.
-pub fn edges(client: &mut impl GenericClient, schemas: &[String]) -> Result<Vec<Edge>> {
+pub(crate) fn edges(client: &mut impl GenericClient, schemas: &[String]) -> Result<Vec<Edge>> {
     let rows = client.query(
         "select format('%s.%s', n.nspname, c.relname),
                 array(select a.attname::text from unnest(con.conkey) with ordinality k(n, i)

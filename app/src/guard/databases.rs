@@ -6,10 +6,11 @@
 use anyhow::{Context, Result, bail};
 use postgres::{Client, Transaction};
 
-use super::{WriteConnection, WriteTarget, differs, op};
+use super::{WriteConnection, WriteTarget, op, server::differs};
 use crate::{
     connect,
     restore_point::{self, RestorePoint},
+    sql::{ident, literal},
     stamp, template,
 };
 
@@ -94,7 +95,12 @@ impl WriteTarget<op::Reset> {
                 self.env
             );
         }
-        Ok(match template::swap(&mut maintenance, &names, keep.then_some("db reset"))? {
+        let away = if keep {
+            Some(restore_point::replace_with_target_sql(&mut maintenance, &names, "db reset")?)
+        } else {
+            None
+        };
+        Ok(match template::swap(&mut maintenance, &names, away)? {
             None => TemplateReset::Cloned,
             Some(why) => TemplateReset::Unsafe(why),
         })
@@ -215,7 +221,7 @@ impl<O: op::WriteOp> WriteTarget<O> {
             Err(_) => false,
         };
         if ours {
-            let sql = format!("comment on database {} is '{}'", template::ident(&names.fresh), template::SCRATCH_MARK);
+            let sql = format!("comment on database {} is {}", ident(&names.fresh), literal(template::SCRATCH_MARK));
             template::run(maintenance, &sql, "cannot mark an interrupted clone as scratch")?;
         }
         Ok(())

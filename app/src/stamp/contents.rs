@@ -185,7 +185,7 @@ pub fn describe(client: &mut impl GenericClient) -> Result<Option<String>> {
 }
 
 /// Every finding, in a stable order: large objects, objects, then tables holding rows.
-pub fn contents(client: &mut impl GenericClient) -> Result<Vec<String>> {
+pub(crate) fn contents(client: &mut impl GenericClient) -> Result<Vec<String>> {
     let mut tx = client.transaction().context("cannot look at what the database holds")?;
     tx.batch_execute("set local row_security = off").context("cannot look at what the database holds")?;
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();

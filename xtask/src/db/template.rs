@@ -4,7 +4,7 @@
 //! anything else is never cloned.
 
 use anyhow::Result;
-use app::Guard;
+use app::{Guard, guard::op};
 use sha2::{Digest, Sha256};
 
 /// The seed generator's source, compiled in: a change to how rows are made changes the key
@@ -34,7 +34,7 @@ pub(crate) fn key(guard: &Guard, no_seed: bool) -> Result<String> {
     for migration in crate::migrate::load_files()? {
         part("migration", &format!("{} {}", migration.label(), migration.checksum));
     }
-    let seeded = !no_seed && guard.settings().allow_test_data;
+    let seeded = !no_seed && guard.allows::<op::Seed>();
     part("seed", &format!("realistic seeded={seeded}"));
     if seeded {
         for source in SEED_SOURCES {

@@ -17,6 +17,10 @@ fn env_is_a_usage_error_where_it_selects_nothing() {
         &["migrate", "lint", "--env", "staging"],
         &["env", "matrix", "--env", "local"],
         &["migrate", "rehearse", "--data", "large", "--env", "production"],
+        &["db", "up", "--env", "test"],
+        &["db", "status", "--env", "staging"],
+        &["db", "down", "--env", "production"],
+        &["db", "destroy", "--yes", "--env", "test"],
     ] {
         assert!(misuse(refused).is_some(), "{refused:?} was accepted");
     }
@@ -29,6 +33,10 @@ fn env_is_a_usage_error_where_it_selects_nothing() {
         &["seed", "--env", "test"],
         &["migrate", "rehearse", "--env", "staging"],
         &["migrate", "rehearse", "--data", "copy", "--env", "staging"],
+        &["db", "up", "--env", "local"],
+        &["db", "status"],
+        &["db", "reset", "--env", "test"],
+        &["db", "undo", "--env", "test"],
     ] {
         assert!(misuse(accepted).is_none(), "{accepted:?} was refused");
     }

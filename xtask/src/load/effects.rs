@@ -75,7 +75,7 @@ fn denied(name: &str) -> Option<&'static str> {
 
 /// Checks one statement (positional form). A refusal gives the byte offset of what is
 /// refused and one sentence saying what and why.
-pub fn check(sql: &str) -> Result<(), (usize, String)> {
+pub(super) fn check(sql: &str) -> Result<(), (usize, String)> {
     let parse = SourceFile::parse(sql);
     if let Some(error) = parse.errors().first() {
         return Err((
@@ -154,7 +154,7 @@ const VOLATILE_OK: &[&str] = &[
 /// The functions a statement calls by name (unqualified, folded) that the database has to
 /// say something about: everything but [`VOLATILE_OK`]. The run refuses those the target
 /// declares `VOLATILE` (a function that writes must be), whatever they are named.
-pub fn calls(sql: &str) -> Vec<String> {
+pub(super) fn calls(sql: &str) -> Vec<String> {
     let parse = SourceFile::parse(sql);
     let mut names: Vec<String> = parse
         .syntax_node()

@@ -14,7 +14,7 @@ use crate::seed::calendar::Date;
 
 /// What the draws choose from.
 #[derive(Debug)]
-pub struct Data {
+pub(super) struct Data {
     members: Vec<Member>,
     clinics: HashMap<String, Clinic>,
     clinic_ids: Vec<String>,
@@ -39,7 +39,7 @@ struct Clinic {
 
 /// One transaction's draw: the claims to set and the positional parameters' text.
 #[derive(Debug)]
-pub struct Draw {
+pub(super) struct Draw {
     /// `request.jwt.claims` as JSON.
     pub claims: String,
     pub values: Vec<Option<String>>,
@@ -47,7 +47,7 @@ pub struct Draw {
 
 impl Data {
     /// Reads members, providers, locations and date spans, in a transaction rolled back after.
-    pub fn read(client: &mut Client) -> Result<Data> {
+    pub(super) fn read(client: &mut Client) -> Result<Data> {
         let mut tx = client.transaction()?;
         let members: Vec<Member> = tx
             .query(
@@ -90,21 +90,21 @@ impl Data {
         Ok(Data { members, clinics, clinic_ids })
     }
 
-    pub fn members(&self) -> usize {
+    pub(super) fn members(&self) -> usize {
         self.members.len()
     }
 
-    pub fn clinics(&self) -> usize {
+    pub(super) fn clinics(&self) -> usize {
         self.clinic_ids.len()
     }
 
     /// Whether some member can carry this query's claims.
-    pub fn has_member_for(&self, query: &Query) -> bool {
+    pub(super) fn has_member_for(&self, query: &Query) -> bool {
         self.members.iter().any(|m| query.members.is_empty() || query.members.contains(&m.role))
     }
 
     /// Draws a member (of the query's member roles) and the query's parameters.
-    pub fn draw(&self, query: &Query, role: Role, rng: &mut ChaCha8Rng) -> Draw {
+    pub(super) fn draw(&self, query: &Query, role: Role, rng: &mut ChaCha8Rng) -> Draw {
         let eligible = |m: &&Member| query.members.is_empty() || query.members.contains(&m.role);
         let count = self.members.iter().filter(eligible).count().max(1);
         let pick = rng.random_range(0..count);

@@ -19,7 +19,7 @@ use crate::{
 
 /// What the run was.
 #[derive(Debug)]
-pub struct Setup {
+pub(super) struct Setup {
     pub environment: String,
     pub clients: u32,
     /// The local environment's caps, when they applied: clients and seconds.
@@ -62,7 +62,7 @@ struct Line {
 }
 
 /// Prints the report: a table on stdout, or JSON with `json`.
-pub fn print(
+pub(super) fn print(
     setup: &Setup,
     workload: &Workload,
     variants: &[Variant],

@@ -33,21 +33,21 @@ use super::{
 
 /// A query as one role: what the report has a line for.
 #[derive(Debug, Clone)]
-pub struct Variant {
+pub(super) struct Variant {
     pub query: usize,
     pub role: Role,
 }
 
 /// When to stop.
 #[derive(Debug, Clone, Copy)]
-pub struct Bounds {
+pub(super) struct Bounds {
     pub transactions: Option<u64>,
     pub deadline: Duration,
 }
 
 /// One variant's measurements.
 #[derive(Debug)]
-pub struct Stats {
+pub(super) struct Stats {
     /// Whole-transaction latency of successful transactions, in microseconds.
     pub latency: Histogram<u64>,
     /// Transactions whose query returned (or changed) no rows.
@@ -67,11 +67,11 @@ impl Stats {
         }
     }
 
-    pub fn errors(&self) -> u64 {
+    pub(super) fn errors(&self) -> u64 {
         self.errors.values().map(|(n, _)| n).sum()
     }
 
-    pub fn transactions(&self) -> u64 {
+    pub(super) fn transactions(&self) -> u64 {
         self.latency.len() + self.errors()
     }
 
@@ -88,7 +88,7 @@ impl Stats {
 
 /// Shared between the clients and the progress line.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(super) struct Counters {
     pub done: AtomicU64,
     pub errors: AtomicU64,
     next: AtomicU64,
@@ -96,7 +96,7 @@ pub struct Counters {
 
 /// The weighted order in which transactions pick variants (smooth weighted round robin):
 /// the mix is exact, and a run of at least one cycle executes every variant.
-pub fn schedule(workload: &Workload) -> (Vec<Variant>, Vec<usize>) {
+pub(super) fn schedule(workload: &Workload) -> (Vec<Variant>, Vec<usize>) {
     let variants: Vec<Variant> = workload
         .queries
         .iter()
@@ -121,7 +121,7 @@ pub fn schedule(workload: &Workload) -> (Vec<Variant>, Vec<usize>) {
 /// Every sequence's last value, by name. A rollback does not undo `nextval`, so column
 /// defaults (`serial`, identity) and triggers of the rows a workload inserts move them for
 /// good; comparing before and after says so instead of claiming the data is as it was.
-pub fn sequences(client: &mut postgres::Client) -> Result<BTreeMap<String, Option<i64>>> {
+pub(super) fn sequences(client: &mut postgres::Client) -> Result<BTreeMap<String, Option<i64>>> {
     let rows = client
         .query("select format('%I.%I', schemaname, sequencename), last_value from pg_catalog.pg_sequences", &[])
         .map_err(|err| anyhow::anyhow!("cannot read the target's sequences: {}", sql::server_message(&err)))?;
@@ -131,7 +131,7 @@ pub fn sequences(client: &mut postgres::Client) -> Result<BTreeMap<String, Optio
 /// Refuses a workload whose queries call a function the target declares `VOLATILE`
 /// (`effects::calls`): such a function may write where a rollback does not reach
 /// (sequences, other connections, files), under any name.
-pub fn refuse_volatile(client: &mut postgres::Client, workload: &Workload, shown: &str) -> Result<()> {
+pub(super) fn refuse_volatile(client: &mut postgres::Client, workload: &Workload, shown: &str) -> Result<()> {
     for query in &workload.queries {
         let names = super::effects::calls(&query.sql);
         if names.is_empty() {
@@ -155,7 +155,7 @@ pub fn refuse_volatile(client: &mut postgres::Client, workload: &Workload, shown
 }
 
 /// The sequences that moved between two readings, as `name (before -> after)`.
-pub fn moved(before: &BTreeMap<String, Option<i64>>, after: &BTreeMap<String, Option<i64>>) -> Vec<String> {
+pub(super) fn moved(before: &BTreeMap<String, Option<i64>>, after: &BTreeMap<String, Option<i64>>) -> Vec<String> {
     let shown = |v: Option<i64>| v.map_or_else(|| "unused".to_string(), |v| v.to_string());
     after
         .iter()
@@ -166,7 +166,7 @@ pub fn moved(before: &BTreeMap<String, Option<i64>>, after: &BTreeMap<String, Op
 
 /// Runs the clients until the bounds are reached; returns each variant's stats and the
 /// elapsed time. A client whose connection dies stops; the others go on.
-pub fn run(
+pub(super) fn run(
     connections: Vec<WriteConnection<op::LoadTesting>>,
     workload: &Arc<Workload>,
     data: &Arc<Data>,

@@ -15,13 +15,13 @@ use toml::Spanned;
 
 /// A parsed, checked workload.
 #[derive(Debug)]
-pub struct Workload {
+pub(super) struct Workload {
     pub queries: Vec<Query>,
 }
 
 /// One query of the mix.
 #[derive(Debug)]
-pub struct Query {
+pub(super) struct Query {
     pub name: String,
     pub weight: u32,
     pub roles: Vec<Role>,
@@ -37,7 +37,7 @@ pub struct Query {
 
 /// The database roles the API uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
+pub(super) enum Role {
     /// A signed-in member: row-level security applies.
     Authenticated,
     /// The server-side key: bypasses row-level security.
@@ -45,7 +45,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Role::Authenticated => "authenticated",
             Role::ServiceRole => "service_role",
@@ -55,7 +55,7 @@ impl Role {
 
 /// A value drawn per transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Param {
+pub(super) enum Param {
     /// The member's clinic.
     Clinic,
     /// A clinic the member does not belong to (to show what RLS denies).
@@ -119,7 +119,7 @@ struct RawQuery {
 }
 
 /// Reads and checks a workload file; `shown` is how errors name it.
-pub fn load(path: &Path, shown: &str) -> Result<Workload> {
+pub(super) fn load(path: &Path, shown: &str) -> Result<Workload> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the workload file {shown}\nhint: the default is env/load.toml"))?;
     parse(&text).map_err(|(span, problem)| anyhow::anyhow!("{shown} line {}: {problem}", line_of(&text, span.start)))

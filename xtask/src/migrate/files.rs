@@ -10,10 +10,10 @@ use sha2::{Digest, Sha256};
 use crate::supabase::extensions;
 
 /// The header that runs a file outside a transaction (for `CREATE INDEX CONCURRENTLY`).
-pub const NO_TRANSACTION: &str = "-- migrate:no-transaction";
+pub(super) const NO_TRANSACTION: &str = "-- migrate:no-transaction";
 
 #[derive(Clone, Debug)]
-pub struct Migration {
+pub(crate) struct Migration {
     pub version: u64,
     pub name: String,
     pub up: Script,
@@ -24,7 +24,7 @@ pub struct Migration {
 }
 
 #[derive(Clone, Debug)]
-pub struct Script {
+pub(crate) struct Script {
     /// The path from the project root, as messages show it.
     pub file: String,
     pub sql: String,
@@ -32,19 +32,19 @@ pub struct Script {
 }
 
 impl Migration {
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{:04}_{}", self.version, self.name)
     }
 }
 
 /// The up scripts of the migrations, as the extension check takes them.
-pub fn extension_sources(migrations: &[Migration]) -> Vec<extensions::Source<'_>> {
+pub(crate) fn extension_sources(migrations: &[Migration]) -> Vec<extensions::Source<'_>> {
     migrations.iter().map(|m| extensions::Source { file: m.up.file.clone(), sql: &m.up.sql }).collect()
 }
 
 /// Reads and checks every migration pair in the folder (`shown` from the project root),
 /// in version order.
-pub fn load(dir: &Path, shown: &str) -> Result<Vec<Migration>> {
+pub(super) fn load(dir: &Path, shown: &str) -> Result<Vec<Migration>> {
     let mut halves: BTreeMap<u64, (String, Option<Script>, Option<Script>)> = BTreeMap::new();
     for file in sql_files(dir)? {
         let Some((version, name, up)) = parse_file_name(&file) else {
@@ -76,7 +76,7 @@ pub fn load(dir: &Path, shown: &str) -> Result<Vec<Migration>> {
 
 /// Reads the Supabase CLI's folder: `<timestamp>_name.sql` files, forward only, in version
 /// order. Other `.sql` names are an error (the CLI would skip them silently).
-pub fn load_supabase(dir: &Path, shown: &str) -> Result<Vec<Migration>> {
+pub(super) fn load_supabase(dir: &Path, shown: &str) -> Result<Vec<Migration>> {
     let mut migrations: BTreeMap<u64, Migration> = BTreeMap::new();
     for file in sql_files(dir)? {
         let Some((version, name)) = parse_supabase_name(&file) else {
@@ -96,7 +96,7 @@ pub fn load_supabase(dir: &Path, shown: &str) -> Result<Vec<Migration>> {
 /// Reads Prisma's folder: one `<timestamp>_name/migration.sql` per subfolder, forward only,
 /// in version order; the checksum is Prisma's, sha256 of the file's bytes as they are.
 /// Other subfolders are an error; `migration_lock.toml` and other files are Prisma's own.
-pub fn load_prisma(dir: &Path, shown: &str) -> Result<Vec<Migration>> {
+pub(super) fn load_prisma(dir: &Path, shown: &str) -> Result<Vec<Migration>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -176,12 +176,12 @@ impl Script {
 }
 
 /// sha256 of the text with CRLF line endings made LF, so a checkout on Windows matches.
-pub fn checksum(sql: &str) -> String {
+pub(crate) fn checksum(sql: &str) -> String {
     sha256_hex(sql.replace("\r\n", "\n").as_bytes())
 }
 
 /// sha256 in lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(super) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -203,7 +203,7 @@ fn parse_file_name(file: &str) -> Option<(u64, String, bool)> {
 /// Counts the SQL statements in a script: semicolons outside strings, quoted identifiers,
 /// dollar quotes, comments and `BEGIN ATOMIC ... END` bodies, plus a last statement
 /// without one.
-pub fn count_statements(sql: &str) -> usize {
+pub(super) fn count_statements(sql: &str) -> usize {
     statements(sql).len()
 }
 
@@ -211,7 +211,7 @@ pub fn count_statements(sql: &str) -> usize {
 /// `END`, `ABORT`, `START TRANSACTION`, `SAVEPOINT`, `RELEASE`, `PREPARE TRANSACTION`),
 /// with its line: a migration runs in the tool's transaction, and one of these would end
 /// it, half-applied, behind the tool's back.
-pub fn transaction_control(sql: &str) -> Option<(usize, String)> {
+pub(super) fn transaction_control(sql: &str) -> Option<(usize, String)> {
     statements(sql).into_iter().find_map(|statement| {
         let first = statement.words.first()?.as_str();
         let second = statement.words.get(1).map(String::as_str);

@@ -19,7 +19,7 @@ use crate::{context, sql};
 const HEADER: &str = "-- The live schema when this project adopted the database (`cargo xtask migrate baseline`).\n-- Its application objects only, with their grants to the roles every database has: no\n-- owners, nothing of the platform, rows only of the tables\n-- named with --with-data. Review it, commit it; new changes go in new migrations.\n";
 
 /// The up and down SQL of the first migration.
-pub struct First {
+pub(super) struct First {
     pub up: String,
     /// The application's objects on the platform's tables need a down of their own.
     pub down: String,
@@ -29,7 +29,7 @@ pub struct First {
 /// The first migration from the live snapshot: what is the application's and not already
 /// on a freshly bootstrapped scratch cluster (`bootstrap`), in pg_dump's order, the rows
 /// of `data` before the constraints, indexes and triggers as pg_dump restores them.
-pub fn compose(live: &Snapshot, bootstrap: &Snapshot, platform: Platform, data: &[Entry]) -> First {
+pub(super) fn compose(live: &Snapshot, bootstrap: &Snapshot, platform: Platform, data: &[Entry]) -> First {
     let mut up = format!("{HEADER}\n");
     for line in &live.preamble {
         up.push_str(&local(line));
@@ -120,14 +120,14 @@ fn down_sql(up: &str, objects: &[&Entry], platform: Platform) -> String {
 }
 
 /// The files written for an empty folder.
-pub struct Written {
+pub(super) struct Written {
     pub up: PathBuf,
     pub down: Option<PathBuf>,
 }
 
 impl Written {
     /// Removes what was written; says which files, for the message that follows.
-    pub fn remove(&self) -> String {
+    pub(super) fn remove(&self) -> String {
         let mut shown = vec![shown(&self.up)];
         let _ = std::fs::remove_file(&self.up);
         if let Some(down) = &self.down {
@@ -148,7 +148,7 @@ fn shown(path: &Path) -> String {
 /// Writes the first migration in the folder's layout: `0001_baseline.{up,down}.sql`, the
 /// Supabase CLI's `<timestamp>_baseline.sql`, or Prisma's `<timestamp>_baseline/migration.sql`;
 /// removed again if the folder then does not load.
-pub fn write(first: &First) -> Result<Written> {
+pub(super) fn write(first: &First) -> Result<Written> {
     let folder = layout::folder()?;
     let dir = &folder.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", folder.shown))?;

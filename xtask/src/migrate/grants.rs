@@ -16,7 +16,7 @@ const API_ROLES: &[&str] = &["anon", "authenticated", "service_role"];
 
 /// The grantees a baseline keeps: `PUBLIC`, `postgres` (which the bootstrap grants to) and
 /// every role the bootstrap creates, read from the bootstrap itself.
-pub fn kept_grantees() -> BTreeSet<String> {
+pub(super) fn kept_grantees() -> BTreeSet<String> {
     let mut kept: BTreeSet<String> = ["PUBLIC", "postgres"].iter().map(|s| s.to_string()).collect();
     for line in crate::supabase::SUPABASE_SQL.lines() {
         if let Some((name, _)) = line.trim().strip_prefix("['").and_then(|rest| rest.split_once('\'')) {
@@ -27,7 +27,7 @@ pub fn kept_grantees() -> BTreeSet<String> {
 }
 
 /// Whether an entry holds privileges.
-pub fn is_acl(entry: &Entry) -> bool {
+pub(super) fn is_acl(entry: &Entry) -> bool {
     matches!(entry.kind.as_str(), "ACL" | "DEFAULT ACL")
 }
 
@@ -62,14 +62,14 @@ fn is_statement(line: &str) -> bool {
 
 /// Grants left out of a snapshot: the statements, in the snapshot's order.
 #[derive(Debug, Default)]
-pub struct LeftOut {
+pub(super) struct LeftOut {
     pub statements: Vec<String>,
     pub roles: BTreeSet<String>,
 }
 
 impl LeftOut {
     /// One line for the warning, or `None` when nothing was left out.
-    pub fn warning(&self) -> Option<String> {
+    pub(super) fn warning(&self) -> Option<String> {
         let first = self.statements.first()?;
         let roles: Vec<&str> = self.roles.iter().map(String::as_str).collect();
         Some(format!(
@@ -85,7 +85,7 @@ impl LeftOut {
 /// entries left without any go, and so do those on objects the dump does not create
 /// (an extension's functions, whose privileges are the extension's). Returns what was
 /// left out.
-pub fn restrict(snapshot: &mut Snapshot, platform: Platform, kept: &BTreeSet<String>) -> LeftOut {
+pub(super) fn restrict(snapshot: &mut Snapshot, platform: Platform, kept: &BTreeSet<String>) -> LeftOut {
     let mut left_out = LeftOut::default();
     let dumped: BTreeSet<(String, String)> =
         snapshot.entries.iter().filter(|e| !is_acl(e)).map(|e| (e.schema.clone(), e.name.clone())).collect();
@@ -130,7 +130,7 @@ pub fn restrict(snapshot: &mut Snapshot, platform: Platform, kept: &BTreeSet<Str
 /// and schema of the application's that the baseline creates, so that what it then grants
 /// (pg_dump's ACL entries) is all the API roles get, whatever the target's default
 /// privileges hand new objects.
-pub fn revokes(objects: &[&Entry], platform: Platform) -> String {
+pub(super) fn revokes(objects: &[&Entry], platform: Platform) -> String {
     let mut out = String::new();
     for entry in objects {
         let on = match entry.kind.as_str() {

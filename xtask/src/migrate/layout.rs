@@ -20,7 +20,7 @@ use crate::context;
 
 /// How the migration files are named.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
+pub(crate) enum Layout {
     /// `NNNN_name.up.sql` and `NNNN_name.down.sql` pairs.
     Pairs,
     /// The Supabase CLI's `<timestamp>_name.sql`, forward only.
@@ -31,14 +31,14 @@ pub enum Layout {
 
 impl Layout {
     /// Another tool's layout: no down files, timestamps for versions, that tool's ledger.
-    pub fn forward_only(self) -> bool {
+    pub(crate) fn forward_only(self) -> bool {
         self != Layout::Pairs
     }
 }
 
 /// The migrations folder of the project.
 #[derive(Clone, Debug)]
-pub struct Folder {
+pub(crate) struct Folder {
     pub dir: PathBuf,
     /// The folder relative to the project root, as messages show it.
     pub shown: String,
@@ -50,7 +50,7 @@ pub struct Folder {
 /// The folder `env/environments.toml` names (`[migrations] dir`, default `migrations`); a
 /// folder ending in `supabase/migrations` is in the Supabase layout, one ending in
 /// `prisma/migrations` in Prisma's, unless `layout` says otherwise.
-pub fn folder() -> Result<&'static Folder> {
+pub(crate) fn folder() -> Result<&'static Folder> {
     static FOLDER: OnceLock<Folder> = OnceLock::new();
     if let Some(folder) = FOLDER.get() {
         return Ok(folder);
@@ -78,7 +78,7 @@ pub fn folder() -> Result<&'static Folder> {
 /// Every migration in the project's folder, in version order. With
 /// `skip_platform_extensions`, the statements on extensions only Supabase's platform has
 /// are blanked out of the SQL that runs (the checksum stays the file's).
-pub fn load() -> Result<Vec<Migration>> {
+pub(crate) fn load() -> Result<Vec<Migration>> {
     let folder = folder()?;
     if !folder.dir.is_dir() && folder.shown != "migrations" {
         bail!(
@@ -104,7 +104,7 @@ pub fn load() -> Result<Vec<Migration>> {
 
 /// The Supabase CLI's ledger: the versions (and names, where recorded) that `supabase db
 /// push` or `supabase migration up` applied. Empty when the database has none.
-pub fn read_cli_ledger(client: &mut impl GenericClient) -> Result<Vec<(u64, String)>> {
+pub(crate) fn read_cli_ledger(client: &mut impl GenericClient) -> Result<Vec<(u64, String)>> {
     let exists: bool =
         client.query_one("select to_regclass('supabase_migrations.schema_migrations') is not null", &[])?.get(0);
     if !exists {
@@ -129,7 +129,7 @@ pub fn read_cli_ledger(client: &mut impl GenericClient) -> Result<Vec<(u64, Stri
 /// Records an applied migration in the other tool's ledger, in the caller's transaction:
 /// Prisma's for the Prisma layout, else the Supabase CLI's as the CLI does (the version as
 /// text, the name, the statements: here the whole file).
-pub fn record_in_cli_ledger(client: &mut impl GenericClient, m: &Migration) -> Result<(), postgres::Error> {
+pub(crate) fn record_in_cli_ledger(client: &mut impl GenericClient, m: &Migration) -> Result<(), postgres::Error> {
     if folder().is_ok_and(|f| f.layout == Layout::Prisma) {
         return super::prisma::record(client, m);
     }
@@ -148,7 +148,7 @@ pub fn record_in_cli_ledger(client: &mut impl GenericClient, m: &Migration) -> R
 
 /// The file name `migrate new` writes in the Supabase layout: the UTC time as the CLI
 /// writes it (`YYYYMMDDHHMMSS`), then the name.
-pub fn supabase_file_name(slug: &str, unix_seconds: u64) -> String {
+pub(crate) fn supabase_file_name(slug: &str, unix_seconds: u64) -> String {
     let (days, secs) = ((unix_seconds / 86_400) as i64, unix_seconds % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;

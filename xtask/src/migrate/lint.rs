@@ -28,7 +28,7 @@ pub(crate) use idents::qualified;
 use script::Script;
 
 /// Rules `migrate rehearse` enforces; their acknowledgements live in the same comments.
-pub const REHEARSE_RULES: &[&str] = &["long-lock", "table-rewrite", "down-loses-data"];
+pub(crate) const REHEARSE_RULES: &[&str] = &["long-lock", "table-rewrite", "down-loses-data"];
 
 /// Squawk rules left out, and why: style rather than safety here, or covered by one of our
 /// rules with a message that names this project's mechanisms.
@@ -55,7 +55,7 @@ const SQUAWK_EXCLUDED: &[Rule] = &[
 
 /// One finding: where, which rule, why, what to do; `acknowledged` holds the reason given.
 #[derive(Clone, Debug)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub file: String,
     pub line: usize,
     pub rule: String,
@@ -65,7 +65,7 @@ pub struct Finding {
 }
 
 impl flags::MigrateLint {
-    pub fn run(self) -> Result<()> {
+    pub(crate) fn run(self) -> Result<()> {
         let dir = super::layout::folder()?.dir.clone();
         let mut baseline = baseline::Baseline::load(&dir)?;
         let targets = self.targets(&dir, &baseline)?;
@@ -204,7 +204,7 @@ pub(crate) fn accept(migrations: &[Migration]) -> Result<()> {
 }
 
 /// Lints one file. `down_exists`: for an up file, whether its down file is there.
-pub fn lint_text(shown: &str, name: &str, sql: &str, down_exists: Option<bool>) -> Vec<Finding> {
+pub(crate) fn lint_text(shown: &str, name: &str, sql: &str, down_exists: Option<bool>) -> Vec<Finding> {
     let up = !name.ends_with(".down.sql");
     let no_transaction = sql.lines().next().is_some_and(|l| l.trim() == files::NO_TRANSACTION);
     let parsed = script::parse(sql);

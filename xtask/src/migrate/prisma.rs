@@ -24,7 +24,7 @@ const DDL: &str = "create table if not exists public._prisma_migrations (
 
 /// One row of Prisma's ledger.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(super) struct Row {
     pub migration_name: String,
     pub checksum: String,
     pub finished: bool,
@@ -34,19 +34,19 @@ pub struct Row {
 
 impl Row {
     /// The version: the digits before the first `_` of the name (`20240101120000_init`).
-    pub fn version(&self) -> Option<u64> {
+    pub(super) fn version(&self) -> Option<u64> {
         self.migration_name.split_once('_')?.0.parse().ok()
     }
 }
 
 /// Prisma's name for a migration: its folder's name.
-pub fn migration_name(m: &Migration) -> String {
+pub(super) fn migration_name(m: &Migration) -> String {
     let folder = m.up.file.strip_suffix("/migration.sql").unwrap_or(&m.up.file);
     folder.rsplit('/').next().unwrap_or(folder).to_string()
 }
 
 /// Every row of the ledger in the order Prisma wrote them; empty when there is none.
-pub fn read(client: &mut impl GenericClient) -> Result<Vec<Row>> {
+pub(super) fn read(client: &mut impl GenericClient) -> Result<Vec<Row>> {
     let exists: bool = client.query_one("select to_regclass('public._prisma_migrations') is not null", &[])?.get(0);
     if !exists {
         return Ok(Vec::new());
@@ -72,7 +72,7 @@ pub fn read(client: &mut impl GenericClient) -> Result<Vec<Row>> {
 
 /// Records an applied migration as `prisma migrate deploy` does, in the caller's
 /// transaction; a migration Prisma's ledger already holds as applied is left as it is.
-pub fn record(client: &mut impl GenericClient, m: &Migration) -> Result<(), postgres::Error> {
+pub(super) fn record(client: &mut impl GenericClient, m: &Migration) -> Result<(), postgres::Error> {
     client.batch_execute(DDL)?;
     client.execute(
         "insert into public._prisma_migrations
@@ -88,7 +88,7 @@ pub fn record(client: &mut impl GenericClient, m: &Migration) -> Result<(), post
 /// Whether the ledger is the folder's history: every migration recorded as applied with
 /// the file's checksum, nothing applied that has no folder, nothing failed. `Ok(false)`
 /// when there is no ledger at all; an error naming the first disagreement otherwise.
-pub fn matches_history(rows: &[Row], files: &[Migration], shown: &str) -> Result<bool> {
+pub(super) fn matches_history(rows: &[Row], files: &[Migration], shown: &str) -> Result<bool> {
     let applied: Vec<&Row> = rows.iter().filter(|r| r.finished && !r.rolled_back).collect();
     if rows.is_empty() {
         return Ok(false);

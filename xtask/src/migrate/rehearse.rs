@@ -27,7 +27,7 @@ use run::StatementReport;
 
 /// The whole rehearsal, as `--json` prints it.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(super) struct Report {
     pub source: String,
     pub migrations: Vec<String>,
     /// Row counts of the copy's tables before the rehearsal.
@@ -41,7 +41,7 @@ pub struct Report {
 
 /// A threshold crossed or a failure: acknowledged ones are reported and do not fail the run.
 #[derive(Debug, Serialize)]
-pub struct Problem {
+pub(super) struct Problem {
     pub file: String,
     pub line: usize,
     pub rule: String,
@@ -50,7 +50,7 @@ pub struct Problem {
 }
 
 impl flags::MigrateRehearse {
-    pub fn run(self, global: &Global) -> Result<()> {
+    pub(crate) fn run(self, global: &Global) -> Result<()> {
         let started = Instant::now();
         let sh = Shell::new()?;
         let files = super::load_files()?;

@@ -10,12 +10,12 @@ use crate::pg;
 /// The schema of the application, without the project's own bookkeeping (`app_meta`), the
 /// dump's comments and session settings, so two equal schemas give equal text.
 /// `args` come from the guard's target, so the dump is of the server it checked.
-pub fn dump(sh: &Shell, args: &ClientArgs, shown: &str) -> Result<String> {
+pub(crate) fn dump(sh: &Shell, args: &ClientArgs, shown: &str) -> Result<String> {
     dump_with(sh, args, shown, &["--schema-only".to_string(), "--no-owner".to_string()])
 }
 
 /// [`dump`] with other `pg_dump` options; `app_meta` is always left out.
-pub fn dump_with(sh: &Shell, args: &ClientArgs, shown: &str, options: &[String]) -> Result<String> {
+pub(crate) fn dump_with(sh: &Shell, args: &ClientArgs, shown: &str, options: &[String]) -> Result<String> {
     let raw = pg::client_cmd(sh, "pg_dump", args)?
         .args(options)
         .arg("--exclude-schema=app_meta")
@@ -27,7 +27,7 @@ pub fn dump_with(sh: &Shell, args: &ClientArgs, shown: &str, options: &[String])
 
 /// [`dump`] of only the named schemas: what stage-sync copies must have one shape on both
 /// sides, whatever else (extensions, other tools' schemas) each database holds.
-pub fn dump_schemas(sh: &Shell, args: &ClientArgs, shown: &str, schemas: &[String]) -> Result<String> {
+pub(crate) fn dump_schemas(sh: &Shell, args: &ClientArgs, shown: &str, schemas: &[String]) -> Result<String> {
     // Quoted, so the names are taken as written (case kept, no wildcards).
     let mut options = vec!["--schema-only".to_string(), "--no-owner".to_string()];
     options.extend(schemas.iter().map(|s| format!("--schema={}", crate::sql::ident(s))));
@@ -50,7 +50,7 @@ fn normalize(dump: &str) -> String {
 }
 
 /// The first line where two schemas differ, with the statement it belongs to.
-pub fn first_difference(expected: &str, actual: &str) -> Option<String> {
+pub(crate) fn first_difference(expected: &str, actual: &str) -> Option<String> {
     if expected == actual {
         return None;
     }

@@ -14,7 +14,7 @@ use crate::pg;
 
 /// One object of a dump.
 #[derive(Clone, Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub kind: String,
     /// `-` for objects outside a schema (schemas, extensions, event triggers, publications).
     pub schema: String,
@@ -31,7 +31,7 @@ impl Entry {
     }
 
     /// How messages name it: `TABLE public."User"`-like, from pg_dump's header.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         let within = |name: &str| match self.schema.as_str() {
             "-" => name.to_string(),
             schema => format!("{schema}.{name}"),
@@ -50,7 +50,7 @@ impl Entry {
 
 /// A whole dump: the session settings pg_dump starts with, and its entries in its order.
 #[derive(Clone, Debug, Default)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub preamble: Vec<String>,
     pub entries: Vec<Entry>,
 }
@@ -74,14 +74,14 @@ const POST_DATA: &[&str] = &[
 ];
 
 impl Entry {
-    pub fn is_post_data(&self) -> bool {
+    pub(crate) fn is_post_data(&self) -> bool {
         POST_DATA.contains(&self.kind.as_str())
     }
 }
 
 /// `pg_dump --schema-only --no-owner` of the whole database but the project's own
 /// bookkeeping (`app_meta`), cut into entries, privileges included (`ACL` entries).
-pub fn take(sh: &Shell, args: &ClientArgs, shown: &str) -> Result<Snapshot> {
+pub(crate) fn take(sh: &Shell, args: &ClientArgs, shown: &str) -> Result<Snapshot> {
     let raw = pg::client_cmd(sh, "pg_dump", args)?
         .args(["--schema-only", "--no-owner", "--exclude-schema=app_meta"])
         .ignore_stderr()
@@ -92,7 +92,7 @@ pub fn take(sh: &Shell, args: &ClientArgs, shown: &str) -> Result<Snapshot> {
 
 /// The rows of one table as `INSERT` statements (`pg_dump --data-only --column-inserts`),
 /// entries and all: what `--with-data` puts in a baseline.
-pub fn table_data(sh: &Shell, args: &ClientArgs, shown: &str, table: &str) -> Result<Vec<Entry>> {
+pub(crate) fn table_data(sh: &Shell, args: &ClientArgs, shown: &str, table: &str) -> Result<Vec<Entry>> {
     let raw = pg::client_cmd(sh, "pg_dump", args)?
         .args(["--data-only", "--column-inserts", "--no-owner", "--no-privileges"])
         .arg(format!("--table={table}"))
@@ -103,7 +103,7 @@ pub fn table_data(sh: &Shell, args: &ClientArgs, shown: &str, table: &str) -> Re
 }
 
 /// Cuts a plain-format dump at its `-- Name: ...; Type: ...; Schema: ...` headers.
-pub fn parse(dump: &str) -> Snapshot {
+pub(crate) fn parse(dump: &str) -> Snapshot {
     let mut snapshot = Snapshot::default();
     let mut current: Option<(Entry, Vec<&str>)> = None;
     for line in dump.lines() {
@@ -159,7 +159,7 @@ fn finish((mut entry, mut lines): (Entry, Vec<&str>)) -> Entry {
 /// What belongs to the platform the database runs on: Supabase's schemas, extensions and
 /// event triggers when it is a Supabase database, nothing on plain PostgreSQL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Platform {
+pub(crate) enum Platform {
     Supabase,
     Plain,
 }
@@ -174,7 +174,7 @@ fn platform_schema(schema: &str) -> bool {
 
 impl Platform {
     /// A Supabase database has Supabase's administrator role and GoTrue's `auth.users`.
-    pub fn detect(client: &mut impl postgres::GenericClient) -> Result<Platform> {
+    pub(crate) fn detect(client: &mut impl postgres::GenericClient) -> Result<Platform> {
         let supabase: bool = client
             .query_one(
                 "select exists (select from pg_roles where rolname = 'supabase_admin')
@@ -186,14 +186,14 @@ impl Platform {
         Ok(if supabase { Platform::Supabase } else { Platform::Plain })
     }
 
-    pub fn owns_schema(self, schema: &str) -> bool {
+    pub(crate) fn owns_schema(self, schema: &str) -> bool {
         self == Platform::Supabase && platform_schema(schema)
     }
 
     /// Whether an entry is the application's. On platform tables, the application's are
     /// its triggers calling its own functions, its policies and its publication members;
     /// the platform's event triggers call functions in the platform's schemas.
-    pub fn is_app(self, entry: &Entry) -> bool {
+    pub(crate) fn is_app(self, entry: &Entry) -> bool {
         let name = object_name(entry);
         // Other tools' ledgers are theirs, on any platform.
         let ledger = entry.schema == "supabase_migrations"
@@ -255,7 +255,7 @@ fn called_schema(text: &str) -> Option<String> {
 }
 
 /// The extensions of a snapshot: name to schema.
-pub fn extensions(snapshot: &Snapshot) -> BTreeMap<String, String> {
+pub(crate) fn extensions(snapshot: &Snapshot) -> BTreeMap<String, String> {
     snapshot
         .entries
         .iter()
@@ -265,18 +265,18 @@ pub fn extensions(snapshot: &Snapshot) -> BTreeMap<String, String> {
 }
 
 /// The schema of an extension's entry, from `CREATE EXTENSION ... WITH SCHEMA name;`.
-pub fn extensions_schema(entry: &Entry) -> String {
+pub(crate) fn extensions_schema(entry: &Entry) -> String {
     let schema = entry.text.split(" WITH SCHEMA ").nth(1).unwrap_or("").split([' ', ';']).next().unwrap_or("");
     schema.trim_matches('"').to_string()
 }
 
 /// The application's entries of a snapshot, by key.
-pub fn app_entries(snapshot: &Snapshot, platform: Platform) -> BTreeMap<(&str, &str, &str), &Entry> {
+pub(crate) fn app_entries(snapshot: &Snapshot, platform: Platform) -> BTreeMap<(&str, &str, &str), &Entry> {
     snapshot.entries.iter().filter(|e| platform.is_app(e)).map(|e| (e.key(), e)).collect()
 }
 
 /// The entries `after` has that `before` lacks or holds otherwise: what was done between.
-pub fn added<'a>(before: &Snapshot, after: &'a Snapshot) -> Vec<&'a Entry> {
+pub(crate) fn added<'a>(before: &Snapshot, after: &'a Snapshot) -> Vec<&'a Entry> {
     let had: BTreeSet<(&str, &str, &str, &str)> =
         before.entries.iter().map(|e| (e.kind.as_str(), e.schema.as_str(), e.name.as_str(), e.text.as_str())).collect();
     after.entries.iter().filter(|e| !had.contains(&(e.kind.as_str(), &e.schema, &e.name, &e.text))).collect()
@@ -287,7 +287,7 @@ pub fn added<'a>(before: &Snapshot, after: &'a Snapshot) -> Vec<&'a Entry> {
 /// (`before` to `after`) is live with the same definition, every application object live
 /// is on the scratch cluster, and extensions are present (in the schema the migrations
 /// chose, where they chose one), whatever their text.
-pub fn difference(before: &Snapshot, after: &Snapshot, live: &Snapshot, platform: Platform) -> Option<String> {
+pub(crate) fn difference(before: &Snapshot, after: &Snapshot, live: &Snapshot, platform: Platform) -> Option<String> {
     let live_app = app_entries(live, platform);
     for made in added(before, after).into_iter().filter(|e| platform.is_app(e)) {
         match live_app.get(&made.key()) {

@@ -26,9 +26,10 @@ pub(crate) fn verify(sh: &Shell) -> Result<()> {
     let dump = || schema::dump(sh, &args, "the throwaway cluster");
     super::check_extensions(conn.client(), &files)?;
     lock_and_plan(&mut conn, &files, None)?;
+    let backup = target.backed_up(|| crate::backup::take(sh, &guard))?;
     if layout::folder()?.layout.forward_only() {
         for m in &files {
-            apply_up(conn.client(), m, Environment::Test, None, None)?;
+            apply_up(conn.client(), m, Environment::Test, &backup, None)?;
         }
         status(format!(
             "verified {} migrations: each applies in order on a fresh Supabase-style database (a forward-only layout has no downs to check) ({:.1} s)",
@@ -39,7 +40,7 @@ pub(crate) fn verify(sh: &Shell) -> Result<()> {
     }
     let mut snapshots = vec![dump()?];
     for m in &files {
-        apply_up(conn.client(), m, Environment::Test, None, None)?;
+        apply_up(conn.client(), m, Environment::Test, &backup, None)?;
         snapshots.push(dump()?);
     }
     for (k, m) in files.iter().enumerate().rev() {
@@ -48,7 +49,7 @@ pub(crate) fn verify(sh: &Shell) -> Result<()> {
             let down = m.down.as_ref().map_or(&m.up.file, |d| &d.file);
             bail!("{down} does not restore the schema from before its up: {difference}");
         }
-        apply_up(conn.client(), m, Environment::Test, None, None)?;
+        apply_up(conn.client(), m, Environment::Test, &backup, None)?;
         if let Some(difference) = schema::first_difference(&snapshots[k + 1], &dump()?) {
             bail!("{} applied again after its down differs from the straight apply: {difference}", m.up.file);
         }

@@ -12,15 +12,15 @@ use app::guard::op;
 use super::matrix;
 use crate::{context::data, tenancy::Tenancy, throwaway::Throwaway};
 
-pub const TARGET_SECONDS: f64 = 5.0;
+pub(crate) const TARGET_SECONDS: f64 = 5.0;
 
-pub struct Figures {
+pub(crate) struct Figures {
     pub tables: usize,
     pub personas: usize,
     pub seconds: f64,
 }
 
-pub fn run(tables: usize) -> Result<Figures> {
+pub(crate) fn run(tables: usize) -> Result<Figures> {
     let throwaway = Throwaway::start()?;
     let guard = throwaway.guard()?;
     let mut conn = guard.write::<op::RlsTesting>()?.connect()?;

@@ -10,7 +10,7 @@ use postgres::Transaction;
 
 /// Schemas the API never exposes, whose tables are planted only when a foreign key leads
 /// there (`auth.users`), and whose functions are the platform's, not the app's.
-pub const PLATFORM_SCHEMAS: &[&str] = &[
+pub(super) const PLATFORM_SCHEMAS: &[&str] = &[
     "auth",
     "storage",
     "realtime",
@@ -27,7 +27,7 @@ pub const PLATFORM_SCHEMAS: &[&str] = &[
 ];
 
 #[derive(Clone, Debug)]
-pub struct Column {
+pub(crate) struct Column {
     pub name: String,
     /// `pg_type.typcategory`, and the type's name (`uuid`, `jsonb`, `time`, ...).
     pub category: char,
@@ -40,7 +40,7 @@ pub struct Column {
 }
 
 #[derive(Clone, Debug)]
-pub struct ForeignKey {
+pub(crate) struct ForeignKey {
     pub columns: Vec<String>,
     /// `schema.name` of the referenced table.
     pub to: String,
@@ -48,7 +48,7 @@ pub struct ForeignKey {
 }
 
 #[derive(Clone, Debug)]
-pub struct Table {
+pub(crate) struct Table {
     /// `schema.name`, and quoted.
     pub name: String,
     pub quoted: String,
@@ -65,13 +65,13 @@ pub struct Table {
 
 /// A view in an exposed schema, and whether it runs with its caller's rights.
 #[derive(Clone, Debug)]
-pub struct View {
+pub(super) struct View {
     pub name: String,
     pub invoker: bool,
 }
 
 /// The exposed tables (and what their keys reach) in load order: parents first.
-pub fn tables(tx: &mut Transaction, exposed: &[String]) -> Result<Vec<Table>> {
+pub(super) fn tables(tx: &mut Transaction, exposed: &[String]) -> Result<Vec<Table>> {
     let rows = tx.query(
         "select format('%s.%s', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname), c.relrowsecurity,
                 n.nspname = any($1) or (n.nspname = 'storage' and c.relname = 'objects'), c.oid::int8,
@@ -188,7 +188,7 @@ fn constraints(tx: &mut Transaction, oids: &[i64], tables: &mut BTreeMap<i64, Ta
 }
 
 /// The string literals of a check's definition (`'sum'`, `'avg'`): values it may accept.
-pub fn string_literals(definition: &str) -> Vec<String> {
+pub(super) fn string_literals(definition: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut rest = definition;
     while let Some(start) = rest.find('\'') {
@@ -227,7 +227,7 @@ fn load_order(tables: Vec<Table>) -> Vec<Table> {
 }
 
 /// Views in the exposed schemas, with `security_invoker` or not.
-pub fn views(tx: &mut Transaction, exposed: &[String]) -> Result<Vec<View>> {
+pub(super) fn views(tx: &mut Transaction, exposed: &[String]) -> Result<Vec<View>> {
     let rows = tx.query(
         "select format('%s.%s', n.nspname, c.relname),
                 coalesce(array['security_invoker=true', 'security_invoker=on', 'security_invoker=1'] && c.reloptions, false)

@@ -19,9 +19,9 @@ use super::{
 const API_ROLES: [&str; 3] = ["anon", "authenticated", "service_role"];
 
 /// Per role and table (or view): select, insert, update, delete held on it or on a column.
-pub type Privileges = BTreeMap<(String, String), [bool; 4]>;
+pub(super) type Privileges = BTreeMap<(String, String), [bool; 4]>;
 
-pub fn privileges(tx: &mut Transaction, names: &[String]) -> Result<Privileges> {
+pub(super) fn privileges(tx: &mut Transaction, names: &[String]) -> Result<Privileges> {
     let rows = tx.query(
         "select r.rolname::text, format('%s.%s', n.nspname, c.relname),
                 array[has_table_privilege(r.oid, c.oid, 'SELECT') or has_any_column_privilege(r.oid, c.oid, 'SELECT'),
@@ -43,7 +43,7 @@ pub fn privileges(tx: &mut Transaction, names: &[String]) -> Result<Privileges> 
 }
 
 /// Columns an API role holds a privilege on that it does not hold on the whole table.
-pub fn columns(tx: &mut Transaction, names: &[String]) -> Result<Vec<Line>> {
+pub(super) fn columns(tx: &mut Transaction, names: &[String]) -> Result<Vec<Line>> {
     let rows = tx.query(
         "select format('%s.%s.%s', n.nspname, c.relname, a.attname), r.rolname::text,
                 string_agg(lower(x.privilege_type) || '=granted', ' ' order by x.privilege_type)
@@ -64,7 +64,7 @@ fn line(object: String, persona: String, cells: &str) -> Line {
 
 /// `security definer` functions `anon` or `authenticated` may execute (outside the
 /// platform's schemas), and the probed tables their body names.
-pub fn definers(tx: &mut Transaction, tables: &[Table]) -> Result<Vec<Line>> {
+pub(super) fn definers(tx: &mut Transaction, tables: &[Table]) -> Result<Vec<Line>> {
     let rows = tx.query(
         "select format('%s.%s(%s)', n.nspname, p.proname, replace(oidvectortypes(p.proargtypes), ', ', ',')),
                 r.rolname::text, p.prosrc
@@ -108,7 +108,7 @@ fn names(body: &str, table: &str) -> bool {
 
 /// Each persona's line for each view: `bypass` when it may select and the view runs with its
 /// owner's rights (row-level security of the tables below is the owner's, not the caller's).
-pub fn views(views: &[View], personas: &[Persona], privileges: &Privileges) -> Vec<Line> {
+pub(super) fn views(views: &[View], personas: &[Persona], privileges: &Privileges) -> Vec<Line> {
     let mut lines = Vec::new();
     for view in views {
         for persona in personas {
@@ -129,7 +129,7 @@ pub fn views(views: &[View], personas: &[Persona], privileges: &Privileges) -> V
 }
 
 /// Policies that cost per row what could be paid once per query.
-pub fn cost(tx: &mut Transaction, names: &[String]) -> Result<Vec<String>> {
+pub(super) fn cost(tx: &mut Transaction, names: &[String]) -> Result<Vec<String>> {
     let mut findings = Vec::new();
     let policies = tx.query(
         "select format('%s.%s', schemaname, tablename), policyname::text, coalesce(qual, '') || ' ' || coalesce(with_check, '')

@@ -28,14 +28,14 @@ use crate::{
 
 /// What the command does with the matrix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Print,
     Check,
     Update,
 }
 
 /// The probed matrix, and what the transaction still holds to explain it.
-pub struct Matrix {
+pub(crate) struct Matrix {
     pub lines: Vec<Line>,
     pub tables: Vec<Table>,
     pub personas: Vec<Persona>,
@@ -50,14 +50,8 @@ pub struct Matrix {
 
 /// The command on the guard's environment (never production: the matrix refuses RLS
 /// testing there); also `cargo xtask ci`'s section, with `Mode::Check`.
-pub fn run(guard: &Guard, mode: Mode) -> Result<()> {
-    let target = guard.write::<op::RlsTesting>()?;
-    if !guard.settings().allow_test_data {
-        bail!(
-            "the access matrix plants probe rows (rolled back), but {} has allow_test_data = false",
-            guard.environment()
-        );
-    }
+pub(crate) fn run(guard: &Guard, mode: Mode) -> Result<()> {
+    let target = guard.write::<op::RlsMatrix>()?;
     let root = context::project_root();
     let tenancy = Tenancy::load(&root)?;
     let snapshot_path = root.join(snapshot::FILE);
@@ -135,7 +129,7 @@ pub fn run(guard: &Guard, mode: Mode) -> Result<()> {
 }
 
 /// Plants, probes and reads everything, inside `tx` (which the caller rolls back).
-pub fn probe(tx: &mut Transaction, tenancy: &Tenancy) -> Result<Matrix> {
+pub(crate) fn probe(tx: &mut Transaction, tenancy: &Tenancy) -> Result<Matrix> {
     let root_schema = tenancy.root.split('.').next().unwrap_or("public").to_string();
     let mut exposed = vec!["public".to_string()];
     if !exposed.contains(&root_schema) {
@@ -304,7 +298,7 @@ fn counterexample(tx: &mut Transaction, matrix: &Matrix, change: &Change) -> Res
 }
 
 /// Each persona's probe time, its slowest table, and the policies' costs.
-pub fn report_cost(matrix: &Matrix) {
+pub(crate) fn report_cost(matrix: &Matrix) {
     let total: Duration = matrix.timings.iter().map(|t| t.1).sum();
     let mut table = UiTable::new(&[("persona", Align::Left), ("probe", Align::Right), ("slowest table", Align::Left)]);
     for (persona, took, slowest) in &matrix.timings {

@@ -15,7 +15,7 @@ const AUTH_USERS: &str = "auth.users";
 
 /// What a persona is, for the rules: members of A may see A's rows, nobody else may.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Anon,
     SignedIn,
     Member,
@@ -24,7 +24,7 @@ pub enum Kind {
 }
 
 #[derive(Clone, Debug)]
-pub struct Persona {
+pub(crate) struct Persona {
     pub name: String,
     /// The database role the API would `set local role` to.
     pub role: &'static str,
@@ -45,7 +45,7 @@ struct Membership<'t> {
 }
 
 /// The personas, with their rows planted (tenant A's rows must be planted already).
-pub fn plant(tx: &mut Transaction, tables: &[Table], root: &str, planted: &mut Planted) -> Result<Vec<Persona>> {
+pub(super) fn plant(tx: &mut Transaction, tables: &[Table], root: &str, planted: &mut Planted) -> Result<Vec<Persona>> {
     let membership = find(tables, root);
     let mut personas = vec![Persona {
         name: "anon".into(),

@@ -11,7 +11,7 @@ use postgres::{SimpleQueryMessage, Transaction};
 use super::{catalog::Table, personas::Persona, probe_rows::Row};
 use crate::sql;
 
-pub const OPERATIONS: [&str; 4] = ["select", "insert", "update", "delete"];
+pub(super) const OPERATIONS: [&str; 4] = ["select", "insert", "update", "delete"];
 
 /// What one statement did to one tenant's row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +24,7 @@ enum Outcome {
 }
 
 /// Becomes `persona` until `leave`.
-pub fn enter(tx: &mut Transaction, persona: &Persona) -> Result<()> {
+pub(super) fn enter(tx: &mut Transaction, persona: &Persona) -> Result<()> {
     tx.batch_execute(&format!(
         "savepoint rls_persona; set local role {}; select set_config('request.jwt.claims', {}, true)",
         sql::ident(persona.role),
@@ -33,14 +33,19 @@ pub fn enter(tx: &mut Transaction, persona: &Persona) -> Result<()> {
     Ok(())
 }
 
-pub fn leave(tx: &mut Transaction) -> Result<()> {
+pub(super) fn leave(tx: &mut Transaction) -> Result<()> {
     tx.batch_execute("rollback to savepoint rls_persona; release savepoint rls_persona")?;
     Ok(())
 }
 
 /// The four outcomes, in `OPERATIONS` order; `privileges` (same order) says which the
 /// persona's role holds on the table or some column, the rest are `err:42501` unprobed.
-pub fn table(tx: &mut Transaction, table: &Table, (a, b): (&Row, &Row), privileges: [bool; 4]) -> Result<Vec<String>> {
+pub(super) fn table(
+    tx: &mut Transaction,
+    table: &Table,
+    (a, b): (&Row, &Row),
+    privileges: [bool; 4],
+) -> Result<Vec<String>> {
     let t = &table.quoted;
     let at = |row: &Row| -> String {
         let (oid, tid) = row.locator.split_once(':').unwrap_or(("0", &row.locator));

@@ -20,7 +20,7 @@ const ATTEMPTS: usize = 24;
 /// A planted row: where it is (`tableoid:ctid`), the values given to the insert, and the
 /// row as stored.
 #[derive(Clone, Debug)]
-pub struct Row {
+pub(crate) struct Row {
     pub locator: String,
     pub given: Map<String, Value>,
     pub stored: Map<String, Value>,
@@ -28,25 +28,25 @@ pub struct Row {
 
 /// The rows planted so far, by table (`schema.name`) and tag (`a`, `b`, or a persona's).
 #[derive(Default)]
-pub struct Planted {
+pub(crate) struct Planted {
     pub rows: BTreeMap<(String, String), Row>,
     serial: u64,
 }
 
 impl Planted {
-    pub fn get(&self, table: &str, tag: &str) -> Option<&Row> {
+    pub(crate) fn get(&self, table: &str, tag: &str) -> Option<&Row> {
         self.rows.get(&(table.to_string(), tag.to_string()))
     }
 
     /// A uuid of this run's probe rows (the prefix keeps them apart from real ones).
-    pub fn uuid(&mut self) -> String {
+    pub(crate) fn uuid(&mut self) -> String {
         self.serial += 1;
         format!("e2e0f15c-7a1e-4000-8000-{:012x}", self.serial)
     }
 
     /// Plants one row of `table` for `tag`: its foreign keys lead to `parent_tag`'s rows
     /// (tenant A's where that tag has none), `overrides` fix some columns. Inside a savepoint, so a refused attempt leaves nothing.
-    pub fn plant(
+    pub(crate) fn plant(
         &mut self,
         tx: &mut Transaction,
         table: &Table,

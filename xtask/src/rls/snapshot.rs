@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 
 /// The snapshot, relative to the project root.
-pub const FILE: &str = "env/rls-matrix.txt";
+pub(super) const FILE: &str = "env/rls-matrix.txt";
 
 const HEADER: &str = "\
 # The access matrix of `cargo xtask rls matrix`: what each persona can do to each table,
@@ -21,7 +21,7 @@ const HEADER: &str = "\
 
 /// One line: an object (table, `table.column`, view or function) as a persona.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Line {
+pub(crate) struct Line {
     pub object: String,
     pub persona: String,
     pub cells: Vec<(String, String)>,
@@ -29,7 +29,7 @@ pub struct Line {
 
 /// A cell whose outcome changed; `-` where the cell did not exist.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Change {
+pub(super) struct Change {
     pub object: String,
     pub persona: String,
     pub operation: String,
@@ -37,7 +37,7 @@ pub struct Change {
     pub after: String,
 }
 
-pub fn render(lines: &[Line]) -> String {
+pub(super) fn render(lines: &[Line]) -> String {
     let width = |f: fn(&Line) -> usize| lines.iter().map(f).max().unwrap_or(0);
     let (object, persona) = (width(|l| l.object.len()), width(|l| l.persona.len()));
     let mut text = HEADER.to_string();
@@ -50,7 +50,7 @@ pub fn render(lines: &[Line]) -> String {
     text
 }
 
-pub fn parse(text: &str) -> Result<Vec<Line>> {
+pub(super) fn parse(text: &str) -> Result<Vec<Line>> {
     let mut lines = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -74,7 +74,7 @@ pub fn parse(text: &str) -> Result<Vec<Line>> {
 }
 
 /// The cells that differ, in the live matrix's order (then the ones that disappeared).
-pub fn diff(before: &[Line], after: &[Line]) -> Vec<Change> {
+pub(super) fn diff(before: &[Line], after: &[Line]) -> Vec<Change> {
     let flat = |lines: &[Line]| -> Vec<((String, String, String), String)> {
         lines
             .iter()

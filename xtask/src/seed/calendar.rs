@@ -4,15 +4,15 @@
 //! and how busy a day is (weekday, season, a slow growth over the years).
 
 /// The last seeded day. Fixed: data must not depend on when the seed runs.
-pub const END: Date = Date::from_ymd(2026, 10, 31);
+pub(crate) const END: Date = Date::from_ymd(2026, 10, 31);
 
 /// A day, as days since 1970-01-01.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Date(pub i32);
+pub(crate) struct Date(pub i32);
 
 /// One day of the range, with what the generators need precomputed.
 #[derive(Debug)]
-pub struct Day {
+pub(crate) struct Day {
     pub date: Date,
     /// `YYYY-MM-DD`, for COPY.
     pub text: [u8; 10],
@@ -27,7 +27,7 @@ pub struct Day {
 
 /// The days of the range, oldest first.
 #[derive(Debug)]
-pub struct Calendar {
+pub(crate) struct Calendar {
     pub days: Vec<Day>,
     /// First day of each month the range touches, and the last day of that month.
     pub months: Vec<(Date, Date)>,
@@ -35,7 +35,7 @@ pub struct Calendar {
 
 impl Calendar {
     /// The `count` days that end on [`END`].
-    pub fn ending_at_end(count: u32) -> Calendar {
+    pub(crate) fn ending_at_end(count: u32) -> Calendar {
         let first = END.add(1 - count as i32);
         let (first_year, first_month, _) = first.ymd();
         let (last_year, ..) = END.ymd();
@@ -69,7 +69,7 @@ impl Calendar {
         Calendar { days, months }
     }
 
-    pub fn first(&self) -> Date {
+    pub(crate) fn first(&self) -> Date {
         self.days.first().map(|d| d.date).unwrap_or(END)
     }
 }
@@ -77,7 +77,7 @@ impl Calendar {
 impl Day {
     /// Whether a location is open: never on Sundays or holidays, Saturdays only if it opens
     /// them.
-    pub fn is_open(&self, saturdays: bool) -> bool {
+    pub(crate) fn is_open(&self, saturdays: bool) -> bool {
         !self.holiday && self.weekday != 0 && (self.weekday != 6 || saturdays)
     }
 }
@@ -120,7 +120,7 @@ fn holidays_of(year: i32) -> Vec<Date> {
 
 impl Date {
     /// Days from the civil date (Howard Hinnant's algorithm).
-    pub const fn from_ymd(year: i32, month: u32, day: u32) -> Date {
+    pub(crate) const fn from_ymd(year: i32, month: u32, day: u32) -> Date {
         let y = if month <= 2 { year - 1 } else { year };
         let era = if y >= 0 { y } else { y - 399 } / 400;
         let yoe = y - era * 400;
@@ -130,7 +130,7 @@ impl Date {
         Date(era * 146097 + doe - 719468)
     }
 
-    pub fn ymd(self) -> (i32, u32, u32) {
+    pub(crate) fn ymd(self) -> (i32, u32, u32) {
         let z = self.0 + 719468;
         let era = if z >= 0 { z } else { z - 146096 } / 146097;
         let doe = z - era * 146097;
@@ -142,21 +142,21 @@ impl Date {
         (yoe + era * 400 + i32::from(month <= 2), month, day)
     }
 
-    pub fn add(self, days: i32) -> Date {
+    pub(crate) fn add(self, days: i32) -> Date {
         Date(self.0 + days)
     }
 
     /// 0 = Sunday ... 6 = Saturday (1970-01-01 was a Thursday).
-    pub fn weekday(self) -> u8 {
+    pub(crate) fn weekday(self) -> u8 {
         (self.0 + 4).rem_euclid(7) as u8
     }
 
     /// Seconds since the epoch at midnight UTC.
-    pub fn midnight(self) -> i64 {
+    pub(crate) fn midnight(self) -> i64 {
         i64::from(self.0) * 86_400
     }
 
-    pub fn text(self) -> [u8; 10] {
+    pub(crate) fn text(self) -> [u8; 10] {
         let (y, m, d) = self.ymd();
         let mut out = *b"0000-00-00";
         let y = y.clamp(0, 9999) as u32;

@@ -23,7 +23,7 @@ const PG_EPOCH_DAYS: i32 = 10_957;
 const PG_EPOCH_SECONDS: i64 = 946_684_800;
 
 /// One table being loaded. A row is its fields in column order, then [`end`](Self::end).
-pub struct TableWriter<'a> {
+pub(super) struct TableWriter<'a> {
     writer: CopyInWriter<'a>,
     buf: Vec<u8>,
     columns: i16,
@@ -36,7 +36,7 @@ pub struct TableWriter<'a> {
 
 /// What loading one table did.
 #[derive(Debug, Clone)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub table: &'static str,
     pub rows: u64,
     pub seconds: f64,
@@ -45,7 +45,7 @@ pub struct Loaded {
 impl<'a> TableWriter<'a> {
     /// Starts the COPY. `freeze`: the table was emptied in this transaction, so its rows
     /// can be written frozen (no vacuum or hint-bit writes later).
-    pub fn start(
+    pub(super) fn start(
         tx: &'a mut Transaction<'_>,
         table: &'static str,
         columns: &str,
@@ -63,11 +63,11 @@ impl<'a> TableWriter<'a> {
         Ok(TableWriter { writer, buf, columns, fields: 0, rows: 0, unreported: 0, bar, started: Instant::now() })
     }
 
-    pub fn uuid(&mut self, id: &Uuid) -> &mut Self {
+    pub(super) fn uuid(&mut self, id: &Uuid) -> &mut Self {
         self.field(&id.0)
     }
 
-    pub fn opt_uuid(&mut self, id: Option<&Uuid>) -> &mut Self {
+    pub(super) fn opt_uuid(&mut self, id: Option<&Uuid>) -> &mut Self {
         match id {
             Some(id) => self.uuid(id),
             None => self.null(),
@@ -75,11 +75,11 @@ impl<'a> TableWriter<'a> {
     }
 
     /// `text`, `varchar` or an enum label.
-    pub fn text(&mut self, value: &str) -> &mut Self {
+    pub(super) fn text(&mut self, value: &str) -> &mut Self {
         self.field(value.as_bytes())
     }
 
-    pub fn opt_text(&mut self, value: Option<&str>) -> &mut Self {
+    pub(super) fn opt_text(&mut self, value: Option<&str>) -> &mut Self {
         match value {
             Some(value) => self.text(value),
             None => self.null(),
@@ -87,7 +87,7 @@ impl<'a> TableWriter<'a> {
     }
 
     /// `jsonb`: a version byte, then the JSON text.
-    pub fn jsonb(&mut self, json: &str) -> &mut Self {
+    pub(super) fn jsonb(&mut self, json: &str) -> &mut Self {
         self.begin_field((json.len() + 1) as i32);
         self.buf.push(1);
         self.buf.extend_from_slice(json.as_bytes());
@@ -95,43 +95,43 @@ impl<'a> TableWriter<'a> {
     }
 
     /// `integer`.
-    pub fn int(&mut self, value: i64) -> &mut Self {
+    pub(super) fn int(&mut self, value: i64) -> &mut Self {
         self.field(&(value as i32).to_be_bytes())
     }
 
     /// A `numeric(_, 2)` from a whole number of hundredths.
-    pub fn cents(&mut self, cents: i64) -> &mut Self {
+    pub(super) fn cents(&mut self, cents: i64) -> &mut Self {
         let (body, len) = numeric(cents);
         self.field(&body[..len])
     }
 
-    pub fn opt_cents(&mut self, cents: Option<i64>) -> &mut Self {
+    pub(super) fn opt_cents(&mut self, cents: Option<i64>) -> &mut Self {
         match cents {
             Some(cents) => self.cents(cents),
             None => self.null(),
         }
     }
 
-    pub fn boolean(&mut self, value: bool) -> &mut Self {
+    pub(super) fn boolean(&mut self, value: bool) -> &mut Self {
         self.field(&[u8::from(value)])
     }
 
-    pub fn date(&mut self, date: Date) -> &mut Self {
+    pub(super) fn date(&mut self, date: Date) -> &mut Self {
         self.field(&(date.0 - PG_EPOCH_DAYS).to_be_bytes())
     }
 
     /// A `timestamptz` from seconds since the Unix epoch.
-    pub fn timestamp(&mut self, seconds: i64) -> &mut Self {
+    pub(super) fn timestamp(&mut self, seconds: i64) -> &mut Self {
         self.field(&((seconds - PG_EPOCH_SECONDS) * 1_000_000).to_be_bytes())
     }
 
-    pub fn null(&mut self) -> &mut Self {
+    pub(super) fn null(&mut self) -> &mut Self {
         self.begin_field(-1);
         self
     }
 
     /// Ends the row; sends the buffer when it is full.
-    pub fn end(&mut self) -> Result<()> {
+    pub(super) fn end(&mut self) -> Result<()> {
         debug_assert_eq!(self.fields, self.columns, "a row of {} has the wrong number of fields", self.bar.prefix());
         self.fields = 0;
         self.rows += 1;
@@ -143,7 +143,7 @@ impl<'a> TableWriter<'a> {
     }
 
     /// Sends the rest and the trailer and completes the COPY.
-    pub fn finish(mut self, table: &'static str) -> Result<Loaded> {
+    pub(super) fn finish(mut self, table: &'static str) -> Result<Loaded> {
         self.buf.extend_from_slice(&(-1i16).to_be_bytes());
         self.send()?;
         let written = self.writer.finish().with_context(|| format!("cannot load {table}"))?;

@@ -17,7 +17,7 @@ use super::{
 
 /// One provider's day at the office.
 #[derive(Debug)]
-pub struct Work {
+pub(super) struct Work {
     pub provider: usize,
     pub kind: Kind,
     pub id: Uuid,
@@ -34,7 +34,7 @@ pub struct Work {
 
 /// The office's day, in cents.
 #[derive(Debug)]
-pub struct Financial {
+pub(super) struct Financial {
     pub id: Uuid,
     pub production: i64,
     pub adjustments: i64,
@@ -49,7 +49,7 @@ pub struct Financial {
 
 /// A reusable buffer for one office-day.
 #[derive(Debug, Default)]
-pub struct LocationDay {
+pub(super) struct LocationDay {
     pub work: Vec<Work>,
     pub financial: Option<Financial>,
 }
@@ -70,7 +70,7 @@ const UNVERIFIED_DAYS: usize = 7;
 impl LocationDay {
     /// Fills the buffer with office `location` of `clinic` on the calendar's day `index`;
     /// empty when the office is closed or nobody worked.
-    pub fn generate(&mut self, seed: u64, clinic: &Clinic, location: usize, calendar: &Calendar, index: usize) {
+    pub(super) fn generate(&mut self, seed: u64, clinic: &Clinic, location: usize, calendar: &Calendar, index: usize) {
         self.work.clear();
         self.financial = None;
         let day = &calendar.days[index];
@@ -158,7 +158,7 @@ impl LocationDay {
 
 /// A clinic's monthly totals, in cents (counts for new patients), for goals near them.
 #[derive(Debug)]
-pub struct Actuals {
+pub(super) struct Actuals {
     pub months: usize,
     /// `[provider * months + month]`
     pub provider: Vec<i64>,
@@ -171,7 +171,7 @@ pub struct Actuals {
 
 impl Actuals {
     /// Regenerates every day of the clinic (cheap next to loading it) and sums per month.
-    pub fn of(seed: u64, clinic: &Clinic, calendar: &Calendar) -> Actuals {
+    pub(super) fn of(seed: u64, clinic: &Clinic, calendar: &Calendar) -> Actuals {
         let months = calendar.months.len();
         let mut actuals = Actuals {
             months,

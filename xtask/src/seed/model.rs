@@ -20,16 +20,16 @@ use super::{
 };
 
 /// The documented logins' password; `auth.users` stores [`PASSWORD_HASH`], its bcrypt hash.
-pub const PASSWORD: &str = "seed-password";
+pub(super) const PASSWORD: &str = "seed-password";
 /// bcrypt (cost 10) of [`PASSWORD`], computed once: the seed must not depend on a salt.
-pub const PASSWORD_HASH: &str = "$2a$10$qm2tSGyIacVIpYesiLdCDuonkQxFUXuOTjVfFErnq4hM4VSGrWYhm";
+pub(super) const PASSWORD_HASH: &str = "$2a$10$qm2tSGyIacVIpYesiLdCDuonkQxFUXuOTjVfFErnq4hM4VSGrWYhm";
 /// Every seeded email ends with this, so `--replace` can find seeded `auth.users` rows.
-pub const EMAIL_DOMAIN: &str = "seed.test";
+pub(super) const EMAIL_DOMAIN: &str = "seed.test";
 /// The roles that get a documented login `ROLE@clinicN.seed.test`, in this order.
-pub const DOCUMENTED_ROLES: [&str; 5] = ["owner", "admin", "provider", "staff", "viewer"];
+pub(super) const DOCUMENTED_ROLES: [&str; 5] = ["owner", "admin", "provider", "staff", "viewer"];
 
 #[derive(Debug)]
-pub struct Clinic {
+pub(super) struct Clinic {
     /// 1-based; part of every email: `clinicN.seed.test`.
     pub number: u32,
     pub id: Uuid,
@@ -45,7 +45,7 @@ pub struct Clinic {
 }
 
 #[derive(Debug)]
-pub struct Location {
+pub(super) struct Location {
     pub id: Uuid,
     pub name: String,
     pub line1: String,
@@ -63,13 +63,13 @@ pub struct Location {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     Dentist,
     Hygienist,
 }
 
 #[derive(Debug)]
-pub struct Provider {
+pub(super) struct Provider {
     pub id: Uuid,
     pub kind: Kind,
     pub first_name: &'static str,
@@ -89,7 +89,7 @@ pub struct Provider {
 }
 
 #[derive(Debug)]
-pub struct User {
+pub(super) struct User {
     pub id: Uuid,
     pub auth_id: Uuid,
     pub role_id: Uuid,
@@ -101,7 +101,7 @@ pub struct User {
 }
 
 #[derive(Debug)]
-pub struct Source {
+pub(super) struct Source {
     pub id: Uuid,
     pub location: Option<usize>,
     pub name: String,
@@ -117,14 +117,14 @@ pub struct Source {
 }
 
 #[derive(Debug)]
-pub struct Metric {
+pub(super) struct Metric {
     pub id: Uuid,
     pub def: &'static MetricDef,
     pub source: Option<usize>,
 }
 
 #[derive(Debug)]
-pub struct MetricDef {
+pub(super) struct MetricDef {
     pub key: &'static str,
     pub name: &'static str,
     pub description: &'static str,
@@ -134,7 +134,7 @@ pub struct MetricDef {
 }
 
 #[derive(Debug)]
-pub struct Dashboard {
+pub(super) struct Dashboard {
     pub id: Uuid,
     pub user: usize,
     pub name: &'static str,
@@ -145,7 +145,7 @@ pub struct Dashboard {
 }
 
 #[derive(Debug)]
-pub struct Widget {
+pub(super) struct Widget {
     pub id: Uuid,
     pub metric: Option<usize>,
     pub kind: &'static str,
@@ -155,7 +155,7 @@ pub struct Widget {
 }
 
 /// What each clinic measures (dashboards show them, goals target them).
-pub const METRICS: [MetricDef; 10] = [
+pub(super) const METRICS: [MetricDef; 10] = [
     m("total_production", "Total production", "Dentist and hygiene production", "currency", "sum", true),
     m("dentist_production", "Doctor production", "Production by dentists", "currency", "sum", true),
     m("hygiene_production", "Hygiene production", "Production by hygienists", "currency", "sum", true),
@@ -180,13 +180,13 @@ const fn m(
 }
 
 /// Index of a metric in [`METRICS`] (and in every clinic's `metrics`).
-pub fn metric(key: &str) -> usize {
+pub(super) fn metric(key: &str) -> usize {
     METRICS.iter().position(|m| m.key == key).expect("a known metric key")
 }
 
 impl Clinic {
     /// Clinic number `number` (1-based) of the seed, for the calendar's range.
-    pub fn generate(seed: u64, number: u32, calendar: &Calendar) -> Clinic {
+    pub(super) fn generate(seed: u64, number: u32, calendar: &Calendar) -> Clinic {
         let rng = &mut random::rng(seed, Stream::Clinic, &[u64::from(number)]);
         let first = calendar.first();
         let created_at = first.add(-rng.random_range(60..900)).midnight() + rng.random_range(46_800..79_200);
@@ -219,7 +219,7 @@ impl Clinic {
         clinic
     }
 
-    pub fn email(&self, local: &str) -> String {
+    pub(super) fn email(&self, local: &str) -> String {
         format!("{local}@clinic{}.{EMAIL_DOMAIN}", self.number)
     }
 

@@ -7,19 +7,19 @@
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-pub type Rng = ChaCha8Rng;
+pub(super) type Rng = ChaCha8Rng;
 
 /// What a stream is for; part of its derivation, so that streams never coincide.
 #[derive(Clone, Copy, Debug)]
 #[repr(u64)]
-pub enum Stream {
+pub(super) enum Stream {
     Clinic = 1,
     LocationDay = 2,
     Goals = 3,
 }
 
 /// The stream for `stream` at `place` (clinic number, location, day, ...).
-pub fn rng(seed: u64, stream: Stream, place: &[u64]) -> Rng {
+pub(super) fn rng(seed: u64, stream: Stream, place: &[u64]) -> Rng {
     let mut state = mix(seed ^ 0x5eed_da7a_0000_0000);
     state = mix(state ^ stream as u64);
     for &part in place {
@@ -39,10 +39,10 @@ fn mix(mut z: u64) -> u64 {
 /// A version-4 uuid drawn from the stream (never `gen_random_uuid()`: ids are part of the
 /// deterministic data).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Uuid(pub [u8; 16]);
+pub(super) struct Uuid(pub [u8; 16]);
 
 impl Uuid {
-    pub fn draw(rng: &mut Rng) -> Uuid {
+    pub(super) fn draw(rng: &mut Rng) -> Uuid {
         let mut bytes: [u8; 16] = rng.random();
         bytes[6] = (bytes[6] & 0x0f) | 0x40;
         bytes[8] = (bytes[8] & 0x3f) | 0x80;
@@ -50,7 +50,7 @@ impl Uuid {
     }
 
     /// The canonical 36-character form.
-    pub fn text(&self) -> [u8; 36] {
+    pub(super) fn text(&self) -> [u8; 36] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [b'-'; 36];
         let mut at = 0;
@@ -73,13 +73,13 @@ impl std::fmt::Display for Uuid {
 }
 
 /// A uniform draw in `[low, high)`.
-pub fn between(rng: &mut Rng, low: f64, high: f64) -> f64 {
+pub(super) fn between(rng: &mut Rng, low: f64, high: f64) -> f64 {
     low + (high - low) * rng.random::<f64>()
 }
 
 /// Multiplicative noise around 1: the mean of two uniform draws, so days cluster near
 /// typical and outliers are rare.
-pub fn noise(rng: &mut Rng, spread: f64) -> f64 {
+pub(super) fn noise(rng: &mut Rng, spread: f64) -> f64 {
     1.0 + spread * (rng.random::<f64>() + rng.random::<f64>() - 1.0)
 }
 

@@ -14,7 +14,7 @@ const BATCH_BYTES: usize = 1 << 19;
 /// `work` turns a batch and its item count into a result with the worker's state, and
 /// `take` receives the results in the order read. Returns the items read and each worker's
 /// state.
-pub fn run<R, S, T>(
+pub(super) fn run<R, S, T>(
     mut reader: R,
     frame: impl Fn(&mut R, &mut Vec<u8>) -> Result<bool> + Sync,
     workers: usize,

@@ -23,7 +23,7 @@ use super::rules::{ByteRule, Rule};
 /// What the pipe knows of a portable column's binary form. `None` in
 /// [`Column::wire`](super::catalog::Column::wire): not portable, the table goes as text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wire {
+pub(super) enum Wire {
     /// text, varchar, char, enum labels: the UTF-8 bytes. Not `name`: its input cuts a
     /// value to 63 bytes where its binary input refuses it, so a masked one goes as text.
     Text,
@@ -49,7 +49,7 @@ pub enum Wire {
 
 impl Wire {
     /// From the column's type after domains (its oid, and whether it is an enum).
-    pub fn from_type(oid: u32, is_enum: bool) -> Wire {
+    pub(super) fn from_type(oid: u32, is_enum: bool) -> Wire {
         match oid {
             _ if is_enum => Wire::Text,
             25 | 1043 | 1042 => Wire::Text,
@@ -69,7 +69,7 @@ impl Wire {
     }
 
     /// Whether `rule` can be applied to this binary form.
-    pub fn supports(self, rule: &Rule) -> bool {
+    pub(super) fn supports(self, rule: &Rule) -> bool {
         use Wire::*;
         match rule {
             Rule::Keep | Rule::Null => true,
@@ -83,12 +83,12 @@ impl Wire {
     }
 
     /// Whether a key column of this form can give the row's key as the text format does.
-    pub fn keys_rows(self) -> bool {
+    pub(super) fn keys_rows(self) -> bool {
         matches!(self, Wire::Text | Wire::Uuid | Wire::Int2 | Wire::Int4 | Wire::Int8)
     }
 
     /// The value as the server prints it in COPY's text format, unescaped.
-    pub fn to_text(self, bytes: &[u8]) -> Result<String> {
+    pub(super) fn to_text(self, bytes: &[u8]) -> Result<String> {
         let int = |n: usize| -> Result<i64> {
             let b: &[u8] = bytes.get(..n).filter(|_| bytes.len() == n).context("an integer of the wrong size")?;
             Ok(match n {
@@ -120,7 +120,7 @@ impl Wire {
     }
 
     /// Appends the binary form of `text` (a masked value) to `out`.
-    pub fn encode_text(self, text: &str, out: &mut Vec<u8>) -> Result<()> {
+    pub(super) fn encode_text(self, text: &str, out: &mut Vec<u8>) -> Result<()> {
         match self {
             Wire::Text | Wire::Json => out.extend_from_slice(text.as_bytes()),
             Wire::Jsonb => {
@@ -158,7 +158,7 @@ impl Wire {
 
     /// Shifts a date or timestamp by whole days; infinities stay. The same as shifting the
     /// date in the text form, which keeps the time and the written UTC offset.
-    pub fn shift_days(self, bytes: &[u8], days: i64, out: &mut Vec<u8>) -> Result<()> {
+    pub(super) fn shift_days(self, bytes: &[u8], days: i64, out: &mut Vec<u8>) -> Result<()> {
         match (self, bytes.len()) {
             (Wire::Date, 4) => {
                 let value = i32::from_be_bytes(bytes.try_into().expect("4 bytes"));
@@ -184,7 +184,7 @@ impl Wire {
 
 /// Appends `text` escaped as COPY's text format writes a field: a backslash before itself,
 /// and `\b \f \n \r \t \v` for those control characters.
-pub fn copy_escape(text: &str, out: &mut Vec<u8>) {
+pub(super) fn copy_escape(text: &str, out: &mut Vec<u8>) {
     for byte in text.bytes() {
         let escaped = match byte {
             b'\\' => b'\\',
@@ -204,7 +204,7 @@ pub fn copy_escape(text: &str, out: &mut Vec<u8>) {
 }
 
 /// Whether a numeric is NaN or an infinity (kept as they are by the jitter).
-pub fn numeric_is_special(bytes: &[u8]) -> bool {
+pub(super) fn numeric_is_special(bytes: &[u8]) -> bool {
     bytes.len() >= 6 && u16::from_be_bytes([bytes[4], bytes[5]]) & 0xC000 == 0xC000
 }
 
@@ -286,7 +286,7 @@ fn text_to_numeric(text: &str, out: &mut Vec<u8>) -> Result<()> {
 
 /// Rewrites every non-NULL element of a binary text array through `f`, keeping its shape
 /// (dimensions, bounds, element type).
-pub fn map_text_array(bytes: &[u8], out: &mut Vec<u8>, f: &mut dyn FnMut(&str) -> String) -> Result<()> {
+pub(super) fn map_text_array(bytes: &[u8], out: &mut Vec<u8>, f: &mut dyn FnMut(&str) -> String) -> Result<()> {
     let int = |at: usize| -> Result<i32> {
         bytes.get(at..at + 4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]])).context("a truncated array")
     };
@@ -312,7 +312,7 @@ pub fn map_text_array(bytes: &[u8], out: &mut Vec<u8>, f: &mut dyn FnMut(&str) -
 }
 
 /// bytea as text COPY prints it under `bytea_output = 'hex'`: `\x` and lowercase hex.
-pub fn bytea_text(bytes: &[u8]) -> String {
+pub(super) fn bytea_text(bytes: &[u8]) -> String {
     let mut text = String::with_capacity(2 + 2 * bytes.len());
     text.push_str("\\x");
     bytes.iter().for_each(|b| text.push_str(&format!("{b:02x}")));
@@ -320,7 +320,7 @@ pub fn bytea_text(bytes: &[u8]) -> String {
 }
 
 /// The bytes of bytea's hex text form.
-pub fn bytea_from_text(text: &str) -> Result<Vec<u8>> {
+pub(super) fn bytea_from_text(text: &str) -> Result<Vec<u8>> {
     let hex = text.strip_prefix("\\x").context("a bytea value not in hex form")?;
     if hex.len() % 2 != 0 {
         bail!("a bytea value of odd hex length");
@@ -333,7 +333,7 @@ pub fn bytea_from_text(text: &str) -> Result<Vec<u8>> {
 }
 
 /// The bytes a bytea rule writes for `bytes`: none, or as many keyed ones; empty stays empty.
-pub fn mask_bytea(rule: ByteRule, bytes: &[u8], masker: &super::mask::Masker) -> Vec<u8> {
+pub(super) fn mask_bytea(rule: ByteRule, bytes: &[u8], masker: &super::mask::Masker) -> Vec<u8> {
     match rule {
         ByteRule::Empty => Vec::new(),
         ByteRule::Keyed => masker.bytes(bytes),
@@ -348,7 +348,7 @@ fn utf8(bytes: &[u8]) -> Result<&str> {
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
 /// Reads the stream's header; fails on anything but a binary COPY stream.
-pub fn read_header(reader: &mut impl Read) -> Result<()> {
+pub(super) fn read_header(reader: &mut impl Read) -> Result<()> {
     let mut head = [0u8; 19];
     reader.read_exact(&mut head).context("the source sent no COPY header")?;
     if &head[..11] != SIGNATURE {
@@ -359,25 +359,25 @@ pub fn read_header(reader: &mut impl Read) -> Result<()> {
     Ok(())
 }
 
-pub fn write_header(writer: &mut impl Write) -> std::io::Result<()> {
+pub(super) fn write_header(writer: &mut impl Write) -> std::io::Result<()> {
     writer.write_all(SIGNATURE)?;
     writer.write_all(&[0; 8])
 }
 
-pub fn write_trailer(writer: &mut impl Write) -> std::io::Result<()> {
+pub(super) fn write_trailer(writer: &mut impl Write) -> std::io::Result<()> {
     writer.write_all(&(-1i16).to_be_bytes())
 }
 
 /// One row read from the stream: its fields' bytes in `data`, `None` for NULL.
 #[derive(Default)]
-pub struct Row {
+pub(super) struct Row {
     pub data: Vec<u8>,
     pub fields: Vec<Option<(usize, usize)>>,
 }
 
 impl Row {
     /// Reads the next row; `false` at the stream's end.
-    pub fn read(&mut self, reader: &mut impl BufRead) -> Result<bool> {
+    pub(super) fn read(&mut self, reader: &mut impl BufRead) -> Result<bool> {
         let mut word = [0u8; 4];
         reader.read_exact(&mut word[..2])?;
         let count = i16::from_be_bytes([word[0], word[1]]);
@@ -401,7 +401,7 @@ impl Row {
         Ok(true)
     }
 
-    pub fn field(&self, i: usize) -> Option<&[u8]> {
+    pub(super) fn field(&self, i: usize) -> Option<&[u8]> {
         self.fields[i].map(|(from, to)| &self.data[from..to])
     }
 }

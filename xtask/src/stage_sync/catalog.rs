@@ -11,10 +11,10 @@ use super::binary::Wire;
 use crate::sql;
 
 /// `crate::sql::ident` under its old name, for `pipe.rs` (its owner moves it over).
-pub use crate::sql::ident as quote;
+pub(super) use crate::sql::ident as quote;
 
 #[derive(Clone, Debug)]
-pub struct Table {
+pub(super) struct Table {
     pub schema: String,
     pub name: String,
     pub partitioned: bool,
@@ -35,7 +35,7 @@ pub struct Table {
 }
 
 #[derive(Clone, Debug)]
-pub struct Column {
+pub(super) struct Column {
     pub name: String,
     pub type_name: String,
     pub not_null: bool,
@@ -49,7 +49,7 @@ pub struct Column {
 
 /// A column's type category (`pg_type.typcategory`), as far as the rules care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Category {
+pub(super) enum Category {
     /// `S`: text, varchar, char.
     String,
     /// `N`: integers, numeric, floats.
@@ -81,7 +81,7 @@ impl Category {
 }
 
 #[derive(Clone, Debug)]
-pub struct ForeignKey {
+pub(super) struct ForeignKey {
     pub name: String,
     pub columns: Vec<String>,
     /// `schema.name` of the referenced table, and its quoted form.
@@ -91,37 +91,37 @@ pub struct ForeignKey {
 }
 
 impl Table {
-    pub fn qualified(&self) -> String {
+    pub(super) fn qualified(&self) -> String {
         sql::qualified(&self.schema, &self.name)
     }
 
     /// `schema.name`, as the rules file names it.
-    pub fn key(&self) -> String {
+    pub(super) fn key(&self) -> String {
         format!("{}.{}", self.schema, self.name)
     }
 
     /// The columns COPY moves: generated columns are recomputed by the target.
-    pub fn copied_columns(&self) -> impl Iterator<Item = &Column> {
+    pub(super) fn copied_columns(&self) -> impl Iterator<Item = &Column> {
         self.columns.iter().filter(|c| !c.generated)
     }
 
     /// Whether the column is in a unique key or index, alone or with others (two persons'
     /// pseudonyms colliding in one clinic break `unique (clinic_id, name)` as surely as
     /// `unique (name)`), or in a partial or expression one.
-    pub fn is_unique(&self, column: &str) -> bool {
+    pub(super) fn is_unique(&self, column: &str) -> bool {
         self.uniques.iter().any(|u| u.iter().any(|c| c == column)) || self.loosely_unique.iter().any(|c| c == column)
     }
 
     /// Whether pseudonyms of this column take the long, collision-safe form: unique
     /// columns, and foreign keys, which must get the form of the unique key they point at.
-    pub fn distinct_pseudonyms(&self, column: &str) -> bool {
+    pub(super) fn distinct_pseudonyms(&self, column: &str) -> bool {
         self.is_unique(column) || self.foreign_keys.iter().any(|fk| fk.columns.iter().any(|c| c == column))
     }
 }
 
 /// Materialized views of the given schemas, quoted, each after the views it reads from:
 /// refreshed after the load, before verification, so the target's match its new data.
-pub fn materialized_views(client: &mut impl GenericClient, schemas: &[String]) -> Result<Vec<String>> {
+pub(super) fn materialized_views(client: &mut impl GenericClient, schemas: &[String]) -> Result<Vec<String>> {
     let rows = client.query(
         "select format('%I.%I', n.nspname, c.relname),
                 array(select distinct format('%I.%I', dn.nspname, dc.relname) from pg_rewrite r
@@ -161,7 +161,7 @@ fn schemas_hold(qualified: &str, schemas: &[String]) -> bool {
 /// Every table (plain or partitioned parent, not the partitions) in the given schemas,
 /// plus the named extra tables (`auth.users`); on Supabase without the platform's own
 /// tables in `public` (its ledger), which are neither the rules' business nor synced.
-pub fn load(client: &mut impl GenericClient, schemas: &[String], extra: &[String]) -> Result<Vec<Table>> {
+pub(super) fn load(client: &mut impl GenericClient, schemas: &[String], extra: &[String]) -> Result<Vec<Table>> {
     use crate::migrate::snapshot::Platform;
     let platform: Vec<String> = match Platform::detect(client)? {
         Platform::Supabase => app::stamp::SUPABASE_PUBLIC_TABLES.iter().map(|t| format!("public.{t}")).collect(),
@@ -319,7 +319,7 @@ order by 1, 2, 3";
 /// Parents before children, so a load with foreign-key checks on would succeed; edges of
 /// cycles and self-references are ignored (the load runs with triggers off and verifies
 /// every foreign key afterwards).
-pub fn load_order(tables: &[Table]) -> Vec<usize> {
+pub(super) fn load_order(tables: &[Table]) -> Vec<usize> {
     let index: BTreeMap<String, usize> = tables.iter().enumerate().map(|(i, t)| (t.key(), i)).collect();
     let mut order = Vec::new();
     let mut state = vec![0u8; tables.len()]; // 0 new, 1 visiting, 2 done

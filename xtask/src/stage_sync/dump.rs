@@ -23,7 +23,7 @@ use crate::{
 const DATABASE: &str = "restored";
 
 /// A restored dump; the cluster goes when this does.
-pub struct Restored {
+pub(super) struct Restored {
     _cluster: Throwaway,
     /// The restorer's URL: the dump is read by the login that restored it, never by a
     /// superuser.
@@ -33,7 +33,7 @@ pub struct Restored {
 impl Restored {
     /// Checks that `file` is a custom-format archive, then restores it into a new database
     /// of a new throwaway cluster.
-    pub fn restore(sh: &Shell, file: &Path, shown: &str) -> Result<Restored> {
+    pub(super) fn restore(sh: &Shell, file: &Path, shown: &str) -> Result<Restored> {
         // A custom-format archive starts with `PGDMP`: anything else is refused before a
         // cluster is started.
         let mut magic = [0u8; 5];
@@ -87,7 +87,7 @@ impl Restored {
 
     /// The restored database as the read-only production source. `key` is the
     /// `STAGE_SYNC_KEY` the pseudonyms are made with.
-    pub fn source_guard(&self, key: Option<String>) -> Result<Guard> {
+    pub(super) fn source_guard(&self, key: Option<String>) -> Result<Guard> {
         let vars: BTreeMap<String, String> = key.into_iter().map(|k| ("STAGE_SYNC_KEY".to_string(), k)).collect();
         Guard::restored_dump(&self.reader, vars, app::Settings::load(&crate::context::project_root())?)
     }

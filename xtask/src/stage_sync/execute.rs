@@ -19,7 +19,7 @@ mod supabase;
 /// Tables the sync does not own that reference the emptied ones are handled as
 /// [`supabase`] says: GoTrue's per-user tables are emptied in the one `TRUNCATE`, the
 /// foreign keys of others (`storage.objects.owner`) are dropped until after the load.
-pub fn empty_target(tx: &mut postgres::Transaction, plan: &Plan) -> Result<Emptied> {
+pub(super) fn empty_target(tx: &mut postgres::Transaction, plan: &Plan) -> Result<Emptied> {
     tx.batch_execute("set local session_replication_role = replica").map_err(|err| {
         anyhow::anyhow!(
             "cannot turn triggers off for the load (session_replication_role): {}\nhint: the target's user needs to be allowed to set session_replication_role, as Supabase's postgres is",
@@ -47,14 +47,14 @@ pub fn empty_target(tx: &mut postgres::Transaction, plan: &Plan) -> Result<Empti
 
 /// What step 1 took away until step 3: the loaded tables' indexes and keys, and the
 /// foreign keys of other tables to the emptied ones.
-pub struct Emptied {
+pub(super) struct Emptied {
     deferred: crate::bulk::Deferred,
     detached: Vec<supabase::Detached>,
 }
 
 /// After the load of a copied `auth.users`: GoTrue's shape of `auth` on staging (see
 /// [`supabase::stage_logins`]); `password` is `STAGE_SYNC_LOGIN_PASSWORD`, staging's only.
-pub fn stage_logins(tx: &mut postgres::Transaction, plan: &Plan, password: Option<&str>) -> Result<()> {
+pub(super) fn stage_logins(tx: &mut postgres::Transaction, plan: &Plan, password: Option<&str>) -> Result<()> {
     if plan.copies_auth_users { supabase::stage_logins(tx, password) } else { Ok(()) }
 }
 
@@ -63,14 +63,14 @@ pub fn stage_logins(tx: &mut postgres::Transaction, plan: &Plan, password: Optio
 const SMALL_TABLE_ROWS: i64 = 50_000;
 
 /// What the load copied: rows per table, and how long each took.
-pub struct Loaded {
+pub(super) struct Loaded {
     pub counts: Vec<(String, u64)>,
     pub timings: Vec<Timing>,
     pub leaks: pipe::LeakSets,
 }
 
 /// One copied table: its rows, how long it took, in which COPY format.
-pub struct Timing {
+pub(super) struct Timing {
     pub table: String,
     pub rows: u64,
     pub took: Duration,
@@ -78,7 +78,7 @@ pub struct Timing {
 }
 
 /// Step 2: every copied table, in load order, streamed masked from the snapshot.
-pub fn load(
+pub(super) fn load(
     snapshot: &mut postgres::Transaction,
     tx: &mut postgres::Transaction,
     plan: &Plan,
@@ -105,7 +105,10 @@ pub fn load(
 
 /// Whether the two servers are one major version, so that they read each other's binary
 /// COPY (the pipe's faster format; other versions are sent as text).
-pub fn same_major_version(source: &mut postgres::Transaction, target: &mut postgres::Transaction) -> Result<bool> {
+pub(super) fn same_major_version(
+    source: &mut postgres::Transaction,
+    target: &mut postgres::Transaction,
+) -> Result<bool> {
     let query = "select current_setting('server_version_num')::int / 10000";
     let (a, b): (i32, i32) = (source.query_one(query, &[])?.get(0), target.query_one(query, &[])?.get(0));
     Ok(a == b)
@@ -113,7 +116,7 @@ pub fn same_major_version(source: &mut postgres::Transaction, target: &mut postg
 
 /// Step 3: keys and indexes back (which validates them), sequences advanced, materialized
 /// views refreshed, then every check; any failure leaves the target as it was.
-pub fn finish_and_verify(
+pub(super) fn finish_and_verify(
     tx: &mut postgres::Transaction,
     plan: &Plan,
     loaded: &Loaded,
@@ -139,7 +142,7 @@ pub fn finish_and_verify(
 }
 
 /// How long step 3's parts took.
-pub struct Finished {
+pub(super) struct Finished {
     pub rebuilt: Duration,
     pub verified: Duration,
 }

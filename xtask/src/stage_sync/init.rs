@@ -17,7 +17,7 @@ use super::{
 use crate::{context::status, sql};
 
 /// Writes the file; refuses to overwrite one without `force`.
-pub fn init_rules(source: &Guard, path: &std::path::Path, shown: &str, force: bool) -> Result<()> {
+pub(super) fn init_rules(source: &Guard, path: &std::path::Path, shown: &str, force: bool) -> Result<()> {
     if path.exists() && !force {
         bail!("{shown} exists\nhint: pass --force to overwrite it");
     }
@@ -253,7 +253,7 @@ fn json_rule(values: &[(String, String)]) -> (String, Option<&'static str>) {
 }
 
 /// Whether values of this column are sampled: text, json and text arrays.
-pub fn sampled(column: &Column) -> bool {
+pub(super) fn sampled(column: &Column) -> bool {
     column.category == Category::String
         || is_json(column)
         || matches!(column.base_type.as_str(), "_text" | "_varchar" | "_bpchar")
@@ -265,7 +265,7 @@ fn is_json(column: &Column) -> bool {
 
 /// Up to 200 rows' values of a column, as (key, string) pairs: for json every string inside,
 /// under the key it sits under; for arrays each element; for text the value (key `""`).
-pub fn sample(client: &mut impl GenericClient, table: &Table, column: &Column) -> Result<Vec<(String, String)>> {
+pub(super) fn sample(client: &mut impl GenericClient, table: &Table, column: &Column) -> Result<Vec<(String, String)>> {
     let col = sql::ident(&column.name);
     let qualified = table.qualified();
     if is_json(column) {

@@ -23,14 +23,14 @@ use crate::seed::calendar::Date;
 mod json;
 
 /// The smallest key accepted: shorter keys can be guessed.
-pub const MIN_KEY_LEN: usize = 16;
+pub(super) const MIN_KEY_LEN: usize = 16;
 
-pub struct Masker {
+pub(super) struct Masker {
     mac: Hmac<Sha256>,
 }
 
 impl Masker {
-    pub fn new(key: &str) -> Masker {
+    pub(super) fn new(key: &str) -> Masker {
         Masker { mac: Hmac::new_from_slice(key.as_bytes()).expect("HMAC takes any key length") }
     }
 
@@ -43,7 +43,7 @@ impl Masker {
     }
 
     /// bytea's `bytes` rule: keyed bytes of `value`'s length, equal for equal values.
-    pub fn bytes(&self, value: &[u8]) -> Vec<u8> {
+    pub(super) fn bytes(&self, value: &[u8]) -> Vec<u8> {
         let mut out = vec![0; value.len()];
         ChaCha8Rng::from_seed(self.digest("bytes", value)).fill_bytes(&mut out);
         out
@@ -57,7 +57,7 @@ impl Masker {
     /// with few possible values get a longer tag that keeps them apart.
     /// `''` stays `''`: it identifies nobody, and one pseudonym shared by every empty
     /// value would break partial unique indexes (GoTrue's tokens) and read as data.
-    pub fn pseudonym(&self, kind: Kind, value: &str, unique: bool) -> String {
+    pub(super) fn pseudonym(&self, kind: Kind, value: &str, unique: bool) -> String {
         if value.is_empty() {
             return String::new();
         }
@@ -99,7 +99,7 @@ impl Masker {
     }
 
     /// A shift in days, the same for every date of one row (identified by `row_key`).
-    pub fn day_shift(&self, row_key: &[u8], max_days: u32) -> i64 {
+    pub(super) fn day_shift(&self, row_key: &[u8], max_days: u32) -> i64 {
         if max_days == 0 {
             return 0;
         }
@@ -112,7 +112,7 @@ impl Masker {
     }
 
     /// A factor in [1 - percent/100, 1 + percent/100] for one row and column.
-    pub fn jitter(&self, row_key: &[u8], column: &str, percent: f64) -> f64 {
+    pub(super) fn jitter(&self, row_key: &[u8], column: &str, percent: f64) -> f64 {
         let mut input = row_key.to_vec();
         input.extend_from_slice(column.as_bytes());
         let digest = self.digest("numeric_jitter", &input);
@@ -121,12 +121,12 @@ impl Masker {
     }
 
     /// Masks each element of a text array (COPY text form of the array, unescaped).
-    pub fn elements(&self, kind: Kind, text: &str, seen: &mut dyn FnMut(&str)) -> Option<String> {
+    pub(super) fn elements(&self, kind: Kind, text: &str, seen: &mut dyn FnMut(&str)) -> Option<String> {
         map_array(text, &mut |element| self.element(kind, element, seen))
     }
 
     /// One array element's pseudonym; `""` stays `""` and is no source value to look for.
-    pub fn element(&self, kind: Kind, element: &str, seen: &mut dyn FnMut(&str)) -> String {
+    pub(super) fn element(&self, kind: Kind, element: &str, seen: &mut dyn FnMut(&str)) -> String {
         if element.is_empty() {
             return String::new();
         }
@@ -137,7 +137,7 @@ impl Masker {
 
 /// Rewrites every non-NULL element of a PostgreSQL array literal (`{a,"b c",NULL}`, nested
 /// for more dimensions), keeping its shape; `None` when the text is not one.
-pub fn map_array(text: &str, f: &mut dyn FnMut(&str) -> String) -> Option<String> {
+pub(super) fn map_array(text: &str, f: &mut dyn FnMut(&str) -> String) -> Option<String> {
     let mut out = String::with_capacity(text.len() * 2);
     // Bounds other than 1 come first (`[0:1]={a,b}`), kept as they are.
     let text = match text.strip_prefix('[') {
@@ -253,7 +253,7 @@ fn similar_text(len: usize, rng: &mut ChaCha8Rng) -> String {
 /// Shifts a date or timestamp in COPY text form (ISO style) by `days`; infinities stay.
 /// Years run past 9999 (`12345-06-07`) and before 1 (`0044-03-15 BC`, the year after
 /// `0001-12-31 BC` being 1), as the server prints them and binary COPY shifts them.
-pub fn shift_date(text: &str, days: i64) -> Option<String> {
+pub(super) fn shift_date(text: &str, days: i64) -> Option<String> {
     if text.contains("infinity") || text.len() < 10 {
         return Some(text.to_string());
     }
@@ -274,7 +274,7 @@ pub fn shift_date(text: &str, days: i64) -> Option<String> {
 /// Multiplies a numeric in COPY text form, keeping its number of decimals.
 /// NaN and the infinities stay; `None` for a number beyond a float's range, which would
 /// come out as `inf`.
-pub fn jitter_number(text: &str, factor: f64) -> Option<String> {
+pub(super) fn jitter_number(text: &str, factor: f64) -> Option<String> {
     if matches!(text, "NaN" | "Infinity" | "-Infinity") {
         return Some(text.to_string());
     }
@@ -292,7 +292,7 @@ pub fn jitter_number(text: &str, factor: f64) -> Option<String> {
 }
 
 /// COPY text format: `\N` is NULL; backslash escapes in values.
-pub fn unescape(field: &[u8]) -> String {
+pub(super) fn unescape(field: &[u8]) -> String {
     if !field.contains(&b'\\') {
         return String::from_utf8_lossy(field).into_owned();
     }
@@ -318,7 +318,7 @@ pub fn unescape(field: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub fn escape(value: &str, out: &mut Vec<u8>) {
+pub(super) fn escape(value: &str, out: &mut Vec<u8>) {
     for byte in value.bytes() {
         match byte {
             b'\\' => out.extend_from_slice(b"\\\\"),

@@ -19,11 +19,11 @@ use super::{
     mask::Masker,
     rules::{Rule, TableRules},
 };
-pub use leaks::{LeakSets, Values};
+pub(super) use leaks::{LeakSets, Values};
 use rows::Rows;
 
 /// One table to copy: its rules, and for `--clinics` the rows to take.
-pub struct Job<'a> {
+pub(super) struct Job<'a> {
     pub table: &'a Table,
     pub rules: &'a TableRules,
     /// A `WHERE` expression over alias `t`; `None` copies every row.
@@ -32,13 +32,13 @@ pub struct Job<'a> {
 
 /// Set to `text` to send every table in COPY's text format (a comparison, or a way around
 /// a type the binary check lets through wrongly).
-pub const FORMAT_VAR: &str = "XTASK_STAGE_SYNC_FORMAT";
+pub(super) const FORMAT_VAR: &str = "XTASK_STAGE_SYNC_FORMAT";
 
 /// What text COPY prints depends on settings a database may override (`alter database ...
 /// set datestyle`): the date shifts read ISO dates, and a float must print exactly, or text
 /// gives another target than binary. Set once before the first table, on both sides, for
 /// their transactions only.
-pub fn set_text_format(source: &mut Transaction, target: &mut Transaction) -> Result<()> {
+pub(super) fn set_text_format(source: &mut Transaction, target: &mut Transaction) -> Result<()> {
     const SETTINGS: &str = "set local datestyle = 'ISO, YMD'; set local intervalstyle = 'postgres'; set local extra_float_digits = 1; set local bytea_output = 'hex'";
     source.batch_execute(SETTINGS).context("cannot set the source's COPY settings")?;
     target.batch_execute(SETTINGS).context("cannot set the target's COPY settings")?;
@@ -47,7 +47,7 @@ pub fn set_text_format(source: &mut Transaction, target: &mut Transaction) -> Re
 
 /// Copies one table; returns the rows moved. `binary`: both servers read each other's binary
 /// COPY (same major version); the table goes binary if its types and rules allow it too.
-pub fn copy_table(
+pub(super) fn copy_table(
     source: &mut Transaction,
     target: &mut Transaction,
     job: Job,
@@ -93,7 +93,7 @@ pub fn copy_table(
 }
 
 /// What one table's copy did.
-pub struct Copied {
+pub(super) struct Copied {
     pub rows: u64,
     /// `binary` or `text`.
     pub format: &'static str,

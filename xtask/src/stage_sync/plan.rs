@@ -23,7 +23,7 @@ use crate::{
 
 /// Everything a sync will do to the target, in order.
 #[derive(Debug)]
-pub struct Plan {
+pub(super) struct Plan {
     pub tables: Vec<Table>,
     /// Indexes into `tables`, referenced tables first.
     pub order: Vec<usize>,
@@ -39,7 +39,12 @@ pub struct Plan {
 
 impl Plan {
     /// A plan from what was read; pure, so every decision in it can be tested alone.
-    pub fn new(tables: Vec<Table>, rules: Rules, filters: Option<BTreeMap<String, String>>, extra: &[String]) -> Plan {
+    pub(super) fn new(
+        tables: Vec<Table>,
+        rules: Rules,
+        filters: Option<BTreeMap<String, String>>,
+        extra: &[String],
+    ) -> Plan {
         let order = catalog::load_order(&tables);
         let copies_auth_users = extra.iter().any(|t| t == rules::AUTH_USERS);
         Plan { tables, order, rules, filters, copies_auth_users }
@@ -47,17 +52,17 @@ impl Plan {
 
     /// The tables the target empties first, qualified: every synced table but the
     /// `schema_only` ones, whose rows stay.
-    pub fn emptied(&self) -> Vec<String> {
+    pub(super) fn emptied(&self) -> Vec<String> {
         self.tables.iter().filter(|t| self.mode(t) != Mode::SchemaOnly).map(Table::qualified).collect()
     }
 
     /// The tables whose rows are copied, qualified.
-    pub fn loaded(&self) -> Vec<String> {
+    pub(super) fn loaded(&self) -> Vec<String> {
         self.tables.iter().filter(|t| self.mode(t) == Mode::Copy).map(Table::qualified).collect()
     }
 
     /// One copy job per copied table, in load order.
-    pub fn jobs(&self) -> Vec<pipe::Job<'_>> {
+    pub(super) fn jobs(&self) -> Vec<pipe::Job<'_>> {
         self.order
             .iter()
             .map(|&i| &self.tables[i])
@@ -76,7 +81,7 @@ impl Plan {
 }
 
 /// Prints the plan; writes nothing.
-pub fn print(
+pub(super) fn print(
     tx: &mut postgres::Transaction,
     plan: &Plan,
     masker: &Masker,

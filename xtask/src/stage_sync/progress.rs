@@ -15,7 +15,7 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    pub fn new(tables: &[Table], order: &[usize], rules: &Rules) -> Progress {
+    pub(super) fn new(tables: &[Table], order: &[usize], rules: &Rules) -> Progress {
         let multi = ui::printer().progress();
         let total: i64 = order
             .iter()
@@ -33,7 +33,7 @@ impl Progress {
         Progress { multi, overall }
     }
 
-    pub fn table(&self, table: &Table) -> ProgressBar {
+    pub(super) fn table(&self, table: &Table) -> ProgressBar {
         let bar = self.multi.insert_before(&self.overall, ProgressBar::new(table.estimate.max(0) as u64));
         bar.set_style(
             ProgressStyle::with_template("{prefix:>28} [{bar:30}] {human_pos} rows, {per_sec}")

@@ -13,7 +13,7 @@ use super::{
 use crate::context::status;
 
 /// Records the sync in the target's own `app_meta` (its stamp stays as it is).
-pub fn record(
+pub(super) fn record(
     tx: &mut postgres::Transaction,
     source: &Guard,
     rules: &Rules,
@@ -49,7 +49,7 @@ pub fn record(
     Ok(version)
 }
 
-pub fn summary(timings: &[Timing], finished: &Finished, total: u64, took: Duration) {
+pub(super) fn summary(timings: &[Timing], finished: &Finished, total: u64, took: Duration) {
     status(format!("\n{:<36} {:>10} {:>8} {:>12}  {}", "table", "rows", "seconds", "rows/s", "COPY format"));
     for Timing { table, rows, took, format } in timings {
         let rate = *rows as f64 / took.as_secs_f64().max(1e-6);
@@ -61,7 +61,7 @@ pub fn summary(timings: &[Timing], finished: &Finished, total: u64, took: Durati
     status(format!("{:<36} {total:>10} {:>8.2} {rate:>12.0}", "total (verified, committed)", took.as_secs_f64()));
 }
 
-pub fn json_summary(
+pub(super) fn json_summary(
     source: &Guard,
     target: &Guard,
     rules: &Rules,

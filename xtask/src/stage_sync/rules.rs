@@ -57,7 +57,7 @@ struct FullRule {
 /// What happens to a table.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum Mode {
+pub(super) enum Mode {
     /// Copied, column by column through the rules.
     #[default]
     Copy,
@@ -69,7 +69,7 @@ pub enum Mode {
 
 /// What happens to a column.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Rule {
+pub(super) enum Rule {
     Keep,
     Null,
     Redact(String),
@@ -86,7 +86,7 @@ pub enum Rule {
 
 /// What replaces a bytea value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ByteRule {
+pub(super) enum ByteRule {
     /// No bytes (`redact` on bytea).
     Empty,
     /// Keyed bytes of the same length (`bytes`): equal values stay equal, distinct ones apart.
@@ -95,7 +95,7 @@ pub enum ByteRule {
 
 /// What happens inside a JSON value.
 #[derive(Clone, Debug, PartialEq)]
-pub struct JsonSpec {
+pub(super) struct JsonSpec {
     /// Listed keys, at any depth, and their rules.
     pub keys: BTreeMap<String, JsonRule>,
     /// With an allowlist: the rule for every string value under a key neither listed nor
@@ -108,7 +108,7 @@ pub struct JsonSpec {
 impl JsonSpec {
     /// The rule for a string value under `key` (`None`: not under a key, an array's
     /// top-level item), or `None` when it is kept.
-    pub fn rule_for(&self, key: Option<&str>) -> Option<&JsonRule> {
+    pub(super) fn rule_for(&self, key: Option<&str>) -> Option<&JsonRule> {
         if let Some(rule) = key.and_then(|k| self.keys.get(k)) {
             return Some(rule);
         }
@@ -120,7 +120,7 @@ impl JsonSpec {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum JsonRule {
+pub(super) enum JsonRule {
     Null,
     Redact,
     Pseudonym(Kind),
@@ -128,7 +128,7 @@ pub enum JsonRule {
 
 /// The pseudonym kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub(super) enum Kind {
     Email,
     FirstName,
     LastName,
@@ -143,7 +143,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub(super) const ALL: [Kind; 11] = [
         Kind::Email,
         Kind::FirstName,
         Kind::LastName,
@@ -157,7 +157,7 @@ impl Kind {
         Kind::Uuid,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Kind::Email => "email",
             Kind::FirstName => "first_name",
@@ -182,11 +182,11 @@ impl Rule {
     /// Rules that replace values by others derived from them: their output must never equal
     /// a source value (the leak check). Perturbations (dates, numbers) are exempt: a shifted
     /// date may well equal another row's date.
-    pub fn is_masking(&self) -> bool {
+    pub(super) fn is_masking(&self) -> bool {
         matches!(self, Rule::Redact(_) | Rule::Pseudonym(_) | Rule::Json(_) | Rule::Elements(_) | Rule::Bytes(_))
     }
 
-    pub fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         match self {
             Rule::Keep => "keep".into(),
             Rule::Null => "null".into(),
@@ -207,7 +207,7 @@ impl Rule {
 
 /// The checked rules for one synced table.
 #[derive(Clone, Debug)]
-pub struct TableRules {
+pub(super) struct TableRules {
     pub mode: Mode,
     /// One rule per copied column, in the table's column order.
     pub columns: Vec<(String, Rule)>,
@@ -215,7 +215,7 @@ pub struct TableRules {
 
 /// The checked rules: the schemas, and for each of their tables, its rules.
 #[derive(Debug)]
-pub struct Rules {
+pub(super) struct Rules {
     pub schemas: Vec<String>,
     pub tables: BTreeMap<String, TableRules>,
     /// sha256 of the file, recorded with each sync.
@@ -230,10 +230,10 @@ fn default_schemas() -> Vec<String> {
 const MANAGED_SCHEMAS: &[&str] = app::stamp::SUPABASE_SCHEMAS;
 
 /// The one table of a managed schema that may be synced, when the rules name it (masked).
-pub const AUTH_USERS: &str = "auth.users";
+pub(super) const AUTH_USERS: &str = "auth.users";
 
 /// Parses the file; errors are one line with the line number.
-pub fn parse(text: &str) -> Result<(Vec<String>, RawRules)> {
+pub(super) fn parse(text: &str) -> Result<(Vec<String>, RawRules)> {
     let file: File = toml::from_str(text).map_err(|err| {
         let line = err.span().map(|span| text[..span.start.min(text.len())].lines().count().max(1)).unwrap_or(1);
         anyhow::anyhow!("line {line}: {}", err.message().replace('\n', " "))
@@ -253,20 +253,20 @@ pub fn parse(text: &str) -> Result<(Vec<String>, RawRules)> {
 }
 
 /// The tables outside the synced schemas that the file names: `auth.users`, or nothing.
-pub fn extra_tables(text: &str) -> Result<Vec<String>> {
+pub(super) fn extra_tables(text: &str) -> Result<Vec<String>> {
     let (_, raw) = parse(text)?;
     Ok(raw.tables.keys().filter(|name| name.as_str() == AUTH_USERS).cloned().collect())
 }
 
 /// The file's tables, not yet checked against a schema.
 #[derive(Debug)]
-pub struct RawRules {
+pub(super) struct RawRules {
     tables: BTreeMap<String, TableFile>,
 }
 
 /// Loads and checks the rules against the source's tables. `personal_values` says whether
 /// a column's sampled values look personal (emails, phone numbers).
-pub fn check(
+pub(super) fn check(
     path_shown: &str,
     text: &str,
     tables: &[Table],
@@ -372,7 +372,7 @@ pub fn check(
 }
 
 /// Only the schemas, for reading the catalog before the rules are checked.
-pub fn schemas(text: &str) -> Result<Vec<String>> {
+pub(super) fn schemas(text: &str) -> Result<Vec<String>> {
     parse(text).map(|(schemas, _)| schemas)
 }
 

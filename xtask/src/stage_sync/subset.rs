@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// A `WHERE` expression (over alias `t`) per table key; a table without one copies no rows.
-pub fn filters(tables: &[Table], clinic_ids: &[String], tenancy: &Tenancy) -> BTreeMap<String, String> {
+pub(super) fn filters(tables: &[Table], clinic_ids: &[String], tenancy: &Tenancy) -> BTreeMap<String, String> {
     let by_key: BTreeMap<String, &Table> = tables.iter().map(|t| (t.key(), t)).collect();
     // Tables with a path of foreign keys down to the root: their rows belong to clinics.
     let owned: BTreeSet<String> = tenancy::ownership(&tenancy.root, &edges(tables)).into_keys().collect();

@@ -5,7 +5,7 @@
 use super::catalog::{Category, Column};
 
 /// The rule a column most likely needs, by its name and type, as a TOML value.
-pub fn suggest(column: &Column) -> String {
+pub(super) fn suggest(column: &Column) -> String {
     let words = words(&column.name);
     let has = |word: &str| words.iter().any(|w| w == word);
     let quoted = |rule: &str| format!("\"{rule}\"");
@@ -60,7 +60,7 @@ pub fn suggest(column: &Column) -> String {
 
 /// `rule` for a column in a unique key or index: `redact` would make every value one, so
 /// a pseudonym (`uuid`, or keyed `bytes` on bytea) keeps distinct values distinct.
-pub fn for_unique(column: &Column, rule: String) -> String {
+pub(super) fn for_unique(column: &Column, rule: String) -> String {
     match rule.as_str() {
         "\"redact\"" if column.base_type == "bytea" => "\"bytes\"".into(),
         "\"redact\"" => "\"uuid\"".into(),
@@ -229,7 +229,7 @@ fn ends_in_id(words: &[String]) -> bool {
 /// their words, other types only when the words fit them (a numeric `phone`, a date of
 /// `birth`), never a key (`address_id`) or a flag, count or time (`emailVerified`,
 /// `emailQuota`). Network addresses always.
-pub fn name_looks_personal(column: &Column) -> bool {
+pub(super) fn name_looks_personal(column: &Column) -> bool {
     if NETWORK_TYPES.contains(&column.base_type.as_str()) {
         return true;
     }
@@ -251,7 +251,7 @@ pub fn name_looks_personal(column: &Column) -> bool {
 }
 
 /// The rule for a kept text column whose sampled values look identifying.
-pub fn suggest_from_values(column: &Column, values: &[String]) -> Option<String> {
+pub(super) fn suggest_from_values(column: &Column, values: &[String]) -> Option<String> {
     let hit = values.iter().find(|v| value_looks_identifying(v))?;
     let kind = if column.category == Category::Array {
         if value_looks_email(hit) { "email" } else { "text" }
@@ -307,25 +307,25 @@ const PERSONAL_WORDS: &[&str] = &[
     "private",
 ];
 
-pub fn looks_personal(column: &str) -> bool {
+pub(super) fn looks_personal(column: &str) -> bool {
     words(column).iter().any(|w| PERSONAL_WORDS.contains(&w.as_str()))
 }
 
 /// A numeric or uuid key (`address_id`, `accountId`): its name alone never makes it
 /// personal, whatever words it holds; it points at a row, the row's columns are judged.
-pub fn is_key_like(column: &Column) -> bool {
+pub(super) fn is_key_like(column: &Column) -> bool {
     let numeric_or_uuid = column.category == Category::Numeric || column.base_type == "uuid";
     numeric_or_uuid && words(&column.name).last().is_some_and(|w| w == "id" || w == "ids" || w == "key")
 }
 
 /// Whether a sampled value looks like an email address or a phone number.
-pub fn value_looks_personal(value: &str) -> bool {
+pub(super) fn value_looks_personal(value: &str) -> bool {
     value_looks_email(value) || value_looks_phone(value)
 }
 
 /// [`value_looks_personal`], or an identifier of something elsewhere: a long opaque token
 /// (API keys, OAuth tokens, Google file and sheet ids) or a link to a resource.
-pub fn value_looks_identifying(value: &str) -> bool {
+pub(super) fn value_looks_identifying(value: &str) -> bool {
     let value = value.trim();
     let opaque = value.len() >= 16
         && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~/+=".contains(c))
@@ -392,7 +392,7 @@ fn is_text_array(column: &Column) -> bool {
 }
 
 /// The words of a column name, lowercase: `snake_case`, `camelCase` and `PascalCase`.
-pub fn words(name: &str) -> Vec<String> {
+pub(super) fn words(name: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut current = String::new();
     let mut previous: Option<char> = None;
@@ -414,7 +414,7 @@ pub fn words(name: &str) -> Vec<String> {
 }
 
 /// A column name as a TOML key: bare when it can be, quoted otherwise.
-pub fn toml_key(name: &str) -> String {
+pub(super) fn toml_key(name: &str) -> String {
     if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         name.to_string()
     } else {

@@ -17,7 +17,7 @@ use super::{
 use crate::sql;
 
 /// Every problem found; empty means the copy is right.
-pub fn verify(
+pub(super) fn verify(
     tx: &mut Transaction,
     tables: &[Table],
     rules: &Rules,
@@ -109,7 +109,7 @@ pub fn verify(
 /// Sets every sequence that feeds a synced column past the highest value of the columns it
 /// feeds (a sequence shared by several tables past all of them); a sequence whose columns
 /// are all empty starts over.
-pub fn advance_sequences(tx: &mut Transaction, tables: &[Table], rules: &Rules) -> Result<()> {
+pub(super) fn advance_sequences(tx: &mut Transaction, tables: &[Table], rules: &Rules) -> Result<()> {
     for (sequence, columns) in sequence_uses(tables, rules) {
         let highest = highest_sql(&columns);
         let sql = format!(

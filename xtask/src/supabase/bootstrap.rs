@@ -5,14 +5,14 @@
 use anyhow::Result;
 
 /// The version `supabase/supabase.sql` writes; raise both together.
-pub const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 2;
 
 /// The comment text that carries the version.
 const PREFIX: &str = "supabase-bootstrap ";
 
 /// The bootstrap version recorded in the connected database, if any (databases made before
 /// versioning have none).
-pub fn recorded(client: &mut impl postgres::GenericClient) -> Result<Option<u32>> {
+pub(crate) fn recorded(client: &mut impl postgres::GenericClient) -> Result<Option<u32>> {
     let comment: Option<String> = client
         .query_one(
             "select shobj_description(oid, 'pg_database') from pg_database where datname = current_database()",
@@ -23,7 +23,7 @@ pub fn recorded(client: &mut impl postgres::GenericClient) -> Result<Option<u32>
 }
 
 /// What `db status` prints for a recorded version.
-pub fn describe(recorded: Option<u32>) -> String {
+pub(crate) fn describe(recorded: Option<u32>) -> String {
     match recorded {
         Some(v) if v == VERSION => format!("supabase v{v} (current)"),
         Some(v) => {

@@ -11,14 +11,14 @@ use anyhow::{Result, bail};
 use crate::pg::Binaries;
 
 /// One migration file's text, by the path shown in messages.
-pub struct Source<'a> {
+pub(crate) struct Source<'a> {
     pub file: String,
     pub sql: &'a str,
 }
 
 /// [`check`] against what the connected server can install, before `migrate` changes
 /// anything.
-pub fn check_on_server(client: &mut impl postgres::GenericClient, sources: &[Source]) -> Result<()> {
+pub(crate) fn check_on_server(client: &mut impl postgres::GenericClient, sources: &[Source]) -> Result<()> {
     let available = available_on_server(client)?;
     let version: String = client.query_one("show server_version_num", &[])?.get(0);
     let major = version.parse::<u32>().map_or(0, |v| v / 10_000);
@@ -27,7 +27,7 @@ pub fn check_on_server(client: &mut impl postgres::GenericClient, sources: &[Sou
 
 /// Stops (one error naming each missing extension and its package) unless every extension
 /// the migrations create is in `available`. Nothing has been changed when it stops.
-pub fn check(sources: &[Source], available: &BTreeSet<String>, server_version: u32) -> Result<()> {
+pub(crate) fn check(sources: &[Source], available: &BTreeSet<String>, server_version: u32) -> Result<()> {
     let mut missing: Vec<(String, &str)> = Vec::new();
     for source in sources {
         for name in required(source.sql) {
@@ -56,7 +56,7 @@ pub fn check(sources: &[Source], available: &BTreeSet<String>, server_version: u
 /// The extensions a script creates: the names in its `create extension` statements,
 /// outside comments, strings and function bodies (a guarded `create extension` inside a
 /// `do $$ ... $$` block is the script's own business).
-pub fn required(sql: &str) -> Vec<String> {
+pub(crate) fn required(sql: &str) -> Vec<String> {
     let mut names = Vec::new();
     for (_, statement) in statements(sql) {
         if let Some(Mention { name, creates: true }) = mention(&statement) {
@@ -72,7 +72,7 @@ pub fn required(sql: &str) -> Vec<String> {
 /// `create extension` and `comment on extension` statements for platform-only extensions
 /// blanked out (line numbers kept, so error positions still point at the file), and a
 /// warning for each; `None` when it has none.
-pub fn skip_platform_only(file: &str, sql: &str) -> Option<String> {
+pub(crate) fn skip_platform_only(file: &str, sql: &str) -> Option<String> {
     let mut out = sql.to_string();
     let mut skipped = false;
     for (range, statement) in statements(sql) {
@@ -203,7 +203,7 @@ const PACKAGES: [(&str, &str, Option<&str>); 16] = [
 ];
 
 /// Where to get an extension, as the rest of its error line.
-pub fn provider(name: &str, version: u32) -> String {
+pub(crate) fn provider(name: &str, version: u32) -> String {
     if PLATFORM_ONLY.contains(&name) {
         return "exists only on Supabase's platform: no package manager ships it (set `skip_platform_extensions = true` under [migrations] in env/environments.toml to skip such statements with a warning, or guard the statement with `if exists (select from pg_available_extensions where name = ...)` in a do block)".to_string();
     }
@@ -223,14 +223,14 @@ pub fn provider(name: &str, version: u32) -> String {
 }
 
 /// The extensions a server can install, read from its `pg_available_extensions`.
-pub fn available_on_server(client: &mut impl postgres::GenericClient) -> Result<BTreeSet<String>> {
+pub(crate) fn available_on_server(client: &mut impl postgres::GenericClient) -> Result<BTreeSet<String>> {
     let rows = client.query("select name::text from pg_available_extensions", &[])?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The extensions the binaries' installation provides (the `.control` files in its share
 /// folder), without a running server; `None` when the folder cannot be found.
-pub fn available_on_disk(bins: &Binaries) -> Option<BTreeSet<String>> {
+pub(crate) fn available_on_disk(bins: &Binaries) -> Option<BTreeSet<String>> {
     let dir = bins.pg_config("--sharedir")?.join("extension");
     let entries = std::fs::read_dir(dir).ok()?;
     Some(

@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 use super::Finding;
 use crate::migrate::files;
 
-pub const BASELINE_FILE: &str = "lint-baseline.toml";
+pub(crate) const BASELINE_FILE: &str = "lint-baseline.toml";
 
 const HEADER: &str = "# Written by `cargo xtask migrate lint --update-baseline`: migration files already applied\n# (their text can no longer change), and the lint findings accepted in each. New migrations\n# never go here: acknowledge their findings with `-- migrate:ack RULE: why` comments.\n\n";
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Baseline {
+pub(super) struct Baseline {
     #[serde(default, rename = "file")]
     files: Vec<Entry>,
 }
@@ -32,7 +32,7 @@ struct Entry {
 }
 
 impl Baseline {
-    pub fn load(dir: &Path) -> Result<Baseline> {
+    pub(super) fn load(dir: &Path) -> Result<Baseline> {
         let path = dir.join(BASELINE_FILE);
         match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str(&text).with_context(|| {
@@ -44,12 +44,12 @@ impl Baseline {
     }
 
     /// Whether the file is in the baseline exactly as it is now.
-    pub fn holds(&self, name: &str, sql: &str) -> bool {
+    pub(super) fn holds(&self, name: &str, sql: &str) -> bool {
         self.entry(name, sql).is_some()
     }
 
     /// Marks the findings the baseline accepts as acknowledged.
-    pub fn apply(&self, name: &str, sql: &str, findings: &mut [Finding]) {
+    pub(super) fn apply(&self, name: &str, sql: &str, findings: &mut [Finding]) {
         let Some(entry) = self.entry(name, sql) else { return };
         for f in findings.iter_mut().filter(|f| f.acknowledged.is_none()) {
             if entry.accepted.contains(&format!("{}: {}", f.line, f.rule)) {
@@ -59,7 +59,7 @@ impl Baseline {
     }
 
     /// Records the file as it is, accepting its open findings.
-    pub fn record(&mut self, name: &str, sql: &str, findings: &[Finding]) {
+    pub(super) fn record(&mut self, name: &str, sql: &str, findings: &[Finding]) {
         self.files.retain(|e| e.name != name);
         let accepted =
             findings.iter().filter(|f| f.acknowledged.is_none()).map(|f| format!("{}: {}", f.line, f.rule)).collect();
@@ -67,7 +67,7 @@ impl Baseline {
         self.files.sort_by(|a, b| a.name.cmp(&b.name));
     }
 
-    pub fn save(&self, dir: &Path) -> Result<()> {
+    pub(super) fn save(&self, dir: &Path) -> Result<()> {
         let text = toml::to_string(self).context("cannot write the baseline")?;
         std::fs::write(dir.join(BASELINE_FILE), format!("{HEADER}{text}"))
             .with_context(|| format!("cannot write migrations/{BASELINE_FILE}"))

@@ -16,7 +16,7 @@ mod bypass;
 
 /// Schemas Supabase's API (PostgREST) exposes: a table there is readable with the anon key
 /// unless row-level security says otherwise.
-pub const API_SCHEMAS: &[&str] = &["public"];
+pub(super) const API_SCHEMAS: &[&str] = &["public"];
 
 /// Bodies nested deeper than this (`EXECUTE` of a `DO` of an `EXECUTE`...) are opaque.
 const MAX_DEPTH: usize = 4;
@@ -27,7 +27,7 @@ const RUNS_SQL_TEXT: &[&str] =
 
 /// One effect, in the order the statement has them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
+pub(super) enum Event {
     /// A table appears under this name; `how` for the message (e.g. `CREATE TABLE AS`).
     Table {
         name: String,
@@ -63,13 +63,13 @@ pub enum Event {
 }
 
 /// Whether `schema.name` lies in a schema the API exposes.
-pub fn exposed(name: &str) -> bool {
+pub(super) fn exposed(name: &str) -> bool {
     let schema = name.split('.').next().unwrap_or_default();
     API_SCHEMAS.contains(&schema)
 }
 
 /// The effects of one statement (its whole tree, bodies included).
-pub fn events(stmt: &SyntaxNode) -> Vec<Event> {
+pub(super) fn events(stmt: &SyntaxNode) -> Vec<Event> {
     let mut out = Vec::new();
     walk(stmt, 0, &mut out);
     out

@@ -6,7 +6,7 @@ use squawk_syntax::{SyntaxKind as K, SyntaxNode};
 
 /// `Public."Notes"` gives `public.Notes`; a bare name is in `public` (the search path).
 /// Read from the tokens, so comments inside a name (`public/**/.x`) change nothing.
-pub fn qualified(node: &SyntaxNode) -> String {
+pub(crate) fn qualified(node: &SyntaxNode) -> String {
     let tokens = tokens(node);
     let mut tokens: &[String] = &tokens;
     if tokens.first().is_some_and(|t| t.eq_ignore_ascii_case("only")) {
@@ -25,7 +25,7 @@ pub fn qualified(node: &SyntaxNode) -> String {
 
 /// One identifier as PostgreSQL reads it: `"Quoted"` kept, `U&"\0070ublic"` decoded, bare
 /// names lower-cased.
-pub fn fold_ident(text: &str) -> String {
+pub(super) fn fold_ident(text: &str) -> String {
     let text = text.trim();
     let unicode = text.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("u&"));
     let quoted = if unicode { &text[2..] } else { text };
@@ -64,7 +64,7 @@ fn decode_unicode(text: &str) -> Option<String> {
 }
 
 /// A node's tokens as written, comments and white space left out.
-pub fn tokens(node: &SyntaxNode) -> Vec<String> {
+pub(super) fn tokens(node: &SyntaxNode) -> Vec<String> {
     node.descendants_with_tokens()
         .filter_map(|e| e.into_token())
         .filter(|t| !t.kind().is_trivia())
@@ -73,12 +73,12 @@ pub fn tokens(node: &SyntaxNode) -> Vec<String> {
 }
 
 /// A one-identifier node (a schema or role name) as PostgreSQL reads it, comments aside.
-pub fn ident(node: &SyntaxNode) -> String {
+pub(super) fn ident(node: &SyntaxNode) -> String {
     fold_ident(&tokens(node).concat())
 }
 
 /// A call's function name, unqualified, unquoted and lower-cased.
-pub fn call_name(call: &SyntaxNode) -> String {
+pub(super) fn call_name(call: &SyntaxNode) -> String {
     let Some(callee) = call.children().next() else { return String::new() };
     let token = callee
         .descendants_with_tokens()

@@ -7,26 +7,26 @@ use squawk_syntax::ast::{self, AstNode};
 
 use super::{idents::qualified, script::Statement};
 
-pub const RLS: &str = "rls-required";
-pub const TRANSACTION_CONTROL: &str = "transaction-control";
-pub const CONCURRENTLY: &str = "concurrently-in-transaction";
-pub const DESTRUCTIVE: &str = "destructive";
-pub const MISSING_DOWN: &str = "missing-down";
-pub const VIEW_RLS: &str = "view-bypasses-rls";
-pub const OPAQUE: &str = "unanalysable-ddl";
-pub const BYPASS: &str = "rls-bypass";
+pub(super) const RLS: &str = "rls-required";
+pub(super) const TRANSACTION_CONTROL: &str = "transaction-control";
+pub(super) const CONCURRENTLY: &str = "concurrently-in-transaction";
+pub(super) const DESTRUCTIVE: &str = "destructive";
+pub(super) const MISSING_DOWN: &str = "missing-down";
+pub(super) const VIEW_RLS: &str = "view-bypasses-rls";
+pub(super) const OPAQUE: &str = "unanalysable-ddl";
+pub(super) const BYPASS: &str = "rls-bypass";
 
 /// Every rule name this file defines.
-pub const NAMES: &[&str] =
+pub(super) const NAMES: &[&str] =
     &[RLS, VIEW_RLS, BYPASS, OPAQUE, TRANSACTION_CONTROL, CONCURRENTLY, DESTRUCTIVE, MISSING_DOWN];
 
 /// A rule that fired on a statement (by index): rule, reason, hint.
-pub type Hit = (usize, &'static str, String, String);
+pub(super) type Hit = (usize, &'static str, String, String);
 
 /// Checks the statements of one file, each on its own (the exposure rules, which follow
 /// tables through the file, are `tracking.rs`'s). `up`: destructive statements are checked
 /// in up files only (a down exists to undo, and `rehearse` reports what it loses).
-pub fn check(statements: &[Statement], up: bool, no_transaction: bool) -> Vec<Hit> {
+pub(super) fn check(statements: &[Statement], up: bool, no_transaction: bool) -> Vec<Hit> {
     let mut hits = Vec::new();
     for (k, s) in statements.iter().enumerate() {
         if let Some(what) = transaction_control(&s.node) {

@@ -8,17 +8,17 @@ use squawk_syntax::{
 };
 
 /// The comment that acknowledges one rule for one statement: `-- migrate:ack RULE: why`.
-pub const ACK: &str = "migrate:ack";
+pub(crate) const ACK: &str = "migrate:ack";
 
 /// A parsed migration file.
-pub struct Script {
+pub(crate) struct Script {
     pub statements: Vec<Statement>,
     /// Syntax errors: line and message.
     pub errors: Vec<(usize, String)>,
 }
 
 /// One statement: its syntax tree, where it is, and its acknowledgements.
-pub struct Statement {
+pub(crate) struct Statement {
     pub node: ast::Stmt,
     /// Byte offsets of the statement's first and last token (comments before it excluded).
     pub start: usize,
@@ -29,7 +29,7 @@ pub struct Statement {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ack {
+pub(crate) struct Ack {
     pub rule: String,
     /// Why the finding is acceptable; empty when the comment gives no reason (an error).
     pub reason: String,
@@ -37,12 +37,12 @@ pub struct Ack {
 }
 
 impl Statement {
-    pub fn text<'a>(&self, sql: &'a str) -> &'a str {
+    pub(crate) fn text<'a>(&self, sql: &'a str) -> &'a str {
         &sql[self.start..self.end]
     }
 
     /// The statement's first line, for reports.
-    pub fn summary(&self, sql: &str) -> String {
+    pub(crate) fn summary(&self, sql: &str) -> String {
         let first = self.text(sql).lines().next().unwrap_or_default().trim();
         if first.chars().count() > 40 {
             format!("{}...", first.chars().take(37).collect::<String>())
@@ -52,7 +52,7 @@ impl Statement {
     }
 
     /// The `nth` acknowledgement of `rule` that gives a reason (0: the first).
-    pub fn acknowledges(&self, rule: &str, nth: usize) -> Option<&Ack> {
+    pub(crate) fn acknowledges(&self, rule: &str, nth: usize) -> Option<&Ack> {
         self.acks.iter().filter(|a| a.rule == rule && !a.reason.is_empty()).nth(nth)
     }
 }
@@ -61,7 +61,7 @@ impl Statement {
 /// body) and belongs to exactly one statement: the one it lies in, the one whose last line
 /// it ends, or the next one when only comment lines stand between them. Two statements on
 /// the line below a comment: only the first is acknowledged.
-pub fn parse(sql: &str) -> Script {
+pub(crate) fn parse(sql: &str) -> Script {
     let parse = SourceFile::parse(sql);
     let lines = LineIndex::new(sql);
     let text_lines: Vec<&str> = sql.lines().collect();
@@ -119,17 +119,17 @@ fn parse_ack(comment: &str, number: usize) -> Option<Ack> {
 }
 
 /// Byte offset to 1-based line number.
-pub struct LineIndex {
+pub(crate) struct LineIndex {
     starts: Vec<usize>,
 }
 
 impl LineIndex {
-    pub fn new(text: &str) -> LineIndex {
+    pub(crate) fn new(text: &str) -> LineIndex {
         let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
         LineIndex { starts }
     }
 
-    pub fn line(&self, offset: usize) -> usize {
+    pub(crate) fn line(&self, offset: usize) -> usize {
         self.starts.partition_point(|&s| s <= offset)
     }
 }

@@ -116,7 +116,7 @@ impl Tracker {
 /// The file's findings on exposure: tables that end the file in an API schema without
 /// row-level security enabled and a policy written in this file, views running with their
 /// owner's rights there, and statements whose effects cannot be read.
-pub fn check(statements: &[Statement]) -> Vec<Hit> {
+pub(super) fn check(statements: &[Statement]) -> Vec<Hit> {
     let mut tracker = Tracker::default();
     let mut hits = Vec::new();
     for (k, s) in statements.iter().enumerate() {

@@ -11,7 +11,6 @@ use anyhow::{Context, Result, bail};
 use app::{
     Environment, Guard,
     guard::{ReadConnection, ReadTarget, op},
-    matrix::{self, Access, Operation},
 };
 use postgres::Client;
 use xshell::Shell;
@@ -29,7 +28,7 @@ use crate::{
 /// and the guards of the copy: the restorer's, which the migrations run as (the copy's
 /// code is its author's, never the superuser's), and the superuser's with a pinned search
 /// path, for catalog reads and row counts.
-pub fn copy(
+pub(super) fn copy(
     sh: &Shell,
     global: &Global,
     throwaway: &Throwaway,
@@ -38,7 +37,7 @@ pub fn copy(
 ) -> Result<(String, Vec<Migration>, Guard, Guard)> {
     let guard = context::guard(global)?;
     let env = guard.environment();
-    if matrix::access(Operation::MigrationTesting, env) == Access::Never {
+    if !guard.allows::<op::MigrationTesting>() {
         bail!(
             "rehearsing on a copy of {env} is refused: the access matrix allows no migration testing there\nhint: rehearse on staging, which holds an anonymized copy of production (--env staging), or on seeded data (--data large)"
         );
@@ -229,7 +228,7 @@ fn last_line(stderr: &[u8]) -> String {
 
 /// Applies the migrations before `from` (default: the newest, alone), seeds the profile, and
 /// returns the migrations from `from` on.
-pub fn seeded(
+pub(super) fn seeded(
     guard: &Guard,
     files: &[Migration],
     data: RehearseData,
@@ -245,11 +244,13 @@ pub fn seeded(
         bail!("there is no migration {from:04}\nhint: `cargo xtask migrate status` lists them");
     }
     {
-        let mut conn = guard.write::<op::Migrate>()?.connect()?;
+        let target = guard.write::<op::Migrate>()?;
+        let mut conn = target.connect()?;
         let base: Vec<&Migration> =
             migrate::lock_and_plan(&mut conn, files, None)?.into_iter().filter(|m| m.version < from).collect();
+        let backup = target.backed_up(|| crate::backup::take(&Shell::new()?, guard))?;
         for m in base {
-            migrate::apply_up(conn.client(), m, Environment::Test, None, None)?;
+            migrate::apply_up(conn.client(), m, Environment::Test, &backup, None)?;
         }
     }
     let options = seed::Options::new(profile, None, None, 1)?;

@@ -24,11 +24,11 @@ use crate::migrate::{
 };
 
 /// A read-only session on the rehearsal copy that watches the migrating one's locks.
-pub type Monitor = ReadConnection<op::Inspect>;
+pub(super) type Monitor = ReadConnection<op::Inspect>;
 
 /// What one statement did.
 #[derive(Debug, Serialize)]
-pub struct StatementReport {
+pub(crate) struct StatementReport {
     pub file: String,
     pub line: usize,
     pub statement: String,
@@ -46,7 +46,7 @@ pub struct StatementReport {
 
 /// The strongest lock a statement took on one table, and how long it was held.
 #[derive(Debug, Serialize, Clone)]
-pub struct Lock {
+pub(crate) struct Lock {
     pub table: String,
     pub mode: String,
     /// `none`, `writes`, or `reads and writes`: what the lock makes others wait for.
@@ -73,7 +73,7 @@ fn strength(mode: &str) -> usize {
 /// Applies one file statement by statement, in one transaction unless the file says
 /// otherwise; stops at the first failure (rolled back). `down`: count what drop statements
 /// destroy before running them.
-pub fn apply(
+pub(super) fn apply(
     client: &mut Client,
     monitor: &mut Option<Monitor>,
     s: &Script,
@@ -227,7 +227,7 @@ fn upgrade(locks: &mut BTreeMap<String, String>, table: String, mode: String) {
 }
 
 /// The server's message with its severity and detail (`ERROR: ...`), not "db error".
-pub fn db_message(err: &postgres::Error) -> String {
+pub(super) fn db_message(err: &postgres::Error) -> String {
     match err.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), crate::sql::server_message(err)),
         None => crate::sql::server_message(err),
@@ -248,7 +248,7 @@ fn relfilenodes(client: &mut Client) -> Result<BTreeMap<String, u32>> {
 }
 
 /// Exact row counts of every user table.
-pub fn row_counts(client: &mut Client) -> Result<BTreeMap<String, i64>> {
+pub(super) fn row_counts(client: &mut Client) -> Result<BTreeMap<String, i64>> {
     let tables: Vec<String> = client
         .query(&format!("select format('%I.%I', n.nspname, c.relname) {USER_TABLES} and c.relkind = 'r'"), &[])?
         .iter()

@@ -23,7 +23,11 @@ const FLOW_STATE: &str = "auth.flow_state";
 
 /// The tables of `auth` that reference `emptied` (qualified names), directly or through
 /// each other, and `auth.flow_state` when `auth.users` is emptied: emptied with them.
-pub fn auth_dependents(tx: &mut postgres::Transaction, emptied: &[String], auth_users: bool) -> Result<Vec<String>> {
+pub(super) fn auth_dependents(
+    tx: &mut postgres::Transaction,
+    emptied: &[String],
+    auth_users: bool,
+) -> Result<Vec<String>> {
     let mut roots = emptied.to_vec();
     if auth_users {
         let flow_state: bool = tx.query_one("select to_regclass($1) is not null", &[&FLOW_STATE])?.get(0);
@@ -48,7 +52,7 @@ pub fn auth_dependents(tx: &mut postgres::Transaction, emptied: &[String], auth_
 
 /// A foreign key from a table the sync does not empty to one it empties, dropped before
 /// the `TRUNCATE` and added back after the load.
-pub struct Detached {
+pub(super) struct Detached {
     child: String,
     name: String,
     definition: String,
@@ -61,7 +65,7 @@ pub struct Detached {
 /// `emptied`. A key whose columns cannot be NULL stops the sync before anything is written:
 /// its rows would lose what they point at. (A synced `schema_only` table pointing at replaced
 /// rows still makes the `TRUNCATE` refuse, as before.)
-pub fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced: &[String]) -> Result<Vec<Detached>> {
+pub(super) fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced: &[String]) -> Result<Vec<Detached>> {
     let rows = tx.query(
         "with emptied as (select name::regclass as oid from unnest($1::text[]) as name),
          synced as (select name::regclass as oid from unnest($2::text[]) as name)
@@ -116,7 +120,7 @@ pub fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced: &[Stri
 
 /// After the load (the parents' keys rebuilt): references to rows that are gone become
 /// NULL in tables outside the sync, then every key is added back, which checks every row.
-pub fn reattach(tx: &mut postgres::Transaction, detached: Vec<Detached>) -> Result<()> {
+pub(super) fn reattach(tx: &mut postgres::Transaction, detached: Vec<Detached>) -> Result<()> {
     for key in detached {
         let columns: Vec<String> = key.columns.iter().map(|c| sql::ident(c)).collect();
         let set = columns.iter().map(|c| format!("{c} = null")).collect::<Vec<_>>().join(", ");
@@ -176,7 +180,7 @@ const TOKENS: &[&str] = &[
 /// user with an email (provider_id the user's id, identity_data with `sub`, `email`,
 /// `email_verified`), no production password hash, and with `password` (the staging-only
 /// one) that password's bcrypt hash for each of them. Without it no password works.
-pub fn stage_logins(tx: &mut postgres::Transaction, password: Option<&str>) -> Result<()> {
+pub(super) fn stage_logins(tx: &mut postgres::Transaction, password: Option<&str>) -> Result<()> {
     let columns: Vec<String> = tx
         .query(
             "select a.attname::text from pg_attribute a where a.attrelid = 'auth.users'::regclass

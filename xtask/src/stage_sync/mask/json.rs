@@ -4,7 +4,7 @@
 use super::{JsonRule, JsonSpec, Masker, base32};
 
 /// The leak sets' name for an object key (no JSON key is this: it holds a NUL).
-pub const KEYS: &str = "\0keys";
+pub(super) const KEYS: &str = "\0keys";
 
 impl Masker {
     /// Masks a JSON document as `spec` says, at any depth. Returns the masked text and
@@ -12,7 +12,7 @@ impl Masker {
     /// under a masked key (key `""` for strings under no key; no original for a number or
     /// boolean it replaced). `distinct`: a unique index reads the column (say `(profile ->> 'handle')`),
     /// so pseudonyms take their collision-safe form.
-    pub fn json(
+    pub(crate) fn json(
         &self,
         text: &str,
         spec: &JsonSpec,
@@ -104,7 +104,7 @@ impl Masker {
     }
 
     /// The pseudonym of a JSON object key: `k_` and 70 bits of its keyed hash.
-    pub fn json_key(&self, key: &str) -> String {
+    pub(crate) fn json_key(&self, key: &str) -> String {
         format!("k_{}", base32(&self.digest("json_key", key.as_bytes())[..9]))
     }
 }

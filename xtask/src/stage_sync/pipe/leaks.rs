@@ -31,7 +31,7 @@ const CHUNK: usize = 1 << 10;
 /// key (`""` for a column's own values and for JSON strings under no key): no target value
 /// may hash into them.
 #[derive(Default)]
-pub struct LeakSets {
+pub(crate) struct LeakSets {
     sets: HashMap<String, HashMap<String, Spill>>,
     /// For JSON columns, the other side: what the masking wrote under a masked key. The
     /// target stores exactly these strings (json keeps the text, jsonb the strings), so
@@ -83,7 +83,7 @@ impl LeakSets {
 
     /// How many distinct strings the masking wrote into a JSON column that equal a source
     /// value under the same key.
-    pub fn emitted_leaks(&self, column: &str) -> Result<u64> {
+    pub(crate) fn emitted_leaks(&self, column: &str) -> Result<u64> {
         let Some(keys) = self.emitted.get(column) else { return Ok(0) };
         let mut total = 0;
         for (key, emitted) in keys {
@@ -95,7 +95,7 @@ impl LeakSets {
     }
 
     /// How many of the target's values of `column` (with repeats) are in its set.
-    pub fn count(&self, column: &str, values: &Values) -> Result<u64> {
+    pub(crate) fn count(&self, column: &str, values: &Values) -> Result<u64> {
         match self.sets.get(column).and_then(|keys| keys.get("")) {
             Some(source) => intersect(source, &values.spill),
             None => Ok(0),
@@ -104,7 +104,7 @@ impl LeakSets {
 }
 
 /// A target column's values, hashed (repeats kept), to [`count`](LeakSets::count).
-pub struct Values {
+pub(crate) struct Values {
     spill: Spill,
     disk: Disk,
 }
@@ -116,11 +116,11 @@ impl Default for Values {
 }
 
 impl Values {
-    pub fn record(&mut self, value: &str) -> Result<()> {
+    pub(crate) fn record(&mut self, value: &str) -> Result<()> {
         self.spill.push(hash(value), &mut self.disk)
     }
 
-    pub fn merge(&mut self, other: Values) -> Result<()> {
+    pub(crate) fn merge(&mut self, other: Values) -> Result<()> {
         self.spill.absorb(other.spill, &mut self.disk)
     }
 }

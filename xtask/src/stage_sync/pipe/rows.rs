@@ -16,7 +16,7 @@ use crate::stage_sync::{
 };
 
 /// What masking one table's rows needs.
-pub struct Rows<'a> {
+pub(super) struct Rows<'a> {
     pub job: &'a Job<'a>,
     pub shape: &'a Shape,
     pub masker: &'a Masker,
@@ -26,12 +26,12 @@ pub struct Rows<'a> {
 
 impl Rows<'_> {
     /// Whether no column is transformed: batches pass through as they are.
-    pub fn plain(&self) -> bool {
+    pub(super) fn plain(&self) -> bool {
         self.job.rules.columns.iter().all(|(_, rule)| *rule == Rule::Keep)
     }
 
     /// Appends the next row, as the source sent it, to `batch`; `false` at the end.
-    pub fn read(&self, reader: &mut impl BufRead, batch: &mut Vec<u8>) -> Result<bool> {
+    pub(super) fn read(&self, reader: &mut impl BufRead, batch: &mut Vec<u8>) -> Result<bool> {
         if self.wires.is_none() {
             return Ok(reader.read_until(b'\n', batch)? > 0);
         }
@@ -57,7 +57,7 @@ impl Rows<'_> {
 
     /// Masks every row of `batch` (whole rows, as [`read`](Self::read) framed them) into `out`,
     /// recording the masked source values in `leaks`.
-    pub fn mask(&self, batch: &[u8], out: &mut Vec<u8>, leaks: &mut LeakSets) -> Result<()> {
+    pub(super) fn mask(&self, batch: &[u8], out: &mut Vec<u8>, leaks: &mut LeakSets) -> Result<()> {
         match self.wires {
             None => {
                 let mut fields = Vec::new();

@@ -15,13 +15,13 @@ use crate::migrate::lint::idents::{call_name, ident, qualified};
 
 /// The roles PostgREST runs requests as (`authenticator` switches to the others); whatever
 /// they own, or the roles they are members of own, they read without row-level security.
-pub const API_ROLES: &[&str] = &["anon", "authenticated", "authenticator", "public"];
+pub(super) const API_ROLES: &[&str] = &["anon", "authenticated", "authenticator", "public"];
 
 /// Settings that change how the SQL after them is read.
 const READING: &[&str] = &["search_path", "standard_conforming_strings", "backslash_quote", "escape_string_warning"];
 
 /// The effects of one node (not its descendants) that bypass row-level security.
-pub fn events(node: &SyntaxNode, out: &mut Vec<Event>) {
+pub(super) fn events(node: &SyntaxNode, out: &mut Vec<Event>) {
     let found = match node.kind() {
         K::OWNER_TO => owner(node),
         K::REASSIGN => reassign(node),
