@@ -97,6 +97,20 @@ fn parsers_never_unwrap() {
     );
 }
 
+#[test]
+#[should_panic(expected = "fix: split")]
+fn a_violation_not_on_its_list_fails() {
+    let rule = Rule { what: "too long", fix: "split", list: "KNOWN_X" };
+    check_known(rule, vec![("a.rs".into(), "a.rs (600 lines)".into())], &["b.rs"]);
+}
+
+#[test]
+#[should_panic(expected = "these entries of KNOWN_X no longer break the rule")]
+fn a_list_entry_that_no_longer_violates_fails() {
+    let rule = Rule { what: "too long", fix: "split", list: "KNOWN_X" };
+    check_known(rule, vec![("a.rs".into(), "a.rs (600 lines)".into())], &["a.rs", "b.rs"]);
+}
+
 /// `path:line: text` for each line holding one of `needles`, comments aside.
 fn lines_with(path: &str, text: &str, needles: &[&str]) -> Vec<String> {
     text.lines()
