@@ -43,6 +43,14 @@ fn refused_everywhere(foreign: &TestCluster, finding: &str) {
     out.failed_with("the database has no environment stamp but holds");
 }
 
+/// An unstamped cluster holding what `sql` makes: [`refused_everywhere`], naming `finding`.
+fn refused_after(sql: &str, finding: &str) -> TestCluster {
+    let foreign = unstamped();
+    foreign.client().batch_execute(sql).unwrap();
+    refused_everywhere(&foreign, finding);
+    foreign
+}
+
 fn unstamped() -> TestCluster {
     let cluster = TestCluster::start();
     cluster.unstamp();
@@ -51,89 +59,67 @@ fn unstamped() -> TestCluster {
 
 #[test]
 fn large_objects_alone_make_a_database_not_empty() {
-    let foreign = unstamped();
-    foreign.client().batch_execute("select lo_from_bytea(0, 'x-ray of a real patient'::bytea)").unwrap();
-    refused_everywhere(&foreign, "1 large object(s)");
+    refused_after("select lo_from_bytea(0, 'x-ray of a real patient'::bytea)", "1 large object(s)");
 }
 
 #[test]
 fn rows_in_realtime_messages_make_a_database_not_empty() {
-    let foreign = unstamped();
-    foreign
-        .client()
-        .batch_execute(
-            "insert into realtime.messages (topic, extension, payload)
+    refused_after(
+        "insert into realtime.messages (topic, extension, payload)
              values ('clinic:7', 'broadcast', '{\"patient\": \"carol@real.example\"}')",
-        )
-        .unwrap();
-    refused_everywhere(&foreign, "rows in realtime.messages");
+        "rows in realtime.messages",
+    );
 }
 
 #[test]
 fn a_table_in_extensions_makes_a_database_not_empty() {
-    let foreign = unstamped();
-    foreign
-        .client()
-        .batch_execute("create table extensions.ledger (id int primary key, note text); insert into extensions.ledger values (1, 'kept')")
-        .unwrap();
-    refused_everywhere(&foreign, "table extensions.ledger");
+    refused_after(
+        "create table extensions.ledger (id int primary key, note text); insert into extensions.ledger values (1, 'kept')",
+        "table extensions.ledger",
+    );
 }
 
 /// No rows anywhere, only a function someone wrote: a user object is not the platform's.
 #[test]
 fn a_user_function_makes_a_database_not_empty() {
-    let foreign = unstamped();
-    foreign
-        .client()
-        .batch_execute("create function public.their_report() returns int language sql as 'select 42'")
-        .unwrap();
-    refused_everywhere(&foreign, "function public.their_report");
+    refused_after(
+        "create function public.their_report() returns int language sql as 'select 42'",
+        "function public.their_report",
+    );
 }
 
 #[test]
 fn a_materialized_view_in_a_platform_schema_makes_a_database_not_empty() {
-    let foreign = unstamped();
     let rows = "select email from auth.patients_seen";
-    foreign
-        .client()
-        .batch_execute("create materialized view auth.patients_seen as select 'carol@real.example'::text as email")
-        .unwrap();
-    refused_everywhere(&foreign, "materialized view auth.patients_seen");
+    let foreign = refused_after(
+        "create materialized view auth.patients_seen as select 'carol@real.example'::text as email",
+        "materialized view auth.patients_seen",
+    );
     assert_eq!(foreign.strings(rows), ["carol@real.example"]);
 }
 
 /// A table that only bears a ledger's name is not a ledger: its rows count.
 #[test]
 fn a_table_named_like_a_platform_ledger_makes_a_database_not_empty() {
-    let foreign = unstamped();
-    foreign
-        .client()
-        .batch_execute(
-            "create table public.schema_migrations (version text primary key, patient text);
+    refused_after(
+        "create table public.schema_migrations (version text primary key, patient text);
              insert into public.schema_migrations values ('1', 'carol@real.example')",
-        )
-        .unwrap();
-    refused_everywhere(&foreign, "public.schema_migrations");
-    let foreign = unstamped();
-    foreign
-        .client()
-        .batch_execute(
-            "alter table storage.migrations add column note text;
+        "public.schema_migrations",
+    );
+    refused_after(
+        "alter table storage.migrations add column note text;
              insert into storage.migrations values (0, 'create-migrations-table', 'e18d', now(), 'carol@real.example')",
-        )
-        .unwrap();
-    refused_everywhere(&foreign, "rows in storage.migrations");
+        "rows in storage.migrations",
+    );
 }
 
 /// `information_schema` is an ordinary schema to a superuser: a table added there is data.
 #[test]
 fn a_table_in_information_schema_makes_a_database_not_empty() {
-    let foreign = unstamped();
-    foreign
-        .client()
-        .batch_execute("create table information_schema.patients (email text); insert into information_schema.patients values ('carol@real.example')")
-        .unwrap();
-    refused_everywhere(&foreign, "table information_schema.patients");
+    let foreign = refused_after(
+        "create table information_schema.patients (email text); insert into information_schema.patients values ('carol@real.example')",
+        "table information_schema.patients",
+    );
     assert_eq!(foreign.strings("select email from information_schema.patients"), ["carol@real.example"]);
 }
 

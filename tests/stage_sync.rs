@@ -1,116 +1,10 @@
 //! Tests for the `cargo xtask stage-sync` command.
 
 use crate::{
-    harness::{Project, TestCluster},
+    harness::TestCluster,
+    stage_sync_fixtures::{AUTH_USERS_RULES, OTHER_KEY, PLANTED, setup},
     stage_sync_shapes::setup_shapes,
 };
-
-pub(crate) const KEY: &str = "Stage-Sync-Key-For-Tests-0123456789";
-const OTHER_KEY: &str = "Another-Stage-Sync-Key-9876543210";
-
-/// Personal data planted in the source; none of it may reach the target.
-pub(crate) const PLANTED: &[&str] = &[
-    "Margaret",
-    "Thistlewood",
-    "margaret.thistlewood@realclinic.com",
-    "Bartholomew",
-    "Quillfeather",
-    "bart.q@realclinic.com",
-    "742 Evergreen Terrace",
-    "Shelbyville",
-    "(217) 555-0187",
-    "62704",
-    "Sunnyvale Family Dental",
-    "patient complained about the bill",
-    "ya29.real-access-token",
-];
-
-pub(crate) const SOURCE_DATA: &str = r#"
-insert into auth.users (id, email) values
-  ('a0000000-0000-4000-8000-000000000001', 'margaret.thistlewood@realclinic.com'),
-  ('a0000000-0000-4000-8000-000000000002', 'bart.q@realclinic.com');
-insert into public.clinics (id, name) values ('c0000000-0000-4000-8000-000000000001', 'Sunnyvale Family Dental');
-insert into public.locations (id, clinic_id, name, address_line1, city, state, postal_code, phone)
-  values ('10000000-0000-4000-8000-000000000001', 'c0000000-0000-4000-8000-000000000001', 'Sunnyvale Family Dental',
-          '742 Evergreen Terrace', 'Shelbyville', 'IL', '62704', '(217) 555-0187');
-insert into public.users (id, auth_id, email, name) values
-  ('b0000000-0000-4000-8000-000000000001', 'a0000000-0000-4000-8000-000000000001', 'margaret.thistlewood@realclinic.com', 'Margaret Thistlewood'),
-  ('b0000000-0000-4000-8000-000000000002', 'a0000000-0000-4000-8000-000000000002', 'bart.q@realclinic.com', 'Bartholomew Quillfeather');
-insert into public.user_clinic_roles (user_id, clinic_id, role) values
-  ('b0000000-0000-4000-8000-000000000001', 'c0000000-0000-4000-8000-000000000001', 'owner');
-insert into public.providers (id, clinic_id, first_name, last_name, email, provider_type) values
-  ('d0000000-0000-4000-8000-000000000001', 'c0000000-0000-4000-8000-000000000001', 'Margaret', 'Thistlewood', 'margaret.thistlewood@realclinic.com', 'dentist'),
-  ('d0000000-0000-4000-8000-000000000002', 'c0000000-0000-4000-8000-000000000001', 'Bartholomew', 'Quillfeather', 'bart.q@realclinic.com', 'hygienist');
-insert into public.data_sources (clinic_id, name, source_type, spreadsheet_id, access_token, refresh_token)
-  values ('c0000000-0000-4000-8000-000000000001', 'Main sheet', 'google_sheets', '1AbCdEf', 'ya29.real-access-token', 'real-refresh');
-insert into public.daily_dentist_production (clinic_id, location_id, provider_id, date, production, notes)
-  select 'c0000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001', 'd0000000-0000-4000-8000-000000000001',
-         date '2026-01-01' + i, 1000 + i, case when i = 3 then 'patient complained about the bill' end
-  from generate_series(0, 499) i;
-"#;
-
-/// A production-like source and a test target, both migrated; the source holds the
-/// planted data.
-pub(crate) struct Setup {
-    pub source: TestCluster,
-    pub target: TestCluster,
-    pub project: Project,
-}
-
-pub(crate) fn setup() -> Setup {
-    let source = TestCluster::start();
-    let target = TestCluster::start();
-    let mut project = Project::new();
-    project.with_migrations().secret(KEY).secret(OTHER_KEY);
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/stage-sync.toml"),
-        project.root.join("env/stage-sync.toml"),
-    )
-    .unwrap();
-    project.env_file(".env.production", &format!("DATABASE_URL={}\n", source.production_url()));
-    project.env_file(".env.production.local", &format!("STAGE_SYNC_KEY={KEY}\n"));
-    source.stamp("production");
-    project.xtask(&["migrate", "up", "--env", "production", "--confirm", "yovbdmjwrrgardkgrenc"]).ok();
-    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &target.url()).ok();
-    source.client().batch_execute(SOURCE_DATA).unwrap();
-    Setup { source, target, project }
-}
-
-impl Setup {
-    pub fn sync(&self, extra: &[&str]) -> crate::harness::Run<'_> {
-        let mut args = vec!["stage-sync", "--from", "production", "--to", "test", "--yes"];
-        args.extend_from_slice(extra);
-        self.project.xtask(&args).env("DATABASE_URL", &self.target.url())
-    }
-
-    /// Asserts that no planted value is in the target's public schema: as a whole value of
-    /// any column (or JSON string), or inside one. Short digit strings (a ZIP code) are only
-    /// looked for whole: inside timestamps and ids they turn up by chance.
-    pub fn assert_no_planted(&self) {
-        let mut client = self.target.client();
-        let tables: Vec<String> = client
-            .query("select format('%I.%I', schemaname, tablename) from pg_tables where schemaname = 'public'", &[])
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        for table in tables {
-            let sql = format!(
-                "select v.value #>> '{{}}' from {table} x, jsonb_each(to_jsonb(x)) v where v.value is not null
-                 union all
-                 select j.value from {table} x, jsonb_each(to_jsonb(x)) v, jsonb_each_text(case when jsonb_typeof(v.value) = 'object' then v.value end) j"
-            );
-            for row in client.query(&sql, &[]).unwrap() {
-                let Some(value) = row.get::<_, Option<String>>(0) else { continue };
-                for planted in PLANTED {
-                    let short_number = planted.chars().all(|c| c.is_ascii_digit());
-                    let found = if short_number { value == *planted } else { value.contains(planted) };
-                    assert!(!found, "planted `{planted}` reached {table}");
-                }
-            }
-        }
-    }
-}
 
 #[test]
 fn copies_anonymized_consistent_and_verified() {
@@ -280,44 +174,6 @@ fn sigkill_during_the_load_leaves_the_target_as_it_was() {
         || s.target.checksum_of("public"),
     );
 }
-
-pub(crate) const AUTH_USERS_RULES: &str = r#"
-[tables."auth.users".columns]
-instance_id = "keep"
-id = "keep"
-aud = "keep"
-role = "keep"
-email = "email"
-encrypted_password = "null"
-email_confirmed_at = { rule = "keep", reviewed = true } # a timestamp
-invited_at = "keep"
-confirmation_token = "null"
-confirmation_sent_at = "keep"
-recovery_token = "null"
-recovery_sent_at = "keep"
-last_sign_in_at = "keep"
-raw_app_meta_data = "keep"
-raw_user_meta_data = { rule = "jsonb", keys = { email = "email", name = "full_name", full_name = "full_name" } }
-is_super_admin = "keep"
-phone = "phone"
-phone_confirmed_at = { rule = "keep", reviewed = true } # a timestamp
-banned_until = "keep"
-deleted_at = "keep"
-is_anonymous = "keep"
-created_at = "keep"
-updated_at = "keep"
-email_change_token_new = "null"
-email_change = "null"
-email_change_sent_at = { rule = "keep", reviewed = true } # a timestamp
-phone_change = "null"
-phone_change_token = "null"
-phone_change_sent_at = { rule = "keep", reviewed = true } # a timestamp
-email_change_token_current = "null"
-email_change_confirm_status = { rule = "keep", reviewed = true } # a number
-reauthentication_token = "null"
-reauthentication_sent_at = "keep"
-is_sso_user = "keep"
-"#;
 
 #[test]
 fn auth_users_are_copied_masked_only_when_configured_and_sessions_never() {

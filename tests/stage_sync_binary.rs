@@ -1,7 +1,10 @@
 //! Tests for stage-sync's two COPY formats: a table whose types and rules the binary form
 //! handles goes binary, the rest text, and both give the same target, value for value.
 
-use crate::{harness::TestCluster, stage_sync_shapes::production_with};
+use crate::{
+    harness::TestCluster,
+    stage_sync_fixtures::{self, production_with, setup},
+};
 
 const WIRE_UP: &str = r#"-- Every masking rule on every type the binary COPY converts, and types it only copies.
 create type public.tone as enum ('calm', 'busy');
@@ -92,27 +95,12 @@ const TABLES: [&str; 4] = ["wire_keyed", "wire_text_key", "wire_no_key", "wire_f
 
 /// Each table's rows in a fixed order, as one digest.
 fn digests(cluster: &TestCluster) -> Vec<String> {
-    TABLES
-        .iter()
-        .map(|t| {
-            cluster.strings(&format!(
-                "select md5(coalesce(string_agg(x::text, '|' order by x::text), '')) from public.{t} x"
-            ))[0]
-                .clone()
-        })
-        .collect()
+    stage_sync_fixtures::digests(cluster, &TABLES)
 }
 
 /// `copy_format` of each table in the `--json` summary.
 fn formats(stdout: &str) -> Vec<String> {
-    let summary: serde_json::Value = serde_json::from_str(stdout).expect("one JSON summary");
-    TABLES
-        .iter()
-        .map(|t| {
-            let table = summary["tables"].as_array().unwrap().iter().find(|v| v["table"] == format!("public.{t}"));
-            table.expect("the table was copied")["copy_format"].as_str().unwrap().to_string()
-        })
-        .collect()
+    stage_sync_fixtures::formats(stdout, &TABLES).into_iter().map(|(_, format)| format).collect()
 }
 
 #[test]
@@ -220,7 +208,7 @@ fn a_row_that_breaks_a_kept_foreign_key_fails_the_sync() {
     // Small tables keep their keys through the load, and the rows pointing at them are
     // checked by one query per table: an orphan the source let in (its checks were off) is
     // found there, named, and nothing is changed.
-    let s = crate::stage_sync::setup();
+    let s = setup();
     s.source
         .client()
         .batch_execute(

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::{
     harness::bins,
-    stage_sync::{KEY, Setup, setup},
+    stage_sync_fixtures::{KEY, Setup, setup},
 };
 
 /// `pg_dump -Fc` of the source, into the project.

@@ -3,10 +3,7 @@
 //! indexes, an enum, jsonb): a new user's path, `init-rules` then the decisions the
 //! benchmark makes, syncs it with every check passing and the personal columns masked.
 
-use crate::{
-    harness::{Project, TestCluster},
-    stage_sync::KEY,
-};
+use crate::{harness::TestCluster, stage_sync_fixtures::production_project};
 
 /// Small: correctness only (the benchmark times a million rows).
 const ROWS: u64 = 3_000;
@@ -31,11 +28,7 @@ fn the_generated_schema_syncs_with_the_rules_init_rules_wrote() {
         source.client().batch_execute(&statement).unwrap();
     }
     target.client().batch_execute(&xtask::generated::schema()).unwrap();
-    let mut project = Project::new();
-    project.secret(KEY);
-    project.env_file(".env.production", &format!("DATABASE_URL={}\n", source.production_url()));
-    project.env_file(".env.production.local", &format!("STAGE_SYNC_KEY={KEY}\n"));
-    source.stamp("production");
+    let project = production_project(&source);
 
     project.xtask(&["stage-sync", "init-rules"]).ok();
     let rules_path = project.root.join("env/stage-sync.toml");

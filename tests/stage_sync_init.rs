@@ -4,10 +4,7 @@
 //! encoded here; and the rules it writes, bytea under NOT NULL included, syncing in both
 //! COPY formats to the same target.
 
-use crate::{
-    harness::{Project, TestCluster},
-    stage_sync::KEY,
-};
+use crate::{harness::TestCluster, stage_sync_fixtures::production_project};
 
 /// The app: its own schema and `public`, with the columns init-rules missed or flagged
 /// wrongly before. Created on both sides.
@@ -84,11 +81,7 @@ fn init_rules_sees_the_whole_app_and_its_bytea_rules_sync_in_both_formats() {
     source.client().batch_execute(APP).unwrap();
     source.client().batch_execute(DATA).unwrap();
     target.client().batch_execute(APP).unwrap();
-    let mut project = Project::new();
-    project.secret(KEY);
-    project.env_file(".env.production", &format!("DATABASE_URL={}\n", source.production_url()));
-    project.env_file(".env.production.local", &format!("STAGE_SYNC_KEY={KEY}\n"));
-    source.stamp("production");
+    let project = production_project(&source);
 
     project.xtask(&["stage-sync", "init-rules"]).ok();
     let path = project.root.join("env/stage-sync.toml");

@@ -4,10 +4,7 @@
 //! the shapes production already holds (enums, key cycles, tables without keys, a large
 //! audit log).
 
-use crate::{
-    harness::{Project, TestCluster},
-    stage_sync::{KEY, SOURCE_DATA, Setup},
-};
+use crate::stage_sync_fixtures::{SOURCE_DATA, Setup, production_with};
 
 const PRISMA_UP: &str = r#"-- A Prisma-style schema: what `prisma migrate` writes.
 create sequence public.invoice_number_seq;
@@ -76,64 +73,10 @@ insert into public."Post" ("authorId", title) select 'ckv' || (1 + i % 50), 'Pos
 refresh materialized view public.post_counts;
 "#;
 
-struct Shapes {
-    _source: TestCluster,
-    target: TestCluster,
-    project: Project,
-}
-
-fn setup() -> Shapes {
+fn setup() -> Setup {
     let (source, target, project) =
         production_with("9101_prisma", PRISMA_UP, PRISMA_DOWN, PRISMA_RULES, &[PRISMA_DATA]);
-    Shapes { _source: source, target, project }
-}
-
-/// A production-stamped source and a test target, both migrated with the repository's
-/// migrations plus one test-only migration (`label`), the rules extended for it, and
-/// `data` loaded into the source.
-pub(crate) fn production_with(
-    label: &str,
-    up: &str,
-    down: &str,
-    rules: &str,
-    data: &[&str],
-) -> (TestCluster, TestCluster, Project) {
-    let (source, target) = (TestCluster::start(), TestCluster::start());
-    let mut project = Project::new();
-    project.with_migrations().secret(KEY);
-    // Numbered far from the real sequence, so the next real migration never clashes.
-    project.migration(&format!("{label}.up.sql"), up).migration(&format!("{label}.down.sql"), down);
-    // What production already holds, not a migration under review: the lint baseline
-    // accepts it, so `migrate up --env production` does too.
-    project.xtask(&["migrate", "lint", "--update-baseline", &format!("migrations/{label}.up.sql")]).ok();
-    let repo_rules =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/stage-sync.toml"))
-            .unwrap();
-    std::fs::write(project.root.join("env/stage-sync.toml"), format!("{repo_rules}\n{rules}")).unwrap();
-    project.env_file(".env.production", &format!("DATABASE_URL={}\n", source.production_url()));
-    project.env_file(".env.production.local", &format!("STAGE_SYNC_KEY={KEY}\n"));
-    source.stamp("production");
-    project.xtask(&["migrate", "up", "--env", "production", "--confirm", "yovbdmjwrrgardkgrenc"]).ok();
-    project.xtask(&["migrate", "up", "--env", "test"]).env("DATABASE_URL", &target.url()).ok();
-    for batch in data {
-        source.client().batch_execute(batch).unwrap();
-    }
-    (source, target, project)
-}
-
-impl Shapes {
-    fn sync(&self, extra: &[&str]) -> crate::harness::Run<'_> {
-        let mut args = vec!["stage-sync", "--from", "production", "--to", "test", "--yes"];
-        args.extend_from_slice(extra);
-        self.project.xtask(&args).env("DATABASE_URL", &self.target.url())
-    }
-
-    fn set_rule(&self, from: &str, to: &str) {
-        let path = self.project.root.join("env/stage-sync.toml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "{from}");
-        std::fs::write(path, text.replace(from, to)).unwrap();
-    }
+    Setup { source, target, project }
 }
 
 #[test]
@@ -206,7 +149,7 @@ fn a_unique_index_that_is_not_a_constraint_catches_a_collision() {
 #[test]
 fn init_rules_masks_what_identifies_and_leaves_keys_alone() {
     let s = setup();
-    s._source
+    s.source
         .client()
         .batch_execute(
             r#"alter table public."User" add column contacts text[], add column "externalRef" text, add column address_id integer,

@@ -4,8 +4,7 @@
 
 use crate::{
     harness::TestCluster,
-    stage_sync::{AUTH_USERS_RULES, PLANTED, setup},
-    stage_sync_shapes::production_with,
+    stage_sync_fixtures::{AUTH_USERS_RULES, PLANTED, Setup, production_with, setup},
 };
 
 /// What GoTrue's migrations add to a project beyond the bootstrap's `auth`, written here in
@@ -86,7 +85,7 @@ fn counts(cluster: &TestCluster, tables: &[&str]) -> Vec<i64> {
 }
 
 /// The rules of the repository with `auth.users` copied and the app's link to it kept.
-fn with_auth_users(s: &crate::stage_sync::Setup) {
+fn with_auth_users(s: &Setup) {
     let rules = s.project.root.join("env/stage-sync.toml");
     let text = std::fs::read_to_string(&rules).unwrap().replace("auth_id = \"null\"", "auth_id = \"keep\"");
     std::fs::write(&rules, format!("{text}\n{AUTH_USERS_RULES}")).unwrap();

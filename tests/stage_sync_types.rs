@@ -4,7 +4,10 @@
 //! partitions, dropped columns, wide and huge rows. Each table is synced in both formats
 //! and the targets must be identical, value for value.
 
-use crate::{harness::TestCluster, stage_sync_shapes::production_with};
+use crate::{
+    harness::TestCluster,
+    stage_sync_fixtures::{self, production_with},
+};
 
 const TYPES_UP: &str = r#"-- Types and shapes of real projects, for the binary COPY.
 create schema if not exists extensions;
@@ -319,29 +322,12 @@ insert into public.ty_wide (id) values (0);
 
 /// Each table's rows in a fixed order, as one digest per table.
 fn digests(cluster: &TestCluster) -> Vec<String> {
-    TABLES
-        .iter()
-        .map(|(t, _)| {
-            cluster.strings(&format!(
-                "select format('%s: %s rows, %s', '{t}', count(*), md5(coalesce(string_agg(x::text, '|' order by x::text), '')))
-                 from public.{t} x"
-            ))[0]
-                .clone()
-        })
-        .collect()
+    stage_sync_fixtures::digests(cluster, &TABLES.map(|(t, _)| t))
 }
 
 /// `copy_format` of each table in the `--json` summary.
 fn formats(stdout: &str) -> Vec<(String, String)> {
-    let summary: serde_json::Value = serde_json::from_str(stdout).expect("one JSON summary");
-    TABLES
-        .iter()
-        .map(|(t, _)| {
-            let table = summary["tables"].as_array().unwrap().iter().find(|v| v["table"] == format!("public.{t}"));
-            let format = table.unwrap_or_else(|| panic!("{t} was not copied"))["copy_format"].as_str().unwrap();
-            (t.to_string(), format.to_string())
-        })
-        .collect()
+    stage_sync_fixtures::formats(stdout, &TABLES.map(|(t, _)| t))
 }
 
 #[test]

@@ -128,11 +128,11 @@ impl Table {
         match (&self.key, member.clinic) {
             (Key::Chain(..), Some(clinic)) => self.owned_by(clinic).unwrap_or_default(),
             (Key::Users, _) => format!(
-                "t.auth_id = '{auth}' or exists (select 1 from public.user_clinic_roles mine
+                "t.auth_id = {auth} or exists (select 1 from public.user_clinic_roles mine
                    join public.users me on me.id = mine.user_id
                    join public.user_clinic_roles theirs on theirs.clinic_id = mine.clinic_id
-                 where me.auth_id = '{auth}' and mine.is_active and theirs.user_id = t.id)",
-                auth = member.auth_id
+                 where me.auth_id = {auth} and mine.is_active and theirs.user_id = t.id)",
+                auth = sql::literal(member.auth_id)
             ),
             (Key::Chain(..), None) | (Key::Unknown, _) => "false".to_string(),
         }

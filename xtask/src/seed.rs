@@ -31,6 +31,7 @@ use postgres::{GenericClient, Transaction};
 use crate::{
     context::{self, status},
     flags::{self, Global, Profile},
+    sql,
 };
 pub(crate) use copy::Loaded;
 use tables::{Seeder, TABLES};
@@ -205,7 +206,7 @@ fn prepare(tx: &mut Transaction, env: app::Environment, replace: bool) -> Result
         .context("cannot lock the seeded tables")?;
     let seeded_logins = format!("%.{}", model::EMAIL_DOMAIN);
     let mut probes: Vec<String> =
-        public.iter().map(|t| format!("select '{t}'::text where exists (select from {t})")).collect();
+        public.iter().map(|t| format!("select {}::text where exists (select from {t})", sql::literal(t))).collect();
     probes.push("select 'auth.users'::text where exists (select from auth.users where email like $1)".to_string());
     let holding: Vec<String> =
         tx.query(&probes.join(" union all "), &[&seeded_logins])?.iter().map(|r| r.get(0)).collect();

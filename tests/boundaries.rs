@@ -1,7 +1,8 @@
-//! Tests for what the second attack round found, each a reproducible case against real
-//! throwaway clusters: data only in Supabase's schemas is data; a dump cannot run programs;
-//! `db down` and the throwaway clean-up leave clusters the project did not create alone;
-//! reads give up on a held lock; a read-only login can inspect.
+//! Tests of the tool's boundaries, each a reproducible case against real throwaway
+//! clusters: data only in Supabase's schemas is data; a dump cannot run programs; `db down`
+//! and the throwaway clean-up leave clusters the project did not create alone; reads give
+//! up on a held lock; a read-only login can inspect; a dry run names the refusal the real
+//! run would give; a source stamped as another environment is refused.
 
 use std::{
     process::Command,

@@ -1,0 +1,88 @@
+//! Functions a reader can hold: none that ships is over [`MAX_FN_LINES`] lines (from its
+//! `fn` to its closing brace) or takes more than [`MAX_PARAMS`] parameters (`self`
+//! included). Tests are exempt: `#[cfg(test)]` items, `*tests.rs` files and `tests/`.
+
+use super::{Rule, check_known, scan, sources};
+
+const MAX_FN_LINES: usize = 80;
+const MAX_PARAMS: usize = 6;
+
+/// Functions over [`MAX_FN_LINES`] today, as `path fn-name`, until issue 22's restructuring
+/// is merged; then the lead empties this list and it stays empty.
+const KNOWN_LONG_FUNCTIONS: &[&str] = &[
+    "xtask/src/bench.rs all",
+    "xtask/src/load.rs run",
+    "xtask/src/load/report.rs print",
+    "xtask/src/migrate/baseline.rs run",
+    "xtask/src/migrate/lint/bypass.rs events",
+    "xtask/src/migrate/rehearse.rs rehearse",
+    "xtask/src/migrate/rehearse/data.rs copy",
+    "xtask/src/migrate/rehearse/run.rs apply",
+    "xtask/src/rls/matrix.rs probe",
+    "xtask/src/rls/matrix.rs run",
+    "xtask/src/seed/bench.rs server_side",
+    "xtask/src/seed/daily.rs generate",
+    "xtask/src/stage_sync.rs sync",
+    "xtask/src/stage_sync/bench/generated/rows.rs populated",
+    "xtask/src/stage_sync/catalog.rs load",
+    "xtask/src/stage_sync/pipe/rows.rs mask_binary",
+    "xtask/src/stage_sync/pipe/rows.rs mask_text",
+    "xtask/src/stage_sync/plan.rs print",
+    "xtask/src/stage_sync/rules.rs check",
+    "xtask/src/stage_sync/rules.rs resolve",
+    "xtask/src/stage_sync/verify.rs verify",
+];
+
+/// Functions over [`MAX_PARAMS`] parameters today, as `path fn-name`; emptied like
+/// [`KNOWN_LONG_FUNCTIONS`].
+const KNOWN_MANY_PARAMS: &[&str] = &[
+    "xtask/src/load/report.rs to_json",
+    "xtask/src/load/run.rs client",
+    "xtask/src/load/run.rs run",
+    "xtask/src/pg/restore.rs statements",
+    "xtask/src/stage_sync/pipe.rs copy_table",
+    "xtask/src/stage_sync/report.rs json_summary",
+];
+
+#[test]
+fn no_function_is_too_long() {
+    let long = shipped_functions()
+        .filter(|(_, f)| f.lines > MAX_FN_LINES)
+        .map(|(path, f)| (format!("{path} {}", f.name), format!("{path}:{} {} ({} lines)", f.line, f.name, f.lines)))
+        .collect();
+    check_known(
+        Rule {
+            what: &format!("these functions are over {MAX_FN_LINES} lines"),
+            fix: "split each into steps that read top-down: the public function first, saying what it does in calls, its helpers after it",
+            list: "KNOWN_LONG_FUNCTIONS in xtask/src/tidy/shape.rs",
+        },
+        long,
+        KNOWN_LONG_FUNCTIONS,
+    );
+}
+
+#[test]
+fn no_function_takes_too_many_parameters() {
+    let many = shipped_functions()
+        .filter(|(_, f)| f.params > MAX_PARAMS)
+        .map(|(path, f)| {
+            (format!("{path} {}", f.name), format!("{path}:{} {} ({} parameters)", f.line, f.name, f.params))
+        })
+        .collect();
+    check_known(
+        Rule {
+            what: &format!("these functions take more than {MAX_PARAMS} parameters"),
+            fix: "pass a small struct of what belongs together (a config or a context) instead",
+            list: "KNOWN_MANY_PARAMS in xtask/src/tidy/shape.rs",
+        },
+        many,
+        KNOWN_MANY_PARAMS,
+    );
+}
+
+/// Every function that ships, with its file's path.
+fn shipped_functions() -> impl Iterator<Item = (String, scan::Function)> {
+    sources().into_iter().filter(|source| source.ships()).flat_map(|source| {
+        scan::functions(&source.code, &source.tested).into_iter().map(move |f| (source.path.clone(), f))
+    })
+}
