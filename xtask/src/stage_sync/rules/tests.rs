@@ -198,13 +198,13 @@ fn bytea_takes_no_bytes_or_keyed_bytes_under_not_null() {
     // Both COPY forms: the same bytes, of the same length, keyed; empty stays empty.
     let masker = super::super::mask::Masker::new("a-key-of-enough-length");
     let value = b"\x89PNG\r\n secret picture";
-    let keyed = super::super::binary::mask_bytea(ByteRule::Keyed, value, &masker);
+    let keyed = super::super::mask::mask_bytea(ByteRule::Keyed, value, &masker);
     assert_eq!(keyed.len(), value.len());
     assert_ne!(&keyed[..], &value[..]);
     assert_eq!(keyed, masker.bytes(value));
     assert_ne!(keyed, super::super::mask::Masker::new("another-key-of-length").bytes(value));
-    assert!(super::super::binary::mask_bytea(ByteRule::Keyed, b"", &masker).is_empty());
-    assert!(super::super::binary::mask_bytea(ByteRule::Empty, value, &masker).is_empty());
+    assert!(super::super::mask::mask_bytea(ByteRule::Keyed, b"", &masker).is_empty());
+    assert!(super::super::mask::mask_bytea(ByteRule::Empty, value, &masker).is_empty());
     let text = super::super::binary::bytea_text(value);
     assert!(text.starts_with("\\x89504e47"), "{text}");
     assert_eq!(super::super::binary::bytea_from_text(&text).unwrap(), value);
