@@ -1,6 +1,23 @@
 //! Unit tests of the rules file: parsing, strictness, suggestions in errors.
 
 use super::*;
+use crate::stage_sync::{
+    catalog::Table,
+    sample::{PersonalValues, Verdict},
+};
+
+/// The file parsed and checked against `tables`, as a sync does; `personal` judges kept
+/// columns' values.
+pub fn check(
+    shown: &str,
+    text: &str,
+    tables: &[Table],
+    personal: &mut dyn FnMut(&Table, &Column) -> Result<bool>,
+) -> Result<Rules> {
+    let file = RulesFile::parse(text, shown)?;
+    let personal: &mut dyn PersonalValues = &mut Verdict(personal);
+    crate::stage_sync::check::check(&file, tables, personal)
+}
 
 fn column(name: &str, category: Category, base: &str, not_null: bool) -> Column {
     Column {
@@ -37,6 +54,25 @@ fn table() -> Table {
 
 fn run(text: &str) -> Result<Rules> {
     check("rules.toml", text, &[table()], &mut |_, c| Ok(c.name == "nickname"))
+}
+
+#[test]
+fn the_file_is_read_once_into_schemas_extra_tables_and_a_checksum() {
+    let text = r#"
+        schemas = ["public", "billing"]
+        [tables."auth.users".columns]
+        email = "email"
+        [tables."public.people"]
+        mode = "skip"
+    "#;
+    let file = RulesFile::parse(text, "env/rules.toml").unwrap();
+    assert_eq!(file.schemas, ["public", "billing"]);
+    assert_eq!(file.extra_tables(), ["auth.users"]);
+    assert_eq!(file.checksum, crate::migrate::checksum_text(text));
+    assert_eq!(file.tables["public.people"].mode, Mode::Skip);
+    assert_eq!(RulesFile::parse("", "env/rules.toml").unwrap().schemas, ["public"]);
+    let err = RulesFile::parse("schemas = 1", "env/rules.toml").unwrap_err();
+    assert!(format!("{err:#}").starts_with("env/rules.toml is invalid: line 1: "), "{err:#}");
 }
 
 #[test]
