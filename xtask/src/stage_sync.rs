@@ -6,6 +6,7 @@ mod batches;
 pub(crate) mod bench;
 mod binary;
 mod catalog;
+mod check;
 mod dump;
 mod execute;
 mod init;
@@ -15,6 +16,7 @@ mod plan;
 mod progress;
 mod report;
 mod rules;
+mod sample;
 mod subset;
 mod suggest;
 mod verify;
@@ -33,9 +35,9 @@ use crate::{
     flags::{self, Global, StageSyncCommand},
     migrate, sql, ui,
 };
-use catalog::Table;
 use mask::Masker;
 use plan::Plan;
+use rules::RulesFile;
 
 impl flags::StageSync {
     pub(crate) fn run(self, _global: &Global) -> Result<()> {
@@ -140,19 +142,7 @@ pub(crate) fn sync(
     // The matrix first: nothing is read or written unless both ends are allowed.
     let target = target_guard.write::<op::StageSyncTarget>()?;
     let source = source_guard.read::<op::StageSyncSource>()?;
-    let key = source_guard
-        .resolved()
-        .var("STAGE_SYNC_KEY")
-        .context("STAGE_SYNC_KEY is not set: pseudonyms need a secret key\nhint: put it in the source's secrets overlay (env/.env.production.local) or CI's secret store")?;
-    if key.len() < mask::MIN_KEY_LEN {
-        bail!(
-            "STAGE_SYNC_KEY is too short ({} characters)\nhint: use at least {} random characters",
-            key.len(),
-            mask::MIN_KEY_LEN
-        );
-    }
-    let masker = Masker::new(key);
-
+    let masker = masker(source_guard)?;
     let mut src = source.connect()?;
     let mut dst = target.connect()?;
     refuse_same_database(&source, &target)?;
@@ -164,88 +154,124 @@ pub(crate) fn sync(
             "the source database is stamped {stamp}, not {env}: stage-sync refused, nothing was read or written\nhint: the {env} URL reaches the {stamp} database; check env/.env.{env}"
         );
     }
-
-    // The synced schemas must match, or the copy would not fit. Their normalized text is
-    // compared, not the ledgers: two databases adopted from one schema compare equal even
-    // without this repository's history.
-    let schemas = rules::schemas(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
-    // One snapshot for every table, read-only; the plan is read from it while the two
-    // schemas are dumped and compared beside it. A difference is reported first.
+    // The rules file, read once: its schemas, extra tables and rules make the plan.
+    let file = RulesFile::parse(rules_text, rules_shown)?;
+    let run = Run { sh, source_guard, target_guard, source, target, options, started };
+    // One snapshot for every table, read-only.
     let mut snapshot = src.snapshot()?;
-    let (drift, plan) = std::thread::scope(|scope| {
-        let drift = scope.spawn(|| schema_difference(&Shell::new()?, &source, &target, &schemas));
-        let plan = read_plan(&mut snapshot, rules_text, rules_shown, &schemas, options);
-        (drift.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the schema comparison panicked"))), plan)
-    });
-    let mut drift = drift?;
-    if drift.is_some() && options.migrate_target && !options.dry_run {
-        status("the schemas differ: applying the target's pending migrations");
-        migrate::up_all(target_guard)?;
-        drift = schema_difference(sh, &source, &target, &schemas)?;
+    let plan = run.plan(&mut snapshot, &file)?;
+    if options.dry_run {
+        return plan::print(&mut snapshot, &plan, &masker, &run.source, &run.target);
     }
-    if let Some(difference) = drift {
-        // The ledgers often say why (a migration applied on one side only).
-        let ledgers: Vec<String> = migrate::diff(sh, source_guard, target_guard)
+    confirm(&run.target, options.yes)?;
+    run.execute(snapshot, dst.client(), &plan, &masker)
+}
+
+/// The pseudonym key, from the source's configuration.
+fn masker(source_guard: &Guard) -> Result<Masker> {
+    let key = source_guard
+        .resolved()
+        .var("STAGE_SYNC_KEY")
+        .context("STAGE_SYNC_KEY is not set: pseudonyms need a secret key\nhint: put it in the source's secrets overlay (env/.env.production.local) or CI's secret store")?;
+    if key.len() < mask::MIN_KEY_LEN {
+        bail!(
+            "STAGE_SYNC_KEY is too short ({} characters)\nhint: use at least {} random characters",
+            key.len(),
+            mask::MIN_KEY_LEN
+        );
+    }
+    Ok(Masker::new(key))
+}
+
+/// One sync's two ends, as the matrix allowed them, and how it runs.
+struct Run<'a> {
+    sh: &'a Shell,
+    source_guard: &'a Guard,
+    target_guard: &'a Guard,
+    source: ReadTarget<op::StageSyncSource>,
+    target: WriteTarget<op::StageSyncTarget>,
+    options: &'a Options,
+    started: Instant,
+}
+
+impl Run<'_> {
+    /// The plan, once the synced schemas are known to match (or the target is migrated to
+    /// match, with `--migrate-target`). Their normalized text is compared, not the ledgers:
+    /// two databases adopted from one schema compare equal even without this repository's
+    /// history. The plan is read from the snapshot while the two schemas are dumped and
+    /// compared beside it; a difference is reported first.
+    fn plan(&self, snapshot: &mut postgres::Transaction, file: &RulesFile) -> Result<Plan> {
+        let (schemas, source, target) = (&file.schemas, &self.source, &self.target);
+        let (drift, plan) = std::thread::scope(|scope| {
+            let drift = scope.spawn(|| schema_difference(&Shell::new()?, source, target, schemas));
+            let plan = read_plan(snapshot, file, self.options);
+            (drift.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the schema comparison panicked"))), plan)
+        });
+        let mut drift = drift?;
+        if drift.is_some() && self.options.migrate_target && !self.options.dry_run {
+            status("the schemas differ: applying the target's pending migrations");
+            migrate::up_all(self.target_guard)?;
+            drift = schema_difference(self.sh, &self.source, &self.target, schemas)?;
+        }
+        if let Some(difference) = drift {
+            return Err(self.schemas_differ(schemas, &difference));
+        }
+        plan
+    }
+
+    /// The error for schemas that differ; the ledgers often say why (a migration applied
+    /// on one side only).
+    fn schemas_differ(&self, schemas: &[String], difference: &str) -> anyhow::Error {
+        let ledgers: Vec<String> = migrate::diff(self.sh, self.source_guard, self.target_guard)
             .unwrap_or_default()
             .into_iter()
             .filter(|line| !line.starts_with("schemas differ"))
             .collect();
         let why = if ledgers.is_empty() { String::new() } else { format!(" ({})", ledgers.join("; ")) };
-        bail!(
+        anyhow::anyhow!(
             "the schemas of {} and {} differ ({}): {difference}{why}\nhint: `cargo xtask migrate up --env {}`, or pass --migrate-target",
-            source.environment(),
-            target.environment(),
+            self.source.environment(),
+            self.target.environment(),
             schemas.join(", "),
-            target.environment()
-        );
+            self.target.environment()
+        )
     }
-    let plan = plan?;
-    if options.dry_run {
-        return plan::print(&mut snapshot, &plan, &masker, &source, &target);
-    }
-    confirm(&target, options.yes)?;
 
-    // The executor: one target transaction, committed only after verification.
-    let mut tx = dst.client().transaction()?;
-    let binary = execute::same_major_version(&mut snapshot, &mut tx)?;
-    let deferred = execute::empty_target(&mut tx, &plan)?;
-    let loaded = execute::load(&mut snapshot, &mut tx, &plan, &masker, binary)?;
-    snapshot.commit()?;
-    execute::stage_logins(&mut tx, &plan, target_guard.resolved().var("STAGE_SYNC_LOGIN_PASSWORD"))?;
-    let finished = execute::finish_and_verify(&mut tx, &plan, &loaded, deferred)?;
-    let schema_version = report::record(&mut tx, source_guard, &plan.rules, &loaded.counts, started.elapsed())?;
-    tx.commit().context("cannot commit the sync; the target is unchanged")?;
+    /// The executor: one target transaction, committed only after verification; then the
+    /// summary (and with `--json` the report).
+    fn execute(
+        &self,
+        mut snapshot: postgres::Transaction,
+        target: &mut postgres::Client,
+        plan: &Plan,
+        masker: &Masker,
+    ) -> Result<()> {
+        let mut tx = target.transaction()?;
+        let binary = execute::same_major_version(&mut snapshot, &mut tx)?;
+        let deferred = execute::empty_target(&mut tx, plan)?;
+        let loaded = execute::load(&mut snapshot, &mut tx, plan, masker, binary)?;
+        snapshot.commit()?;
+        execute::stage_logins(&mut tx, plan, self.target_guard.resolved().var("STAGE_SYNC_LOGIN_PASSWORD"))?;
+        let finished = execute::finish_and_verify(&mut tx, plan, &loaded, deferred)?;
+        let elapsed = self.started.elapsed();
+        let schema_version = report::record(&mut tx, self.source_guard, &plan.rules, &loaded.counts, elapsed)?;
+        tx.commit().context("cannot commit the sync; the target is unchanged")?;
 
-    let total: u64 = loaded.counts.iter().map(|(_, n)| n).sum();
-    report::summary(&loaded.timings, &finished, total, started.elapsed());
-    if options.json {
-        let elapsed = started.elapsed();
-        data(report::json_summary(
-            source_guard,
-            target_guard,
-            &plan.rules,
-            &loaded.timings,
-            total,
-            elapsed,
-            schema_version,
-        ))?;
+        let total: u64 = loaded.counts.iter().map(|(_, n)| n).sum();
+        report::summary(&loaded.timings, &finished, total, self.started.elapsed());
+        if self.options.json {
+            let figures = report::Figures { timings: &loaded.timings, total, took: self.started.elapsed() };
+            data(report::json_summary(self.source_guard, self.target_guard, &plan.rules, &figures, schema_version))?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The plan, from the source's snapshot: its catalog, the checked rules, the subset.
-fn read_plan(
-    snapshot: &mut postgres::Transaction,
-    rules_text: &str,
-    rules_shown: &str,
-    schemas: &[String],
-    options: &Options,
-) -> Result<Plan> {
-    let extra = rules::extra_tables(rules_text).with_context(|| format!("{rules_shown} is invalid"))?;
-    let tables = catalog::load(snapshot, schemas, &extra)?;
-    let rules = rules::check(rules_shown, rules_text, &tables, &mut |table, column| {
-        sample_is_personal(snapshot, table, column)
-    })?;
+fn read_plan(snapshot: &mut postgres::Transaction, file: &RulesFile, options: &Options) -> Result<Plan> {
+    let extra = file.extra_tables();
+    let tables = catalog::load(snapshot, &file.schemas, &extra)?;
+    let rules = check::check(file, &tables, snapshot)?;
     let filters = match &options.clinics {
         Some(spec) => {
             let tenancy = crate::tenancy::Tenancy::load(&context::project_root())?;
@@ -326,13 +352,6 @@ fn choose_clinics(
         );
     }
     Ok(found)
-}
-
-/// A sample of a kept text, json or text-array column: do its values (the strings inside,
-/// for json and arrays) look like emails or phone numbers?
-fn sample_is_personal(tx: &mut postgres::Transaction, table: &Table, column: &catalog::Column) -> Result<bool> {
-    let values = init::sample(tx, table, column)?;
-    Ok(values.iter().any(|(_, value)| suggest::value_looks_personal(value)))
 }
 
 fn confirm(target: &WriteTarget<op::StageSyncTarget>, yes: bool) -> Result<()> {

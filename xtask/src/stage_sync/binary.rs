@@ -1,4 +1,5 @@
-//! COPY's binary format for the pipe, and the masking rules applied to values in it.
+//! COPY's binary format for the pipe: framing, and each portable type's value to and from
+//! the text a masking rule reads (the rules themselves are the pipe's, `pipe/rows.rs`).
 //!
 //! Why: the target's backend is the pipe's bottleneck, and most of its work on text COPY is
 //! parsing dates, timestamps, numerics and uuids. Measured on the `large` seed's biggest
@@ -17,8 +18,6 @@
 use std::io::{BufRead, Read, Write};
 
 use anyhow::{Context, Result, bail};
-
-use super::rules::{ByteRule, Rule};
 
 /// What the pipe knows of a portable column's binary form. `None` in
 /// [`Column::wire`](super::catalog::Column::wire): not portable, the table goes as text.
@@ -65,20 +64,6 @@ impl Wire {
             1009 | 1015 | 1014 => Wire::TextArray,
             17 => Wire::Bytea,
             _ => Wire::Other,
-        }
-    }
-
-    /// Whether `rule` can be applied to this binary form.
-    pub(super) fn supports(self, rule: &Rule) -> bool {
-        use Wire::*;
-        match rule {
-            Rule::Keep | Rule::Null => true,
-            Rule::Redact(_) | Rule::Pseudonym(_) => matches!(self, Text | Json | Jsonb | Uuid),
-            Rule::DateShift(_) => matches!(self, Date | Timestamp),
-            Rule::NumericJitter(_) => matches!(self, Int2 | Int4 | Int8 | Numeric),
-            Rule::Json(_) => matches!(self, Text | Json | Jsonb),
-            Rule::Elements(_) => self == TextArray,
-            Rule::Bytes(_) => self == Bytea,
         }
     }
 
@@ -330,14 +315,6 @@ pub(super) fn bytea_from_text(text: &str) -> Result<Vec<u8>> {
             hex.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).context("a bytea value with bad hex")
         })
         .collect()
-}
-
-/// The bytes a bytea rule writes for `bytes`: none, or as many keyed ones; empty stays empty.
-pub(super) fn mask_bytea(rule: ByteRule, bytes: &[u8], masker: &super::mask::Masker) -> Vec<u8> {
-    match rule {
-        ByteRule::Empty => Vec::new(),
-        ByteRule::Keyed => masker.bytes(bytes),
-    }
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str> {

@@ -186,25 +186,11 @@ pub(super) fn load(client: &mut impl GenericClient, schemas: &[String], extra: &
     let mut tables = Vec::new();
     for row in rows {
         let oid: u32 = row.get(0);
-        let columns = columns
-            .remove(&oid)
-            .unwrap_or_default()
-            .iter()
-            .map(|r| Column {
-                name: r.get(1),
-                type_name: r.get(2),
-                not_null: r.get(3),
-                generated: r.get(4),
-                category: Category::from_typcategory(r.get(5)),
-                base_type: r.get(6),
-                wire: r.get::<_, bool>(9).then(|| Wire::from_type(r.get(7), r.get(8))),
-            })
-            .collect();
         let mut table = Table {
             schema: row.get(1),
             name: row.get(2),
             partitioned: row.get(3),
-            columns,
+            columns: columns.remove(&oid).unwrap_or_default().iter().map(column).collect(),
             primary_key: Vec::new(),
             uniques: Vec::new(),
             loosely_unique: Vec::new(),
@@ -212,36 +198,60 @@ pub(super) fn load(client: &mut impl GenericClient, schemas: &[String], extra: &
             sequences: Vec::new(),
             estimate: row.get(4),
         };
-        for index in indexes.remove(&oid).unwrap_or_default() {
-            let (loose, columns, definition): (bool, Vec<String>, String) = (index.get(1), index.get(2), index.get(3));
-            if loose {
-                let mentioned = table.columns.iter().filter(|c| mentions(&definition, &c.name)).map(|c| c.name.clone());
-                table.loosely_unique.extend(columns.into_iter().chain(mentioned));
-            } else {
-                table.uniques.push(columns);
-            }
-        }
+        add_unique_indexes(&mut table, indexes.remove(&oid).unwrap_or_default());
         table.sequences = sequences.remove(&oid).unwrap_or_default().iter().map(|r| (r.get(1), r.get(2))).collect();
-        for con in constraints.remove(&oid).unwrap_or_default() {
-            let columns: Vec<String> = con.get(3);
-            match con.get::<_, String>(2).as_str() {
-                "p" => {
-                    table.primary_key = columns.clone();
-                    table.uniques.push(columns);
-                }
-                "u" => table.uniques.push(columns),
-                _ => table.foreign_keys.push(ForeignKey {
-                    name: con.get(1),
-                    columns,
-                    target: con.get::<_, Option<String>>(4).unwrap_or_default(),
-                    target_qualified: con.get::<_, Option<String>>(6).unwrap_or_default(),
-                    target_columns: con.get(5),
-                }),
-            }
-        }
+        add_constraints(&mut table, constraints.remove(&oid).unwrap_or_default());
         tables.push(table);
     }
     Ok(tables)
+}
+
+/// A column from its row of [`COLUMNS`].
+fn column(r: &postgres::Row) -> Column {
+    Column {
+        name: r.get(1),
+        type_name: r.get(2),
+        not_null: r.get(3),
+        generated: r.get(4),
+        category: Category::from_typcategory(r.get(5)),
+        base_type: r.get(6),
+        wire: r.get::<_, bool>(9).then(|| Wire::from_type(r.get(7), r.get(8))),
+    }
+}
+
+/// The table's unique indexes that no constraint owns ([`UNIQUE_INDEXES`]): plain ones, and
+/// loose ones (partial or on expressions), whose columns count as unique on their own.
+fn add_unique_indexes(table: &mut Table, indexes: Vec<postgres::Row>) {
+    for index in indexes {
+        let (loose, columns, definition): (bool, Vec<String>, String) = (index.get(1), index.get(2), index.get(3));
+        if loose {
+            let mentioned = table.columns.iter().filter(|c| mentions(&definition, &c.name)).map(|c| c.name.clone());
+            table.loosely_unique.extend(columns.into_iter().chain(mentioned));
+        } else {
+            table.uniques.push(columns);
+        }
+    }
+}
+
+/// The table's primary key, unique constraints and foreign keys ([`CONSTRAINTS`]).
+fn add_constraints(table: &mut Table, constraints: Vec<postgres::Row>) {
+    for con in constraints {
+        let columns: Vec<String> = con.get(3);
+        match con.get::<_, String>(2).as_str() {
+            "p" => {
+                table.primary_key = columns.clone();
+                table.uniques.push(columns);
+            }
+            "u" => table.uniques.push(columns),
+            _ => table.foreign_keys.push(ForeignKey {
+                name: con.get(1),
+                columns,
+                target: con.get::<_, Option<String>>(4).unwrap_or_default(),
+                target_qualified: con.get::<_, Option<String>>(6).unwrap_or_default(),
+                target_columns: con.get(5),
+            }),
+        }
+    }
 }
 
 /// Rows of a catalog query whose first column is a table's oid, by table, in order.

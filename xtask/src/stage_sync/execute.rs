@@ -92,7 +92,8 @@ pub(super) fn load(
         let table = job.table;
         let bar = progress.table(table);
         let table_started = Instant::now();
-        let copied = pipe::copy_table(snapshot, tx, job, masker, &mut loaded.leaks, &bar, binary)?;
+        let copied =
+            pipe::copy_table(snapshot, tx, job, &pipe::Settings { masker, bar: &bar, binary }, &mut loaded.leaks)?;
         let rows = copied.rows;
         bar.finish_and_clear();
         progress.overall.inc(rows.saturating_sub(bar.position()));

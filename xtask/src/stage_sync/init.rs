@@ -12,9 +12,10 @@ use postgres::GenericClient;
 use super::{
     catalog::{self, Category, Column, Table},
     rules::AUTH_USERS,
+    sample::{is_json, sample, sampled},
     suggest::{self, looks_personal, name_looks_personal, toml_key, value_looks_identifying},
 };
-use crate::{context::status, sql};
+use crate::context::status;
 
 /// Writes the file; refuses to overwrite one without `force`.
 pub(super) fn init_rules(source: &Guard, path: &std::path::Path, shown: &str, force: bool) -> Result<()> {
@@ -250,50 +251,4 @@ fn json_rule(values: &[(String, String)]) -> (String, Option<&'static str>) {
         "sampled values look identifying: every string but the allowed keys' is masked"
     };
     (format!("{{ rule = \"jsonb\", allow = [{allow}], others = \"text\" }}"), Some(why))
-}
-
-/// Whether values of this column are sampled: text, json and text arrays.
-pub(super) fn sampled(column: &Column) -> bool {
-    column.category == Category::String
-        || is_json(column)
-        || matches!(column.base_type.as_str(), "_text" | "_varchar" | "_bpchar")
-}
-
-fn is_json(column: &Column) -> bool {
-    matches!(column.base_type.as_str(), "json" | "jsonb")
-}
-
-/// Up to 200 rows' values of a column, as (key, string) pairs: for json every string inside,
-/// under the key it sits under; for arrays each element; for text the value (key `""`).
-pub(super) fn sample(client: &mut impl GenericClient, table: &Table, column: &Column) -> Result<Vec<(String, String)>> {
-    let col = sql::ident(&column.name);
-    let qualified = table.qualified();
-    if is_json(column) {
-        let rows =
-            client.query(&format!("select {col}::text from {qualified} where {col} is not null limit 200"), &[])?;
-        let mut out = Vec::new();
-        for row in rows {
-            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&row.get::<_, String>(0)) {
-                strings_in(&value, "", &mut out);
-            }
-        }
-        return Ok(out);
-    }
-    let sql = if column.category == Category::Array {
-        format!(
-            "select e from (select {col} as a from {qualified} where {col} is not null limit 200) s, unnest(s.a) e where e is not null"
-        )
-    } else {
-        format!("select {col}::text from {qualified} where {col} is not null limit 200")
-    };
-    Ok(client.query(&sql, &[])?.iter().map(|r| (String::new(), r.get::<_, String>(0))).collect())
-}
-
-fn strings_in(value: &serde_json::Value, key: &str, out: &mut Vec<(String, String)>) {
-    match value {
-        serde_json::Value::Object(map) => map.iter().for_each(|(k, v)| strings_in(v, k, out)),
-        serde_json::Value::Array(items) => items.iter().for_each(|v| strings_in(v, key, out)),
-        serde_json::Value::String(s) => out.push((key.to_string(), s.clone())),
-        _ => {}
-    }
 }

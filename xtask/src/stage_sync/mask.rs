@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::Sha256;
 
-use super::rules::{JsonRule, JsonSpec, Kind};
+use super::rules::{ByteRule, JsonRule, JsonSpec, Kind};
 use crate::seed::calendar::Date;
 
 mod json;
@@ -248,6 +248,14 @@ fn similar_text(len: usize, rng: &mut ChaCha8Rng) -> String {
         out.push_str(word);
     }
     out
+}
+
+/// The bytes a bytea rule writes for `bytes`: none, or as many keyed ones; empty stays empty.
+pub(super) fn mask_bytea(rule: ByteRule, bytes: &[u8], masker: &Masker) -> Vec<u8> {
+    match rule {
+        ByteRule::Empty => Vec::new(),
+        ByteRule::Keyed => masker.bytes(bytes),
+    }
 }
 
 /// Shifts a date or timestamp in COPY text form (ISO style) by `days`; infinities stay.

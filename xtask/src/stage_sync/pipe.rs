@@ -3,6 +3,7 @@
 //! their own threads. Memory stays flat: a few batches in flight, and the hashes of masked
 //! source values for the leak check, spilled to disk past a small buffer (`pipe/leaks.rs`).
 
+mod form;
 mod leaks;
 mod rows;
 
@@ -45,17 +46,25 @@ pub(super) fn set_text_format(source: &mut Transaction, target: &mut Transaction
     Ok(())
 }
 
-/// Copies one table; returns the rows moved. `binary`: both servers read each other's binary
-/// COPY (same major version); the table goes binary if its types and rules allow it too.
+/// How the tables of one sync are copied.
+pub(super) struct Settings<'a> {
+    pub masker: &'a Masker,
+    /// The table's progress bar.
+    pub bar: &'a ProgressBar,
+    /// Both servers read each other's binary COPY (same major version); a table goes binary
+    /// if its types and rules allow it too.
+    pub binary: bool,
+}
+
+/// Copies one table; returns the rows moved, recording the masked source values in `leaks`.
 pub(super) fn copy_table(
     source: &mut Transaction,
     target: &mut Transaction,
     job: Job,
-    masker: &Masker,
+    settings: &Settings,
     leaks: &mut LeakSets,
-    bar: &ProgressBar,
-    binary: bool,
 ) -> Result<Copied> {
+    let Settings { masker, bar, binary } = *settings;
     let shape = Shape::new(&job);
     let table = job.table;
     let wires = if binary { binary_wires(&job, &shape) } else { None };
@@ -139,7 +148,7 @@ fn binary_wires(job: &Job, shape: &Shape) -> Option<Vec<Wire>> {
         .iter()
         .map(|(name, rule)| {
             let wire = job.table.columns.iter().find(|c| &c.name == name)?.wire?;
-            wire.supports(rule).then_some(wire)
+            form::supports(wire, rule).then_some(wire)
         })
         .collect::<Option<_>>()?;
     if shape.keyed && (shape.key_fields.is_empty() || !shape.key_fields.iter().all(|&i| wires[i].keys_rows())) {

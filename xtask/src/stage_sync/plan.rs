@@ -13,7 +13,7 @@ use super::{
     catalog::{self, Table},
     mask::Masker,
     pipe,
-    rules::{self, Mode, Rules},
+    rules::{self, Kind, Mode, Rule, Rules},
 };
 use crate::{
     context::{data, status},
@@ -88,7 +88,6 @@ pub(super) fn print(
     source: &ReadTarget<op::StageSyncSource>,
     target: &WriteTarget<op::StageSyncTarget>,
 ) -> Result<()> {
-    let (tables, order, rules) = (&plan.tables, &plan.order, &plan.rules);
     data(format!(
         "plan: {} ({}) -> {} ({})",
         source.environment(),
@@ -97,68 +96,88 @@ pub(super) fn print(
         target.url().address()
     ))?;
     data("load order:")?;
-    let mut load_order = ui::Table::new(&[
-        ("#", Align::Right),
-        ("table", Align::Left),
-        ("rows (est.)", Align::Right),
-        ("what", Align::Left),
-    ]);
-    for (n, &i) in order.iter().enumerate() {
-        let table = &tables[i];
-        let table_rules = &rules.tables[&table.key()];
-        let masked = table_rules.columns.iter().filter(|(_, r)| *r != rules::Rule::Keep).count();
-        let mode = match table_rules.mode {
-            Mode::Copy => format!("copy, {masked} of {} columns masked", table_rules.columns.len()),
-            Mode::Skip => "skip: emptied in the target".to_string(),
-            Mode::SchemaOnly => "schema only: the target's rows stay".to_string(),
-        };
-        load_order.row([format!("{}.", n + 1), table.key(), format!("~{}", table.estimate), mode]);
-    }
-    load_order.lines().iter().try_for_each(|line| data(format!("  {line}")))?;
-    let all: Vec<&rules::Rule> = rules.tables.values().flat_map(|t| t.columns.iter().map(|(_, r)| r)).collect();
+    load_order(plan).lines().iter().try_for_each(|line| data(format!("  {line}")))?;
+    let all: Vec<&Rule> = plan.rules.tables.values().flat_map(|t| t.columns.iter().map(|(_, r)| r)).collect();
     let mut kinds: Vec<String> = all.iter().map(|r| r.label()).collect();
     kinds.sort();
     kinds.dedup();
     data(format!(
         "rule coverage: every column of {} table(s) has a rule ({} columns); rules used: {}",
-        tables.len(),
+        plan.tables.len(),
         all.len(),
         kinds.join(", ")
     ))?;
     data("unique columns with pseudonyms (collision risk):")?;
-    for table in tables.iter() {
-        for (column, rule) in &rules.tables[&table.key()].columns {
-            if table.is_unique(column) && matches!(rule, rules::Rule::Json(_) | rules::Rule::Elements(_)) {
-                data(format!(
-                    "  {}.{column}: {} inside a unique index's expression; uniqueness is checked after loading",
-                    table.key(),
-                    rule.label()
-                ))?;
-            }
-            if let rules::Rule::Pseudonym(kind) = rule {
-                if table.is_unique(column) {
-                    let bits = if matches!(kind, rules::Kind::Uuid) { 122 } else { 45 };
-                    let n = table.estimate.max(1) as f64;
-                    let risk = n * n / 2f64.powi(bits + 1);
-                    data(format!(
-                        "  {}.{column}: {} with a {bits}-bit hash tag; collision chance at ~{} rows: {risk:.1e} (checked after loading)",
-                        table.key(),
-                        kind.name(),
-                        table.estimate
-                    ))?;
-                }
-            }
-        }
-    }
+    collision_risks(plan).into_iter().try_for_each(|line| data(format!("  {line}")))?;
     if plan.copies_auth_users {
         data(
             "auth.users: copied masked; in the target GoTrue's per-user tables (identities, sessions, refresh tokens, MFA, one-time tokens, ...) are emptied, each user with an email gets one email identity, no token stays pending, no production password hash stays",
         )?;
     }
     data("sample of masked output (originals are never shown):")?;
-    for table in tables.iter() {
-        for (column, rule) in &rules.tables[&table.key()].columns {
-            let rules::Rule::Pseudonym(kind) = rule else { continue };
+    masked_sample(tx, plan, masker)?;
+    status("dry run: nothing was written");
+    Ok(())
+}
+
+/// The tables in load order, and what happens to each.
+fn load_order(plan: &Plan) -> ui::Table {
+    let mut table = ui::Table::new(&[
+        ("#", Align::Right),
+        ("table", Align::Left),
+        ("rows (est.)", Align::Right),
+        ("what", Align::Left),
+    ]);
+    for (n, &i) in plan.order.iter().enumerate() {
+        let synced = &plan.tables[i];
+        let table_rules = &plan.rules.tables[&synced.key()];
+        let masked = table_rules.columns.iter().filter(|(_, r)| *r != Rule::Keep).count();
+        let mode = match table_rules.mode {
+            Mode::Copy => format!("copy, {masked} of {} columns masked", table_rules.columns.len()),
+            Mode::Skip => "skip: emptied in the target".to_string(),
+            Mode::SchemaOnly => "schema only: the target's rows stay".to_string(),
+        };
+        table.row([format!("{}.", n + 1), synced.key(), format!("~{}", synced.estimate), mode]);
+    }
+    table
+}
+
+/// Unique columns whose values are masked: the chance two pseudonyms collide, or that a
+/// unique index over masked json or arrays fails (both checked after loading).
+fn collision_risks(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    for table in &plan.tables {
+        for (column, rule) in &plan.rules.tables[&table.key()].columns {
+            if table.is_unique(column) && matches!(rule, Rule::Json(_) | Rule::Elements(_)) {
+                lines.push(format!(
+                    "{}.{column}: {} inside a unique index's expression; uniqueness is checked after loading",
+                    table.key(),
+                    rule.label()
+                ));
+            }
+            if let Rule::Pseudonym(kind) = rule {
+                if table.is_unique(column) {
+                    let bits = if matches!(kind, Kind::Uuid) { 122 } else { 45 };
+                    let n = table.estimate.max(1) as f64;
+                    let risk = n * n / 2f64.powi(bits + 1);
+                    lines.push(format!(
+                        "{}.{column}: {} with a {bits}-bit hash tag; collision chance at ~{} rows: {risk:.1e} (checked after loading)",
+                        table.key(),
+                        kind.name(),
+                        table.estimate
+                    ));
+                }
+            }
+        }
+    }
+    lines
+}
+
+/// Three masked values of each pseudonymized column, read from the snapshot.
+fn masked_sample(tx: &mut postgres::Transaction, plan: &Plan, masker: &Masker) -> Result<()> {
+    for table in &plan.tables {
+        for (column, rule) in &plan.rules.tables[&table.key()].columns {
+            let Rule::Pseudonym(kind) = rule else { continue };
             let sql = format!(
                 "select {col}::text from {} where {col} is not null limit 3",
                 table.qualified(),
@@ -172,7 +191,6 @@ pub(super) fn print(
             data(format!("  {}.{column} ({}): {}", table.key(), kind.name(), samples.join(" | ")))?;
         }
     }
-    status("dry run: nothing was written");
     Ok(())
 }
 
@@ -237,7 +255,7 @@ mod tests {
             [tables."public.notes".columns]
             id = "keep"
         "#;
-        let rules = rules::check("rules.toml", text, &tables, &mut |_, _| Ok(false)).unwrap();
+        let rules = rules::tests::check("rules.toml", text, &tables, &mut |_, _| Ok(false)).unwrap();
         Plan::new(tables, rules, filters, &[])
     }
 

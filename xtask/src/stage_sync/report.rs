@@ -61,15 +61,22 @@ pub(super) fn summary(timings: &[Timing], finished: &Finished, total: u64, took:
     status(format!("{:<36} {total:>10} {:>8.2} {rate:>12.0}", "total (verified, committed)", took.as_secs_f64()));
 }
 
+/// A finished sync's figures: each table's copy, the rows in all, the time in all.
+pub(super) struct Figures<'a> {
+    pub timings: &'a [Timing],
+    pub total: u64,
+    pub took: Duration,
+}
+
+/// `--json`: the summary as one JSON object.
 pub(super) fn json_summary(
     source: &Guard,
     target: &Guard,
     rules: &Rules,
-    timings: &[Timing],
-    total: u64,
-    took: Duration,
+    figures: &Figures,
     schema_version: Option<i32>,
 ) -> String {
+    let Figures { timings, total, took } = *figures;
     let tables: Vec<serde_json::Value> = timings
         .iter()
         .map(|t| {

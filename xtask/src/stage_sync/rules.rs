@@ -1,16 +1,15 @@
-//! The rules file: for every column of every synced table, what happens to it. Strict: a
-//! column without a rule, a rule for something that doesn't exist, or a personal-looking
-//! column kept without review stops the sync before anything is read.
+//! The rules file: for every column of every synced table, what happens to it. Read once
+//! per run into [`RulesFile`], the model the plan (its schemas and extra tables), the check
+//! (`check.rs`: every column covered, every rule fitting its column) and the pipe (the
+//! checked [`Rules`]) use. Suggestions (`suggest.rs`, `init.rs`) build on it, never the
+//! reverse.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use super::{
-    catalog::{Category, Column, Table},
-    suggest::{name_looks_personal, suggest},
-};
+use super::catalog::{Category, Column};
 
 /// What the rules file holds.
 #[derive(Debug, Deserialize)]
@@ -22,25 +21,28 @@ struct File {
     tables: BTreeMap<String, TableFile>,
 }
 
+/// A table's section of the file, not yet checked against the table.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TableFile {
+pub(super) struct TableFile {
     #[serde(default)]
-    mode: Mode,
+    pub mode: Mode,
+    /// Each named column's rule, as written.
     #[serde(default)]
-    columns: BTreeMap<String, RuleFile>,
+    pub columns: BTreeMap<String, RuleFile>,
 }
 
+/// A column's rule as written: a name, or a table with the rule's settings.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum RuleFile {
+pub(super) enum RuleFile {
     Name(String),
     Full(FullRule),
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FullRule {
+pub(super) struct FullRule {
     rule: String,
     value: Option<String>,
     days: Option<u32>,
@@ -232,8 +234,39 @@ const MANAGED_SCHEMAS: &[&str] = app::stamp::SUPABASE_SCHEMAS;
 /// The one table of a managed schema that may be synced, when the rules name it (masked).
 pub(super) const AUTH_USERS: &str = "auth.users";
 
-/// Parses the file; errors are one line with the line number.
-pub(super) fn parse(text: &str) -> Result<(Vec<String>, RawRules)> {
+/// The rules file, parsed once per run.
+#[derive(Debug)]
+pub(super) struct RulesFile {
+    /// The file as the command line named it: every message about it says so.
+    pub shown: String,
+    /// The synced schemas.
+    pub schemas: Vec<String>,
+    /// Each named table's section, by `schema.table`.
+    pub tables: BTreeMap<String, TableFile>,
+    /// sha256 of the file, recorded with each sync.
+    pub checksum: String,
+}
+
+impl RulesFile {
+    /// Parses the file; errors are `{shown} is invalid: line N: ...`.
+    pub(super) fn parse(text: &str, shown: &str) -> Result<RulesFile> {
+        let file = parse(text).with_context(|| format!("{shown} is invalid"))?;
+        Ok(RulesFile {
+            shown: shown.to_string(),
+            schemas: file.schemas,
+            tables: file.tables,
+            checksum: crate::migrate::checksum_text(text),
+        })
+    }
+
+    /// The tables outside the synced schemas that the file names: `auth.users`, or nothing.
+    pub(super) fn extra_tables(&self) -> Vec<String> {
+        self.tables.keys().filter(|name| name.as_str() == AUTH_USERS).cloned().collect()
+    }
+}
+
+/// The file's own checks: one line, with the line number for TOML errors.
+fn parse(text: &str) -> Result<File> {
     let file: File = toml::from_str(text).map_err(|err| {
         let line = err.span().map(|span| text[..span.start.min(text.len())].lines().count().max(1)).unwrap_or(1);
         anyhow::anyhow!("line {line}: {}", err.message().replace('\n', " "))
@@ -249,222 +282,113 @@ pub(super) fn parse(text: &str) -> Result<(Vec<String>, RawRules)> {
             );
         }
     }
-    Ok((file.schemas.clone(), RawRules { tables: file.tables }))
+    Ok(file)
 }
 
-/// The tables outside the synced schemas that the file names: `auth.users`, or nothing.
-pub(super) fn extra_tables(text: &str) -> Result<Vec<String>> {
-    let (_, raw) = parse(text)?;
-    Ok(raw.tables.keys().filter(|name| name.as_str() == AUTH_USERS).cloned().collect())
-}
-
-/// The file's tables, not yet checked against a schema.
-#[derive(Debug)]
-pub(super) struct RawRules {
-    tables: BTreeMap<String, TableFile>,
-}
-
-/// Loads and checks the rules against the source's tables. `personal_values` says whether
-/// a column's sampled values look personal (emails, phone numbers).
-pub(super) fn check(
-    path_shown: &str,
-    text: &str,
-    tables: &[Table],
-    personal_values: &mut dyn FnMut(&Table, &Column) -> Result<bool>,
-) -> Result<Rules> {
-    let (schemas, raw) = parse(text).with_context(|| format!("{path_shown} is invalid"))?;
-    let mut uncovered: BTreeMap<String, Vec<&Column>> = BTreeMap::new();
-    let mut problems = Vec::new();
-    let mut checked = BTreeMap::new();
-    for name in raw.tables.keys() {
-        if !tables.iter().any(|t| &t.key() == name) {
-            problems.push(format!("table {name} has rules but does not exist in the source"));
-        }
-    }
-    for table in tables {
-        let file = raw.tables.get(&table.key());
-        let mode = file.map_or(Mode::Copy, |f| f.mode);
-        let mut columns = Vec::new();
-        for (name, _) in file.map(|f| &f.columns).into_iter().flatten() {
-            match table.columns.iter().find(|c| &c.name == name) {
-                None => problems.push(format!("{}.{name} has a rule but no such column", table.key())),
-                Some(c) if c.generated => problems
-                    .push(format!("{}.{name} is generated (recomputed by the target): remove its rule", table.key())),
-                Some(_) => {}
-            }
-        }
-        if mode == Mode::Copy {
-            for column in table.copied_columns() {
-                let Some(raw_rule) = file.and_then(|f| f.columns.get(&column.name)) else {
-                    uncovered.entry(table.key()).or_default().push(column);
-                    continue;
-                };
-                let where_ = format!("{}.{}", table.key(), column.name);
-                match resolve(raw_rule, column) {
-                    Err(err) => problems.push(format!("{where_}: {err}")),
-                    Ok((Rule::Keep, reviewed)) if !reviewed => {
-                        if name_looks_personal(column) {
-                            problems.push(format!("{where_} is kept, but its name looks personal (mark the rule reviewed = true if it is not)"));
-                        } else if super::init::sampled(column) && personal_values(table, column)? {
-                            problems.push(format!("{where_} is kept, but its values look personal (mark the rule reviewed = true if they are not)"));
-                        }
-                        columns.push((column.name.clone(), Rule::Keep));
-                    }
-                    Ok((Rule::Redact(_) | Rule::Bytes(ByteRule::Empty), _)) if table.is_unique(&column.name) => problems.push(format!(
-                        "{where_} is in a unique key or index, so `redact` would give every row one value; use a pseudonym kind (on bytea: `bytes`)"
-                    )),
-                    Ok((rule, _)) => columns.push((column.name.clone(), rule)),
+impl RuleFile {
+    /// The rule for `column`, checked against its type, and whether a person marked it
+    /// reviewed.
+    pub(super) fn resolve(&self, column: &Column) -> Result<(Rule, bool)> {
+        let (name, full) = match self {
+            RuleFile::Name(name) => (name.as_str(), None),
+            RuleFile::Full(full) => (full.rule.as_str(), Some(full)),
+        };
+        let reviewed = full.is_some_and(|f| f.reviewed);
+        let text_like = column.category == Category::String;
+        let rule = match name {
+            "keep" => Rule::Keep,
+            "null" if column.not_null => bail!("is NOT NULL, so `null` cannot apply; use redact or a pseudonym"),
+            "null" => Rule::Null,
+            "redact" | "bytes" if column.base_type == "bytea" => {
+                if full.is_some_and(|f| f.value.is_some()) {
+                    bail!("`{name}` on bytea takes no `value`");
                 }
+                Rule::Bytes(if name == "redact" { ByteRule::Empty } else { ByteRule::Keyed })
             }
-        }
-        checked.insert(table.key(), TableRules { mode, columns });
+            "bytes" => bail!("`bytes` needs a bytea column, not {}", column.type_name),
+            "redact" if !text_like => bail!("`redact` needs a text column, not {}", column.type_name),
+            "redact" => Rule::Redact(full.and_then(|f| f.value.clone()).unwrap_or_else(|| "[redacted]".to_string())),
+            "date_shift" => date_shift(full, column)?,
+            "numeric_jitter" => numeric_jitter(full, column)?,
+            "jsonb" | "json" => json(full, column)?,
+            other => pseudonym(other, column)?,
+        };
+        Ok((rule, reviewed))
     }
-    // A foreign key follows the rule of the key it references, or joins would break.
-    for table in tables {
-        for fk in &table.foreign_keys {
-            for (column, target_column) in fk.columns.iter().zip(&fk.target_columns) {
-                let rule_of = |t: &str, c: &str| {
-                    checked
-                        .get(t)
-                        .filter(|r| r.mode == Mode::Copy)
-                        .and_then(|r| r.columns.iter().find(|(n, _)| n == c))
-                        .map(|(_, r)| r)
-                };
-                if let (Some(mine), Some(theirs)) = (rule_of(&table.key(), column), rule_of(&fk.target, target_column))
-                {
-                    if mine != theirs {
-                        problems.push(format!(
-                            "{}.{column} references {}.{target_column}, so it needs the same rule ({}, not {})",
-                            table.key(),
-                            fk.target,
-                            theirs.label(),
-                            mine.label()
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    if !problems.is_empty() {
-        bail!("{path_shown} has {} problem(s): {}", problems.len(), problems.join("; "));
-    }
-    if !uncovered.is_empty() {
-        let count: usize = uncovered.values().map(Vec::len).sum();
-        let list: Vec<String> =
-            uncovered.iter().flat_map(|(t, cols)| cols.iter().map(move |c| format!("{t}.{}", c.name))).collect();
-        let mut snippet = String::new();
-        for (table, columns) in &uncovered {
-            snippet.push_str(&format!("\n[tables.\"{table}\".columns]\n"));
-            let unique = |c: &Column| tables.iter().any(|t| &t.key() == table && t.is_unique(&c.name));
-            for column in columns {
-                let rule =
-                    if unique(column) { super::suggest::for_unique(column, suggest(column)) } else { suggest(column) };
-                snippet.push_str(&format!("{} = {rule}\n", super::suggest::toml_key(&column.name)));
-            }
-        }
-        bail!(
-            "{count} column(s) have no rule in {path_shown}: {}\nhint: review and paste into {path_shown}:{snippet}",
-            list.join(", ")
-        );
-    }
-    let checksum = crate::migrate::checksum_text(text);
-    Ok(Rules { schemas, tables: checked, checksum })
 }
 
-/// Only the schemas, for reading the catalog before the rules are checked.
-pub(super) fn schemas(text: &str) -> Result<Vec<String>> {
-    parse(text).map(|(schemas, _)| schemas)
+fn date_shift(full: Option<&FullRule>, column: &Column) -> Result<Rule> {
+    // time and timetz are date/time types too, but hold no date: nothing to shift.
+    if column.category != Category::DateTime || matches!(column.base_type.as_str(), "time" | "timetz") {
+        bail!("`date_shift` needs a date or timestamp column, not {}", column.type_name);
+    }
+    Ok(Rule::DateShift(full.and_then(|f| f.days).context("`date_shift` needs days = N")?))
 }
 
-fn resolve(raw: &RuleFile, column: &Column) -> Result<(Rule, bool)> {
-    let (name, full) = match raw {
-        RuleFile::Name(name) => (name.as_str(), None),
-        RuleFile::Full(full) => (full.rule.as_str(), Some(full)),
+fn numeric_jitter(full: Option<&FullRule>, column: &Column) -> Result<Rule> {
+    // money prints with a currency sign, oids and reg* name objects: no number to move.
+    let not_a_number = matches!(column.base_type.as_str(), "money" | "oid") || column.base_type.starts_with("reg");
+    if column.category != Category::Numeric || not_a_number {
+        bail!("`numeric_jitter` needs a numeric column, not {}", column.type_name);
+    }
+    let percent = full.and_then(|f| f.percent).context("`numeric_jitter` needs percent = P")?;
+    if !(0.0..=100.0).contains(&percent) {
+        bail!("percent must be between 0 and 100");
+    }
+    Ok(Rule::NumericJitter(percent))
+}
+
+fn json(full: Option<&FullRule>, column: &Column) -> Result<Rule> {
+    if !matches!(column.base_type.as_str(), "json" | "jsonb") {
+        bail!("`jsonb` needs a json or jsonb column, not {}", column.type_name);
+    }
+    let keys = full.and_then(|f| f.keys.clone()).unwrap_or_default();
+    let allow = full.and_then(|f| f.allow.clone());
+    if allow.is_none() && full.is_some_and(|f| f.others.is_some()) {
+        bail!("`others` goes with `allow`: the keys whose values are kept");
+    }
+    if keys.is_empty() && allow.is_none() {
+        bail!("`jsonb` needs keys = {{ key = \"kind\" }} or allow = [\"key\", ...]");
+    }
+    let mut parsed = BTreeMap::new();
+    for (key, kind) in &keys {
+        parsed.insert(key.clone(), json_rule(key, kind)?);
+    }
+    let others = match (&allow, full.and_then(|f| f.others.as_deref())) {
+        (None, _) => None,
+        (Some(_), kind) => Some(json_rule("others", kind.unwrap_or("redact"))?),
     };
-    let reviewed = full.is_some_and(|f| f.reviewed);
-    let text_like = column.category == Category::String;
-    let rule = match name {
-        "keep" => Rule::Keep,
-        "null" if column.not_null => bail!("is NOT NULL, so `null` cannot apply; use redact or a pseudonym"),
-        "null" => Rule::Null,
-        "redact" | "bytes" if column.base_type == "bytea" => {
-            if full.is_some_and(|f| f.value.is_some()) {
-                bail!("`{name}` on bytea takes no `value`");
-            }
-            Rule::Bytes(if name == "redact" { ByteRule::Empty } else { ByteRule::Keyed })
-        }
-        "bytes" => bail!("`bytes` needs a bytea column, not {}", column.type_name),
-        "redact" if !text_like => bail!("`redact` needs a text column, not {}", column.type_name),
-        "redact" => Rule::Redact(full.and_then(|f| f.value.clone()).unwrap_or_else(|| "[redacted]".to_string())),
-        "date_shift" => {
-            // time and timetz are date/time types too, but hold no date: nothing to shift.
-            if column.category != Category::DateTime || matches!(column.base_type.as_str(), "time" | "timetz") {
-                bail!("`date_shift` needs a date or timestamp column, not {}", column.type_name);
-            }
-            Rule::DateShift(full.and_then(|f| f.days).context("`date_shift` needs days = N")?)
-        }
-        "numeric_jitter" => {
-            // money prints with a currency sign, oids and reg* name objects: no number to move.
-            let not_a_number =
-                matches!(column.base_type.as_str(), "money" | "oid") || column.base_type.starts_with("reg");
-            if column.category != Category::Numeric || not_a_number {
-                bail!("`numeric_jitter` needs a numeric column, not {}", column.type_name);
-            }
-            let percent = full.and_then(|f| f.percent).context("`numeric_jitter` needs percent = P")?;
-            if !(0.0..=100.0).contains(&percent) {
-                bail!("percent must be between 0 and 100");
-            }
-            Rule::NumericJitter(percent)
-        }
-        "jsonb" | "json" => {
-            if !matches!(column.base_type.as_str(), "json" | "jsonb") {
-                bail!("`jsonb` needs a json or jsonb column, not {}", column.type_name);
-            }
-            let keys = full.and_then(|f| f.keys.clone()).unwrap_or_default();
-            let allow = full.and_then(|f| f.allow.clone());
-            if allow.is_none() && full.is_some_and(|f| f.others.is_some()) {
-                bail!("`others` goes with `allow`: the keys whose values are kept");
-            }
-            if keys.is_empty() && allow.is_none() {
-                bail!("`jsonb` needs keys = {{ key = \"kind\" }} or allow = [\"key\", ...]");
-            }
-            let json_rule = |key: &str, kind: &str| -> Result<JsonRule> {
-                Ok(match kind {
-                    "null" => JsonRule::Null,
-                    "redact" => JsonRule::Redact,
-                    other => JsonRule::Pseudonym(
-                        Kind::parse(other).with_context(|| format!("unknown kind `{other}` for key `{key}`"))?,
-                    ),
-                })
-            };
-            let mut parsed = BTreeMap::new();
-            for (key, kind) in &keys {
-                parsed.insert(key.clone(), json_rule(key, kind)?);
-            }
-            let others = match (&allow, full.and_then(|f| f.others.as_deref())) {
-                (None, _) => None,
-                (Some(_), kind) => Some(json_rule("others", kind.unwrap_or("redact"))?),
-            };
-            Rule::Json(JsonSpec { keys: parsed, others, allow: allow.unwrap_or_default().into_iter().collect() })
-        }
+    Ok(Rule::Json(JsonSpec { keys: parsed, others, allow: allow.unwrap_or_default().into_iter().collect() }))
+}
+
+fn json_rule(key: &str, kind: &str) -> Result<JsonRule> {
+    Ok(match kind {
+        "null" => JsonRule::Null,
+        "redact" => JsonRule::Redact,
         other => {
-            let kind = Kind::parse(other).with_context(|| {
-                format!("unknown rule `{other}`; use keep, null, redact, bytes, date_shift, numeric_jitter, jsonb or a pseudonym kind ({})", kinds())
-            })?;
-            if column.category == Category::Array {
-                if !matches!(column.base_type.as_str(), "_text" | "_varchar" | "_bpchar" | "_citext") {
-                    bail!("pseudonym `{}` on an array needs an array of text, not {}", kind.name(), column.type_name);
-                }
-                return Ok((Rule::Elements(kind), reviewed));
-            }
-            let fits = if kind == Kind::Uuid { column.base_type == "uuid" || text_like } else { text_like };
-            if !fits {
-                bail!("pseudonym `{}` needs a text column, not {}", kind.name(), column.type_name);
-            }
-            Rule::Pseudonym(kind)
+            JsonRule::Pseudonym(Kind::parse(other).with_context(|| format!("unknown kind `{other}` for key `{key}`"))?)
         }
-    };
-    Ok((rule, reviewed))
+    })
+}
+
+/// A pseudonym kind's rule: on text (a uuid column takes `uuid`), or on each element of a
+/// text array.
+fn pseudonym(name: &str, column: &Column) -> Result<Rule> {
+    let kind = Kind::parse(name).with_context(|| {
+        format!("unknown rule `{name}`; use keep, null, redact, bytes, date_shift, numeric_jitter, jsonb or a pseudonym kind ({})", kinds())
+    })?;
+    if column.category == Category::Array {
+        if !matches!(column.base_type.as_str(), "_text" | "_varchar" | "_bpchar" | "_citext") {
+            bail!("pseudonym `{}` on an array needs an array of text, not {}", kind.name(), column.type_name);
+        }
+        return Ok(Rule::Elements(kind));
+    }
+    let text_like = column.category == Category::String;
+    let fits = if kind == Kind::Uuid { column.base_type == "uuid" || text_like } else { text_like };
+    if !fits {
+        bail!("pseudonym `{}` needs a text column, not {}", kind.name(), column.type_name);
+    }
+    Ok(Rule::Pseudonym(kind))
 }
 
 fn kinds() -> String {
@@ -472,4 +396,4 @@ fn kinds() -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

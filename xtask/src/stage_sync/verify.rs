@@ -32,10 +32,19 @@ pub(super) fn verify(
             problems.push(format!("{key}: {actual} rows in the target, {expected} in the snapshot"));
         }
     }
-    // Foreign keys, also to tables outside the sync (auth.users). Those from or to a copied
-    // table were added back after the load, which validated them; the others (a
-    // schema-only table's) are checked by query, as the load ran with triggers off.
+    problems.extend(orphans(tx, tables, rules)?);
+    problems.extend(invalid_unique_indexes(tx, &rules.schemas)?);
+    problems.extend(sequences_behind(tx, tables, rules)?);
+    problems.extend(leak_check(tx, tables, rules, leaks)?);
+    Ok(problems)
+}
+
+/// Foreign keys, also to tables outside the sync (auth.users). Those from or to a copied
+/// table were added back after the load, which validated them; the others (a schema-only
+/// table's) are checked by query, as the load ran with triggers off.
+fn orphans(tx: &mut Transaction, tables: &[Table], rules: &Rules) -> Result<Vec<String>> {
     let copied = |key: &str| rules.tables.get(key).is_some_and(|r| r.mode == Mode::Copy);
+    let mut problems = Vec::new();
     for table in tables {
         for fk in &table.foreign_keys {
             if copied(&table.key()) || copied(&fk.target) {
@@ -66,24 +75,32 @@ pub(super) fn verify(
             }
         }
     }
-    // Unique and primary keys are enforced by their indexes during COPY; an index that is
-    // not valid would not have been.
-    let schemas = &rules.schemas;
+    Ok(problems)
+}
+
+/// Unique and primary keys are enforced by their indexes during COPY; an index that is not
+/// valid would not have been.
+fn invalid_unique_indexes(tx: &mut Transaction, schemas: &[String]) -> Result<Vec<String>> {
     let invalid: Vec<String> = tx
         .query(
             "select i.indexrelid::regclass::text from pg_index i join pg_class c on c.oid = i.indrelid
              join pg_namespace n on n.oid = c.relnamespace
              where i.indisunique and not (i.indisvalid and i.indisready) and n.nspname = any($1)",
-            &[schemas],
+            &[&schemas],
         )?
         .iter()
         .map(|r| r.get(0))
         .collect();
-    for index in invalid {
-        problems.push(format!("unique index {index} is not valid, so uniqueness is unproven"));
-    }
-    // Sequences: the next value of each is past the highest value of every column it feeds,
-    // so the target's next insert cannot collide with a copied row.
+    Ok(invalid
+        .into_iter()
+        .map(|index| format!("unique index {index} is not valid, so uniqueness is unproven"))
+        .collect())
+}
+
+/// Sequences: the next value of each is past the highest value of every column it feeds,
+/// so the target's next insert cannot collide with a copied row.
+fn sequences_behind(tx: &mut Transaction, tables: &[Table], rules: &Rules) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
     for (sequence, columns) in sequence_uses(tables, rules) {
         let highest = highest_sql(&columns);
         let row = tx.query_one(
@@ -102,7 +119,6 @@ pub(super) fn verify(
             ));
         }
     }
-    problems.extend(leak_check(tx, tables, rules, leaks)?);
     Ok(problems)
 }
 

@@ -7,10 +7,11 @@ use std::io::BufRead;
 use anyhow::{Context, Result, bail};
 
 use super::{
-    super::binary::{self, Wire},
     Job, LeakSets, Shape,
+    form::{BinaryForm, Form, TextForm},
 };
 use crate::stage_sync::{
+    binary::{self, Wire},
     mask::{self, Masker},
     rules::Rule,
 };
@@ -85,9 +86,8 @@ impl Rows<'_> {
         leaks: &mut LeakSets,
         fields: &mut Vec<(usize, usize)>,
     ) -> Result<()> {
-        let Rows { job, shape, masker, .. } = *self;
+        let Rows { job, shape, .. } = *self;
         let (table, rules) = (job.table, job.rules);
-        let (key_fields, unique) = (&shape.key_fields, &shape.unique);
         let width = rules.columns.len();
         let content = line.strip_suffix(b"\n").unwrap_or(line);
         fields.clear();
@@ -106,73 +106,26 @@ impl Rows<'_> {
         // without a key the whole line.
         let row_key: Vec<u8> = if !shape.keyed {
             Vec::new()
-        } else if key_fields.is_empty() {
+        } else if shape.key_fields.is_empty() {
             content.to_vec()
         } else {
-            key_fields.iter().flat_map(|&i| content[fields[i].0..fields[i].1].iter().copied().chain([0])).collect()
+            let field = |i: usize| &content[fields[i].0..fields[i].1];
+            shape.key_fields.iter().flat_map(|&i| field(i).iter().copied().chain([0])).collect()
         };
         for (i, &(from, to)) in fields.iter().enumerate() {
             if i > 0 {
                 out.push(b'\t');
             }
             let field = &content[from..to];
-            let (name, rule) = &rules.columns[i];
+            let rule = &rules.columns[i].1;
             // NULL and '' pass through every rule: neither identifies anyone, and GoTrue
             // keeps '' in its token columns, under partial unique indexes.
             if field == b"\\N" || field.is_empty() || *rule == Rule::Keep {
                 out.extend_from_slice(field);
-                continue;
-            }
-            let column = &shape.names[i];
-            let at = || column.clone();
-            match rule {
-                Rule::Keep => unreachable!(),
-                Rule::Null => out.extend_from_slice(b"\\N"),
-                Rule::Redact(value) => {
-                    leaks.insert(column, &mask::unescape(field));
-                    mask::escape(value, out);
-                }
-                Rule::Pseudonym(kind) => {
-                    let original = mask::unescape(field);
-                    leaks.insert(column, &original);
-                    mask::escape(&masker.pseudonym(*kind, &original, unique[i]), out);
-                }
-                Rule::DateShift(days) => {
-                    let text = String::from_utf8_lossy(field);
-                    let shifted = mask::shift_date(&text, masker.day_shift(&row_key, *days))
-                        .with_context(|| format!("{}: cannot read the date `{text}`", at()))?;
-                    out.extend_from_slice(shifted.as_bytes());
-                }
-                Rule::NumericJitter(percent) => {
-                    let text = String::from_utf8_lossy(field);
-                    let moved = mask::jitter_number(&text, masker.jitter(&row_key, name, *percent))
-                        .with_context(|| format!("{}: cannot read the number `{text}`", at()))?;
-                    out.extend_from_slice(moved.as_bytes());
-                }
-                Rule::Json(spec) => {
-                    let original = mask::unescape(field);
-                    let masked = masker
-                        .json(&original, spec, unique[i], &mut |key, value, masked| {
-                            leaks.seen(column, key, value, masked)
-                        })
-                        .with_context(|| format!("{column}: a value is not valid JSON"))?;
-                    mask::escape(&masked, out);
-                }
-                Rule::Elements(kind) => {
-                    let original = mask::unescape(field);
-                    let masked = masker
-                        .elements(*kind, &original, &mut |element| leaks.insert(column, element))
-                        .with_context(|| format!("{column}: a value is not an array literal"))?;
-                    mask::escape(&masked, out);
-                }
-                Rule::Bytes(bytes) => {
-                    let original = mask::unescape(field);
-                    let value = binary::bytea_from_text(&original).with_context(|| format!("{}: bytea", at()))?;
-                    if !value.is_empty() {
-                        leaks.insert(column, &original);
-                    }
-                    mask::escape(&binary::bytea_text(&binary::mask_bytea(*bytes, &value, masker)), out);
-                }
+            } else if *rule == Rule::Null {
+                out.extend_from_slice(b"\\N");
+            } else {
+                self.apply(&TextForm, i, field, &row_key, out, leaks).with_context(|| shape.names[i].clone())?;
             }
         }
         Ok(())
@@ -188,7 +141,7 @@ impl Rows<'_> {
         leaks: &mut LeakSets,
         key: &mut Vec<u8>,
     ) -> Result<()> {
-        let Rows { job, shape, masker, .. } = *self;
+        let Rows { job, shape, .. } = *self;
         let (table, rules) = (job.table, job.rules);
         if row.fields.len() != wires.len() {
             bail!("{}: a row has {} fields, expected {}", table.key(), row.fields.len(), wires.len());
@@ -203,7 +156,7 @@ impl Rows<'_> {
             }
         }
         out.extend_from_slice(&(wires.len() as i16).to_be_bytes());
-        for (i, ((name, rule), &wire)) in rules.columns.iter().zip(wires).enumerate() {
+        for (i, ((_, rule), &wire)) in rules.columns.iter().zip(wires).enumerate() {
             let field = match row.field(i) {
                 Some(field) if !field.is_empty() && *rule != Rule::Keep && *rule != Rule::Null => field,
                 // As in the text format: '' (a zero-length text value) passes every rule.
@@ -219,53 +172,67 @@ impl Rows<'_> {
             };
             let at = out.len();
             out.extend_from_slice(&[0; 4]);
-            let column = &shape.names[i];
-            let masked: Result<()> = (|| match rule {
-                Rule::Keep | Rule::Null => unreachable!("handled above"),
-                Rule::Redact(value) => {
-                    leaks.insert(column, &wire.to_text(field)?);
-                    wire.encode_text(value, out)
-                }
-                Rule::Pseudonym(kind) => {
-                    let original = wire.to_text(field)?;
-                    leaks.insert(column, &original);
-                    wire.encode_text(&masker.pseudonym(*kind, &original, shape.unique[i]), out)
-                }
-                Rule::DateShift(days) => wire.shift_days(field, masker.day_shift(key, *days), out),
-                Rule::NumericJitter(_) if wire == Wire::Numeric && binary::numeric_is_special(field) => {
-                    out.extend_from_slice(field);
-                    Ok(())
-                }
-                Rule::NumericJitter(percent) => {
-                    let text = wire.to_text(field)?;
-                    let moved = mask::jitter_number(&text, masker.jitter(key, name, *percent))
-                        .with_context(|| format!("cannot read the number `{text}`"))?;
-                    wire.encode_text(&moved, out)
-                }
-                Rule::Json(spec) => {
-                    let original = wire.to_text(field)?;
-                    let masked = masker
-                        .json(&original, spec, shape.unique[i], &mut |key, value, masked| {
-                            leaks.seen(column, key, value, masked)
-                        })
-                        .context("a value is not valid JSON")?;
-                    wire.encode_text(&masked, out)
-                }
-                Rule::Elements(kind) => binary::map_text_array(field, out, &mut |element| {
-                    masker.element(*kind, element, &mut |element| leaks.insert(column, element))
-                }),
-                Rule::Bytes(bytes) => {
-                    if !field.is_empty() {
-                        leaks.insert(column, &binary::bytea_text(field));
-                    }
-                    out.extend_from_slice(&binary::mask_bytea(*bytes, field, masker));
-                    Ok(())
-                }
-            })();
-            masked.with_context(|| format!("{column}: cannot mask a value"))?;
+            self.apply(&BinaryForm(wire), i, field, key, out, leaks)
+                .with_context(|| format!("{}: cannot mask a value", shape.names[i]))?;
             let len = (out.len() - at - 4) as i32;
             out[at..at + 4].copy_from_slice(&len.to_be_bytes());
         }
         Ok(())
+    }
+
+    /// The one rule dispatch of both formats: column `i`'s value `field` (neither NULL nor
+    /// empty, its rule neither keep nor null) masked into `out`, its source value recorded in
+    /// `leaks`. `row_key` keys date shifts and jitter.
+    fn apply(
+        &self,
+        form: &impl Form,
+        i: usize,
+        field: &[u8],
+        row_key: &[u8],
+        out: &mut Vec<u8>,
+        leaks: &mut LeakSets,
+    ) -> Result<()> {
+        let (name, rule) = &self.job.rules.columns[i];
+        let (masker, column, unique) = (self.masker, &self.shape.names[i], self.shape.unique[i]);
+        match rule {
+            Rule::Keep | Rule::Null => unreachable!("passed before the dispatch"),
+            Rule::Redact(value) => {
+                leaks.insert(column, &form.text(field)?);
+                form.put(value, out)
+            }
+            Rule::Pseudonym(kind) => {
+                let original = form.text(field)?;
+                leaks.insert(column, &original);
+                form.put(&masker.pseudonym(*kind, &original, unique), out)
+            }
+            Rule::DateShift(days) => form.shift_date(field, masker.day_shift(row_key, *days), out),
+            Rule::NumericJitter(percent) => {
+                let Some(text) = form.number(field)? else {
+                    out.extend_from_slice(field);
+                    return Ok(());
+                };
+                let moved = mask::jitter_number(&text, masker.jitter(row_key, name, *percent))
+                    .with_context(|| format!("cannot read the number `{text}`"))?;
+                form.put(&moved, out)
+            }
+            Rule::Json(spec) => {
+                let original = form.text(field)?;
+                let masked = masker
+                    .json(&original, spec, unique, &mut |key, value, masked| leaks.seen(column, key, value, masked))
+                    .context("a value is not valid JSON")?;
+                form.put(&masked, out)
+            }
+            Rule::Elements(kind) => {
+                form.elements(field, *kind, masker, &mut |element| leaks.insert(column, element), out)
+            }
+            Rule::Bytes(bytes) => {
+                let (value, text) = form.bytea(field)?;
+                if !value.is_empty() {
+                    leaks.insert(column, &text);
+                }
+                form.put_bytes(&mask::mask_bytea(*bytes, &value, masker), out);
+                Ok(())
+            }
+        }
     }
 }

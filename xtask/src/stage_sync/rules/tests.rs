@@ -1,6 +1,23 @@
 //! Unit tests of the rules file: parsing, strictness, suggestions in errors.
 
 use super::*;
+use crate::stage_sync::{
+    catalog::Table,
+    sample::{PersonalValues, Verdict},
+};
+
+/// The file parsed and checked against `tables`, as a sync does; `personal` judges kept
+/// columns' values.
+pub(crate) fn check(
+    shown: &str,
+    text: &str,
+    tables: &[Table],
+    personal: &mut dyn FnMut(&Table, &Column) -> Result<bool>,
+) -> Result<Rules> {
+    let file = RulesFile::parse(text, shown)?;
+    let personal: &mut dyn PersonalValues = &mut Verdict(personal);
+    crate::stage_sync::check::check(&file, tables, personal)
+}
 
 fn column(name: &str, category: Category, base: &str, not_null: bool) -> Column {
     Column {
@@ -37,6 +54,25 @@ fn table() -> Table {
 
 fn run(text: &str) -> Result<Rules> {
     check("rules.toml", text, &[table()], &mut |_, c| Ok(c.name == "nickname"))
+}
+
+#[test]
+fn the_file_is_read_once_into_schemas_extra_tables_and_a_checksum() {
+    let text = r#"
+        schemas = ["public", "billing"]
+        [tables."auth.users".columns]
+        email = "email"
+        [tables."public.people"]
+        mode = "skip"
+    "#;
+    let file = RulesFile::parse(text, "env/rules.toml").unwrap();
+    assert_eq!(file.schemas, ["public", "billing"]);
+    assert_eq!(file.extra_tables(), ["auth.users"]);
+    assert_eq!(file.checksum, crate::migrate::checksum_text(text));
+    assert_eq!(file.tables["public.people"].mode, Mode::Skip);
+    assert_eq!(RulesFile::parse("", "env/rules.toml").unwrap().schemas, ["public"]);
+    let err = RulesFile::parse("schemas = 1", "env/rules.toml").unwrap_err();
+    assert!(format!("{err:#}").starts_with("env/rules.toml is invalid: line 1: "), "{err:#}");
 }
 
 #[test]
@@ -198,13 +234,13 @@ fn bytea_takes_no_bytes_or_keyed_bytes_under_not_null() {
     // Both COPY forms: the same bytes, of the same length, keyed; empty stays empty.
     let masker = super::super::mask::Masker::new("a-key-of-enough-length");
     let value = b"\x89PNG\r\n secret picture";
-    let keyed = super::super::binary::mask_bytea(ByteRule::Keyed, value, &masker);
+    let keyed = super::super::mask::mask_bytea(ByteRule::Keyed, value, &masker);
     assert_eq!(keyed.len(), value.len());
     assert_ne!(&keyed[..], &value[..]);
     assert_eq!(keyed, masker.bytes(value));
     assert_ne!(keyed, super::super::mask::Masker::new("another-key-of-length").bytes(value));
-    assert!(super::super::binary::mask_bytea(ByteRule::Keyed, b"", &masker).is_empty());
-    assert!(super::super::binary::mask_bytea(ByteRule::Empty, value, &masker).is_empty());
+    assert!(super::super::mask::mask_bytea(ByteRule::Keyed, b"", &masker).is_empty());
+    assert!(super::super::mask::mask_bytea(ByteRule::Empty, value, &masker).is_empty());
     let text = super::super::binary::bytea_text(value);
     assert!(text.starts_with("\\x89504e47"), "{text}");
     assert_eq!(super::super::binary::bytea_from_text(&text).unwrap(), value);
