@@ -2,15 +2,20 @@
 //! no subcommand, every benchmark in turn (each prints its own table as it finishes), then
 //! one table of every target: what was measured, the target, met or not.
 
+mod db_up;
+mod reset;
+mod rls;
+mod seed;
+pub(crate) mod stage_sync;
+
 use anyhow::Result;
 use xshell::Shell;
 
+use self::stage_sync::{self as sync_bench, Schema};
 use crate::{
     context::{data, status},
-    db,
     flags::{self, BenchCommand, BenchSchema, Global},
-    seed,
-    stage_sync::bench::{self as sync_bench, Schema, generated},
+    generated,
     ui::{self, Align},
 };
 
@@ -21,13 +26,13 @@ impl flags::Bench {
     pub fn run(self, global: &Global) -> Result<()> {
         match self.command {
             None => all(global),
-            Some(BenchCommand::Seed) => seed::bench::run(global).map(drop),
+            Some(BenchCommand::Seed) => seed::run(global).map(drop),
             Some(BenchCommand::StageSync { rows, schema }) => {
                 sync_bench::run(&Shell::new()?, &schemas(rows, schema)).map(drop)
             }
-            Some(BenchCommand::DbUp) => db::bench::run().map(drop),
-            Some(BenchCommand::Reset) => db::reset_bench::run().map(drop),
-            Some(BenchCommand::RlsMatrix { tables }) => crate::rls::bench::run(tables).map(drop),
+            Some(BenchCommand::DbUp) => db_up::run().map(drop),
+            Some(BenchCommand::Reset) => reset::run().map(drop),
+            Some(BenchCommand::RlsMatrix { tables }) => rls::run(tables).map(drop),
         }
     }
 }
@@ -53,7 +58,7 @@ fn all(global: &Global) -> Result<()> {
         data(format!("== bench {name}"))
     };
     section("seed")?;
-    let seeded = seed::bench::run(global)?;
+    let seeded = seed::run(global)?;
     data("")?;
     section("stage-sync")?;
     let synced = sync_bench::run(&Shell::new()?, &schemas(None, None))?;
@@ -62,10 +67,10 @@ fn all(global: &Global) -> Result<()> {
     let memory = sync_memory()?;
     data("")?;
     section("reset")?;
-    let reset = db::reset_bench::run()?;
+    let reset = reset::run()?;
     data("")?;
     section("db-up")?;
-    let up = db::bench::run()?;
+    let up = db_up::run()?;
     data("")?;
 
     data("== targets")?;
@@ -86,20 +91,20 @@ fn all(global: &Global) -> Result<()> {
     row(
         "seed: rows/s (large)".into(),
         format!("{:.0}k", seeded.rate / 1e3),
-        format!(">= {:.0}k", seed::bench::TARGET_RATE / 1e3),
-        Some(seeded.rate >= seed::bench::TARGET_RATE),
+        format!(">= {:.0}k", seed::TARGET_RATE / 1e3),
+        Some(seeded.rate >= seed::TARGET_RATE),
     );
     row(
         "seed: rate / server-side insert-select".into(),
         format!("{:.2}", seeded.ratio),
-        format!(">= {}", seed::bench::TARGET_RATIO),
-        Some(seeded.ratio >= seed::bench::TARGET_RATIO),
+        format!(">= {}", seed::TARGET_RATIO),
+        Some(seeded.ratio >= seed::TARGET_RATIO),
     );
     row(
         "seed: peak memory".into(),
         format!("{:.0} MB", seeded.peak_mb),
-        format!("< {:.0} MB", seed::bench::TARGET_MEMORY_MB),
-        Some(seeded.peak_mb < seed::bench::TARGET_MEMORY_MB),
+        format!("< {:.0} MB", seed::TARGET_MEMORY_MB),
+        Some(seeded.peak_mb < seed::TARGET_MEMORY_MB),
     );
     for figures in &synced {
         let (j2, raw) = (figures.ratio(figures.dump_j2), figures.ratio(figures.raw));
@@ -133,7 +138,7 @@ fn all(global: &Global) -> Result<()> {
         format!("<= {MEMORY_GROWTH:.1}"),
         Some(memory <= MEMORY_GROWTH),
     );
-    let target = db::reset_bench::TARGET_RATIO;
+    let target = reset::TARGET_RATIO;
     for (name, hit, raw) in [("realistic", reset.hit, reset.raw), ("large", reset.large_hit, reset.large_raw)] {
         row(
             format!("db reset template hit / raw clone ({name})"),
@@ -152,14 +157,14 @@ fn all(global: &Global) -> Result<()> {
     row(
         "db undo (realistic)".into(),
         format!("{:.2} s", reset.undo),
-        format!("< {:.1} s", db::reset_bench::TARGET_UNDO),
-        Some(reset.undo < db::reset_bench::TARGET_UNDO),
+        format!("< {:.1} s", reset::TARGET_UNDO),
+        Some(reset.undo < reset::TARGET_UNDO),
     );
     row(
         "db up from nothing, seeded".into(),
         format!("{:.2} s", up.seeded),
-        format!("<= {:.1} s", db::bench::TARGET_SECONDS),
-        Some(up.seeded <= db::bench::TARGET_SECONDS),
+        format!("<= {:.1} s", db_up::TARGET_SECONDS),
+        Some(up.seeded <= db_up::TARGET_SECONDS),
     );
     table.lines().iter().try_for_each(data)?;
     Ok(())

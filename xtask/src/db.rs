@@ -3,10 +3,8 @@
 //! roles, `auth`, `storage`, `realtime`, `extensions`, grants), versioned (`db/bootstrap.rs`);
 //! extensions the migrations need are checked first (`db/extensions.rs`).
 
-pub(crate) mod bench;
 mod bootstrap;
 pub(crate) mod extensions;
-pub(crate) mod reset_bench;
 mod template;
 
 use std::{

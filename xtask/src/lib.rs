@@ -11,6 +11,8 @@ pub mod context;
 mod db;
 mod env;
 mod flags;
+/// The benchmark's generated Prisma-style schema, which the end-to-end tests sync too.
+pub mod generated;
 mod load;
 mod migrate;
 pub mod pg;
@@ -23,8 +25,6 @@ mod tenancy;
 mod tidy;
 pub mod ui;
 
-/// The benchmark's generated Prisma-style schema, which the end-to-end tests sync too.
-pub use stage_sync::bench::generated;
 
 use std::process::ExitCode;
 

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use app::guard::op;
 use postgres::Transaction;
 
-use super::{Loaded, Options, calendar::Calendar, model::EMAIL_DOMAIN};
+use crate::seed::{Loaded, Options, calendar::Calendar, model::EMAIL_DOMAIN};
 use crate::bulk::{Deferred, Scope};
 use crate::{
     context::{data, status},
@@ -71,7 +71,7 @@ pub(crate) fn run(_global: &Global) -> Result<Figures> {
 
     let mut conn = guard.write::<op::Seed>()?.connect()?;
     let mut loaded = Vec::new();
-    for table in &super::tables::TABLES {
+    for table in &crate::seed::tables::TABLES {
         let rows: i64 = conn.client().query_one(&format!("select count(*) from {}", table.name), &[])?.get(0);
         loaded.push(Loaded { table: table.name, rows: rows as u64, seconds: 0.0 });
     }
