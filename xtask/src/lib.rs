@@ -25,7 +25,6 @@ mod tenancy;
 mod tidy;
 pub mod ui;
 
-
 use std::process::ExitCode;
 
 use clap::Parser;
