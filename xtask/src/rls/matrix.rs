@@ -219,6 +219,9 @@ fn require_api_roles(tx: &mut Transaction) -> Result<()> {
 /// Per probed table, per persona, the four operations' tokens.
 type Grid = Vec<Vec<Vec<String>>>;
 
+/// Each persona's probe time, with its slowest table.
+type Timings = Vec<(String, Duration, String)>;
+
 /// Every probed table as every persona, and each persona's probe time with its slowest
 /// table.
 fn probe_grid(
@@ -227,7 +230,7 @@ fn probe_grid(
     personas: &[Persona],
     planted: &Planted,
     privileges: &inventory::Privileges,
-) -> Result<(Grid, Vec<(String, Duration, String)>)> {
+) -> Result<(Grid, Timings)> {
     let mut grid: Grid = vec![Vec::new(); probed.len()];
     let mut timings = Vec::new();
     for persona in personas {
