@@ -6,7 +6,11 @@ mod db_up;
 mod reset;
 mod rls;
 mod seed;
-pub(crate) mod stage_sync;
+mod stage_sync;
+
+/// `cargo xtask ci`'s stage-sync section, the one way into this room from a command: the
+/// benchmark's pair of clusters with a seeded source, synced and verified.
+pub(crate) use self::stage_sync::end_to_end;
 
 use anyhow::Result;
 use xshell::Shell;
