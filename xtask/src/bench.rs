@@ -2,15 +2,24 @@
 //! no subcommand, every benchmark in turn (each prints its own table as it finishes), then
 //! one table of every target: what was measured, the target, met or not.
 
+mod db_up;
+mod reset;
+mod rls;
+mod seed;
+mod stage_sync;
+
+/// `cargo xtask ci`'s stage-sync section, the one way into this room from a command: the
+/// benchmark's pair of clusters with a seeded source, synced and verified.
+pub(crate) use self::stage_sync::end_to_end;
+
 use anyhow::Result;
 use xshell::Shell;
 
+use self::stage_sync::{self as sync_bench, Schema};
 use crate::{
     context::{data, status},
-    db,
     flags::{self, BenchCommand, BenchSchema, Global},
-    seed,
-    stage_sync::bench::{self as sync_bench, Schema, generated},
+    generated,
     ui::{self, Align},
 };
 
@@ -21,13 +30,13 @@ impl flags::Bench {
     pub(crate) fn run(self, global: &Global) -> Result<()> {
         match self.command {
             None => all(global),
-            Some(BenchCommand::Seed) => seed::bench::run(global).map(drop),
+            Some(BenchCommand::Seed) => seed::run(global).map(drop),
             Some(BenchCommand::StageSync { rows, schema }) => {
                 sync_bench::run(&Shell::new()?, &schemas(rows, schema)).map(drop)
             }
-            Some(BenchCommand::DbUp) => db::bench::run().map(drop),
-            Some(BenchCommand::Reset) => db::reset_bench::run().map(drop),
-            Some(BenchCommand::RlsMatrix { tables }) => crate::rls::bench::run(tables).map(drop),
+            Some(BenchCommand::DbUp) => db_up::run().map(drop),
+            Some(BenchCommand::Reset) => reset::run().map(drop),
+            Some(BenchCommand::RlsMatrix { tables }) => rls::run(tables).map(drop),
         }
     }
 }
@@ -53,7 +62,7 @@ fn all(global: &Global) -> Result<()> {
         data(format!("== bench {name}"))
     };
     section("seed")?;
-    let seeded = seed::bench::run(global)?;
+    let seeded = seed::run(global)?;
     data("")?;
     section("stage-sync")?;
     let synced = sync_bench::run(&Shell::new()?, &schemas(None, None))?;
@@ -62,107 +71,138 @@ fn all(global: &Global) -> Result<()> {
     let memory = sync_memory()?;
     data("")?;
     section("reset")?;
-    let reset = db::reset_bench::run()?;
+    let reset = reset::run()?;
     data("")?;
     section("db-up")?;
-    let up = db::bench::run()?;
+    let up = db_up::run()?;
     data("")?;
 
     data("== targets")?;
-    let mut table = ui::Table::new(&[
-        ("what", Align::Left),
-        ("measured", Align::Right),
-        ("target", Align::Right),
-        ("met", Align::Left),
-    ]);
-    let mut row = |name: String, measured: String, target: String, met: Option<bool>| {
+    let mut targets = Targets::new();
+    targets.seed(&seeded);
+    targets.stage_sync(&synced, memory);
+    targets.reset(&reset);
+    targets.db_up(&up);
+    targets.table.lines().iter().try_for_each(data)?;
+    Ok(())
+}
+
+/// The summary's table: what was measured, the target, met or not.
+struct Targets {
+    table: ui::Table,
+}
+
+impl Targets {
+    fn new() -> Targets {
+        let table = ui::Table::new(&[
+            ("what", Align::Left),
+            ("measured", Align::Right),
+            ("target", Align::Right),
+            ("met", Align::Left),
+        ]);
+        Targets { table }
+    }
+
+    /// One target's row; `met` is `None` for a figure shown without a target of its own.
+    fn row(&mut self, name: String, measured: String, target: String, met: Option<bool>) {
         let met = match met {
             Some(true) => "yes",
             Some(false) => "NO",
             None => "-",
         };
-        table.row([name, measured, target, met.to_string()]);
-    };
-    row(
-        "seed: rows/s (large)".into(),
-        format!("{:.0}k", seeded.rate / 1e3),
-        format!(">= {:.0}k", seed::bench::TARGET_RATE / 1e3),
-        Some(seeded.rate >= seed::bench::TARGET_RATE),
-    );
-    row(
-        "seed: rate / server-side insert-select".into(),
-        format!("{:.2}", seeded.ratio),
-        format!(">= {}", seed::bench::TARGET_RATIO),
-        Some(seeded.ratio >= seed::bench::TARGET_RATIO),
-    );
-    row(
-        "seed: peak memory".into(),
-        format!("{:.0} MB", seeded.peak_mb),
-        format!("< {:.0} MB", seed::bench::TARGET_MEMORY_MB),
-        Some(seeded.peak_mb < seed::bench::TARGET_MEMORY_MB),
-    );
-    for figures in &synced {
-        let (j2, raw) = (figures.ratio(figures.dump_j2), figures.ratio(figures.raw));
-        let name = figures.schema;
-        row(
-            format!("stage-sync / pg_dump -Fd -j2 + pg_restore -j2 ({name})"),
-            format!("{j2:.2}"),
-            format!("<= {}", sync_bench::TARGET_J2),
-            Some(j2 <= sync_bench::TARGET_J2),
+        self.table.row([name, measured, target, met.to_string()]);
+    }
+
+    fn seed(&mut self, seeded: &seed::Figures) {
+        self.row(
+            "seed: rows/s (large)".into(),
+            format!("{:.0}k", seeded.rate / 1e3),
+            format!(">= {:.0}k", seed::TARGET_RATE / 1e3),
+            Some(seeded.rate >= seed::TARGET_RATE),
         );
-        row(
-            format!("stage-sync / raw COPY pipe ({name})"),
-            format!("{raw:.2}"),
-            format!("<= {:.1}", sync_bench::TARGET_RAW),
-            Some(raw <= sync_bench::TARGET_RAW),
+        self.row(
+            "seed: rate / server-side insert-select".into(),
+            format!("{:.2}", seeded.ratio),
+            format!(">= {}", seed::TARGET_RATIO),
+            Some(seeded.ratio >= seed::TARGET_RATIO),
         );
-        row(
-            format!("stage-sync peak memory ({name})"),
-            format!("{:.0} MB", figures.peak_mb()),
-            format!("<= {:.0} MB", sync_bench::TARGET_PEAK_MB),
-            Some(figures.peak_mb() <= sync_bench::TARGET_PEAK_MB),
+        self.row(
+            "seed: peak memory".into(),
+            format!("{:.0} MB", seeded.peak_mb),
+            format!("< {:.0} MB", seed::TARGET_MEMORY_MB),
+            Some(seeded.peak_mb < seed::TARGET_MEMORY_MB),
         );
     }
-    row(
-        format!(
-            "stage-sync peak memory {}M / {}M rows (generated)",
-            MEMORY_ROWS[1] / 1_000_000,
-            MEMORY_ROWS[0] / 1_000_000
-        ),
-        format!("{memory:.2}"),
-        format!("<= {MEMORY_GROWTH:.1}"),
-        Some(memory <= MEMORY_GROWTH),
-    );
-    let target = db::reset_bench::TARGET_RATIO;
-    for (name, hit, raw) in [("realistic", reset.hit, reset.raw), ("large", reset.large_hit, reset.large_raw)] {
-        row(
-            format!("db reset template hit / raw clone ({name})"),
-            format!("{:.2}", hit / raw),
-            format!("<= {target:.1}"),
-            Some(hit / raw <= target),
+
+    /// Each schema's ratios and peak, then the peak's growth with the rows.
+    fn stage_sync(&mut self, synced: &[sync_bench::Figures], memory: f64) {
+        for figures in synced {
+            let (j2, raw) = (figures.ratio(figures.dump_j2), figures.ratio(figures.raw));
+            let name = figures.schema;
+            self.row(
+                format!("stage-sync / pg_dump -Fd -j2 + pg_restore -j2 ({name})"),
+                format!("{j2:.2}"),
+                format!("<= {}", sync_bench::TARGET_J2),
+                Some(j2 <= sync_bench::TARGET_J2),
+            );
+            self.row(
+                format!("stage-sync / raw COPY pipe ({name})"),
+                format!("{raw:.2}"),
+                format!("<= {:.1}", sync_bench::TARGET_RAW),
+                Some(raw <= sync_bench::TARGET_RAW),
+            );
+            self.row(
+                format!("stage-sync peak memory ({name})"),
+                format!("{:.0} MB", figures.peak_mb()),
+                format!("<= {:.0} MB", sync_bench::TARGET_PEAK_MB),
+                Some(figures.peak_mb() <= sync_bench::TARGET_PEAK_MB),
+            );
+        }
+        self.row(
+            format!(
+                "stage-sync peak memory {}M / {}M rows (generated)",
+                MEMORY_ROWS[1] / 1_000_000,
+                MEMORY_ROWS[0] / 1_000_000
+            ),
+            format!("{memory:.2}"),
+            format!("<= {MEMORY_GROWTH:.1}"),
+            Some(memory <= MEMORY_GROWTH),
         );
     }
-    // No target of its own: shown so that a hit's gain over a rebuild is in the same table.
-    row(
-        "db reset template miss / raw clone (realistic)".into(),
-        format!("{:.2}", reset.miss / reset.raw),
-        "-".into(),
-        None,
-    );
-    row(
-        "db undo (realistic)".into(),
-        format!("{:.2} s", reset.undo),
-        format!("< {:.1} s", db::reset_bench::TARGET_UNDO),
-        Some(reset.undo < db::reset_bench::TARGET_UNDO),
-    );
-    row(
-        "db up from nothing, seeded".into(),
-        format!("{:.2} s", up.seeded),
-        format!("<= {:.1} s", db::bench::TARGET_SECONDS),
-        Some(up.seeded <= db::bench::TARGET_SECONDS),
-    );
-    table.lines().iter().try_for_each(data)?;
-    Ok(())
+
+    fn reset(&mut self, reset: &reset::Figures) {
+        let target = reset::TARGET_RATIO;
+        for (name, hit, raw) in [("realistic", reset.hit, reset.raw), ("large", reset.large_hit, reset.large_raw)] {
+            self.row(
+                format!("db reset template hit / raw clone ({name})"),
+                format!("{:.2}", hit / raw),
+                format!("<= {target:.1}"),
+                Some(hit / raw <= target),
+            );
+        }
+        // No target of its own: shown so that a hit's gain over a rebuild is in the same table.
+        self.row(
+            "db reset template miss / raw clone (realistic)".into(),
+            format!("{:.2}", reset.miss / reset.raw),
+            "-".into(),
+            None,
+        );
+        self.row(
+            "db undo (realistic)".into(),
+            format!("{:.2} s", reset.undo),
+            format!("< {:.1} s", reset::TARGET_UNDO),
+            Some(reset.undo < reset::TARGET_UNDO),
+        );
+    }
+
+    fn db_up(&mut self, up: &db_up::Figures) {
+        self.row(
+            "db up from nothing, seeded".into(),
+            format!("{:.2} s", up.seeded),
+            format!("<= {:.1} s", db_up::TARGET_SECONDS),
+            Some(up.seeded <= db_up::TARGET_SECONDS),
+        );
+    }
 }
 
 /// The generated schema's sizes whose stage-sync peaks are compared, and the most the

@@ -53,7 +53,7 @@ impl flags::Ci {
             crate::migrate::up_all(&guard)?;
             crate::rls::matrix::run(&guard, crate::rls::matrix::Mode::Check)
         })?;
-        section("stage-sync", &crate::stage_sync::bench::end_to_end)?;
+        section("stage-sync", &crate::bench::end_to_end)?;
         print_table(&sections);
         Ok(())
     }

@@ -3,8 +3,6 @@
 //! room: roles, `auth`, `storage`, `realtime`, `extensions`, grants, versioned); extensions
 //! the migrations need are checked first (`supabase/extensions.rs`).
 
-pub(crate) mod bench;
-pub(crate) mod reset_bench;
 mod template;
 
 use std::{

@@ -12,6 +12,8 @@ pub mod context;
 mod db;
 mod env;
 mod flags;
+/// The benchmark's generated Prisma-style schema, which the end-to-end tests sync too.
+pub mod generated;
 mod load;
 mod migrate;
 pub mod pg;
@@ -28,9 +30,6 @@ pub mod throwaway;
 #[cfg(test)]
 mod tidy;
 pub mod ui;
-
-/// The benchmark's generated Prisma-style schema, which the end-to-end tests sync too.
-pub use stage_sync::bench::generated;
 
 use std::process::ExitCode;
 

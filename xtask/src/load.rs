@@ -17,7 +17,10 @@ mod workload;
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Result, bail};
-use app::{Environment, Guard, guard::op};
+use app::{
+    Environment, Guard,
+    guard::{WriteConnection, WriteTarget, op},
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
@@ -25,6 +28,7 @@ use crate::{
     flags::{self, Global},
     ui,
 };
+use workload::Workload;
 
 /// The caps where the matrix says load testing is limited (local): the developer's own
 /// cluster shares the machine with everything else.
@@ -36,19 +40,68 @@ const DEFAULT_SECONDS: u64 = 10;
 
 impl flags::Load {
     pub(crate) fn run(self, global: &Global) -> Result<()> {
+        self.check()?;
+        let guard = context::guard(global)?;
+        let target = guard.write::<op::LoadTesting>()?;
+        let root = context::project_root();
+        let path = if self.workload.is_absolute() { self.workload.clone() } else { root.join(&self.workload) };
+        let workload = Arc::new(workload::load(&path, &self.shown())?);
+        let caps = target.is_limited().then_some((LOCAL_MAX_CLIENTS, LOCAL_MAX_SECONDS));
+        let (clients, seconds) = self.within(&target, caps);
+        if target.environment() == Environment::Staging {
+            confirm(&guard, &target.url().address(), self.yes)?;
+        }
+
+        let mut connections = Vec::with_capacity(clients as usize);
+        for _ in 0..clients {
+            connections.push(target.connect()?);
+        }
+        let data = Arc::new(params::Data::read(connections[0].client())?);
+        run::refuse_volatile(connections[0].client(), &workload, &self.shown())?;
+        let sequences = run::sequences(connections[0].client())?;
+        require_members(&workload, &data)?;
+        self.announce(&target, &workload, &data, clients, seconds)?;
+
+        let (stats, elapsed) = self.measure(connections, &workload, &data, seconds)?;
+        let (variants, _) = run::schedule(&workload);
+        let setup = report::Setup { environment: target.environment().to_string(), clients, caps };
+        let measured = report::Measured { workload: &workload, variants: &variants, stats: &stats, elapsed };
+        report::print(&setup, &measured, self.json)?;
+        warn_empty(&measured);
+        let moved = run::moved(&sequences, &run::sequences(target.connect()?.client())?);
+        if !moved.is_empty() {
+            bail!(
+                "the run moved {} sequence(s), which a rollback does not undo: {}\nhint: the database moved them for the workload: column defaults (serial, identity) or triggers of the rows it inserts, or a function it calls; load-test such queries on a throwaway database",
+                moved.len(),
+                moved.join(", ")
+            );
+        }
+        let errors: u64 = stats.iter().map(run::Stats::errors).sum();
+        if errors > 0 {
+            bail!("{errors} transaction(s) failed (see errors by kind above)");
+        }
+        Ok(())
+    }
+
+    /// The flags' own bounds, before anything is read or connected.
+    fn check(&self) -> Result<()> {
         if self.clients == 0 || self.clients > 256 {
             bail!("--clients must be between 1 and 256, not {}", self.clients);
         }
         if self.duration == Some(0) || self.transactions == Some(0) {
             bail!("--duration and --transactions must be at least 1");
         }
-        let guard = context::guard(global)?;
-        let target = guard.write::<op::LoadTesting>()?;
-        let root = context::project_root();
-        let path = if self.workload.is_absolute() { self.workload.clone() } else { root.join(&self.workload) };
-        let workload = Arc::new(workload::load(&path, &self.workload.display().to_string())?);
+        Ok(())
+    }
 
-        let caps = target.is_limited().then_some((LOCAL_MAX_CLIENTS, LOCAL_MAX_SECONDS));
+    /// The workload file as the user named it, for messages.
+    fn shown(&self) -> String {
+        self.workload.display().to_string()
+    }
+
+    /// The run's clients and seconds within the target's caps, saying so when they apply
+    /// and warning for each flag they cut.
+    fn within(&self, target: &WriteTarget<op::LoadTesting>, caps: Option<(u32, u64)>) -> (u32, u64) {
         if let Some((max_clients, max_seconds)) = caps {
             status(format!(
                 "load testing is limited on {}: at most {max_clients} clients and {max_seconds} s",
@@ -59,24 +112,18 @@ impl flags::Load {
         for flag in cut {
             context::warn(format!("{flag} exceeds the limit on {}", target.environment()));
         }
-        if target.environment() == Environment::Staging {
-            confirm(&guard, &target.url().address(), self.yes)?;
-        }
+        (clients, seconds)
+    }
 
-        let mut connections = Vec::with_capacity(clients as usize);
-        for _ in 0..clients {
-            connections.push(target.connect()?);
-        }
-        let data = Arc::new(params::Data::read(connections[0].client())?);
-        run::refuse_volatile(connections[0].client(), &workload, &self.workload.display().to_string())?;
-        let sequences = run::sequences(connections[0].client())?;
-        if let Some(query) = workload.queries.iter().find(|q| !data.has_member_for(q)) {
-            bail!(
-                "no active member of the target holds one of the roles query {} asks for ({})",
-                query.name,
-                query.members.join(", ")
-            );
-        }
+    /// The status line saying what is about to run, against what.
+    fn announce(
+        &self,
+        target: &WriteTarget<op::LoadTesting>,
+        workload: &Workload,
+        data: &params::Data,
+        clients: u32,
+        seconds: u64,
+    ) -> Result<()> {
         let bound = match self.transactions {
             Some(n) => format!("{n} transactions (at most {seconds} s)"),
             None => format!("{seconds} s"),
@@ -91,11 +138,26 @@ impl flags::Load {
             data.members(),
             data.clinics(),
         ));
+        Ok(())
+    }
 
-        let bounds = run::Bounds { transactions: self.transactions, deadline: Duration::from_secs(seconds) };
-        let counters = Arc::new(run::Counters::default());
+    /// Runs the clients with a progress line; each variant's stats and the elapsed time.
+    fn measure(
+        &self,
+        connections: Vec<WriteConnection<op::LoadTesting>>,
+        workload: &Arc<Workload>,
+        data: &Arc<params::Data>,
+        seconds: u64,
+    ) -> Result<(Vec<run::Stats>, Duration)> {
+        let shared = run::Shared {
+            workload: workload.clone(),
+            data: data.clone(),
+            bounds: run::Bounds { transactions: self.transactions, deadline: Duration::from_secs(seconds) },
+            seed: self.seed,
+            counters: Arc::new(run::Counters::default()),
+        };
         let progress = progress_line();
-        let (stats, elapsed) = run::run(connections, &workload, &data, bounds, self.seed, &counters, |c, at| {
+        let measured = run::run(connections, &shared, |c, at| {
             let done = c.done.load(std::sync::atomic::Ordering::Relaxed);
             let errors = c.errors.load(std::sync::atomic::Ordering::Relaxed);
             progress.set_message(format!(
@@ -105,33 +167,33 @@ impl flags::Load {
             ));
         })?;
         progress.finish_and_clear();
+        Ok(measured)
+    }
+}
 
-        let (variants, _) = run::schedule(&workload);
-        let setup = report::Setup { environment: target.environment().to_string(), clients, caps };
-        report::print(&setup, &workload, &variants, &stats, elapsed, self.json)?;
-        for (variant, stats) in variants.iter().zip(&stats) {
-            let query = &workload.queries[variant.query];
-            if !stats.latency.is_empty() && stats.empty == stats.latency.len() {
-                context::warn(format!(
-                    "{} as {} returned no rows in every transaction: RLS denies it, or its parameters find no data",
-                    query.name,
-                    variant.role.name()
-                ));
-            }
+/// Refuses a workload one of whose queries no active member of the target can run.
+fn require_members(workload: &Workload, data: &params::Data) -> Result<()> {
+    if let Some(query) = workload.queries.iter().find(|q| !data.has_member_for(q)) {
+        bail!(
+            "no active member of the target holds one of the roles query {} asks for ({})",
+            query.name,
+            query.members.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Warns of every variant whose transactions all returned nothing.
+fn warn_empty(measured: &report::Measured) {
+    for (variant, stats) in measured.variants.iter().zip(measured.stats) {
+        let query = &measured.workload.queries[variant.query];
+        if !stats.latency.is_empty() && stats.empty == stats.latency.len() {
+            context::warn(format!(
+                "{} as {} returned no rows in every transaction: RLS denies it, or its parameters find no data",
+                query.name,
+                variant.role.name()
+            ));
         }
-        let moved = run::moved(&sequences, &run::sequences(target.connect()?.client())?);
-        if !moved.is_empty() {
-            bail!(
-                "the run moved {} sequence(s), which a rollback does not undo: {}\nhint: the database moved them for the workload: column defaults (serial, identity) or triggers of the rows it inserts, or a function it calls; load-test such queries on a throwaway database",
-                moved.len(),
-                moved.join(", ")
-            );
-        }
-        let errors: u64 = stats.iter().map(run::Stats::errors).sum();
-        if errors > 0 {
-            bail!("{errors} transaction(s) failed (see errors by kind above)");
-        }
-        Ok(())
     }
 }
 

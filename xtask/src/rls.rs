@@ -46,7 +46,6 @@ const SUSPENDED: Member =
 /// The report's columns, in the order `check` records them.
 const CHECKS: [&str; 8] = ["rls", "rows", "A-only", "B-only", "inactive", "no-cross-write", "anon", "service"];
 
-pub(crate) mod bench;
 mod catalog;
 mod inventory;
 pub(crate) mod matrix;

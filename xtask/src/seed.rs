@@ -10,13 +10,12 @@
 //! as it was.
 
 mod accounts;
-pub(crate) mod bench;
 pub(crate) mod calendar;
 mod copy;
 mod daily;
-mod model;
+pub(crate) mod model;
 mod random;
-mod tables;
+pub(crate) mod tables;
 
 use std::time::Instant;
 

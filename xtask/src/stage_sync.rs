@@ -3,7 +3,6 @@
 //! target transaction), verified before it commits.
 
 mod batches;
-pub(crate) mod bench;
 mod binary;
 mod catalog;
 mod check;

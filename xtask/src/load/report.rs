@@ -50,6 +50,30 @@ fn figures(h: &Histogram<u64>) -> Figures {
     }
 }
 
+/// What the run measured: each variant's stats in the workload's order, and how long.
+pub(super) struct Measured<'a> {
+    pub workload: &'a Workload,
+    pub variants: &'a [Variant],
+    pub stats: &'a [Stats],
+    pub elapsed: Duration,
+}
+
+/// Prints the report: a table on stdout, or JSON with `json`.
+pub(super) fn print(setup: &Setup, measured: &Measured, json: bool) -> anyhow::Result<()> {
+    let report = Report::new(measured);
+    if json {
+        return data(to_json(setup, measured, &report).to_string());
+    }
+    print_table(&report)?;
+    print_errors(measured)?;
+    print_rls(&report.rls)?;
+    let mut footer = format!("{} client(s), {:.1} s on {}", setup.clients, report.seconds, setup.environment);
+    if let Some((clients, secs)) = setup.caps {
+        footer.push_str(&format!(" (limited: at most {clients} clients and {secs} s)"));
+    }
+    data(footer)
+}
+
 /// A line of the report.
 struct Line {
     name: String,
@@ -61,48 +85,52 @@ struct Line {
     errors: u64,
 }
 
-/// Prints the report: a table on stdout, or JSON with `json`.
-pub(super) fn print(
-    setup: &Setup,
-    workload: &Workload,
-    variants: &[Variant],
-    stats: &[Stats],
-    elapsed: Duration,
-    json: bool,
-) -> anyhow::Result<()> {
-    let seconds = elapsed.as_secs_f64().max(1e-9);
-    let line = |name: String, role: &'static str, s: &Stats| Line {
-        name,
-        role,
-        transactions: s.transactions(),
-        tps: s.transactions() as f64 / seconds,
-        figures: figures(&s.latency),
-        empty: s.empty,
-        errors: s.errors(),
-    };
-    let lines: Vec<Line> = variants
-        .iter()
-        .zip(stats)
-        .map(|(v, s)| line(workload.queries[v.query].name.clone(), v.role.name(), s))
-        .collect();
-    let mut all = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds");
-    for s in stats {
-        all.add(&s.latency).expect("histograms with the same bounds");
+/// The report's figures: a line per variant, the overall line, the RLS pairs.
+struct Report {
+    lines: Vec<Line>,
+    overall: Line,
+    rls: Vec<(String, Figures, Figures)>,
+    seconds: f64,
+}
+
+impl Report {
+    fn new(measured: &Measured) -> Report {
+        let Measured { workload, variants, stats, elapsed } = *measured;
+        let seconds = elapsed.as_secs_f64().max(1e-9);
+        let line = |name: String, role: &'static str, s: &Stats| Line {
+            name,
+            role,
+            transactions: s.transactions(),
+            tps: s.transactions() as f64 / seconds,
+            figures: figures(&s.latency),
+            empty: s.empty,
+            errors: s.errors(),
+        };
+        let lines: Vec<Line> = variants
+            .iter()
+            .zip(stats)
+            .map(|(v, s)| line(workload.queries[v.query].name.clone(), v.role.name(), s))
+            .collect();
+        let mut all = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds");
+        for s in stats {
+            all.add(&s.latency).expect("histograms with the same bounds");
+        }
+        let transactions: u64 = stats.iter().map(Stats::transactions).sum();
+        let overall = Line {
+            name: "overall".to_string(),
+            role: "",
+            transactions,
+            tps: transactions as f64 / seconds,
+            figures: figures(&all),
+            empty: stats.iter().map(|s| s.empty).sum(),
+            errors: stats.iter().map(Stats::errors).sum(),
+        };
+        Report { lines, overall, rls: rls_pairs(workload, variants, stats), seconds }
     }
-    let transactions: u64 = stats.iter().map(Stats::transactions).sum();
-    let overall = Line {
-        name: "overall".to_string(),
-        role: "",
-        transactions,
-        tps: transactions as f64 / seconds,
-        figures: figures(&all),
-        empty: stats.iter().map(|s| s.empty).sum(),
-        errors: stats.iter().map(Stats::errors).sum(),
-    };
-    let rls = rls_pairs(workload, variants, stats);
-    if json {
-        return data(to_json(setup, &lines, &overall, variants, stats, workload, &rls, seconds).to_string());
-    }
+}
+
+/// The table of every line and the overall one.
+fn print_table(report: &Report) -> anyhow::Result<()> {
     let (left, right) = (Align::Left, Align::Right);
     let mut table = Table::new(&[
         ("query", left),
@@ -116,7 +144,7 @@ pub(super) fn print(
         ("empty", right),
         ("errors", right),
     ]);
-    for l in lines.iter().chain([&overall]) {
+    for l in report.lines.iter().chain([&report.overall]) {
         let f = &l.figures;
         table.row([
             l.name.clone(),
@@ -131,13 +159,19 @@ pub(super) fn print(
             l.errors.to_string(),
         ]);
     }
-    table.print_data()?;
-    let errors: Vec<String> = variants
+    table.print_data()
+}
+
+/// Errors by kind, with the first message of each, when there were any.
+fn print_errors(measured: &Measured) -> anyhow::Result<()> {
+    let errors: Vec<String> = measured
+        .variants
         .iter()
-        .zip(stats)
+        .zip(measured.stats)
         .flat_map(|(v, s)| {
             s.errors.iter().map(move |(kind, (count, message))| {
-                format!("  {} as {}: {count} x {kind}: {message}", workload.queries[v.query].name, v.role.name())
+                let name = &measured.workload.queries[v.query].name;
+                format!("  {name} as {}: {count} x {kind}: {message}", v.role.name())
             })
         })
         .collect();
@@ -145,27 +179,28 @@ pub(super) fn print(
         data("errors by kind (SQLSTATE):")?;
         errors.into_iter().try_for_each(data)?;
     }
-    if !rls.is_empty() {
-        data("row-level security cost (same query, service_role vs authenticated):")?;
-        let mut table = Table::new(&[
-            ("query", Align::Left),
-            ("svc p50", Align::Right),
-            ("auth p50", Align::Right),
-            ("svc p95", Align::Right),
-            ("auth p95", Align::Right),
-            ("p95 +ms", Align::Right),
-        ]);
-        for (name, service, auth) in &rls {
-            let figures = [service.p50, auth.p50, service.p95, auth.p95, auth.p95 - service.p95];
-            table.row(std::iter::once(name.to_string()).chain(figures.iter().map(|v| format!("{v:.2}"))));
-        }
-        table.lines().iter().try_for_each(|line| data(format!("  {line}")))?;
+    Ok(())
+}
+
+/// The cost of row-level security, when a query ran as both roles.
+fn print_rls(rls: &[(String, Figures, Figures)]) -> anyhow::Result<()> {
+    if rls.is_empty() {
+        return Ok(());
     }
-    let mut footer = format!("{} client(s), {seconds:.1} s on {}", setup.clients, setup.environment);
-    if let Some((clients, secs)) = setup.caps {
-        footer.push_str(&format!(" (limited: at most {clients} clients and {secs} s)"));
+    data("row-level security cost (same query, service_role vs authenticated):")?;
+    let mut table = Table::new(&[
+        ("query", Align::Left),
+        ("svc p50", Align::Right),
+        ("auth p50", Align::Right),
+        ("svc p95", Align::Right),
+        ("auth p95", Align::Right),
+        ("p95 +ms", Align::Right),
+    ]);
+    for (name, service, auth) in rls {
+        let figures = [service.p50, auth.p50, service.p95, auth.p95, auth.p95 - service.p95];
+        table.row(std::iter::once(name.to_string()).chain(figures.iter().map(|v| format!("{v:.2}"))));
     }
-    data(footer)
+    table.lines().iter().try_for_each(|line| data(format!("  {line}")))
 }
 
 /// Queries measured as both roles: (name, service_role figures, authenticated figures).
@@ -190,23 +225,14 @@ fn figures_json(l: &Line) -> Value {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn to_json(
-    setup: &Setup,
-    lines: &[Line],
-    overall: &Line,
-    variants: &[Variant],
-    stats: &[Stats],
-    workload: &Workload,
-    rls: &[(String, Figures, Figures)],
-    seconds: f64,
-) -> Value {
+fn to_json(setup: &Setup, measured: &Measured, report: &Report) -> Value {
+    let Report { lines, overall, rls, seconds } = report;
     let queries: Vec<Value> = lines
         .iter()
-        .zip(variants.iter().zip(stats))
+        .zip(measured.variants.iter().zip(measured.stats))
         .map(|(l, (v, s))| {
             let mut value = figures_json(l);
-            value["name"] = json!(workload.queries[v.query].name);
+            value["name"] = json!(measured.workload.queries[v.query].name);
             value["role"] = json!(l.role);
             value["errors_by_kind"] = s
                 .errors

@@ -20,7 +20,7 @@ use std::{
 use anyhow::{Result, bail};
 use app::guard::{WriteConnection, op};
 use hdrhistogram::Histogram;
-use postgres::types::Type;
+use postgres::{Statement, types::Type};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -164,35 +164,46 @@ pub(super) fn moved(before: &BTreeMap<String, Option<i64>>, after: &BTreeMap<Str
         .collect()
 }
 
+/// What every client shares: the workload, its parameters, when to stop, the seed of the
+/// clients' draws and the counters the progress line reads.
+pub(super) struct Shared {
+    pub workload: Arc<Workload>,
+    pub data: Arc<Data>,
+    pub bounds: Bounds,
+    pub seed: u64,
+    pub counters: Arc<Counters>,
+}
+
 /// Runs the clients until the bounds are reached; returns each variant's stats and the
 /// elapsed time. A client whose connection dies stops; the others go on.
 pub(super) fn run(
     connections: Vec<WriteConnection<op::LoadTesting>>,
-    workload: &Arc<Workload>,
-    data: &Arc<Data>,
-    bounds: Bounds,
-    seed: u64,
-    counters: &Arc<Counters>,
+    shared: &Shared,
     on_tick: impl Fn(&Counters, Duration),
 ) -> Result<(Vec<Stats>, Duration)> {
-    let (variants, order) = schedule(workload);
+    let (variants, order) = schedule(&shared.workload);
     let (variants, order) = (Arc::new(variants), Arc::new(order));
     let started = Instant::now();
     let handles: Vec<_> = connections
         .into_iter()
         .enumerate()
         .map(|(index, conn)| {
-            let (workload, data, variants, order, counters) =
-                (workload.clone(), data.clone(), variants.clone(), order.clone(), counters.clone());
-            let rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
-            std::thread::spawn(move || {
-                client(conn, &workload, &data, &variants, &order, bounds, started, rng, &counters)
-            })
+            let client = Client {
+                workload: shared.workload.clone(),
+                data: shared.data.clone(),
+                variants: variants.clone(),
+                order: order.clone(),
+                bounds: shared.bounds,
+                started,
+                rng: ChaCha8Rng::seed_from_u64(shared.seed.wrapping_mul(1_000_003).wrapping_add(index as u64)),
+                counters: shared.counters.clone(),
+            };
+            std::thread::spawn(move || client.run(conn))
         })
         .collect();
     while !handles.iter().all(|h| h.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));
-        on_tick(counters, started.elapsed());
+        on_tick(&shared.counters, started.elapsed());
     }
     let elapsed = started.elapsed();
     let mut totals: Vec<Stats> = (0..variants.len()).map(|_| Stats::new()).collect();
@@ -205,43 +216,48 @@ pub(super) fn run(
     Ok((totals, elapsed))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn client(
-    mut conn: WriteConnection<op::LoadTesting>,
-    workload: &Workload,
-    data: &Data,
-    variants: &[Variant],
-    order: &[usize],
+/// One client: its share of the run and its own stream of draws.
+struct Client {
+    workload: Arc<Workload>,
+    data: Arc<Data>,
+    variants: Arc<Vec<Variant>>,
+    order: Arc<Vec<usize>>,
     bounds: Bounds,
     started: Instant,
-    mut rng: ChaCha8Rng,
-    counters: &Counters,
-) -> Result<Vec<Stats>> {
-    let client = conn.client();
-    // A statement stuck behind a lock must not hang the run: it fails as 57014.
-    client.batch_execute("set statement_timeout = '30s'")?;
-    let mut statements = Vec::with_capacity(workload.queries.len());
-    for query in &workload.queries {
-        let types = vec![Type::TEXT; query.params.len()];
-        statements.push(
-            client.prepare_typed(&query.sql, &types).map_err(|err| {
-                anyhow::anyhow!("query {} does not prepare: {}", query.name, sql::server_message(&err))
-            })?,
-        );
+    rng: ChaCha8Rng,
+    counters: Arc<Counters>,
+}
+
+impl Client {
+    /// Transactions back to back on this connection until the bounds are reached or the
+    /// connection dies; each variant's stats.
+    fn run(mut self, mut conn: WriteConnection<op::LoadTesting>) -> Result<Vec<Stats>> {
+        let client = conn.client();
+        let statements = prepare(client, &self.workload)?;
+        let mut stats: Vec<Stats> = self.variants.iter().map(|_| Stats::new()).collect();
+        loop {
+            if self.started.elapsed() >= self.bounds.deadline {
+                break;
+            }
+            let i = self.counters.next.fetch_add(1, Ordering::Relaxed);
+            if self.bounds.transactions.is_some_and(|n| i >= n) {
+                break;
+            }
+            let index = self.order[(i % self.order.len() as u64) as usize];
+            self.transaction(client, &statements[self.variants[index].query], index, &mut stats[index]);
+            self.counters.done.fetch_add(1, Ordering::Relaxed);
+            if client.is_closed() {
+                break;
+            }
+        }
+        Ok(stats)
     }
-    let mut stats: Vec<Stats> = variants.iter().map(|_| Stats::new()).collect();
-    loop {
-        if started.elapsed() >= bounds.deadline {
-            break;
-        }
-        let i = counters.next.fetch_add(1, Ordering::Relaxed);
-        if bounds.transactions.is_some_and(|n| i >= n) {
-            break;
-        }
-        let index = order[(i % order.len() as u64) as usize];
-        let variant = &variants[index];
-        let query = &workload.queries[variant.query];
-        let draw = data.draw(query, variant.role, &mut rng);
+
+    /// One transaction of one variant, as PostgREST runs a request, recorded in its stats.
+    fn transaction(&mut self, client: &mut postgres::Client, statement: &Statement, index: usize, entry: &mut Stats) {
+        let variant = &self.variants[index];
+        let query = &self.workload.queries[variant.query];
+        let draw = self.data.draw(query, variant.role, &mut self.rng);
         let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
             draw.values.iter().map(|v| v as &(dyn postgres::types::ToSql + Sync)).collect();
         let begin = format!(
@@ -251,7 +267,6 @@ fn client(
         );
         let t0 = Instant::now();
         let outcome = client.batch_execute(&begin).and_then(|()| {
-            let statement = &statements[variant.query];
             if statement.columns().is_empty() {
                 client.execute(statement, &params)
             } else {
@@ -260,7 +275,6 @@ fn client(
         });
         let rolled_back = client.batch_execute("rollback");
         let micros = t0.elapsed().as_micros().max(1) as u64;
-        let entry = &mut stats[index];
         match (outcome, rolled_back) {
             (Ok(rows), Ok(())) => {
                 entry.latency.saturating_record(micros);
@@ -273,13 +287,24 @@ fn client(
                     None => ("connection".to_string(), format!("{err:#}")),
                 };
                 entry.errors.entry(kind).or_insert((0, message)).0 += 1;
-                counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
-        counters.done.fetch_add(1, Ordering::Relaxed);
-        if client.is_closed() {
-            break;
-        }
     }
-    Ok(stats)
+}
+
+/// The session's statement timeout and every query prepared, its parameters as text.
+fn prepare(client: &mut postgres::Client, workload: &Workload) -> Result<Vec<Statement>> {
+    // A statement stuck behind a lock must not hang the run: it fails as 57014.
+    client.batch_execute("set statement_timeout = '30s'")?;
+    let mut statements = Vec::with_capacity(workload.queries.len());
+    for query in &workload.queries {
+        let types = vec![Type::TEXT; query.params.len()];
+        statements.push(
+            client.prepare_typed(&query.sql, &types).map_err(|err| {
+                anyhow::anyhow!("query {} does not prepare: {}", query.name, sql::server_message(&err))
+            })?,
+        );
+    }
+    Ok(statements)
 }

@@ -5,7 +5,10 @@
 //! views (`inventory.rs`), and applies the rules no snapshot can waive. `--check` compares
 //! with the committed snapshot (`snapshot.rs`), `--update` rewrites it.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, Result, bail};
 use app::{Guard, guard::op};
@@ -58,12 +61,7 @@ pub(crate) fn run(guard: &Guard, mode: Mode) -> Result<()> {
     // Connected first: a refused connection is the one error, whatever the files say.
     let mut conn = target.connect()?;
     let before = match mode {
-        Mode::Check => {
-            let text = std::fs::read_to_string(&snapshot_path).with_context(|| {
-                format!("cannot read {}\nhint: write it with `cargo xtask rls matrix --update`", snapshot::FILE)
-            })?;
-            Some(snapshot::parse(&text)?)
-        }
+        Mode::Check => Some(read_snapshot(&snapshot_path)?),
         _ => None,
     };
     status(format!("access matrix of {}: in one transaction, rolled back at the end", target.environment()));
@@ -77,12 +75,35 @@ pub(crate) fn run(guard: &Guard, mode: Mode) -> Result<()> {
     }
     tx.rollback()?;
 
+    print(mode, &matrix, &explained)?;
+    report_cost(&matrix);
+    matrix.violations.iter().for_each(|v| warn(format!("rule: {v}")));
+    if !matrix.violations.is_empty() {
+        bail!(
+            "the access matrix breaks {} (listed above), whatever the snapshot says\n\
+             hint: fix the policies or grants; these rules need no review to be wrong",
+            plural(matrix.violations.len(), "rule")
+        );
+    }
+    conclude(mode, &matrix, changes.len(), &snapshot_path)
+}
+
+/// The committed snapshot, which `--check` compares with.
+fn read_snapshot(path: &std::path::Path) -> Result<Vec<Line>> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("cannot read {}\nhint: write it with `cargo xtask rls matrix --update`", snapshot::FILE)
+    })?;
+    snapshot::parse(&text)
+}
+
+/// On stdout: the matrix (print), or each changed cell with its counterexample (check).
+fn print(mode: Mode, matrix: &Matrix, explained: &[(&Change, Option<String>)]) -> Result<()> {
     match mode {
         Mode::Print => {
             snapshot::render(&matrix.lines).lines().filter(|l| !l.starts_with('#')).try_for_each(data)?;
         }
         Mode::Check => {
-            for (change, why) in &explained {
+            for (change, why) in explained {
                 data(format!(
                     "{}  {}  {}: {} -> {}",
                     change.object, change.persona, change.operation, change.before, change.after
@@ -94,21 +115,18 @@ pub(crate) fn run(guard: &Guard, mode: Mode) -> Result<()> {
         }
         Mode::Update => {}
     }
-    report_cost(&matrix);
-    matrix.violations.iter().for_each(|v| warn(format!("rule: {v}")));
-    if !matrix.violations.is_empty() {
-        bail!(
-            "the access matrix breaks {} (listed above), whatever the snapshot says\n\
-             hint: fix the policies or grants; these rules need no review to be wrong",
-            plural(matrix.violations.len(), "rule")
-        );
-    }
+    Ok(())
+}
+
+/// The end of a run whose rules hold: a check fails on changed cells, an update writes the
+/// snapshot (whole or not at all).
+fn conclude(mode: Mode, matrix: &Matrix, changes: usize, snapshot_path: &std::path::Path) -> Result<()> {
     match mode {
-        Mode::Check if !changes.is_empty() => bail!(
+        Mode::Check if changes > 0 => bail!(
             "the access matrix differs from {} in {} (listed above)\n\
              hint: review each change; if intended, run `cargo xtask rls matrix --update` and commit the file",
             snapshot::FILE,
-            plural(changes.len(), "cell")
+            plural(changes, "cell")
         ),
         Mode::Check => status(format!(
             "access matrix matches {}: {} tables, {} personas",
@@ -119,7 +137,7 @@ pub(crate) fn run(guard: &Guard, mode: Mode) -> Result<()> {
         Mode::Update => {
             let partial = snapshot_path.with_extension("txt.partial");
             std::fs::write(&partial, snapshot::render(&matrix.lines))
-                .and_then(|()| std::fs::rename(&partial, &snapshot_path))
+                .and_then(|()| std::fs::rename(&partial, snapshot_path))
                 .with_context(|| format!("cannot write {}", snapshot::FILE))?;
             status(format!("wrote {}: {} lines", snapshot::FILE, matrix.lines.len()));
         }
@@ -135,22 +153,7 @@ pub(crate) fn probe(tx: &mut Transaction, tenancy: &Tenancy) -> Result<Matrix> {
     if !exposed.contains(&root_schema) {
         exposed.push(root_schema);
     }
-    let missing: Vec<String> = tx
-        .query(
-            "select r from unnest(array['anon', 'authenticated', 'service_role']) r
-             where not exists (select 1 from pg_roles where rolname = r)",
-            &[],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "the access matrix probes as Supabase's API roles, and this database has no {}\n\
-             hint: run it on a Supabase database, or a local one made by `cargo xtask db up`",
-            missing.join(", ")
-        );
-    }
+    require_api_roles(tx)?;
     let tables = catalog::tables(tx, &exposed)?;
     if !tables.iter().any(|t| t.name == tenancy.root) {
         bail!("the tenant table {} of {} does not exist", tenancy.root, tenancy::FILE);
@@ -170,9 +173,61 @@ pub(crate) fn probe(tx: &mut Transaction, tenancy: &Tenancy) -> Result<Matrix> {
 
     let mut probed: Vec<&Table> = tables.iter().filter(|t| t.exposed).collect();
     probed.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut grid: Vec<Vec<Vec<String>>> = vec![Vec::new(); probed.len()];
+    let (grid, timings) = probe_grid(tx, &probed, &personas, &planted, &privileges)?;
+    let (mut lines, violations) = grid_lines(&probed, &grid, &personas, &owned);
+    lines.extend(inventory::columns(tx, &names)?);
+    lines.extend(inventory::views(&views, &personas, &privileges));
+    lines.extend(inventory::definers(tx, &tables)?);
+    let mut findings = inventory::cost(tx, &names)?;
+    findings.extend(
+        views
+            .iter()
+            .filter(|v| !v.invoker)
+            .map(|v| format!("view: {} bypasses row-level security (no security_invoker)", v.name)),
+    );
+    let probed_tables = probed.len();
+    Ok(Matrix { lines, tables, personas, planted, violations, timings, findings, probed_tables })
+}
+
+/// Refuses a database without Supabase's API roles, which the probes run as.
+fn require_api_roles(tx: &mut Transaction) -> Result<()> {
+    let missing: Vec<String> = tx
+        .query(
+            "select r from unnest(array['anon', 'authenticated', 'service_role']) r
+             where not exists (select 1 from pg_roles where rolname = r)",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the access matrix probes as Supabase's API roles, and this database has no {}\n\
+             hint: run it on a Supabase database, or a local one made by `cargo xtask db up`",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Per probed table, per persona, the four operations' tokens.
+type Grid = Vec<Vec<Vec<String>>>;
+
+/// Each persona's probe time, with its slowest table.
+type Timings = Vec<(String, Duration, String)>;
+
+/// Every probed table as every persona, and each persona's probe time with its slowest
+/// table.
+fn probe_grid(
+    tx: &mut Transaction,
+    probed: &[&Table],
+    personas: &[Persona],
+    planted: &Planted,
+    privileges: &inventory::Privileges,
+) -> Result<(Grid, Timings)> {
+    let mut grid: Grid = vec![Vec::new(); probed.len()];
     let mut timings = Vec::new();
-    for persona in &personas {
+    for persona in personas {
         let started = Instant::now();
         let mut slowest = (Duration::ZERO, String::new());
         probe::enter(tx, persona)?;
@@ -189,10 +244,20 @@ pub(crate) fn probe(tx: &mut Transaction, tenancy: &Tenancy) -> Result<Matrix> {
         probe::leave(tx)?;
         timings.push((persona.name.clone(), started.elapsed(), slowest.1));
     }
+    Ok((grid, timings))
+}
 
+/// The grid as snapshot lines, and the broken rules: a probed table without row-level
+/// security, and a tenant table a persona reaches where it must not.
+fn grid_lines(
+    probed: &[&Table],
+    grid: &Grid,
+    personas: &[Persona],
+    owned: &BTreeMap<String, Vec<tenancy::Edge>>,
+) -> (Vec<Line>, Vec<String>) {
     let mut lines = Vec::new();
     let mut violations = Vec::new();
-    for (table, row) in probed.iter().zip(&grid) {
+    for (table, row) in probed.iter().zip(grid) {
         if !table.rls {
             violations.push(format!("{} is in an exposed schema and has no row-level security", table.name));
         }
@@ -205,18 +270,7 @@ pub(crate) fn probe(tx: &mut Transaction, tenancy: &Tenancy) -> Result<Matrix> {
             lines.push(Line { object: table.name.clone(), persona: persona.name.clone(), cells });
         }
     }
-    lines.extend(inventory::columns(tx, &names)?);
-    lines.extend(inventory::views(&views, &personas, &privileges));
-    lines.extend(inventory::definers(tx, &tables)?);
-    let mut findings = inventory::cost(tx, &names)?;
-    findings.extend(
-        views
-            .iter()
-            .filter(|v| !v.invoker)
-            .map(|v| format!("view: {} bypasses row-level security (no security_invoker)", v.name)),
-    );
-    let probed_tables = probed.len();
-    Ok(Matrix { lines, tables, personas, planted, violations, timings, findings, probed_tables })
+    (lines, violations)
 }
 
 /// The rules on a tenant table: members reach only their tenant, nobody else reaches any.

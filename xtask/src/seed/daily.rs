@@ -133,26 +133,32 @@ impl LocationDay {
             return;
         }
         let production: i64 = self.work.iter().map(|w| w.production).sum();
-        let share = |rng: &mut random::Rng, amount: i64, low: f64, high: f64| {
-            (amount as f64 * between(rng, low, high)).round() as i64
-        };
-        let adjustments = share(rng, production, 0.005, 0.03);
-        let write_offs = share(rng, production, 0.08, 0.18);
-        let net = production - adjustments - write_offs;
-        let collections = share(rng, net, 0.85, 1.02);
-        let insurance_income = share(rng, collections, 0.55, 0.72);
-        self.financial = Some(Financial {
-            id: Uuid::draw(rng),
-            production,
-            adjustments,
-            write_offs,
-            net,
-            patient_income: collections - insurance_income,
-            insurance_income,
-            collections,
-            at: evening + 3600 + rng.random_range(0..1800),
-            note: rng.random_bool(0.005).then_some("Deposit counted twice; corrected next day"),
-        });
+        self.financial = Some(financial(rng, production, evening));
+    }
+}
+
+/// The office's financials for a day of this production, drawn after its providers' work
+/// from the same stream; `evening` is when the providers' rows were entered.
+fn financial(rng: &mut random::Rng, production: i64, evening: i64) -> Financial {
+    let share = |rng: &mut random::Rng, amount: i64, low: f64, high: f64| {
+        (amount as f64 * between(rng, low, high)).round() as i64
+    };
+    let adjustments = share(rng, production, 0.005, 0.03);
+    let write_offs = share(rng, production, 0.08, 0.18);
+    let net = production - adjustments - write_offs;
+    let collections = share(rng, net, 0.85, 1.02);
+    let insurance_income = share(rng, collections, 0.55, 0.72);
+    Financial {
+        id: Uuid::draw(rng),
+        production,
+        adjustments,
+        write_offs,
+        net,
+        patient_income: collections - insurance_income,
+        insurance_income,
+        collections,
+        at: evening + 3600 + rng.random_range(0..1800),
+        note: rng.random_bool(0.005).then_some("Deposit counted twice; corrected next day"),
     }
 }
 

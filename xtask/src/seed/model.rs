@@ -24,7 +24,7 @@ pub(super) const PASSWORD: &str = "seed-password";
 /// bcrypt (cost 10) of [`PASSWORD`], computed once: the seed must not depend on a salt.
 pub(super) const PASSWORD_HASH: &str = "$2a$10$qm2tSGyIacVIpYesiLdCDuonkQxFUXuOTjVfFErnq4hM4VSGrWYhm";
 /// Every seeded email ends with this, so `--replace` can find seeded `auth.users` rows.
-pub(super) const EMAIL_DOMAIN: &str = "seed.test";
+pub(crate) const EMAIL_DOMAIN: &str = "seed.test";
 /// The roles that get a documented login `ROLE@clinicN.seed.test`, in this order.
 pub(super) const DOCUMENTED_ROLES: [&str; 5] = ["owner", "admin", "provider", "staff", "viewer"];
 

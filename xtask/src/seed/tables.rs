@@ -24,17 +24,17 @@ pub(super) struct Seeder {
 
 /// A table: its name, the columns the seed fills (the rest keep their defaults), and
 /// whether its rows may be written frozen (tables the seed empties in its transaction).
-pub(super) struct Table {
+pub(crate) struct Table {
     pub name: &'static str,
     pub columns: &'static str,
     pub freeze: bool,
-    pub write: fn(&Seeder, &mut TableWriter) -> Result<()>,
+    pub(super) write: fn(&Seeder, &mut TableWriter) -> Result<()>,
 }
 
 /// Every table the seed loads. `auth.users` is not emptied (it may hold developers' own
 /// sign-ups); only its seeded rows (`*.seed.test`) are replaced, their identities with them
 /// (the foreign key cascades).
-pub(super) const TABLES: [Table; 16] = [
+pub(crate) const TABLES: [Table; 16] = [
     t(
         "auth.users",
         "instance_id, id, aud, role, email, encrypted_password, email_confirmed_at, confirmation_token, recovery_token, email_change, email_change_token_new, raw_app_meta_data, raw_user_meta_data, created_at, updated_at",

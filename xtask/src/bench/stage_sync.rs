@@ -4,8 +4,6 @@
 //! `large` seed with the project's rules, and a generated Prisma-style schema (`generated.rs`:
 //! text keys, few indexes) with the rules `stage-sync init-rules` writes for it.
 
-pub mod generated;
-
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -16,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use app::guard::op;
 use xshell::{Shell, cmd};
 
-use crate::{context, migrate, throwaway::Throwaway};
+use crate::{context, generated, migrate, throwaway::Throwaway};
 
 /// The targets for stage-sync, as ratios of its time to the other tools'.
 pub(crate) const TARGET_J2: f64 = 0.75;

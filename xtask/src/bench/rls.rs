@@ -9,7 +9,7 @@ use std::{fmt::Write as _, time::Instant};
 use anyhow::Result;
 use app::guard::op;
 
-use super::matrix;
+use crate::rls::matrix;
 use crate::{context::data, tenancy::Tenancy, throwaway::Throwaway};
 
 pub(crate) const TARGET_SECONDS: f64 = 5.0;

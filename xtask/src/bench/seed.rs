@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use app::guard::op;
 use postgres::Transaction;
 
-use super::{Loaded, Options, calendar::Calendar, model::EMAIL_DOMAIN};
 use crate::bulk::{Deferred, Scope};
+use crate::seed::{Loaded, Options, calendar::Calendar, model::EMAIL_DOMAIN};
 use crate::{
     context::{data, status},
     flags::{Global, Profile},
@@ -71,7 +71,7 @@ pub(crate) fn run(_global: &Global) -> Result<Figures> {
 
     let mut conn = guard.write::<op::Seed>()?.connect()?;
     let mut loaded = Vec::new();
-    for table in &super::tables::TABLES {
+    for table in &crate::seed::tables::TABLES {
         let rows: i64 = conn.client().query_one(&format!("select count(*) from {}", table.name), &[])?.get(0);
         loaded.push(Loaded { table: table.name, rows: rows as u64, seconds: 0.0 });
     }
@@ -117,10 +117,38 @@ pub(crate) fn run(_global: &Global) -> Result<Figures> {
 /// returns the seconds the writes took (the set-up before is not timed).
 fn server_side(tx: &mut Transaction, loaded: &[Loaded], calendar: &Calendar) -> Result<f64> {
     let copied: Vec<&Loaded> = loaded.iter().filter(|l| !GENERATED.contains(&l.table)).collect();
+    stage(tx, &copied)?;
+    let public: Vec<&str> = loaded.iter().map(|l| l.table).filter(|t| t.starts_with("public.")).collect();
+    tx.batch_execute(&format!("truncate table {}", public.join(", ")))?;
+    tx.execute("delete from auth.users where email like $1", &[&format!("%.{EMAIL_DOMAIN}")])?;
+    // The same bulk-load path as the seed: indexes and foreign keys re-created at the end.
+    let deferred = Deferred::drop(tx, &public, Scope::Unreferenced)?;
+    let sizes = Sizes::read(tx, calendar)?;
+    let inserts = copy_inserts(tx, &copied)?;
+
+    let started = Instant::now();
+    for insert in &inserts {
+        tx.batch_execute(insert)?;
+    }
+    for l in loaded.iter().filter(|l| GENERATED.contains(&l.table)) {
+        let n = l.rows;
+        let written = tx
+            .execute(&sizes.generated_insert(l), &[])
+            .with_context(|| format!("server-side insert into {}", l.table))?;
+        if written != n {
+            anyhow::bail!("server-side insert into {} wrote {written} rows, not {n}", l.table);
+        }
+    }
+    deferred.restore(tx)?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Copies of the tables that are copied back (`bench_<i>`), and the provider-office pairs
+/// (numbered per kind) and offices, with their sheets, that the daily rows draw from.
+fn stage(tx: &mut Transaction, copied: &[&Loaded]) -> Result<()> {
     for (i, l) in copied.iter().enumerate() {
         tx.batch_execute(&format!("create temp table bench_{i} as select * from {}", l.table))?;
     }
-    // Provider-office pairs (numbered per kind) and offices, with their sheets, to draw from.
     tx.batch_execute(
         "create temp table bench_pairs as
            select (row_number() over (partition by p.provider_type order by pl.id) - 1)::bigint as n,
@@ -134,19 +162,12 @@ fn server_side(tx: &mut Transaction, loaded: &[Loaded], calendar: &Calendar) -> 
            join public.data_sources ds on ds.location_id = l.id and ds.source_type = 'google_sheets';
          analyze bench_pairs; analyze bench_offices;",
     )?;
-    let public: Vec<&str> = loaded.iter().map(|l| l.table).filter(|t| t.starts_with("public.")).collect();
-    tx.batch_execute(&format!("truncate table {}", public.join(", ")))?;
-    tx.execute("delete from auth.users where email like $1", &[&format!("%.{EMAIL_DOMAIN}")])?;
-    // The same bulk-load path as the seed: indexes and foreign keys re-created at the end.
-    let deferred = Deferred::drop(tx, &public, Scope::Unreferenced)?;
+    Ok(())
+}
 
-    let first = String::from_utf8_lossy(&calendar.days[0].text).into_owned();
-    let count = |tx: &mut Transaction, sql: &str| -> Result<i64> { Ok(tx.query_one(sql, &[])?.get(0)) };
-    let dentists = count(tx, "select count(*) from bench_pairs where kind = 'dentist'")?.max(1);
-    let hygienists = count(tx, "select count(*) from bench_pairs where kind = 'hygienist'")?.max(1);
-    let offices = count(tx, "select count(*) from bench_offices")?.max(1);
-
-    // Generated columns (auth.users' `confirmed_at`) take no values: name the others.
+/// One `INSERT ... SELECT` per copied table from its copy. Generated columns (auth.users'
+/// `confirmed_at`) take no values: the others are named.
+fn copy_inserts(tx: &mut Transaction, copied: &[&Loaded]) -> Result<Vec<String>> {
     let mut inserts = Vec::new();
     for (i, l) in copied.iter().enumerate() {
         let columns: String = tx
@@ -158,13 +179,34 @@ fn server_side(tx: &mut Transaction, loaded: &[Loaded], calendar: &Calendar) -> 
             .get(0);
         inserts.push(format!("insert into {} ({columns}) select {columns} from bench_{i}", l.table));
     }
-    let started = Instant::now();
-    for insert in &inserts {
-        tx.batch_execute(insert)?;
+    Ok(inserts)
+}
+
+/// What the daily tables' rows are spread over: the first day, and the dentist pairs,
+/// hygienist pairs and offices (at least one each).
+struct Sizes {
+    first: String,
+    dentists: i64,
+    hygienists: i64,
+    offices: i64,
+}
+
+impl Sizes {
+    fn read(tx: &mut Transaction, calendar: &Calendar) -> Result<Sizes> {
+        let first = String::from_utf8_lossy(&calendar.days[0].text).into_owned();
+        let count = |tx: &mut Transaction, sql: &str| -> Result<i64> { Ok(tx.query_one(sql, &[])?.get(0)) };
+        let dentists = count(tx, "select count(*) from bench_pairs where kind = 'dentist'")?.max(1);
+        let hygienists = count(tx, "select count(*) from bench_pairs where kind = 'hygienist'")?.max(1);
+        let offices = count(tx, "select count(*) from bench_offices")?.max(1);
+        Ok(Sizes { first, dentists, hygienists, offices })
     }
-    for l in loaded.iter().filter(|l| GENERATED.contains(&l.table)) {
+
+    /// The `INSERT ... SELECT ... generate_series` of as many rows as the seed wrote into
+    /// this daily table.
+    fn generated_insert(&self, l: &Loaded) -> String {
+        let Sizes { first, dentists, hygienists, offices } = self;
         let n = l.rows;
-        let sql = match l.table {
+        match l.table {
             "public.daily_dentist_production" => format!(
                 "insert into public.daily_dentist_production (id, clinic_id, location_id, provider_id, date, production, verified_production, hours_worked, patients_seen, new_patients, data_source_id, notes, created_at, updated_at)
                  select gen_random_uuid(), b.clinic_id, b.location_id, b.provider_id, v.day, v.p, v.p, 8 - floor(random() * 5) * 0.25,
@@ -192,14 +234,8 @@ fn server_side(tx: &mut Transaction, loaded: &[Loaded], calendar: &Calendar) -> 
                  lateral (select date '{first}' + (g / {offices})::int as day, 12000.00 + g % 5000 as p, 240.00 as a, 1500.00 as w,
                                  9000.00 + g % 900 as c, (date '{first}' + (g / {offices})::int + time '23:00')::timestamptz as at) v"
             ),
-        };
-        let written = tx.execute(&sql, &[]).with_context(|| format!("server-side insert into {}", l.table))?;
-        if written != n {
-            anyhow::bail!("server-side insert into {} wrote {written} rows, not {n}", l.table);
         }
     }
-    deferred.restore(tx)?;
-    Ok(started.elapsed().as_secs_f64())
 }
 
 fn human(rate: f64) -> String {

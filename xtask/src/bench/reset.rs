@@ -12,7 +12,7 @@ use std::{path::Path, process::Command, time::Instant};
 use anyhow::{Context, Result, bail};
 use app::guard::{TemplateReset, op};
 
-use super::bench::{median, scratch, scratch_project};
+use super::db_up::{median, scratch, scratch_project};
 use crate::{
     context::{self, data, status},
     flags::Profile,
