@@ -98,6 +98,6 @@ fn print_table(sections: &[(&str, Duration)]) {
     for (name, took) in sections.iter().chain([&("total", total)]) {
         table.row([name.to_string(), format!("{:.1}s", took.as_secs_f64())]);
     }
-    eprintln!();
-    table.lines().iter().for_each(|line| eprintln!("{line}"));
+    crate::ui::report("");
+    table.print_report();
 }

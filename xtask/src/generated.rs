@@ -147,9 +147,12 @@ fn foreign_keys() -> String {
     FOREIGN_KEYS
         .iter()
         .map(|(table, column, target, on_delete)| {
+            let (key, constraint) = (crate::sql::ident(column), crate::sql::ident(&format!("{table}_{column}_fkey")));
             format!(
-                "ALTER TABLE \"{table}\" ADD CONSTRAINT \"{table}_{column}_fkey\" FOREIGN KEY (\"{column}\") \
-                    REFERENCES \"{target}\"(\"id\") ON DELETE {on_delete} ON UPDATE CASCADE;\n"
+                "ALTER TABLE {} ADD CONSTRAINT {constraint} FOREIGN KEY ({key}) \
+                    REFERENCES {}(\"id\") ON DELETE {on_delete} ON UPDATE CASCADE;\n",
+                crate::sql::ident(table),
+                crate::sql::ident(target)
             )
         })
         .collect()

@@ -72,7 +72,7 @@ pub fn main() -> ExitCode {
         flags::Command::Ci(cmd) => cmd.run(&flags.global),
     };
     if std::env::var_os(PEAK_MEMORY_VAR).is_some() {
-        eprintln!("peak-memory-kb: {}", peak_memory_kb().unwrap_or(0));
+        ui::report(format!("peak-memory-kb: {}", peak_memory_kb().unwrap_or(0)));
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,

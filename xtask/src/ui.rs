@@ -47,6 +47,12 @@ pub fn warn(line: impl AsRef<str>) {
     printer().warn(line)
 }
 
+/// A line on stderr, secrets masked, shown even when quiet: a figure the user asked for
+/// that is not the command's data (ci's section times, the peak memory benchmarks read).
+pub fn report(line: impl AsRef<str>) {
+    printer().report(line)
+}
+
 /// A line of data on stdout, secrets masked. A closed pipe returns [`BrokenPipe`].
 pub fn data(line: impl AsRef<str>) -> Result<()> {
     printer().data(line)
@@ -93,6 +99,10 @@ impl Printer {
 
     pub fn warn(self, line: impl AsRef<str>) {
         eprintln!("{} {}", self.paint("warning:", YELLOW), secrets::redact(line.as_ref()));
+    }
+
+    pub fn report(self, line: impl AsRef<str>) {
+        eprintln!("{}", secrets::redact(line.as_ref()));
     }
 
     /// The `error: ...` line `main` prints, with its `hint:` lines as they are.
@@ -223,6 +233,11 @@ impl Table {
     /// Every line as status on stderr (summaries that are not the command's data).
     pub fn print_status(&self) {
         self.lines().iter().for_each(status)
+    }
+
+    /// Every line on stderr, even when quiet (see [`report`]).
+    pub fn print_report(&self) {
+        self.lines().iter().for_each(report)
     }
 }
 

@@ -182,7 +182,7 @@ fn copy_inserts(tx: &mut Transaction, copied: &[&Loaded]) -> Result<Vec<String>>
     Ok(inserts)
 }
 
-/// What the daily tables' rows are spread over: the first day, and the dentist pairs,
+/// What the daily tables' rows are spread over: the first day (a quoted literal), and the dentist pairs,
 /// hygienist pairs and offices (at least one each).
 struct Sizes {
     first: String,
@@ -193,7 +193,7 @@ struct Sizes {
 
 impl Sizes {
     fn read(tx: &mut Transaction, calendar: &Calendar) -> Result<Sizes> {
-        let first = String::from_utf8_lossy(&calendar.days[0].text).into_owned();
+        let first = crate::sql::literal(&String::from_utf8_lossy(&calendar.days[0].text));
         let count = |tx: &mut Transaction, sql: &str| -> Result<i64> { Ok(tx.query_one(sql, &[])?.get(0)) };
         let dentists = count(tx, "select count(*) from bench_pairs where kind = 'dentist'")?.max(1);
         let hygienists = count(tx, "select count(*) from bench_pairs where kind = 'hygienist'")?.max(1);
@@ -213,8 +213,8 @@ impl Sizes {
                         8 + floor(random() * 6)::int, floor(random() * 4)::int, b.source_id, null, v.at, v.at
                  from generate_series(0, {n} - 1) g
                  join bench_pairs b on b.kind = 'dentist' and b.n = g % {dentists},
-                 lateral (select date '{first}' + (g / {dentists})::int as day, round((2500 + random() * 3000)::numeric, 2) as p,
-                                 (date '{first}' + (g / {dentists})::int + time '22:00')::timestamptz as at) v"
+                 lateral (select {first}::date + (g / {dentists})::int as day, round((2500 + random() * 3000)::numeric, 2) as p,
+                                 ({first}::date + (g / {dentists})::int + time '22:00')::timestamptz as at) v"
             ),
             "public.daily_hygiene_production" => format!(
                 "insert into public.daily_hygiene_production (id, clinic_id, location_id, provider_id, date, production, verified_production, hours_worked, patients_seen, data_source_id, notes, created_at, updated_at)
@@ -222,8 +222,8 @@ impl Sizes {
                         7 + floor(random() * 4)::int, b.source_id, null, v.at, v.at
                  from generate_series(0, {n} - 1) g
                  join bench_pairs b on b.kind = 'hygienist' and b.n = g % {hygienists},
-                 lateral (select date '{first}' + (g / {hygienists})::int as day, round((900 + random() * 700)::numeric, 2) as p,
-                                 (date '{first}' + (g / {hygienists})::int + time '22:00')::timestamptz as at) v"
+                 lateral (select {first}::date + (g / {hygienists})::int as day, round((900 + random() * 700)::numeric, 2) as p,
+                                 ({first}::date + (g / {hygienists})::int + time '22:00')::timestamptz as at) v"
             ),
             _ => format!(
                 "insert into public.daily_location_financials (id, clinic_id, location_id, date, production, adjustments, write_offs, net_production, patient_income, insurance_income, collections, data_source_id, notes, created_at, updated_at)
@@ -231,8 +231,8 @@ impl Sizes {
                         b.source_id, null, v.at, v.at
                  from generate_series(0, {n} - 1) g
                  join bench_offices b on b.n = g % {offices},
-                 lateral (select date '{first}' + (g / {offices})::int as day, 12000.00 + g % 5000 as p, 240.00 as a, 1500.00 as w,
-                                 9000.00 + g % 900 as c, (date '{first}' + (g / {offices})::int + time '23:00')::timestamptz as at) v"
+                 lateral (select {first}::date + (g / {offices})::int as day, 12000.00 + g % 5000 as p, 240.00 as a, 1500.00 as w,
+                                 9000.00 + g % 900 as c, ({first}::date + (g / {offices})::int + time '23:00')::timestamptz as at) v"
             ),
         }
     }

@@ -28,7 +28,7 @@ pub(crate) fn key(guard: &Guard, no_seed: bool) -> Result<String> {
         hash.update(format!("{label} {}\n", text.len()));
         hash.update(text);
     };
-    part("bootstrap", crate::SUPABASE_SQL);
+    part("bootstrap", crate::supabase::SUPABASE_SQL);
     let folder = crate::migrate::layout::folder()?;
     part("layout", &format!("{:?} skip_platform_extensions={}", folder.layout, folder.skip_platform_extensions));
     for migration in crate::migrate::load_files()? {

@@ -246,11 +246,11 @@ const LAST: &str = "(array['Okafor','Lindqvist','Moreau','Tanaka','Silva','Novak
 impl Fill {
     /// The table's `INSERT ... SELECT ... FROM generate_series(1, count) i`.
     fn insert(&self, rows: u64) -> String {
-        let columns = self.columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+        let columns = crate::sql::idents(self.columns);
         let values = expand(&counts(self.values, rows), self.table, rows);
         format!(
-            "INSERT INTO \"{}\" ({columns}) SELECT {values} FROM generate_series(1, {}) i",
-            self.table,
+            "INSERT INTO {} ({columns}) SELECT {values} FROM generate_series(1, {}) i",
+            crate::sql::ident(self.table),
             self.size.count(rows)
         )
     }

@@ -15,7 +15,10 @@
 //! - settings the content gave its login (`ALTER ROLE ... SET`) are reset before any other
 //!   session connects; every session of the tool there pins `search_path` at start-up.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context, Result, bail};
 use app::guard::op;
@@ -138,9 +141,9 @@ impl Restore<'_> {
             (acls, "default-privileges", self.superuser_url(), is_default_privileges),
         ];
         for (entries, name, url, check) in passes.into_iter().filter(|p| self.tolerant && !p.0.is_empty()) {
-            let list = dir.join(format!("{name}.list"));
-            std::fs::write(&list, entries.join("\n"))?;
-            self.statements(sh, file, (&list, name), &url, check, &mut skipped)?;
+            let pass = Pass { name, list: dir.join(format!("{name}.list")), url, check };
+            std::fs::write(&pass.list, entries.join("\n"))?;
+            self.statements(sh, file, &pass, &mut skipped)?;
         }
         Ok(skipped)
     }
@@ -240,15 +243,8 @@ impl Restore<'_> {
     /// a time, only the lines `check` accepts (grants and revokes as the restorer; default
     /// privileges as the superuser): statements of names and keywords, nothing psql or
     /// the server could take for code.
-    fn statements(
-        &self,
-        sh: &Shell,
-        file: &Path,
-        (list, name): (&Path, &str),
-        url: &str,
-        check: fn(&str) -> bool,
-        skipped: &mut Skipped,
-    ) -> Result<()> {
+    fn statements(&self, sh: &Shell, file: &Path, pass: &Pass, skipped: &mut Skipped) -> Result<()> {
+        let Pass { name, list, url, check } = pass;
         let dir = &self.throwaway.cluster.dir;
         let (sql_file, script) = (dir.join(format!("{name}.sql")), dir.join(format!("{name}.checked.sql")));
         let program = crate::pg::Binaries::find()?.dir.join("pg_restore");
@@ -320,4 +316,13 @@ pub fn first_line(text: &str) -> &str {
         .unwrap_or("no message")
         .trim_start_matches("pg_restore: ")
         .trim_start_matches("error: ")
+}
+
+/// One statement-by-statement pass over the archive: its entries (`list`, a `pg_restore`
+/// use-list named `name`), the login that runs them and the check each line must pass.
+struct Pass {
+    name: &'static str,
+    list: PathBuf,
+    url: String,
+    check: fn(&str) -> bool,
 }

@@ -11,20 +11,7 @@ const QUOTERS: &[&str] = &["xtask/src/sql.rs", "app/src/sql.rs"];
 /// Hand quoting today, as `path: the line's text`: `app`'s (until its quoting module, issue
 /// 22, is merged) and the benchmarks' (until they move to a room of their own); then the
 /// lead empties this list and it stays empty.
-const KNOWN_HAND_QUOTING: &[&str] = &[
-    r#"app/src/template.rs: format!("\"{}\"", name.replace('"', "\"\""))"#,
-    r#"app/src/template.rs: format!("'{}'", text.replace('\'', "''"))"#,
-    r#"app/src/template.rs: run(client, &format!("comment on database {fresh} is '{SCRATCH_MARK}'"), "cannot mark the clone")?;"#,
-    r#"app/src/template.rs: None => format!("alter database {target} rename to {old}; comment on database {old} is '{SCRATCH_MARK}';"),"#,
-    r#"app/src/restore_point.rs: "alter database {restore} rename to {old}; comment on database {old} is '{SCRATCH_MARK}';\n""#,
-    r#"app/src/restore_point.rs: run(client, &format!("comment on database {fresh} is '{SCRATCH_MARK}'"), "cannot mark the copy")?;"#,
-    r#"app/src/guard/databases.rs: let sql = format!("comment on database {} is '{}'", template::ident(&names.fresh), template::SCRATCH_MARK);"#,
-    r#"xtask/src/seed/bench.rs: "insert into public.daily_dentist_production (id, clinic_id, location_id, provider_id, date, production, verified_production, hours_worked, patients_seen, new_patients, data_source_id, notes, created_at, updated_at)"#,
-    r#"xtask/src/seed/bench.rs: "insert into public.daily_hygiene_production (id, clinic_id, location_id, provider_id, date, production, verified_production, hours_worked, patients_seen, data_source_id, notes, created_at, updated_at)"#,
-    r#"xtask/src/seed/bench.rs: "insert into public.daily_location_financials (id, clinic_id, location_id, date, production, adjustments, write_offs, net_production, patient_income, insurance_income, collections, data_source_id, notes, created_at, updated_at)"#,
-    r#"xtask/src/stage_sync/bench/generated/rows.rs: format!("INSERT INTO \"{table}\" ({columns}) SELECT {values} FROM generate_series(1, {count}) i")"#,
-    r#"xtask/src/stage_sync/bench/generated.rs: "ALTER TABLE \"{table}\" ADD CONSTRAINT \"{table}_{column}_fkey\" FOREIGN KEY (\"{column}\") \"#,
-];
+const KNOWN_HAND_QUOTING: &[&str] = &[];
 
 /// A quote doubled by hand: what `sql::ident` and `sql::literal` do.
 const DOUBLINGS: &[&str] =

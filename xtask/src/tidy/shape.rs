@@ -9,40 +9,11 @@ const MAX_PARAMS: usize = 6;
 
 /// Functions over [`MAX_FN_LINES`] today, as `path fn-name`, until issue 22's restructuring
 /// is merged; then the lead empties this list and it stays empty.
-const KNOWN_LONG_FUNCTIONS: &[&str] = &[
-    "xtask/src/bench.rs all",
-    "xtask/src/load.rs run",
-    "xtask/src/load/report.rs print",
-    "xtask/src/migrate/baseline.rs run",
-    "xtask/src/migrate/lint/bypass.rs events",
-    "xtask/src/migrate/rehearse.rs rehearse",
-    "xtask/src/migrate/rehearse/data.rs copy",
-    "xtask/src/migrate/rehearse/run.rs apply",
-    "xtask/src/rls/matrix.rs probe",
-    "xtask/src/rls/matrix.rs run",
-    "xtask/src/seed/bench.rs server_side",
-    "xtask/src/seed/daily.rs generate",
-    "xtask/src/stage_sync.rs sync",
-    "xtask/src/stage_sync/bench/generated/rows.rs populated",
-    "xtask/src/stage_sync/catalog.rs load",
-    "xtask/src/stage_sync/pipe/rows.rs mask_binary",
-    "xtask/src/stage_sync/pipe/rows.rs mask_text",
-    "xtask/src/stage_sync/plan.rs print",
-    "xtask/src/stage_sync/rules.rs check",
-    "xtask/src/stage_sync/rules.rs resolve",
-    "xtask/src/stage_sync/verify.rs verify",
-];
+const KNOWN_LONG_FUNCTIONS: &[&str] = &[];
 
 /// Functions over [`MAX_PARAMS`] parameters today, as `path fn-name`; emptied like
 /// [`KNOWN_LONG_FUNCTIONS`].
-const KNOWN_MANY_PARAMS: &[&str] = &[
-    "xtask/src/load/report.rs to_json",
-    "xtask/src/load/run.rs client",
-    "xtask/src/load/run.rs run",
-    "xtask/src/pg/restore.rs statements",
-    "xtask/src/stage_sync/pipe.rs copy_table",
-    "xtask/src/stage_sync/report.rs json_summary",
-];
+const KNOWN_MANY_PARAMS: &[&str] = &[];
 
 #[test]
 fn no_function_is_too_long() {

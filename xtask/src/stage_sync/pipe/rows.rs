@@ -125,7 +125,8 @@ impl Rows<'_> {
             } else if *rule == Rule::Null {
                 out.extend_from_slice(b"\\N");
             } else {
-                self.apply(&TextForm, i, field, &row_key, out, leaks).with_context(|| shape.names[i].clone())?;
+                self.apply(&TextForm, Value { column: i, field, row_key: &row_key }, out, leaks)
+                    .with_context(|| shape.names[i].clone())?;
             }
         }
         Ok(())
@@ -172,7 +173,7 @@ impl Rows<'_> {
             };
             let at = out.len();
             out.extend_from_slice(&[0; 4]);
-            self.apply(&BinaryForm(wire), i, field, key, out, leaks)
+            self.apply(&BinaryForm(wire), Value { column: i, field, row_key: key }, out, leaks)
                 .with_context(|| format!("{}: cannot mask a value", shape.names[i]))?;
             let len = (out.len() - at - 4) as i32;
             out[at..at + 4].copy_from_slice(&len.to_be_bytes());
@@ -180,18 +181,11 @@ impl Rows<'_> {
         Ok(())
     }
 
-    /// The one rule dispatch of both formats: column `i`'s value `field` (neither NULL nor
+    /// The one rule dispatch of both formats: column `i`'s `value.field` (neither NULL nor
     /// empty, its rule neither keep nor null) masked into `out`, its source value recorded in
     /// `leaks`. `row_key` keys date shifts and jitter.
-    fn apply(
-        &self,
-        form: &impl Form,
-        i: usize,
-        field: &[u8],
-        row_key: &[u8],
-        out: &mut Vec<u8>,
-        leaks: &mut LeakSets,
-    ) -> Result<()> {
+    fn apply(&self, form: &impl Form, value: Value, out: &mut Vec<u8>, leaks: &mut LeakSets) -> Result<()> {
+        let Value { column: i, field, row_key } = value;
         let (name, rule) = &self.job.rules.columns[i];
         let (masker, column, unique) = (self.masker, &self.shape.names[i], self.shape.unique[i]);
         match rule {
@@ -235,4 +229,12 @@ impl Rows<'_> {
             }
         }
     }
+}
+
+/// One value of a row as the rule dispatch takes it: its column's index, its bytes in the
+/// format's form, and the row's key (which keys date shifts and jitter).
+struct Value<'a> {
+    column: usize,
+    field: &'a [u8],
+    row_key: &'a [u8],
 }
