@@ -47,9 +47,11 @@ use crate::{
     stamp,
 };
 
+mod beside;
 mod databases;
 
 pub use crate::restore_point::RestorePoint;
+pub use beside::Beside;
 pub use databases::TemplateReset;
 
 /// Operations as types, so that a function's signature says what it is allowed to do.

@@ -183,7 +183,7 @@ impl<O: op::WriteOp> WriteTarget<O> {
     /// Checks the target's stamp and reads its name, then opens the maintenance connection
     /// (to `postgres`, or `template1` when the target is `postgres`); or why there can be
     /// none, which is no reason to fail a reset.
-    fn prepare_template(&self) -> Result<Result<(template::Names, Client), String>> {
+    pub(super) fn prepare_template(&self) -> Result<Result<(template::Names, Client), String>> {
         let target: String = {
             let mut conn = self.connect()?;
             conn.client.query_one("select current_database()::text", &[])?.get(0)
@@ -206,7 +206,7 @@ impl<O: op::WriteOp> WriteTarget<O> {
     /// its stamp, this environment's, copied from the template: marked as scratch here, so
     /// that `clear_scratch` drops it instead of refusing the name. A database under that
     /// name without our stamp stays untouched (and refused).
-    fn mark_interrupted_clone(&self, maintenance: &mut Client, names: &template::Names) -> Result<()> {
+    pub(super) fn mark_interrupted_clone(&self, maintenance: &mut Client, names: &template::Names) -> Result<()> {
         if !template::exists(maintenance, &names.fresh)? || template::comment_of(maintenance, &names.fresh)?.is_some() {
             return Ok(());
         }

@@ -69,6 +69,8 @@ pub(crate) fn run(_global: &Global) -> Result<Figures> {
     let rebuild_seconds = figure("indexes and foreign keys")?;
     let peak_mb = figure("peak-memory-kb:")? / 1024.0;
 
+    // The seed swapped a new database in under the name: a guard pinned to it.
+    let guard = throwaway.guard()?;
     let mut conn = guard.write::<op::Seed>()?.connect()?;
     let mut loaded = Vec::new();
     for table in &super::tables::TABLES {
