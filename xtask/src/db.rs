@@ -307,7 +307,8 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool, keep: bool) -> Result<()> {
                 &mut guard.read::<op::Inspect>()?.connect()?.transaction()?,
                 &crate::migrate::load_files()?,
             )?;
-            if !rebuild_beside(&guard, no_seed, keep)? {
+            let swapped = rebuild_beside(&guard, no_seed, keep)?;
+            if !swapped {
                 if keep {
                     keep_restore_point(&guard, "db reset")?;
                 }
@@ -315,7 +316,12 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool, keep: bool) -> Result<()> {
                 migrate_and_seed(&guard, no_seed, false)?;
             }
             if outcome == TemplateReset::Miss {
-                keep_template(&target, &key);
+                // A database swapped in under the name is another one: a new guard pins it.
+                match swapped.then(|| context::guard_for(Some(env))?.write::<op::Reset>()) {
+                    None => keep_template(&target, &key),
+                    Some(Ok(swapped_in)) => keep_template(&swapped_in, &key),
+                    Some(Err(err)) => warn(format!("the template for the next `db reset` was not made: {err:#}")),
+                }
             }
             "rebuilt"
         }
@@ -347,7 +353,7 @@ fn rebuild_beside(guard: &Guard, no_seed: bool, keep: bool) -> Result<bool> {
         }
     };
     status(format!("rebuilding beside the database, in {}", build.name()));
-    let built = build.guard().write::<op::Reset>().and_then(|target| target.reset_in_place(SUPABASE_SQL).map(drop));
+    let built = build.reset_in_place(SUPABASE_SQL);
     if let Err(err) = built.and_then(|()| migrate_and_seed(build.guard(), no_seed, true)) {
         // The build is dropped; should that fail too, the next command drops it.
         let _ = build.abandon();

@@ -26,6 +26,9 @@ pub struct Beside {
     names: Names,
     maintenance: Client,
     guard: Guard,
+    /// The comment the swapped-in database gets, when not the target's own (a rebuild's
+    /// bootstrap gives one).
+    comment: Option<Option<String>>,
 }
 
 impl Guard {
@@ -65,7 +68,7 @@ impl Guard {
         template::copy_state(&mut tx, &names.target, &names.fresh)?;
         tx.commit()?;
         let guard = self.for_database(&names.fresh)?;
-        Ok(Ok(Beside { names, maintenance, guard }))
+        Ok(Ok(Beside { names, maintenance, guard, comment: None }))
     }
 
     /// This guard, for another database of the pinned server: pinned to it anew, after its
@@ -111,6 +114,15 @@ impl Beside {
         &self.guard
     }
 
+    /// Empties the build database and rebuilds it from `bootstrap`, as `db reset` does in
+    /// place (one transaction), keeping it marked as scratch until the swap, which gives
+    /// it the comment the bootstrap set.
+    pub fn reset_in_place(&mut self, bootstrap: &str) -> Result<()> {
+        let (_, given) = self.guard.write::<op::Reset>()?.reset_in_place_marked(bootstrap, Some(SCRATCH_MARK))?;
+        self.comment = Some(given);
+        Ok(())
+    }
+
     /// The build database's name.
     pub fn name(&self) -> &str {
         &self.names.fresh
@@ -145,7 +157,10 @@ impl Beside {
 
     fn swap_sql(&mut self, keep: Option<&str>) -> Result<Result<(), String>> {
         let (names, client) = (&self.names, &mut self.maintenance);
-        let original = comment_of(client, &names.target)?;
+        let original = match &self.comment {
+            Some(given) => given.clone(),
+            None => comment_of(client, &names.target)?,
+        };
         let (target, fresh, old) = (ident(&names.target), ident(&names.fresh), ident(&names.old));
         let comment = original.map_or("null".to_string(), |c| literal(&c));
         let away = match keep {

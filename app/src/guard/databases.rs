@@ -18,6 +18,17 @@ impl WriteTarget<op::Reset> {
     /// stamps it, all in one transaction on one connection: no second connection that could
     /// reach another server, and a reset that fails leaves the database as it was.
     pub fn reset_in_place(&self, bootstrap: &str) -> Result<WriteConnection<op::Reset>> {
+        self.reset_in_place_marked(bootstrap, None).map(|(conn, _)| conn)
+    }
+
+    /// [`reset_in_place`](Self::reset_in_place); with `mark`, the database's comment is
+    /// set back to it in the same transaction (a build database stays recognisable as
+    /// scratch at every moment), and the comment the bootstrap gave is returned.
+    pub(super) fn reset_in_place_marked(
+        &self,
+        bootstrap: &str,
+        mark: Option<&str>,
+    ) -> Result<(WriteConnection<op::Reset>, Option<String>)> {
         let mut conn = self.connect()?;
         let env = self.env;
         let mut tx = conn.client.transaction()?;
@@ -34,9 +45,23 @@ impl WriteTarget<op::Reset> {
         tx.batch_execute(bootstrap)
             .map_err(|err| anyhow::anyhow!("the bootstrap SQL failed: {}", connect::error_chain(&err)))?;
         stamp::write(&mut tx, env, &<op::Reset as op::Op>::OPERATION.to_string())?;
+        let mut given = None;
+        if let Some(mark) = mark {
+            let row = tx.query_one(
+                "select datname::text, shobj_description(oid, 'pg_database') from pg_database where datname = current_database()",
+                &[],
+            )?;
+            given = row.get(1);
+            let name: String = row.get(0);
+            tx.batch_execute(&format!(
+                "comment on database {} is {}",
+                template::ident(&name),
+                template::literal(mark)
+            ))?;
+        }
         tx.commit().context("cannot commit the reset; the database is as it was")?;
         conn.pending = None;
-        Ok(conn)
+        Ok((conn, given))
     }
 }
 

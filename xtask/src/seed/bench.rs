@@ -102,6 +102,12 @@ pub(crate) fn run(_global: &Global) -> Result<Figures> {
         "the index and key rebuild alone ({rebuild_seconds:.2} s, one transaction) caps the command at {} rows/s",
         human(rows as f64 / rebuild_seconds.max(1e-6))
     ))?;
+    let in_place = in_place_seconds()?;
+    data(format!(
+        "side by side: built beside and swapped in {} rows/s ({seconds:.2} s); in place, one transaction {} rows/s ({in_place:.2} s)",
+        human(rate),
+        human(rows as f64 / in_place)
+    ))?;
     let missed: Vec<&str> =
         [(rate < TARGET_RATE, "rows/s"), (ratio < TARGET_RATIO, "ratio"), (peak_mb >= TARGET_MEMORY_MB, "peak memory")]
             .into_iter()
@@ -113,6 +119,24 @@ pub(crate) fn run(_global: &Global) -> Result<Figures> {
         format!("targets missed: {}", missed.join(", "))
     })?;
     Ok(Figures { rate, ratio, peak_mb })
+}
+
+/// The whole command on the path staging takes (`XTASK_SEED_IN_PLACE=1`: in place, one
+/// transaction), on a throwaway cluster of its own, for the side-by-side figure.
+fn in_place_seconds() -> Result<f64> {
+    let throwaway = Throwaway::start()?;
+    crate::migrate::up_all(&throwaway.guard()?)?;
+    let started = Instant::now();
+    let out = std::process::Command::new(crate::context::xtask_exe()?)
+        .args(["seed", "--env", "test", "--profile", "large", "-q"])
+        .env("DATABASE_URL", throwaway.url("postgres"))
+        .env("XTASK_SEED_IN_PLACE", "1")
+        .output()
+        .context("cannot run `xtask seed`")?;
+    if !out.status.success() {
+        anyhow::bail!("the in-place seed failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// Empties the seeded tables and writes the same number of rows into each, server-side;
