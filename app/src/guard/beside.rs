@@ -44,7 +44,14 @@ impl Guard {
             Ok(prepared) => prepared,
             Err(why) => return Ok(Err(why)),
         };
-        // A killed build's sessions end asynchronously: the drop below needs them gone.
+        // A killed build's sessions may still run a statement: they are ended (the build is
+        // ours by its mark), as the drop below needs them gone.
+        if comment_of(&mut maintenance, &names.fresh)?.as_deref() == Some(SCRATCH_MARK) {
+            maintenance.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+                &[&names.fresh],
+            )?;
+        }
         template::other_sessions(&mut maintenance, &names.fresh)?;
         target.mark_interrupted_clone(&mut maintenance, &names)?;
         if let Some(why) = template::clear_scratch(&mut maintenance, &names)? {

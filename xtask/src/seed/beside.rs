@@ -37,7 +37,10 @@ const FIRST: [&str; 5] = [
 /// For each index build and key validation (`SET LOCAL`, the transaction's own): sorts in
 /// memory, a parallel worker where the server allows one, and no wait for the WAL flush at
 /// each commit (a build database that a crash loses is dropped by the next command anyway).
-const BUILD_SETTINGS: &str = "set local maintenance_work_mem = '256MB'; set local max_parallel_maintenance_workers = 1; set local synchronous_commit = off;";
+/// A killed command's statements are cancelled by the server within 50 ms (servers from
+/// 14 on), so the next command finds the build free to drop.
+const BUILD_SETTINGS: &str = "set local maintenance_work_mem = '256MB'; set local max_parallel_maintenance_workers = 1; set local synchronous_commit = off;
+  select set_config('client_connection_check_interval', '50', true) where current_setting('server_version_num')::int >= 140000;";
 
 /// Seeds the build database behind `guard` (the tables must be empty unless `replace`).
 pub(crate) fn load(guard: &Guard, options: &Options, replace: bool) -> Result<Report> {
@@ -129,7 +132,7 @@ fn load_table(
     progress: &Progress,
 ) -> Result<Loaded> {
     let mut tx = conn.client().transaction()?;
-    tx.batch_execute("set local synchronous_commit = off")?;
+    tx.batch_execute(BUILD_SETTINGS)?;
     if table.freeze {
         tx.batch_execute(&format!("truncate table {}", table.name))
             .with_context(|| format!("cannot empty {}", table.name))?;
