@@ -360,7 +360,7 @@ fn rebuild_beside(guard: &Guard, no_seed: bool, keep: bool) -> Result<bool> {
         return Err(err);
     }
     let keep =
-        keep && !build.restore_point_refused()?.inspect(|why| warn(format!("no restore point kept: {why}"))).is_some();
+        keep && build.restore_point_refused()?.inspect(|why| warn(format!("no restore point kept: {why}"))).is_none();
     if let Some(why) = build.swap(keep.then_some("db reset"))? {
         bail!(
             "{why}: the rebuilt database was not swapped in; the database is as it was\nhint: close them (the app, a psql) and reset again"
