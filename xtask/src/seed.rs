@@ -6,8 +6,10 @@
 //! generated one at a time from their own streams (`seed/model.rs`, `seed/accounts.rs`,
 //! `seed/daily.rs`) and streamed table by table into binary `COPY` (`seed/tables.rs`,
 //! `seed/copy.rs`), the big tables' indexes and foreign keys re-created after the load
-//! (`bulk.rs`), all in one transaction: a failed or killed seed leaves the database
-//! as it was.
+//! (`bulk.rs`). On local and test, `cargo xtask seed` builds the new state in a copy beside
+//! the database over several connections and swaps it in (`seed/beside.rs`,
+//! `app::guard::Beside`); elsewhere, and for the other commands' seeds, all in one
+//! transaction. Either way a failed or killed seed leaves the database as it was.
 
 mod accounts;
 pub(crate) mod bench;
