@@ -323,6 +323,11 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool, keep: bool) -> Result<()> {
                     Some(Err(err)) => warn(format!("the template for the next `db reset` was not made: {err:#}")),
                 }
             }
+            // After the template: the detached drop's own connection to the database
+            // would keep the template from being copied from it.
+            if swapped {
+                spawn_drop_replaced(env);
+            }
             "rebuilt"
         }
     };
@@ -366,7 +371,6 @@ fn rebuild_beside(guard: &Guard, no_seed: bool, keep: bool) -> Result<bool> {
             "{why}: the rebuilt database was not swapped in; the database is as it was\nhint: close them (the app, a psql) and reset again"
         );
     }
-    spawn_drop_replaced(env);
     if keep {
         status(format!(
             "swapped in; kept the database as it was as its restore point ({:.1} s in all; `cargo xtask db undo` swaps it back)",

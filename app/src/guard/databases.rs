@@ -130,6 +130,8 @@ impl WriteTarget<op::Reset> {
     /// connection of this command to the target must be closed.
     pub fn refresh_template(&self, key: &str) -> Result<()> {
         let (names, mut maintenance) = self.prepare_template()?.map_err(anyhow::Error::msg)?;
+        // The stamp check's session, just closed, ends asynchronously: the copy needs it gone.
+        template::other_sessions(&mut maintenance, &names.target)?;
         template::refresh(&mut maintenance, &names, key)
     }
 
