@@ -27,6 +27,7 @@ mod reset_template;
 mod rls;
 mod rls_matrix;
 mod seed;
+mod seed_beside;
 mod stage_sync;
 mod stage_sync_binary;
 mod stage_sync_dump;

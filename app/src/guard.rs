@@ -50,12 +50,14 @@ use crate::{
     settings::EnvSettings,
 };
 
+mod beside;
 mod databases;
 pub mod op;
 mod server;
 mod targets;
 
 pub use crate::restore_point::RestorePoint;
+pub use beside::Beside;
 pub use databases::TemplateReset;
 pub use targets::BackupTaken;
 

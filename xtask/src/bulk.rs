@@ -22,8 +22,21 @@ use postgres::Transaction;
 #[derive(Debug)]
 pub(crate) struct Deferred {
     restore: Vec<String>,
+    /// The same, one per index or constraint, for a rebuild over several connections.
+    units: Vec<Unit>,
     /// The foreign keys kept through the load, to check the rows against.
     checks: Vec<Check>,
+}
+
+/// One index or constraint to put back (with its comment), and the table it is on: for a
+/// rebuild over several connections ([`Deferred::units`]), where nobody else sees the
+/// tables. A foreign key is added `NOT VALID` (a moment's catalog change), then validated
+/// by `validate`, which locks only its own table against other validations.
+#[derive(Debug, Clone)]
+pub(crate) struct Unit {
+    pub table: String,
+    pub create: String,
+    pub validate: Option<String>,
 }
 
 /// Which tables' indexes and keys are deferred.
@@ -54,7 +67,10 @@ select case c.contype when 'f' then 0 else 1 end as phase,
        format('alter table %s drop constraint %I', c.conrelid::regclass, c.conname),
        format('alter table %s add constraint %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid)),
        case when d.description is not null
-         then format('comment on constraint %I on %s is %L', c.conname, c.conrelid::regclass, d.description) end
+         then format('comment on constraint %I on %s is %L', c.conname, c.conrelid::regclass, d.description) end,
+       (select format('%I.%I', n.nspname, k.relname) from pg_class k join pg_namespace n on n.oid = k.relnamespace
+        where k.oid = c.conrelid),
+       case c.contype when 'f' then format('alter table %s validate constraint %I', c.conrelid::regclass, c.conname) end
 from pg_constraint c
 left join pg_description d on d.classoid = 'pg_constraint'::regclass and d.objoid = c.oid
 where ((c.contype in ('p', 'u', 'x', 'f') and c.conrelid in (select rel from loaded))
@@ -64,7 +80,9 @@ where ((c.contype in ('p', 'u', 'x', 'f') and c.conrelid in (select rel from loa
 union all
 select 2, format('drop index %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid),
        case when d.description is not null
-         then format('comment on index %s is %L', i.indexrelid::regclass, d.description) end
+         then format('comment on index %s is %L', i.indexrelid::regclass, d.description) end,
+       (select format('%I.%I', n.nspname, k.relname) from pg_class k join pg_namespace n on n.oid = k.relnamespace
+        where k.oid = i.indrelid), null
 from pg_index i
 join loaded on loaded.rel = i.indrelid
 left join pg_description d on d.classoid = 'pg_class'::regclass and d.objoid = i.indexrelid
@@ -110,15 +128,26 @@ impl Deferred {
         let rows = tx.query(PLAN, &[&names, &all, &keep]).context("cannot read the loaded tables' indexes")?;
         let mut restore_late = Vec::new();
         let mut restore = Vec::new();
+        let (mut units, mut units_late) = (Vec::new(), Vec::new());
         for row in &rows {
             let (phase, drop, create, comment): (i32, String, String, Option<String>) =
                 (row.get(0), row.get(1), row.get(2), row.get(3));
             tx.batch_execute(&drop).with_context(|| format!("cannot defer an index: {drop}"))?;
+            let validate: Option<String> = row.get(5);
+            let unit_create = match (&validate, &comment) {
+                (Some(_), Some(comment)) => format!("{create} not valid; {comment}"),
+                (Some(_), None) => format!("{create} not valid"),
+                (None, Some(comment)) => format!("{create}; {comment}"),
+                (None, None) => create.clone(),
+            };
+            let unit = Unit { table: row.get(4), create: unit_create, validate };
+            if phase == 0 { &mut units_late } else { &mut units }.push(unit);
             let target = if phase == 0 { &mut restore_late } else { &mut restore };
             target.push(create);
             target.extend(comment);
         }
         restore.append(&mut restore_late);
+        units.append(&mut units_late);
         let mut checks: Vec<Check> = Vec::new();
         if !keep.is_empty() {
             for row in tx.query(KEPT, &[&names, &keep]).context("cannot read the kept foreign keys")? {
@@ -136,7 +165,15 @@ impl Deferred {
                 }
             }
         }
-        Ok(Deferred { restore, checks })
+        Ok(Deferred { restore, units, checks })
+    }
+
+    /// What [`restore`](Self::restore) puts back, one unit per index or constraint: the
+    /// indexes and unique keys first, then the foreign keys. For a load whose tables nobody
+    /// else sees (a build database), to run over several connections; the kept foreign
+    /// keys' checks are not in it, so a caller with kept keys must use `restore`.
+    pub(crate) fn units(&self) -> &[Unit] {
+        &self.units
     }
 
     /// Re-creates the indexes, then the foreign keys, which checks every loaded row; then

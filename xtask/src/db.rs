@@ -127,7 +127,7 @@ fn check_extensions_on_disk(bins: &Binaries) -> Result<()> {
 fn bootstrap(guard: &Guard, no_seed: bool) -> Result<()> {
     let target = guard.write::<op::Reset>()?;
     target.reset_in_place(SUPABASE_SQL)?;
-    migrate_and_seed(guard, no_seed)?;
+    migrate_and_seed(guard, no_seed, false)?;
     keep_template(&target, &template::key(guard, no_seed)?);
     Ok(())
 }
@@ -140,13 +140,15 @@ fn keep_template(target: &WriteTarget<op::Reset>, key: &str) {
     }
 }
 
-fn migrate_and_seed(guard: &Guard, no_seed: bool) -> Result<()> {
+/// `build`: the guard's database is a build database beside the target (seeded over
+/// several connections).
+fn migrate_and_seed(guard: &Guard, no_seed: bool, build: bool) -> Result<()> {
     let applied = crate::migrate::up_all(guard)?;
     status(format!("applied {applied} migration(s)"));
     if no_seed {
         return Ok(());
     }
-    crate::seed::realistic(guard)
+    crate::seed::realistic(guard, build)
 }
 
 /// The local cluster's folder: under the project root's control, and never the root
@@ -294,13 +296,26 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool, keep: bool) -> Result<()> {
                 &mut guard.read::<op::Inspect>()?.connect()?.transaction()?,
                 &crate::migrate::load_files()?,
             )?;
-            if keep {
-                keep_restore_point(&guard, "db reset")?;
+            let swapped = rebuild_beside(&guard, no_seed, keep)?;
+            if !swapped {
+                if keep {
+                    keep_restore_point(&guard, "db reset")?;
+                }
+                target.reset_in_place(SUPABASE_SQL)?;
+                migrate_and_seed(&guard, no_seed, false)?;
             }
-            target.reset_in_place(SUPABASE_SQL)?;
-            migrate_and_seed(&guard, no_seed)?;
             if outcome == TemplateReset::Miss {
-                keep_template(&target, &key);
+                // A database swapped in under the name is another one: a new guard pins it.
+                match swapped.then(|| context::guard_for(Some(env))?.write::<op::Reset>()) {
+                    None => keep_template(&target, &key),
+                    Some(Ok(swapped_in)) => keep_template(&swapped_in, &key),
+                    Some(Err(err)) => warn(format!("the template for the next `db reset` was not made: {err:#}")),
+                }
+            }
+            // After the template: the detached drop's own connection to the database
+            // would keep the template from being copied from it.
+            if swapped {
+                spawn_drop_replaced(env);
             }
             "rebuilt"
         }
@@ -312,6 +327,46 @@ fn reset(sh: &Shell, global: &Global, no_seed: bool, keep: bool) -> Result<()> {
         started_at.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// Rebuilds the database beside it (a copy emptied, bootstrapped, migrated and seeded in
+/// place of the target's state), then swaps it in; the replaced database becomes the
+/// restore point with `keep`, else is dropped. `false`, nothing changed, where no build
+/// can be made (an unstamped target, someone else connected): the caller rebuilds in place.
+fn rebuild_beside(guard: &Guard, no_seed: bool, keep: bool) -> Result<bool> {
+    let env = guard.environment();
+    if guard.write::<op::Undo>().is_err() || guard.read::<op::Inspect>()?.connect()?.stamp != Some(env) {
+        return Ok(false);
+    }
+    let started = Instant::now();
+    let mut build = match guard.build_beside()? {
+        Ok(build) => build,
+        Err(why) => {
+            warn(format!("not rebuilt beside the database: {why}; rebuilding in place"));
+            return Ok(false);
+        }
+    };
+    status(format!("rebuilding beside the database, in {}", build.name()));
+    let built = build.reset_in_place(SUPABASE_SQL);
+    if let Err(err) = built.and_then(|()| migrate_and_seed(build.guard(), no_seed, true)) {
+        // The build is dropped; should that fail too, the next command drops it.
+        let _ = build.abandon();
+        return Err(err);
+    }
+    let keep =
+        keep && build.restore_point_refused()?.inspect(|why| warn(format!("no restore point kept: {why}"))).is_none();
+    if let Some(why) = build.swap(keep.then_some("db reset"))? {
+        bail!(
+            "{why}: the rebuilt database was not swapped in; the database is as it was\nhint: close them (the app, a psql) and reset again"
+        );
+    }
+    if keep {
+        status(format!(
+            "swapped in; kept the database as it was as its restore point ({:.1} s in all; `cargo xtask db undo` swaps it back)",
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(true)
 }
 
 /// `db undo`: swaps the restore point back in (local, or test with `--env test`).

@@ -6,10 +6,13 @@
 //! generated one at a time from their own streams (`seed/model.rs`, `seed/accounts.rs`,
 //! `seed/daily.rs`) and streamed table by table into binary `COPY` (`seed/tables.rs`,
 //! `seed/copy.rs`), the big tables' indexes and foreign keys re-created after the load
-//! (`bulk.rs`), all in one transaction: a failed or killed seed leaves the database
-//! as it was.
+//! (`bulk.rs`). On local and test, `cargo xtask seed` builds the new state in a copy beside
+//! the database over several connections and swaps it in (`seed/beside.rs`,
+//! `app::guard::Beside`); elsewhere, and for the other commands' seeds, all in one
+//! transaction. Either way a failed or killed seed leaves the database as it was.
 
 mod accounts;
+mod beside;
 pub(crate) mod calendar;
 mod copy;
 mod daily;
@@ -39,7 +42,7 @@ impl flags::Seed {
     pub(crate) fn run(self, global: &Global) -> Result<()> {
         let options = Options::new(self.profile, self.clinics, self.days, self.seed)?;
         let guard = context::guard(global)?;
-        seed_keeping(&guard, &options, self.replace, self.replace && !self.no_restore_point)
+        seed_keeping(&guard, &options, self.replace, self.replace && !self.no_restore_point, true)
     }
 }
 
@@ -83,12 +86,15 @@ impl Options {
 
 /// Seeds the guard's environment: refused where the matrix or the environment's settings
 /// say no (before any connection), and where the database's stamp disagrees.
+/// In place, in one transaction (the other commands' seeds: `db up`, rehearsals, benchmarks).
 pub(crate) fn seed(guard: &Guard, options: &Options, replace: bool) -> Result<()> {
-    seed_keeping(guard, options, replace, false)
+    seed_keeping(guard, options, replace, false, false)
 }
 
-/// [`seed`], first keeping the database as it is as its restore point when `keep`.
-fn seed_keeping(guard: &Guard, options: &Options, replace: bool, keep: bool) -> Result<()> {
+/// [`seed`], first keeping the database as it is as its restore point when `keep`. With
+/// `beside`, on local and test, the new state is built beside the database and swapped in
+/// ([`seed_beside`]); elsewhere (staging), or where no build can be made, in place.
+fn seed_keeping(guard: &Guard, options: &Options, replace: bool, keep: bool, beside: bool) -> Result<()> {
     let env = guard.environment();
     let target = guard.write::<op::Seed>()?;
     // Asked through a load-testing target, as `load` does: the matrix's answer comes with it.
@@ -100,34 +106,111 @@ fn seed_keeping(guard: &Guard, options: &Options, replace: bool, keep: bool) -> 
             "the access matrix says load testing is limited on {env}: the large profile may be slow here and fill the disk"
         ));
     }
+    // The stamp check first, whichever the path: its refusal is the same.
+    let stamped = target.connect()?.environment();
+    let beside = beside && in_place_forced().is_none() && guard.write::<op::Undo>().is_ok();
+    if beside && stamped == env && seed_beside(guard, options, replace, keep)? {
+        return Ok(());
+    }
     if keep {
         crate::restore_point::keep_restore_point(guard, "seed --replace")?;
     }
     let mut conn = target.connect()?;
+    announce(guard, options, "in place, one transaction");
+    let started = Instant::now();
+    let report = load(&mut conn, options, replace)?;
+    summary(&report, started.elapsed().as_secs_f64(), "total (one transaction, committed)");
+    logins(options);
+    Ok(())
+}
+
+/// `XTASK_SEED_IN_PLACE=1` seeds local and test in place too, as staging is: for the
+/// benchmark's side-by-side figure and the test that both paths give the same rows.
+fn in_place_forced() -> Option<String> {
+    std::env::var("XTASK_SEED_IN_PLACE").ok().filter(|v| v == "1")
+}
+
+/// Seeds a copy of the database beside it over several connections, verifies it, and
+/// swaps it in; the replaced database becomes the restore point with `keep`, else is
+/// dropped. `false` when no copy could be made (someone else is connected): nothing
+/// changed, and the caller seeds in place.
+fn seed_beside(guard: &Guard, options: &Options, replace: bool, keep: bool) -> Result<bool> {
+    let started = Instant::now();
+    let mut build = match guard.build_beside()? {
+        Ok(build) => build,
+        Err(why) => {
+            context::warn(format!("not built beside the database: {why}; seeding in place"));
+            return Ok(false);
+        }
+    };
+    announce(guard, options, &format!("built beside it in {}, then swapped in", build.name()));
+    status(format!("copied the database beside it in {:.2} s", started.elapsed().as_secs_f64()));
+    let report = match beside::load(build.guard(), options, replace) {
+        Ok(report) => report,
+        Err(err) => {
+            // The build is dropped; should that fail too, the next command drops it.
+            let _ = build.abandon();
+            return Err(err);
+        }
+    };
+    let mut keep = keep;
+    if keep && let Some(why) = build.restore_point_refused()? {
+        context::warn(format!("no restore point kept: {why}"));
+        keep = false;
+    }
+    let swapping = Instant::now();
+    if let Some(why) = build.swap(keep.then_some("seed --replace"))? {
+        bail!(
+            "{why}: the seeded database was not swapped in; the database is as it was\nhint: close them (the app, a psql) and seed again"
+        );
+    }
+    crate::restore_point::spawn_drop_replaced(guard.environment());
+    status(format!("swapped in in {:.2} s", swapping.elapsed().as_secs_f64()));
+    summary(&report, started.elapsed().as_secs_f64(), "total (built beside, verified, swapped in)");
+    if keep {
+        status("kept the database as it was as its restore point (`cargo xtask db undo` swaps it back)");
+    }
+    logins(options);
+    Ok(true)
+}
+
+fn announce(guard: &Guard, options: &Options, how: &str) {
+    let address = guard.resolved().database().map(|url| url.address()).unwrap_or_default();
     status(format!(
-        "seeding {env} ({}): profile {}, {} clinic(s), {} day(s) ending {}, seed {}",
-        target.url().address(),
+        "seeding {} ({address}): profile {}, {} clinic(s), {} day(s) ending {}, seed {} ({how})",
+        guard.environment(),
         options.profile_name(),
         options.clinics,
         options.days,
         String::from_utf8_lossy(&calendar::END.text()),
         options.seed
     ));
-    let started = Instant::now();
-    let report = load(&mut conn, options, replace)?;
-    summary(&report, started.elapsed().as_secs_f64());
+}
+
+fn logins(options: &Options) {
     status(format!(
         "logins: {{owner,admin,provider,staff,viewer}}@clinic1..{}.{}, password {}",
         options.clinics,
         model::EMAIL_DOMAIN,
         model::PASSWORD
     ));
+}
+
+/// Seeds a build database (`db reset`'s rebuild beside the target): over several
+/// connections, as nobody sees it before the swap.
+pub(crate) fn into_build(guard: &Guard, options: &Options) -> Result<()> {
+    announce(guard, options, "into the build database");
+    let started = Instant::now();
+    let report = beside::load(guard, options, false)?;
+    summary(&report, started.elapsed().as_secs_f64(), "total (built beside)");
+    logins(options);
     Ok(())
 }
 
 /// `db up` (first creation) and `db reset`: the realistic profile with the default seed,
-/// unless the environment's settings forbid test data.
-pub(crate) fn realistic(guard: &Guard) -> Result<()> {
+/// unless the environment's settings forbid test data; `build`: into a build database
+/// (`db reset` beside the target), over several connections.
+pub(crate) fn realistic(guard: &Guard, build: bool) -> Result<()> {
     if !guard.allows::<op::Seed>() {
         status(format!("not seeded: allow_test_data = false for {}", guard.environment()));
         return Ok(());
@@ -137,7 +220,11 @@ pub(crate) fn realistic(guard: &Guard) -> Result<()> {
         status(format!("not seeded: the schema has no {table} (the migrations do not create it)"));
         return Ok(());
     }
-    seed(guard, &Options::new(Profile::Realistic, None, None, 1)?, false)
+    let options = Options::new(Profile::Realistic, None, None, 1)?;
+    if build {
+        return into_build(guard, &options);
+    }
+    seed(guard, &options, false)
 }
 
 /// The seeded tables the database does not have.
@@ -256,7 +343,7 @@ impl Progress {
     }
 }
 
-fn summary(report: &Report, seconds: f64) {
+fn summary(report: &Report, seconds: f64, total: &str) {
     use crate::ui::{Align, Table};
     let mut table = Table::new(&[
         ("table", Align::Left),
@@ -269,14 +356,9 @@ fn summary(report: &Report, seconds: f64) {
         table.row([l.table.to_string(), l.rows.to_string(), format!("{:.2}", l.seconds), format!("{rate:.0}")]);
     }
     table.row(["indexes and foreign keys".to_string(), String::new(), format!("{:.2}", report.rebuild_seconds)]);
-    let total: u64 = report.tables.iter().map(|l| l.rows).sum();
-    let rate = total as f64 / seconds.max(1e-6);
-    table.row([
-        "total (one transaction, committed)".to_string(),
-        total.to_string(),
-        format!("{seconds:.2}"),
-        format!("{rate:.0}"),
-    ]);
+    let rows: u64 = report.tables.iter().map(|l| l.rows).sum();
+    let rate = rows as f64 / seconds.max(1e-6);
+    table.row([total.to_string(), rows.to_string(), format!("{seconds:.2}"), format!("{rate:.0}")]);
     status("");
     table.print_status();
 }

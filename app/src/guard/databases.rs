@@ -19,6 +19,17 @@ impl WriteTarget<op::Reset> {
     /// stamps it, all in one transaction on one connection: no second connection that could
     /// reach another server, and a reset that fails leaves the database as it was.
     pub fn reset_in_place(&self, bootstrap: &str) -> Result<WriteConnection<op::Reset>> {
+        self.reset_in_place_marked(bootstrap, None).map(|(conn, _)| conn)
+    }
+
+    /// [`reset_in_place`](Self::reset_in_place); with `mark`, the database's comment is
+    /// set back to it in the same transaction (a build database stays recognisable as
+    /// scratch at every moment), and the comment the bootstrap gave is returned.
+    pub(super) fn reset_in_place_marked(
+        &self,
+        bootstrap: &str,
+        mark: Option<&str>,
+    ) -> Result<(WriteConnection<op::Reset>, Option<String>)> {
         let mut conn = self.connect()?;
         let env = self.env;
         let mut tx = conn.client.transaction()?;
@@ -35,9 +46,23 @@ impl WriteTarget<op::Reset> {
         tx.batch_execute(bootstrap)
             .map_err(|err| anyhow::anyhow!("the bootstrap SQL failed: {}", connect::error_chain(&err)))?;
         stamp::write(&mut tx, env, &<op::Reset as op::Op>::OPERATION.to_string())?;
+        let mut given = None;
+        if let Some(mark) = mark {
+            let row = tx.query_one(
+                "select datname::text, shobj_description(oid, 'pg_database') from pg_database where datname = current_database()",
+                &[],
+            )?;
+            given = row.get(1);
+            let name: String = row.get(0);
+            tx.batch_execute(&format!(
+                "comment on database {} is {}",
+                crate::sql::ident(&name),
+                crate::sql::literal(mark)
+            ))?;
+        }
         tx.commit().context("cannot commit the reset; the database is as it was")?;
         conn.pending = None;
-        Ok(conn)
+        Ok((conn, given))
     }
 }
 
@@ -111,6 +136,8 @@ impl WriteTarget<op::Reset> {
     /// connection of this command to the target must be closed.
     pub fn refresh_template(&self, key: &str) -> Result<()> {
         let (names, mut maintenance) = self.prepare_template()?.map_err(anyhow::Error::msg)?;
+        // The stamp check's session, just closed, ends asynchronously: the copy needs it gone.
+        template::other_sessions(&mut maintenance, &names.target)?;
         template::refresh(&mut maintenance, &names, key)
     }
 
@@ -189,7 +216,7 @@ impl<O: op::WriteOp> WriteTarget<O> {
     /// Checks the target's stamp and reads its name, then opens the maintenance connection
     /// (to `postgres`, or `template1` when the target is `postgres`); or why there can be
     /// none, which is no reason to fail a reset.
-    fn prepare_template(&self) -> Result<Result<(template::Names, Client), String>> {
+    pub(super) fn prepare_template(&self) -> Result<Result<(template::Names, Client), String>> {
         let target: String = {
             let mut conn = self.connect()?;
             conn.client.query_one("select current_database()::text", &[])?.get(0)
@@ -212,7 +239,7 @@ impl<O: op::WriteOp> WriteTarget<O> {
     /// its stamp, this environment's, copied from the template: marked as scratch here, so
     /// that `clear_scratch` drops it instead of refusing the name. A database under that
     /// name without our stamp stays untouched (and refused).
-    fn mark_interrupted_clone(&self, maintenance: &mut Client, names: &template::Names) -> Result<()> {
+    pub(super) fn mark_interrupted_clone(&self, maintenance: &mut Client, names: &template::Names) -> Result<()> {
         if !template::exists(maintenance, &names.fresh)? || template::comment_of(maintenance, &names.fresh)?.is_some() {
             return Ok(());
         }

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 const SEED_SOURCES: &[&str] = &[
     include_str!("../seed.rs"),
     include_str!("../seed/accounts.rs"),
+    include_str!("../seed/beside.rs"),
     include_str!("../seed/calendar.rs"),
     include_str!("../seed/copy.rs"),
     include_str!("../seed/daily.rs"),
