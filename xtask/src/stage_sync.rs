@@ -207,17 +207,16 @@ pub(crate) fn sync(
 
     // The executor: one target transaction, committed only after verification.
     let mut tx = dst.client().transaction()?;
-    let binary = execute::same_major_version(&mut snapshot, &mut tx)?;
-    let deferred = execute::empty_target(&mut tx, &plan)?;
-    let loaded = execute::load(&mut snapshot, &mut tx, &plan, &masker, binary)?;
+    let password = target_guard.resolved().var("STAGE_SYNC_LOGIN_PASSWORD");
+    let executed = execute::execute(&mut snapshot, &mut tx, &plan, &masker, password)?;
     snapshot.commit()?;
-    execute::stage_logins(&mut tx, &plan, target_guard.resolved().var("STAGE_SYNC_LOGIN_PASSWORD"))?;
-    let finished = execute::finish_and_verify(&mut tx, &plan, &loaded, deferred)?;
+    let (loaded, finished) = (&executed.loaded, &executed.finished);
     let schema_version = report::record(&mut tx, source_guard, &plan.rules, &loaded.counts, started.elapsed())?;
     tx.commit().context("cannot commit the sync; the target is unchanged")?;
+    execute::after_commit(dst.client(), &executed);
 
     let total: u64 = loaded.counts.iter().map(|(_, n)| n).sum();
-    report::summary(&loaded.timings, &finished, total, started.elapsed());
+    report::summary(&loaded.timings, finished, total, started.elapsed());
     if options.json {
         let elapsed = started.elapsed();
         data(report::json_summary(
