@@ -13,6 +13,7 @@ mod mask;
 mod pipe;
 mod plan;
 mod progress;
+mod readers_bench;
 mod report;
 mod rules;
 mod subset;

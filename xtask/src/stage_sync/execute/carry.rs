@@ -178,14 +178,20 @@ pub struct Grant {
 /// The privileges listed on a relation and its columns; `None` when the relation has its
 /// owner's defaults (none ever granted or revoked).
 pub fn grants_of(tx: &mut Transaction, oid: u32) -> Result<Option<Vec<Grant>>> {
+    // In the order of the ACL arrays: `pg_dump` prints them so, and the sync compares the
+    // synced schemas by that text.
     const ENTRIES: &str = "
-        select null::text, case when x.grantee = 0 then null else r.rolname::text end, x.privilege_type, x.is_grantable
-        from pg_class c cross join aclexplode(c.relacl) x left join pg_roles r on r.oid = x.grantee where c.oid = $1
+        select null::text, case when x.grantee = 0 then null else r.rolname::text end, x.privilege_type,
+               x.is_grantable, 0::int2 as column, x.n
+        from pg_class c cross join aclexplode(c.relacl) with ordinality x(grantor, grantee, privilege_type, is_grantable, n)
+        left join pg_roles r on r.oid = x.grantee where c.oid = $1
         union all
-        select a.attname::text, case when x.grantee = 0 then null else r.rolname::text end, x.privilege_type, x.is_grantable
-        from pg_attribute a cross join aclexplode(a.attacl) x left join pg_roles r on r.oid = x.grantee
+        select a.attname::text, case when x.grantee = 0 then null else r.rolname::text end, x.privilege_type,
+               x.is_grantable, a.attnum, x.n
+        from pg_attribute a cross join aclexplode(a.attacl) with ordinality x(grantor, grantee, privilege_type, is_grantable, n)
+        left join pg_roles r on r.oid = x.grantee
         where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped
-        order by 1 nulls first, 2, 3";
+        order by 5, 6";
     let grants = tx
         .query(ENTRIES, &[&oid])?
         .iter()

@@ -78,7 +78,15 @@ fn through_shadow(
 ) -> Result<Executed> {
     let copied: Vec<String> = plan.loaded().iter().map(|t| shadow.target_of(t)).collect();
     let copied: Vec<&str> = copied.iter().map(String::as_str).collect();
-    let deferred = crate::bulk::Deferred::drop(tx, &copied, crate::bulk::Scope::All)?;
+    // As in place: small tables keep their keys and the foreign keys to them (see `bulk`).
+    let small: Vec<String> = plan
+        .tables
+        .iter()
+        .filter(|t| t.estimate <= super::SMALL_TABLE_ROWS)
+        .map(|t| shadow.target_of(&t.qualified()))
+        .collect();
+    let small: Vec<&str> = small.iter().map(String::as_str).collect();
+    let deferred = crate::bulk::Deferred::drop_keeping(tx, &copied, crate::bulk::Scope::All, &small)?;
     let loaded = load(snapshot, tx, plan, masker, binary, Some(&shadow))?;
     if plan.copies_auth_users {
         let users = shadow.target_of(&sql::qualified("auth", "users"));

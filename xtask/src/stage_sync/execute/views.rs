@@ -3,7 +3,7 @@
 //! them (deepest first) and makes them again over the new tables (shallowest first) from
 //! `pg_get_viewdef`, read with `search_path` empty (every name qualified), with their
 //! column names, options (`security_invoker`, `check_option`, ...), owner, grants and
-//! column grants, comments, and for a materialized view its data and indexes. A view with
+//! column grants, comments, and for a materialized view its indexes and the new data. A view with
 //! triggers, rules or column defaults of its own is not carried: the sync runs in place.
 
 use anyhow::{Context, Result};
@@ -21,7 +21,6 @@ pub struct View {
     columns: Vec<String>,
     options: Vec<String>,
     definition: String,
-    populated: bool,
     owner: String,
     grants: Option<Vec<Grant>>,
     /// `comment on ...` statements, and the materialized view's indexes.
@@ -64,7 +63,7 @@ fn view(tx: &mut Transaction, oid: u32, name: String, materialized: bool) -> Res
     let row = tx.query_one(
         "select array(select quote_ident(a.attname) from pg_attribute a where a.attrelid = c.oid and a.attnum > 0
                       and not a.attisdropped order by a.attnum),
-                coalesce(c.reloptions::text[], '{}'), pg_get_viewdef(c.oid), c.relispopulated, r.rolname::text
+                coalesce(c.reloptions::text[], '{}'), pg_get_viewdef(c.oid), r.rolname::text
          from pg_class c join pg_roles r on r.oid = c.relowner where c.oid = $1",
         &[&oid],
     )?;
@@ -100,8 +99,7 @@ fn view(tx: &mut Transaction, oid: u32, name: String, materialized: bool) -> Res
         columns: row.get(0),
         options: row.get(1),
         definition: definition.trim().trim_end_matches(';').to_string(),
-        populated: row.get(3),
-        owner: row.get(4),
+        owner: row.get(3),
         grants: carry::grants_of(tx, oid)?,
         extra,
     })
@@ -132,11 +130,8 @@ impl View {
                 .collect();
             format!(" with ({})", options.join(", "))
         };
-        let data = match (self.materialized, self.populated) {
-            (false, _) => "",
-            (true, true) => " with data",
-            (true, false) => " with no data",
-        };
+        // A materialized view over the new rows, as the in-place sync refreshes every one.
+        let data = if self.materialized { " with data" } else { "" };
         let mut statements = vec![
             format!(
                 "create {} {} ({}){options} as {}{data}",
