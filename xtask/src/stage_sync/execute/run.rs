@@ -96,6 +96,7 @@ fn through_shadow(
     let started = Instant::now();
     deferred
         .restore(tx)
+        .map_err(|err| anyhow::anyhow!("{}", shadow.live_names(&format!("{err:#}"))))
         .context("verification failed, nothing was changed: a key or index does not hold on the copy")?;
     let rebuilt = started.elapsed();
     let into = |key: &str, qualified: &str| shadow.target_of_key(key).unwrap_or_else(|| qualified.to_string());

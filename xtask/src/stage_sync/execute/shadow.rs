@@ -54,6 +54,17 @@ impl Shadow {
         self.pairs.iter().find(|p| p.live == live).map_or_else(|| live.to_string(), |p| p.shadow.clone())
     }
 
+    /// A message about the shadows in the live tables' names, as the server prints those
+    /// (`public`'s without their schema).
+    pub fn live_names(&self, message: &str) -> String {
+        let mut message = message.to_string();
+        for (shadow, live) in &self.schemas {
+            let live = if live == "public" { String::new() } else { format!("{live}.") };
+            message = message.replace(&format!("{shadow}."), &live);
+        }
+        message
+    }
+
     /// The shadow of the table with this key (`schema.name`), if it has one.
     pub fn target_of_key(&self, key: &str) -> Option<String> {
         self.pairs.iter().find(|p| p.key == key).map(|p| p.shadow.clone())
