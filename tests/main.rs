@@ -34,6 +34,7 @@ mod stage_sync_dump;
 mod stage_sync_fixtures;
 mod stage_sync_generated;
 mod stage_sync_init;
+mod stage_sync_shadow;
 mod stage_sync_shapes;
 mod stage_sync_supabase;
 mod stage_sync_types;

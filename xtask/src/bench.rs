@@ -3,6 +3,7 @@
 //! one table of every target: what was measured, the target, met or not.
 
 mod db_up;
+mod readers;
 mod reset;
 mod rls;
 mod seed;

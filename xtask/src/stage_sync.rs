@@ -246,18 +246,17 @@ impl Run<'_> {
         masker: &Masker,
     ) -> Result<()> {
         let mut tx = target.transaction()?;
-        let binary = execute::same_major_version(&mut snapshot, &mut tx)?;
-        let deferred = execute::empty_target(&mut tx, plan)?;
-        let loaded = execute::load(&mut snapshot, &mut tx, plan, masker, binary)?;
+        let password = self.target_guard.resolved().var("STAGE_SYNC_LOGIN_PASSWORD");
+        let executed = execute::execute(&mut snapshot, &mut tx, plan, masker, password)?;
         snapshot.commit()?;
-        execute::stage_logins(&mut tx, plan, self.target_guard.resolved().var("STAGE_SYNC_LOGIN_PASSWORD"))?;
-        let finished = execute::finish_and_verify(&mut tx, plan, &loaded, deferred)?;
+        let (loaded, finished) = (&executed.loaded, &executed.finished);
         let elapsed = self.started.elapsed();
         let schema_version = report::record(&mut tx, self.source_guard, &plan.rules, &loaded.counts, elapsed)?;
         tx.commit().context("cannot commit the sync; the target is unchanged")?;
+        execute::after_commit(target, &executed);
 
         let total: u64 = loaded.counts.iter().map(|(_, n)| n).sum();
-        report::summary(&loaded.timings, &finished, total, self.started.elapsed());
+        report::summary(&loaded.timings, finished, total, self.started.elapsed());
         if self.options.json {
             let figures = report::Figures { timings: &loaded.timings, total, took: self.started.elapsed() };
             data(report::json_summary(self.source_guard, self.target_guard, &plan.rules, &figures, schema_version))?;

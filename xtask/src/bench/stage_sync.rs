@@ -49,6 +49,8 @@ pub(crate) struct Figures {
     pub dump_j2: Duration,
     pub dump: Duration,
     pub peak_kb: u64,
+    /// The longest read of a session reading the target every 50 ms during the syncs.
+    pub reader_wait: Duration,
 }
 
 impl Figures {
@@ -86,6 +88,11 @@ impl Figures {
         ))?;
         context::data(format!("ratio stage-sync / pg_dump -Fc | pg_restore: {:.2}", self.ratio(self.dump)))?;
         context::data(format!("stage-sync peak memory: {:.0} MB (target <= {TARGET_PEAK_MB:.0} MB)", self.peak_mb()))?;
+        context::data(format!(
+            "longest wait of a reader querying the target every 50 ms during stage-sync: {} ms (target < {} ms)",
+            self.reader_wait.as_millis(),
+            super::readers::TARGET_WAIT.as_millis()
+        ))?;
         Ok(())
     }
 }
@@ -110,13 +117,14 @@ fn measure(sh: &Shell, schema: Schema) -> Result<Figures> {
     context::status(format!("stage-sync benchmark: setting up the {}", schema.name()));
     let pair = Pair::new(schema)?;
     let (mut sync, mut dump, mut dump_j2, mut raw) = (Duration::MAX, Duration::MAX, Duration::MAX, Duration::MAX);
-    let (mut peak_kb, mut breakdown) = (0, String::new());
+    let (mut peak_kb, mut breakdown, mut reader_wait) = (0, String::new(), Duration::ZERO);
     for round in 0..2 {
         context::status(format!("{}: round {} of 2", schema.name(), round + 1));
         dump = dump.min(dump_restore(sh, &pair.source, &pair.target, round)?);
         dump_j2 = dump_j2.min(dump_restore_parallel(sh, &pair.source, &pair.target, round)?);
         raw = raw.min(raw_pipe(sh, &pair.source, &pair.target, round)?);
-        let (took, peak, summary) = pair.sync()?;
+        let ((took, peak, summary), wait) = super::readers::watch(&pair.target, || pair.sync())?;
+        reader_wait = reader_wait.max(wait);
         if took < sync {
             breakdown = summary;
         }
@@ -125,7 +133,7 @@ fn measure(sh: &Shell, schema: Schema) -> Result<Figures> {
     }
     // Where stage-sync's time went in its faster round: its own table, per table and step.
     context::status(format!("{}: stage-sync's own summary of its faster round:{breakdown}", schema.name()));
-    Ok(Figures { schema: schema.name(), rows: pair.rows, sync, raw, dump_j2, dump, peak_kb })
+    Ok(Figures { schema: schema.name(), rows: pair.rows, sync, raw, dump_j2, dump, peak_kb, reader_wait })
 }
 
 /// Stage-sync's peak memory (kB) on one run of a source of this schema, and its rows: the

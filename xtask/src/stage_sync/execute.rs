@@ -8,7 +8,15 @@ use anyhow::{Context, Result, bail};
 
 use super::{catalog, mask::Masker, pipe, plan::Plan, progress::Progress, verify};
 
+mod carry;
+mod pair;
+mod run;
+mod shadow;
 mod supabase;
+mod swap;
+mod views;
+
+pub(super) use run::{after_commit, execute};
 
 /// Step 1: triggers off for the load (user triggers and the foreign-key checks: every
 /// foreign key is verified before commit instead, which also makes cycles load), the
@@ -77,19 +85,22 @@ pub(super) struct Timing {
     pub format: &'static str,
 }
 
-/// Step 2: every copied table, in load order, streamed masked from the snapshot.
+/// Step 2: every copied table, in load order, streamed masked from the snapshot (into its
+/// shadow copy, if there is one).
 pub(super) fn load(
     snapshot: &mut postgres::Transaction,
     tx: &mut postgres::Transaction,
     plan: &Plan,
     masker: &Masker,
     binary: bool,
+    shadow: Option<&swap::Shadow>,
 ) -> Result<Loaded> {
     let progress = Progress::new(&plan.tables, &plan.order, &plan.rules);
     let mut loaded = Loaded { counts: Vec::new(), timings: Vec::new(), leaks: pipe::LeakSets::default() };
     pipe::set_text_format(snapshot, tx)?;
-    for job in plan.jobs() {
+    for mut job in plan.jobs() {
         let table = job.table;
+        job.into = shadow.map(|s| s.target_of(&table.qualified()));
         let bar = progress.table(table);
         let table_started = Instant::now();
         let copied =

@@ -29,6 +29,8 @@ pub(super) struct Job<'a> {
     pub rules: &'a TableRules,
     /// A `WHERE` expression over alias `t`; `None` copies every row.
     pub filter: Option<&'a str>,
+    /// The table written, when it is not the one read (the sync's shadow copy).
+    pub into: Option<String>,
 }
 
 /// Set to `text` to send every table in COPY's text format (a comparison, or a way around
@@ -87,7 +89,11 @@ pub(super) fn copy_table(
         (false, false) => " (FREEZE)",
     };
     let writer = target
-        .copy_in(&format!("COPY {} ({}) FROM STDIN{options}", table.qualified(), shape.list))
+        .copy_in(&format!(
+            "COPY {} ({}) FROM STDIN{options}",
+            job.into.clone().unwrap_or_else(|| table.qualified()),
+            shape.list
+        ))
         .with_context(|| format!("cannot write {}", table.key()))?;
     let mut writer = BufWriter::with_capacity(1 << 18, writer);
     let rows = Rows { job: &job, shape: &shape, masker, wires: wires.as_deref() };

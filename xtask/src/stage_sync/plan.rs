@@ -71,6 +71,7 @@ impl Plan {
                 table,
                 rules: &self.rules.tables[&table.key()],
                 filter: self.filters.as_ref().map(|f| f.get(&table.key()).map_or("false", String::as_str)),
+                into: None,
             })
             .collect()
     }

@@ -24,25 +24,41 @@ pub(super) fn verify(
     counts: &[(String, u64)],
     leaks: &LeakSets,
 ) -> Result<Vec<String>> {
+    let mut problems = verify_in(tx, tables, rules, counts, leaks, &|_, qualified| qualified.to_string())?;
+    problems.extend(check_sequences(tx, tables, rules)?);
+    Ok(problems)
+}
+
+/// Where a table's rows are: from its key (`schema.name`) and quoted name, the name to read.
+pub(super) type Into<'a> = &'a dyn Fn(&str, &str) -> String;
+
+/// [`verify`]'s checks but the sequences', on the tables `into` names (a shadow copy).
+pub(super) fn verify_in(
+    tx: &mut Transaction,
+    tables: &[Table],
+    rules: &Rules,
+    counts: &[(String, u64)],
+    leaks: &LeakSets,
+    into: Into,
+) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for (key, expected) in counts {
         let table = tables.iter().find(|t| &t.key() == key).expect("counted tables exist");
-        let actual: i64 = tx.query_one(&format!("select count(*) from {}", table.qualified()), &[])?.get(0);
+        let actual: i64 = tx.query_one(&format!("select count(*) from {}", into(key, &table.qualified())), &[])?.get(0);
         if actual as u64 != *expected {
             problems.push(format!("{key}: {actual} rows in the target, {expected} in the snapshot"));
         }
     }
-    problems.extend(orphans(tx, tables, rules)?);
+    problems.extend(orphans(tx, tables, rules, into)?);
     problems.extend(invalid_unique_indexes(tx, &rules.schemas)?);
-    problems.extend(sequences_behind(tx, tables, rules)?);
-    problems.extend(leak_check(tx, tables, rules, leaks)?);
+    problems.extend(leak_check(tx, tables, rules, leaks, into)?);
     Ok(problems)
 }
 
 /// Foreign keys, also to tables outside the sync (auth.users). Those from or to a copied
 /// table were added back after the load, which validated them; the others (a schema-only
 /// table's) are checked by query, as the load ran with triggers off.
-fn orphans(tx: &mut Transaction, tables: &[Table], rules: &Rules) -> Result<Vec<String>> {
+fn orphans(tx: &mut Transaction, tables: &[Table], rules: &Rules, into: Into) -> Result<Vec<String>> {
     let copied = |key: &str| rules.tables.get(key).is_some_and(|r| r.mode == Mode::Copy);
     let mut problems = Vec::new();
     for table in tables {
@@ -61,8 +77,8 @@ fn orphans(tx: &mut Transaction, tables: &[Table], rules: &Rules) -> Result<Vec<
                 .join(" and ");
             let sql = format!(
                 "select count(*) from {} c where {not_null} and not exists (select 1 from {} p where {joins})",
-                table.qualified(),
-                fk.target_qualified
+                into(&table.key(), &table.qualified()),
+                into(&fk.target, &fk.target_qualified)
             );
             let orphans: i64 = tx.query_one(&sql, &[])?.get(0);
             if orphans > 0 {
@@ -99,7 +115,7 @@ fn invalid_unique_indexes(tx: &mut Transaction, schemas: &[String]) -> Result<Ve
 
 /// Sequences: the next value of each is past the highest value of every column it feeds,
 /// so the target's next insert cannot collide with a copied row.
-fn sequences_behind(tx: &mut Transaction, tables: &[Table], rules: &Rules) -> Result<Vec<String>> {
+pub(super) fn check_sequences(tx: &mut Transaction, tables: &[Table], rules: &Rules) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for (sequence, columns) in sequence_uses(tables, rules) {
         let highest = highest_sql(&columns);
@@ -166,7 +182,13 @@ fn highest_sql(columns: &[(String, String)]) -> String {
 
 /// Reads the masked columns back from the target: none of their values may be one the
 /// source had in that column (or under that JSON key).
-fn leak_check(tx: &mut Transaction, tables: &[Table], rules: &Rules, leaks: &LeakSets) -> Result<Vec<String>> {
+fn leak_check(
+    tx: &mut Transaction,
+    tables: &[Table],
+    rules: &Rules,
+    leaks: &LeakSets,
+    into: Into,
+) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for table in tables {
         let table_rules = &rules.tables[&table.key()];
@@ -186,7 +208,8 @@ fn leak_check(tx: &mut Transaction, tables: &[Table], rules: &Rules, leaks: &Lea
             .filter(|(_, rule)| rule.is_masking() && !matches!(rule, Rule::Json(_)))
             .collect();
         if !masked.is_empty() {
-            leaked.extend(masked.iter().map(|(name, _)| name.as_str()).zip(read_back(tx, table, &masked, leaks)?));
+            leaked
+                .extend(masked.iter().map(|(name, _)| name.as_str()).zip(read_back(tx, table, &masked, leaks, into)?));
         }
         for (name, count) in leaked.into_iter().filter(|(_, n)| *n > 0) {
             problems
@@ -197,12 +220,21 @@ fn leak_check(tx: &mut Transaction, tables: &[Table], rules: &Rules, leaks: &Lea
 }
 
 /// Per masked column, the values read back from the target that are in the leak sets.
-fn read_back(tx: &mut Transaction, table: &Table, masked: &[&(String, Rule)], leaks: &LeakSets) -> Result<Vec<u64>> {
+fn read_back(
+    tx: &mut Transaction,
+    table: &Table,
+    masked: &[&(String, Rule)],
+    leaks: &LeakSets,
+    into: Into,
+) -> Result<Vec<u64>> {
     let list = masked.iter().map(|(c, _)| sql::ident(c)).collect::<Vec<_>>().join(", ");
     // Rows whose masked columns are all NULL hold nothing to check: the server skips
     // them (with parallel workers on a big table) instead of sending them.
     let any = masked.iter().map(|(c, _)| format!("{} is not null", sql::ident(c))).collect::<Vec<_>>().join(" or ");
-    let reader = tx.copy_out(&format!("COPY (SELECT {list} FROM {} WHERE {any}) TO STDOUT", table.qualified()))?;
+    let reader = tx.copy_out(&format!(
+        "COPY (SELECT {list} FROM {} WHERE {any}) TO STDOUT",
+        into(&table.key(), &table.qualified())
+    ))?;
     let columns: Vec<String> = masked.iter().map(|(name, _)| format!("{}.{name}", table.key())).collect();
     count_leaks(reader, masked, &columns, leaks)
 }

@@ -181,11 +181,21 @@ const TOKENS: &[&str] = &[
 /// `email_verified`), no production password hash, and with `password` (the staging-only
 /// one) that password's bcrypt hash for each of them. Without it no password works.
 pub(super) fn stage_logins(tx: &mut postgres::Transaction, password: Option<&str>) -> Result<()> {
+    stage_logins_in(tx, password, "auth.users", "auth.identities")
+}
+
+/// [`stage_logins`] on the tables `users` and `identities` (qualified): a shadow copy.
+pub(super) fn stage_logins_in(
+    tx: &mut postgres::Transaction,
+    password: Option<&str>,
+    users: &str,
+    identities: &str,
+) -> Result<()> {
     let columns: Vec<String> = tx
         .query(
-            "select a.attname::text from pg_attribute a where a.attrelid = 'auth.users'::regclass
+            "select a.attname::text from pg_attribute a where a.attrelid = $1::text::regclass
              and a.attnum > 0 and not a.attisdropped",
-            &[],
+            &[&users],
         )?
         .iter()
         .map(|r| r.get(0))
@@ -194,21 +204,34 @@ pub(super) fn stage_logins(tx: &mut postgres::Transaction, password: Option<&str
     let tokens: Vec<String> =
         TOKENS.iter().filter(|c| has(c)).map(|c| format!("{c} = ''", c = sql::ident(c))).collect();
     if !tokens.is_empty() {
-        tx.batch_execute(&format!("update auth.users set {}", tokens.join(", ")))
+        tx.batch_execute(&format!("update {users} set {}", tokens.join(", ")))
             .context("cannot clear the copied users' pending tokens")?;
     }
     let mut login = "u.email is not null and u.email <> ''".to_string();
     for flag in ["is_sso_user", "is_anonymous"].into_iter().filter(|c| has(c)) {
         login.push_str(&format!(" and not u.{flag}"));
     }
-    let identities: Option<bool> = tx
+    give_identities(tx, users, identities, &login)?;
+    // Whatever the rules say, no production password hash stays: the staging one or none.
+    tx.batch_execute(&format!("update {users} set encrypted_password = null where encrypted_password is not null"))
+        .context("cannot clear the copied users' passwords")?;
+    let Some(password) = password else {
+        status("auth: no STAGE_SYNC_LOGIN_PASSWORD, so no password signs in a copied user");
+        return Ok(());
+    };
+    set_password(tx, users, &login, password)
+}
+
+/// One email identity for each copied user who signs in with an email (`login`).
+fn give_identities(tx: &mut postgres::Transaction, users: &str, identities: &str, login: &str) -> Result<()> {
+    let shape: Option<bool> = tx
         .query_opt(
             "select exists (select from pg_attribute where attrelid = c.oid and attname = 'provider_id' and not attisdropped)
-             from (select to_regclass('auth.identities') as oid) c where c.oid is not null",
-            &[],
+             from (select to_regclass($1) as oid) c where c.oid is not null",
+            &[&identities],
         )?
         .map(|r| r.get(0));
-    match identities {
+    match shape {
         None => {
             warn("auth.identities does not exist: the copied users have no identity, and GoTrue will not sign them in")
         }
@@ -218,12 +241,12 @@ pub(super) fn stage_logins(tx: &mut postgres::Transaction, password: Option<&str
             let inserted = tx
                 .execute(
                     &format!(
-                        "insert into auth.identities ({id_column}, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+                        "insert into {identities} ({id_column}, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
                          select u.id::text, u.id,
                                 jsonb_build_object('sub', u.id::text, 'email', u.email,
                                                    'email_verified', u.email_confirmed_at is not null, 'phone_verified', false),
                                 'email', u.last_sign_in_at, coalesce(u.created_at, now()), coalesce(u.updated_at, now())
-                         from auth.users u where {login}"
+                         from {users} u where {login}"
                     ),
                     &[],
                 )
@@ -231,13 +254,12 @@ pub(super) fn stage_logins(tx: &mut postgres::Transaction, password: Option<&str
             status(format!("auth: {inserted} copied user(s) with an email identity"));
         }
     }
-    // Whatever the rules say, no production password hash stays: the staging one or none.
-    tx.batch_execute("update auth.users set encrypted_password = null where encrypted_password is not null")
-        .context("cannot clear the copied users' passwords")?;
-    let Some(password) = password else {
-        status("auth: no STAGE_SYNC_LOGIN_PASSWORD, so no password signs in a copied user");
-        return Ok(());
-    };
+    Ok(())
+}
+
+/// The staging password's bcrypt hash (through the target's pgcrypto) for each copied user
+/// who signs in with an email (`login`).
+fn set_password(tx: &mut postgres::Transaction, users: &str, login: &str, password: &str) -> Result<()> {
     let schema: Option<String> = tx
         .query_opt(
             "select n.nspname::text from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'pgcrypto'",
@@ -251,7 +273,7 @@ pub(super) fn stage_logins(tx: &mut postgres::Transaction, password: Option<&str
     let set = tx
         .execute(
             &format!(
-                "update auth.users u set encrypted_password = h.hash
+                "update {users} u set encrypted_password = h.hash
                  from (select {schema}.crypt($1::text, {schema}.gen_salt('bf', 10)) as hash) h where {login}"
             ),
             &[&password],
