@@ -157,8 +157,24 @@ pub(crate) fn swap(client: &mut Client, names: &Names, away: Option<String>) -> 
     let original = comment_of(client, &names.template)?
         .and_then(|c| c.split_once('\n').map(|(_, rest)| rest.to_string()))
         .filter(|c| !c.is_empty());
+    if !rename_in(client, names, away, original)? {
+        drop_clone(client, names)?;
+        return Ok(Some(format!("other sessions are connected to {}", names.target)));
+    }
+    Ok(None)
+}
+
+/// The swap's one transaction: `away` moves the target aside (by default: renamed to `old`
+/// and marked scratch), then `fresh` takes the target's name and `comment`. `false`: other
+/// sessions are connected to the target, and nothing changed.
+pub(crate) fn rename_in(
+    client: &mut Client,
+    names: &Names,
+    away: Option<String>,
+    comment: Option<String>,
+) -> Result<bool> {
     let (target, fresh, old) = (ident(&names.target), ident(&names.fresh), ident(&names.old));
-    let comment = original.map_or("null".to_string(), |c| literal(&c));
+    let comment = comment.map_or("null".to_string(), |c| literal(&c));
     let scratch = literal(SCRATCH_MARK);
     let away = away
         .unwrap_or_else(|| format!("alter database {target} rename to {old}; comment on database {old} is {scratch};"));
@@ -171,14 +187,10 @@ pub(crate) fn swap(client: &mut Client, names: &Names, away: Option<String>) -> 
     ));
     match swapped {
         Ok(()) => tx.commit().context("cannot commit the swap; the target database is as it was")?,
-        Err(err) if err.code() == Some(&SqlState::OBJECT_IN_USE) => {
-            drop(tx);
-            drop_clone(client, names)?;
-            return Ok(Some(format!("other sessions are connected to {}", names.target)));
-        }
-        Err(err) => bail!("cannot swap the clone in: {}", crate::connect::error_chain(&err)),
+        Err(err) if err.code() == Some(&SqlState::OBJECT_IN_USE) => return Ok(false),
+        Err(err) => bail!("cannot swap {} in: {}", names.fresh, crate::connect::error_chain(&err)),
     }
-    Ok(None)
+    Ok(true)
 }
 
 /// Drops the database a swap replaced, if it is there and ours. `DROP DATABASE` forces a

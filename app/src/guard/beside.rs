@@ -173,30 +173,12 @@ impl Beside {
             Some(given) => given.clone(),
             None => comment_of(client, &names.target)?,
         };
-        let (target, fresh, old) = (ident(&names.target), ident(&names.fresh), ident(&names.old));
-        let comment = original.map_or("null".to_string(), |c| literal(&c));
         let away = match keep {
-            Some(what) => restore_point::replace_with_target_sql(client, names, what)?,
-            None => format!(
-                "alter database {target} rename to {old}; comment on database {old} is {};",
-                literal(SCRATCH_MARK)
-            ),
+            Some(what) => Some(restore_point::replace_with_target_sql(client, names, what)?),
+            None => None,
         };
-        pause_pg_cron(client, &names.target)?;
-        let mut tx = client.transaction()?;
-        let swapped = tx.batch_execute(&format!(
-            "{away}
-             alter database {fresh} rename to {target};
-             comment on database {target} is {comment};"
-        ));
-        match swapped {
-            Ok(()) => tx.commit().map_err(|err| {
-                anyhow::anyhow!("cannot commit the swap: {}; nothing changed", crate::connect::error_chain(&err))
-            })?,
-            Err(err) if err.code() == Some(&SqlState::OBJECT_IN_USE) => {
-                return Ok(Err(format!("other sessions are connected to {}", names.target)));
-            }
-            Err(err) => bail!("cannot swap the new database in: {}", crate::connect::error_chain(&err)),
+        if !template::rename_in(client, names, away, original)? {
+            return Ok(Err(format!("other sessions are connected to {}", names.target)));
         }
         Ok(Ok(()))
     }

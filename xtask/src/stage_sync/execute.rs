@@ -158,3 +158,38 @@ pub(super) struct Finished {
     pub rebuilt: Duration,
     pub verified: Duration,
 }
+
+/// References from `child` (columns `columns`) to rows of `parent` that the sync removed
+/// become NULL, as before a foreign key to a replaced table is added back.
+pub(super) fn null_dangling(
+    tx: &mut postgres::Transaction,
+    child: &str,
+    parent: &str,
+    columns: &[String],
+    parent_columns: &[String],
+) -> Result<()> {
+    let quoted: Vec<String> = columns.iter().map(|c| crate::sql::ident(c)).collect();
+    let set = quoted.iter().map(|c| format!("{c} = null")).collect::<Vec<_>>().join(", ");
+    let present = quoted.iter().map(|c| format!("c.{c} is not null")).collect::<Vec<_>>().join(" and ");
+    let joins = parent_columns
+        .iter()
+        .zip(&quoted)
+        .map(|(p, c)| format!("p.{} = c.{c}", crate::sql::ident(p)))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let cleared = tx
+        .execute(
+            &format!(
+                "update {child} c set {set} where {present} and not exists (select from {parent} p where {joins})"
+            ),
+            &[],
+        )
+        .with_context(|| format!("cannot clear {child}'s references to rows the sync removed"))?;
+    if cleared > 0 {
+        crate::context::status(format!(
+            "{child}: {cleared} reference(s) to rows of {parent} that the sync replaced set to NULL ({})",
+            columns.join(", ")
+        ));
+    }
+    Ok(())
+}

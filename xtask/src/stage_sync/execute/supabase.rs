@@ -122,34 +122,7 @@ pub(super) fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced:
 /// NULL in tables outside the sync, then every key is added back, which checks every row.
 pub(super) fn reattach(tx: &mut postgres::Transaction, detached: Vec<Detached>) -> Result<()> {
     for key in detached {
-        let columns: Vec<String> = key.columns.iter().map(|c| sql::ident(c)).collect();
-        let set = columns.iter().map(|c| format!("{c} = null")).collect::<Vec<_>>().join(", ");
-        let present = columns.iter().map(|c| format!("c.{c} is not null")).collect::<Vec<_>>().join(" and ");
-        let joins = key
-            .parent_columns
-            .iter()
-            .zip(&columns)
-            .map(|(p, c)| format!("p.{} = c.{c}", sql::ident(p)))
-            .collect::<Vec<_>>()
-            .join(" and ");
-        let cleared = tx
-            .execute(
-                &format!(
-                    "update {child} c set {set} where {present} and not exists (select from {parent} p where {joins})",
-                    child = key.child,
-                    parent = key.parent
-                ),
-                &[],
-            )
-            .with_context(|| format!("cannot clear {}'s references to rows the sync removed", key.child))?;
-        if cleared > 0 {
-            status(format!(
-                "{}: {cleared} reference(s) to rows of {} that the sync replaced set to NULL ({})",
-                key.child,
-                key.parent,
-                key.columns.join(", ")
-            ));
-        }
+        super::null_dangling(tx, &key.child, &key.parent, &key.columns, &key.parent_columns)?;
         tx.batch_execute(&format!(
             "alter table {} add constraint {} {}",
             key.child,

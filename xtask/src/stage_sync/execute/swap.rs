@@ -360,34 +360,7 @@ impl ForeignKey {
     /// References to rows that are gone become NULL (as the in-place sync does), then the
     /// key is added back without the scan, which [`after_commit`] runs.
     fn reattach(&self, tx: &mut Transaction) -> Result<()> {
-        let columns: Vec<String> = self.columns.iter().map(|c| sql::ident(c)).collect();
-        let set = columns.iter().map(|c| format!("{c} = null")).collect::<Vec<_>>().join(", ");
-        let present = columns.iter().map(|c| format!("c.{c} is not null")).collect::<Vec<_>>().join(" and ");
-        let joins = self
-            .parent_columns
-            .iter()
-            .zip(&columns)
-            .map(|(p, c)| format!("p.{} = c.{c}", sql::ident(p)))
-            .collect::<Vec<_>>()
-            .join(" and ");
-        let cleared = tx
-            .execute(
-                &format!(
-                    "update {child} c set {set} where {present} and not exists (select from {parent} p where {joins})",
-                    child = self.child,
-                    parent = self.parent
-                ),
-                &[],
-            )
-            .with_context(|| format!("cannot clear {}'s references to rows the sync removed", self.child))?;
-        if cleared > 0 {
-            crate::context::status(format!(
-                "{}: {cleared} reference(s) to rows of {} that the sync replaced set to NULL ({})",
-                self.child,
-                self.parent,
-                self.columns.join(", ")
-            ));
-        }
+        super::null_dangling(tx, &self.child, &self.parent, &self.columns, &self.parent_columns)?;
         let not_valid = if self.definition.ends_with("NOT VALID") { "" } else { " not valid" };
         tx.batch_execute(&format!(
             "alter table {} add constraint {} {}{not_valid}",
