@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::harness::Running;
+use crate::harness::{Running, TestCluster};
 
 /// The repository's migrations, oldest first, as `NNNN_name`: tests count and name them
 /// through this, so the next real migration breaks none of them. Test-only migrations are
@@ -66,4 +66,18 @@ pub fn kill_suite<'p>(
     );
     assert!(before > 0, "{what}: no kill landed before the commit, so nothing was tested mid-run");
     before
+}
+
+/// The project's databases beside the target, once the detached drop of a replaced one
+/// (and of a killed run's scratch) is done: at most 60 s on a busy machine.
+pub fn settled(cluster: &TestCluster) -> Vec<String> {
+    let sql = "select datname::text from pg_database where datname like 'postgres\\_xtask\\_%' order by 1";
+    for _ in 0..600 {
+        let names = cluster.strings(sql);
+        if !names.iter().any(|n| n.ends_with("_old") || n.ends_with("_new")) {
+            return names;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    cluster.strings(sql)
 }

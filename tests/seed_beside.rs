@@ -5,6 +5,7 @@
 //! command leaves no build database behind; the restore point undoes a beside seed.
 
 use crate::harness::{Project, Run, TestCluster, migrated};
+use crate::helpers::settled;
 
 const RESTORE: &str = "postgres_xtask_restore";
 const ARGS: [&str; 6] = ["--profile", "realistic", "--clinics", "4", "--days", "200"];
@@ -25,20 +26,6 @@ fn keys_and_indexes(cluster: &TestCluster) -> Vec<String> {
            where indrelid in (select oid from pg_class where relnamespace = 'public'::regnamespace)
          order by 1",
     )
-}
-
-/// The project's databases beside the target, once a detached drop of a replaced one is
-/// done (at most 60 s on a busy machine).
-fn settled(cluster: &TestCluster) -> Vec<String> {
-    let sql = "select datname::text from pg_database where datname like 'postgres\\_xtask\\_%' order by 1";
-    for _ in 0..600 {
-        let names = cluster.strings(sql);
-        if !names.iter().any(|n| n.ends_with("_old") || n.ends_with("_new")) {
-            return names;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    cluster.strings(sql)
 }
 
 #[test]

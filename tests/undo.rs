@@ -5,6 +5,7 @@
 //! or the new database, and the next command leaves no stray database behind.
 
 use crate::harness::{Project, TestCluster};
+use crate::helpers::settled;
 
 const RESTORE: &str = "postgres_xtask_restore";
 
@@ -24,20 +25,6 @@ fn restore_point(cluster: &TestCluster) -> Option<(String, bool)> {
         )
         .unwrap();
     row.map(|r| (r.get::<_, Option<String>>(0).unwrap_or_default(), r.get(1)))
-}
-
-/// The project's databases beside the target, once the detached drop of a replaced one
-/// (and of a killed run's scratch) is done: at most 60 s on a busy machine.
-fn settled(cluster: &TestCluster) -> Vec<String> {
-    let sql = "select datname::text from pg_database where datname like 'postgres\\_xtask\\_%' order by 1";
-    for _ in 0..600 {
-        let names = cluster.strings(sql);
-        if !names.iter().any(|n| n.ends_with("_old") || n.ends_with("_new")) {
-            return names;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    cluster.strings(sql)
 }
 
 /// Hand-made test data: what a developer would lose to a reset in the wrong terminal.
