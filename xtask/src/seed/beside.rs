@@ -74,7 +74,7 @@ pub(crate) fn load(guard: &Guard, options: &Options, replace: bool) -> Result<Re
             .map(|conn| {
                 let (queue, loaded, indexes, seeder, progress) = (&queue, &loaded, &indexes, &seeder, &progress);
                 scope.spawn(move || -> Result<()> {
-                    while let Some(job) = queue.lock().expect("no worker panicked").pop_front() {
+                    while let Some(job) = next(queue) {
                         for table in job {
                             let done = load_table(conn, seeder, table, progress)?;
                             loaded.lock().expect("no worker panicked").push(done);
@@ -179,7 +179,7 @@ fn foreign_keys(conns: &mut [WriteConnection<op::Seed>], units: &[Unit]) -> Resu
             .map(|conn| {
                 let (queue, keys) = (&queue, &keys);
                 scope.spawn(move || -> Result<()> {
-                    while let Some(table) = queue.lock().expect("no worker panicked").pop_front() {
+                    while let Some(table) = next(queue) {
                         let own = keys.iter().filter(|k| k.table == table).filter_map(|k| k.validate.as_deref());
                         rebuild(conn, own)?;
                     }
@@ -221,4 +221,11 @@ fn verify(conn: &mut WriteConnection<op::Seed>, tables: &[Loaded]) -> Result<()>
     }
     tx.commit()?;
     Ok(())
+}
+
+/// The next job off a shared queue. A function of its own so that the lock is released
+/// before the job runs: in `while let Some(job) = queue.lock()...pop_front()` the guard
+/// would live through the loop's body and the workers would run one after another.
+fn next<T>(queue: &Mutex<VecDeque<T>>) -> Option<T> {
+    queue.lock().expect("no worker panicked").pop_front()
 }
