@@ -35,6 +35,11 @@ begin
            from pg_tables where schemaname = 'auth');
 end
 $$;
+"#;
+
+/// The app's hooks on Supabase's tables: a signup trigger on `auth.users` (into a table of
+/// its own), a policy on `storage.objects`, a synced table in `supabase_realtime`.
+pub(crate) const APP_HOOKS: &str = r#"
 create schema hooks;
 create table hooks.signups (id uuid primary key);
 create function hooks.on_signup() returns trigger language plpgsql security definer set search_path = '' as $$
@@ -67,6 +72,7 @@ fn a_sync_as_supabases_postgres_login_runs_in_place_and_keeps_gotrue_and_the_app
     s.source.client().batch_execute(PRODUCTION_USERS).unwrap();
     let mut target = s.target.client();
     target.batch_execute(SUPABASE_LOGIN).unwrap();
+    target.batch_execute(APP_HOOKS).unwrap();
     target.batch_execute(&format!("alter role syncer password '{}'", test_password())).unwrap();
     let out = s
         .project
@@ -113,4 +119,61 @@ fn a_sync_as_supabases_postgres_login_runs_in_place_and_keeps_gotrue_and_the_app
         )
         .unwrap();
     assert_eq!(s.target.strings("select count(*)::text from hooks.signups"), ["1"]);
+}
+
+/// As a login that may act as GoTrue's role (a superuser, as on a local cluster), the same
+/// project syncs through the shadow: paused before the swap, a reader with a 200 ms lock
+/// timeout reads `auth.users` and the app's tables; after it, GoTrue keeps its table and
+/// the app its trigger, policy and publication.
+#[test]
+fn a_supabase_project_synced_by_a_superuser_goes_through_the_shadow_and_keeps_the_app_hooks() {
+    let mut s = setup();
+    s.project.secret(LOGIN_PASSWORD);
+    let rules = s.project.root.join("env/stage-sync.toml");
+    let text = std::fs::read_to_string(&rules).unwrap().replace("auth_id = \"null\"", "auth_id = \"keep\"");
+    std::fs::write(&rules, format!("{text}\n{AUTH_USERS_RULES}")).unwrap();
+    let mut target = s.target.client();
+    target.batch_execute(APP_HOOKS).unwrap();
+    let pause = s.project.root.join("pause-before-swap");
+    let running = s
+        .sync(&[])
+        .env("STAGE_SYNC_LOGIN_PASSWORD", LOGIN_PASSWORD)
+        .env("XTASK_TEST_PAUSE_BEFORE_SWAP", pause.to_str().unwrap())
+        .spawn();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !pause.exists() {
+        assert!(std::time::Instant::now() < until, "the sync never reached its swap");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut reader = s.target.client();
+    reader.batch_execute("set lock_timeout = '200ms'").unwrap();
+    for sql in ["auth.users", "auth.identities", "public.clinics", "public.users", "storage.objects"] {
+        reader.query_one(&format!("select count(*) from {sql}"), &[]).unwrap_or_else(|e| panic!("{sql} blocked: {e}"));
+    }
+    std::fs::remove_file(&pause).unwrap();
+    let out = running.wait();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stderr.contains("runs in place") && out.stderr.contains("swapped"), "{}", out.stderr);
+    let row = target
+        .query_one(
+            "select count(*) filter (where encrypted_password = extensions.crypt($1, encrypted_password)),
+                    (select relowner::regrole::text from pg_class where oid = 'auth.users'::regclass)
+             from auth.users",
+            &[&LOGIN_PASSWORD],
+        )
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, String>(1)), (2, "supabase_auth_admin".to_string()));
+    let hooks = s.target.strings(
+        "select 'policy ' || polname from pg_policy where polrelid = 'storage.objects'::regclass
+         union all select 'published ' || tablename from pg_publication_tables where pubname = 'supabase_realtime'
+         union all select 'trigger ' || tgname from pg_trigger where tgrelid = 'auth.users'::regclass and tgname = 'on_auth_user_created'
+         order by 1",
+    );
+    assert_eq!(hooks, ["policy avatar_owner", "published clinics", "trigger on_auth_user_created"]);
+    target
+        .batch_execute(
+            "insert into auth.users (id, email) values ('a0000000-0000-4000-8000-000000000009', 'new@example.org')",
+        )
+        .unwrap();
+    assert_eq!(s.target.strings("select count(*)::text from hooks.signups where id::text like '%9'"), ["1"]);
 }
