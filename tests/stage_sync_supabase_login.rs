@@ -82,7 +82,9 @@ fn a_sync_as_supabases_postgres_login_runs_in_place_and_keeps_gotrue_and_the_app
         .ok();
     assert!(
         out.stderr.contains("runs in place")
-            && out.stderr.contains("owned by supabase_auth_admin, which the sync's login syncer cannot act as"),
+            && out
+                .stderr
+                .contains("auth.users is owned by supabase_auth_admin, which the sync's login syncer cannot act as"),
         "{}",
         out.stderr
     );

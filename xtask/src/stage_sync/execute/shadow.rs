@@ -165,7 +165,7 @@ fn unsupported_shape(tx: &mut Transaction, oids: &[u32]) -> Result<Option<String
                               and d.objid = c.oid and d.deptype = 'e') then 'part of an extension' end),
            (case when exists (select from pg_seclabel l where l.classoid = 'pg_class'::regclass and l.objoid = c.oid)
                  then 'given a security label' end)) as w(why)
-         where c.oid = any($1) and w.why is not null order by 1 limit 1",
+         where c.oid = any($1) and w.why is not null order by array_position($1, c.oid), 1 limit 1",
         &[&oids],
     )?;
     Ok(row.map(|r| r.get(0)))
