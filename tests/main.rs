@@ -37,6 +37,7 @@ mod stage_sync_init;
 mod stage_sync_shadow;
 mod stage_sync_shapes;
 mod stage_sync_supabase;
+mod stage_sync_supabase_login;
 mod stage_sync_types;
 mod supabase;
 mod undo;

@@ -41,7 +41,10 @@ pub(super) fn empty_target(tx: &mut postgres::Transaction, plan: &Plan) -> Resul
     if !emptied.is_empty() {
         tx.batch_execute(&format!("truncate {}", emptied.join(", "))).context("cannot empty the target's tables")?;
     }
-    let loaded = plan.loaded();
+    // A table owned by a role the login cannot act as (on Supabase, GoTrue's `auth.users`,
+    // owned by supabase_auth_admin) keeps its indexes through the load: only its owner may
+    // drop them, and the login's grants suffice to empty and fill it.
+    let loaded = alterable(tx, &plan.loaded())?;
     let loaded: Vec<&str> = loaded.iter().map(String::as_str).collect();
     // Small tables keep the keys that foreign keys point at, and those foreign keys stay:
     // keeping a key on a few thousand rows costs little, and the rows are then checked by
@@ -51,6 +54,19 @@ pub(super) fn empty_target(tx: &mut postgres::Transaction, plan: &Plan) -> Resul
     let small: Vec<&str> = small.iter().map(String::as_str).collect();
     let deferred = crate::bulk::Deferred::drop_keeping(tx, &loaded, crate::bulk::Scope::All, &small)?;
     Ok(Emptied { deferred, detached })
+}
+
+/// The tables of `tables` (qualified) whose owner the login can act as, in order.
+fn alterable(tx: &mut postgres::Transaction, tables: &[String]) -> Result<Vec<String>> {
+    let rows = tx
+        .query(
+            "select r.name from unnest($1::text[]) with ordinality as r(name, i)
+             join pg_class c on c.oid = r.name::regclass
+             where pg_has_role(c.relowner, 'USAGE') order by r.i",
+            &[&tables],
+        )
+        .context("cannot read the owners of the loaded tables")?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// What step 1 took away until step 3: the loaded tables' indexes and keys, and the

@@ -156,13 +156,16 @@ fn unsupported_shape(tx: &mut Transaction, oids: &[u32]) -> Result<Option<String
                  then 'in an inheritance tree' end),
            (case when c.reloftype <> 0 then 'a typed table' end),
            (case when c.relhasrules then 'given a rule (CREATE RULE)' end),
+           (case when not pg_has_role(c.relowner, 'USAGE') then format(
+                 'owned by %s, which the sync''s login %s cannot act as, so its shadow could neither take that owner nor replace it (on Supabase, GoTrue''s tables are supabase_auth_admin''s and postgres is not a member)',
+                 c.relowner::regrole, current_user) end),
            (case when exists (select from pg_statistic_ext s where s.stxrelid = c.oid)
                  then 'given extended statistics' end),
            (case when exists (select from pg_depend d where d.classid = 'pg_class'::regclass
                               and d.objid = c.oid and d.deptype = 'e') then 'part of an extension' end),
            (case when exists (select from pg_seclabel l where l.classoid = 'pg_class'::regclass and l.objoid = c.oid)
                  then 'given a security label' end)) as w(why)
-         where c.oid = any($1) and w.why is not null order by 1 limit 1",
+         where c.oid = any($1) and w.why is not null order by array_position($1, c.oid), 1 limit 1",
         &[&oids],
     )?;
     Ok(row.map(|r| r.get(0)))

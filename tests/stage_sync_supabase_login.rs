@@ -1,0 +1,181 @@
+//! Stage-sync into a Supabase project as its `postgres` login: no superuser, not a member
+//! of `supabase_auth_admin` (which owns GoTrue's tables), with the grants Supabase gives it
+//! on `auth` and storage, allowed to set `session_replication_role`, and owning the app's
+//! schemas. The app hangs a signup trigger on `auth.users`, a policy on `storage.objects`
+//! and a table in `supabase_realtime`.
+
+use crate::{
+    harness::{TestCluster, test_password},
+    stage_sync_fixtures::{AUTH_USERS_RULES, setup},
+};
+
+const LOGIN_PASSWORD: &str = "Staging-Only-Login-Pw-3141";
+
+/// Supabase's `postgres`, as `syncer`: the app's schemas and tables its own, GoTrue's not.
+const SUPABASE_LOGIN: &str = r#"
+create role syncer login createrole createdb bypassrls;
+grant set on parameter session_replication_role to syncer;
+grant create on database postgres to syncer;
+grant anon, authenticated, service_role to syncer;
+grant usage on schema auth, storage, extensions to syncer;
+grant all on all tables in schema auth, storage to syncer;
+do $$
+declare r record;
+begin
+  for r in select n.nspname from pg_namespace n where n.nspname in ('public', 'app_meta', 'app_private') loop
+    execute format('alter schema %I owner to syncer', r.nspname);
+  end loop;
+  for r in select c.oid::regclass as name, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace
+           where n.nspname in ('public', 'app_meta', 'app_private') and c.relkind in ('r', 'p', 'v', 'm', 'S')
+             and not exists (select from pg_depend d where d.objid = c.oid and d.deptype in ('a', 'i')
+                             and d.classid = 'pg_class'::regclass and c.relkind = 'S') loop
+    execute format('alter table %s owner to syncer', r.name);
+  end loop;
+  execute (select string_agg(format('alter table auth.%I owner to supabase_auth_admin', tablename), '; ')
+           from pg_tables where schemaname = 'auth');
+end
+$$;
+"#;
+
+/// The app's hooks on Supabase's tables: a signup trigger on `auth.users` (into a table of
+/// its own), a policy on `storage.objects`, a synced table in `supabase_realtime`.
+pub(crate) const APP_HOOKS: &str = r#"
+create schema hooks;
+create table hooks.signups (id uuid primary key);
+create function hooks.on_signup() returns trigger language plpgsql security definer set search_path = '' as $$
+begin insert into hooks.signups (id) values (new.id); return new; end $$;
+create trigger on_auth_user_created after insert on auth.users for each row execute function hooks.on_signup();
+create policy avatar_owner on storage.objects for select to authenticated using (owner = (select auth.uid()));
+alter publication supabase_realtime add table public.clinics;
+"#;
+
+/// The source's two users (see `SOURCE_DATA`) with production password hashes.
+const PRODUCTION_USERS: &str = "update auth.users set encrypted_password = 'productionHash' || right(id::text, 1)";
+
+fn login_url(target: &TestCluster) -> String {
+    let url = target.url();
+    let prefix = format!("postgresql://postgres:{}@", test_password());
+    assert!(url.starts_with(&prefix), "the harness's URL shape changed");
+    url.replacen("postgresql://postgres:", "postgresql://syncer:", 1)
+}
+
+/// The shadow cannot own or replace GoTrue's tables, so the sync says so and runs in
+/// place; in place it leaves their indexes (only their owner may drop them) and succeeds:
+/// users sign in, the app's trigger fires, the policy and publication stay.
+#[test]
+fn a_sync_as_supabases_postgres_login_runs_in_place_and_keeps_gotrue_and_the_app_hooks() {
+    let mut s = setup();
+    s.project.secret(LOGIN_PASSWORD);
+    let rules = s.project.root.join("env/stage-sync.toml");
+    let text = std::fs::read_to_string(&rules).unwrap().replace("auth_id = \"null\"", "auth_id = \"keep\"");
+    std::fs::write(&rules, format!("{text}\n{AUTH_USERS_RULES}")).unwrap();
+    s.source.client().batch_execute(PRODUCTION_USERS).unwrap();
+    let mut target = s.target.client();
+    target.batch_execute(SUPABASE_LOGIN).unwrap();
+    target.batch_execute(APP_HOOKS).unwrap();
+    target.batch_execute(&format!("alter role syncer password '{}'", test_password())).unwrap();
+    let out = s
+        .project
+        .xtask(&["stage-sync", "--from", "production", "--to", "test", "--yes"])
+        .env("DATABASE_URL", &login_url(&s.target))
+        .env("STAGE_SYNC_LOGIN_PASSWORD", LOGIN_PASSWORD)
+        .ok();
+    assert!(
+        out.stderr.contains("runs in place")
+            && out
+                .stderr
+                .contains("auth.users is owned by supabase_auth_admin, which the sync's login syncer cannot act as"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("auth: 2 copied user(s) with an email identity"), "{}", out.stderr);
+    let row = target
+        .query_one(
+            "select count(*) filter (where encrypted_password = extensions.crypt($1, encrypted_password)),
+                    count(*) filter (where encrypted_password like 'productionHash%'),
+                    (select relowner::regrole::text from pg_class where oid = 'auth.users'::regclass)
+             from auth.users",
+            &[&LOGIN_PASSWORD],
+        )
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (2, 0), "copied users sign in, no production hash");
+    assert_eq!(row.get::<_, String>(2), "supabase_auth_admin", "GoTrue keeps its table");
+    let hooks: Vec<String> = target
+        .query(
+            "select 'policy ' || polname from pg_policy where polrelid = 'storage.objects'::regclass
+             union all select 'published ' || tablename from pg_publication_tables where pubname = 'supabase_realtime'
+             union all select 'trigger ' || tgname from pg_trigger where tgrelid = 'auth.users'::regclass and tgname = 'on_auth_user_created'
+             order by 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(hooks, ["policy avatar_owner", "published clinics", "trigger on_auth_user_created"]);
+    // A signup after the sync fires the app's trigger.
+    target.batch_execute("truncate hooks.signups").unwrap();
+    target
+        .batch_execute(
+            "insert into auth.users (id, email) values ('a0000000-0000-4000-8000-000000000009', 'new@example.org')",
+        )
+        .unwrap();
+    assert_eq!(s.target.strings("select count(*)::text from hooks.signups"), ["1"]);
+}
+
+/// As a login that may act as GoTrue's role (a superuser, as on a local cluster), the same
+/// project syncs through the shadow: paused before the swap, a reader with a 200 ms lock
+/// timeout reads `auth.users` and the app's tables; after it, GoTrue keeps its table and
+/// the app its trigger, policy and publication.
+#[test]
+fn a_supabase_project_synced_by_a_superuser_goes_through_the_shadow_and_keeps_the_app_hooks() {
+    let mut s = setup();
+    s.project.secret(LOGIN_PASSWORD);
+    let rules = s.project.root.join("env/stage-sync.toml");
+    let text = std::fs::read_to_string(&rules).unwrap().replace("auth_id = \"null\"", "auth_id = \"keep\"");
+    std::fs::write(&rules, format!("{text}\n{AUTH_USERS_RULES}")).unwrap();
+    let mut target = s.target.client();
+    target.batch_execute(APP_HOOKS).unwrap();
+    let pause = s.project.root.join("pause-before-swap");
+    let running = s
+        .sync(&[])
+        .env("STAGE_SYNC_LOGIN_PASSWORD", LOGIN_PASSWORD)
+        .env("XTASK_TEST_PAUSE_BEFORE_SWAP", pause.to_str().unwrap())
+        .spawn();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !pause.exists() {
+        assert!(std::time::Instant::now() < until, "the sync never reached its swap");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut reader = s.target.client();
+    reader.batch_execute("set lock_timeout = '200ms'").unwrap();
+    for sql in ["auth.users", "auth.identities", "public.clinics", "public.users", "storage.objects"] {
+        reader.query_one(&format!("select count(*) from {sql}"), &[]).unwrap_or_else(|e| panic!("{sql} blocked: {e}"));
+    }
+    std::fs::remove_file(&pause).unwrap();
+    let out = running.wait();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stderr.contains("runs in place") && out.stderr.contains("swapped"), "{}", out.stderr);
+    let row = target
+        .query_one(
+            "select count(*) filter (where encrypted_password = extensions.crypt($1, encrypted_password)),
+                    (select relowner::regrole::text from pg_class where oid = 'auth.users'::regclass)
+             from auth.users",
+            &[&LOGIN_PASSWORD],
+        )
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, String>(1)), (2, "supabase_auth_admin".to_string()));
+    let hooks = s.target.strings(
+        "select 'policy ' || polname from pg_policy where polrelid = 'storage.objects'::regclass
+         union all select 'published ' || tablename from pg_publication_tables where pubname = 'supabase_realtime'
+         union all select 'trigger ' || tgname from pg_trigger where tgrelid = 'auth.users'::regclass and tgname = 'on_auth_user_created'
+         order by 1",
+    );
+    assert_eq!(hooks, ["policy avatar_owner", "published clinics", "trigger on_auth_user_created"]);
+    target
+        .batch_execute(
+            "insert into auth.users (id, email) values ('a0000000-0000-4000-8000-000000000009', 'new@example.org')",
+        )
+        .unwrap();
+    assert_eq!(s.target.strings("select count(*)::text from hooks.signups where id::text like '%9'"), ["1"]);
+}
