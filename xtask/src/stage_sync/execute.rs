@@ -73,7 +73,7 @@ fn alterable(tx: &mut postgres::Transaction, tables: &[String]) -> Result<Vec<St
 /// foreign keys of other tables to the emptied ones.
 pub(super) struct Emptied {
     deferred: crate::bulk::Deferred,
-    detached: Vec<supabase::Detached>,
+    detached: Vec<OutsideKey>,
 }
 
 /// After the load of a copied `auth.users`: GoTrue's shape of `auth` on staging (see
@@ -175,37 +175,63 @@ pub(super) struct Finished {
     pub verified: Duration,
 }
 
-/// References from `child` (columns `columns`) to rows of `parent` that the sync removed
-/// become NULL, as before a foreign key to a replaced table is added back.
-pub(super) fn null_dangling(
-    tx: &mut postgres::Transaction,
-    child: &str,
-    parent: &str,
-    columns: &[String],
-    parent_columns: &[String],
-) -> Result<()> {
-    let quoted: Vec<String> = columns.iter().map(|c| crate::sql::ident(c)).collect();
-    let set = quoted.iter().map(|c| format!("{c} = null")).collect::<Vec<_>>().join(", ");
-    let present = quoted.iter().map(|c| format!("c.{c} is not null")).collect::<Vec<_>>().join(" and ");
-    let joins = parent_columns
-        .iter()
-        .zip(&quoted)
-        .map(|(p, c)| format!("p.{} = c.{c}", crate::sql::ident(p)))
-        .collect::<Vec<_>>()
-        .join(" and ");
-    let cleared = tx
-        .execute(
-            &format!(
-                "update {child} c set {set} where {present} and not exists (select from {parent} p where {joins})"
-            ),
-            &[],
-        )
-        .with_context(|| format!("cannot clear {child}'s references to rows the sync removed"))?;
-    if cleared > 0 {
-        crate::context::status(format!(
-            "{child}: {cleared} reference(s) to rows of {parent} that the sync replaced set to NULL ({})",
-            columns.join(", ")
-        ));
+/// A foreign key from a table the sync keeps to one it replaces: dropped or detached before
+/// the replaced table's rows go, added back after.
+#[derive(Clone, Debug)]
+pub(super) struct OutsideKey {
+    child: String,
+    name: String,
+    definition: String,
+    columns: Vec<String>,
+    parent: String,
+    parent_columns: Vec<String>,
+}
+
+impl OutsideKey {
+    /// From a catalog row whose first six columns are the child (qualified), the key's
+    /// name, its definition, its columns, the parent (qualified) and the parent's columns.
+    fn from_row(row: &postgres::Row) -> OutsideKey {
+        OutsideKey {
+            child: row.get(0),
+            name: row.get(1),
+            definition: row.get(2),
+            columns: row.get(3),
+            parent: row.get(4),
+            parent_columns: row.get(5),
+        }
     }
-    Ok(())
+
+    /// References from the child to rows of the parent that the sync removed become NULL,
+    /// as before the key is added back.
+    fn null_dangling(&self, tx: &mut postgres::Transaction) -> Result<()> {
+        let quoted: Vec<String> = self.columns.iter().map(|c| crate::sql::ident(c)).collect();
+        let set = quoted.iter().map(|c| format!("{c} = null")).collect::<Vec<_>>().join(", ");
+        let present = quoted.iter().map(|c| format!("c.{c} is not null")).collect::<Vec<_>>().join(" and ");
+        let joins = self
+            .parent_columns
+            .iter()
+            .zip(&quoted)
+            .map(|(p, c)| format!("p.{} = c.{c}", crate::sql::ident(p)))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let cleared = tx
+            .execute(
+                &format!(
+                    "update {child} c set {set} where {present} and not exists (select from {parent} p where {joins})",
+                    child = self.child,
+                    parent = self.parent
+                ),
+                &[],
+            )
+            .with_context(|| format!("cannot clear {}'s references to rows the sync removed", self.child))?;
+        if cleared > 0 {
+            crate::context::status(format!(
+                "{}: {cleared} reference(s) to rows of {} that the sync replaced set to NULL ({})",
+                self.child,
+                self.parent,
+                self.columns.join(", ")
+            ));
+        }
+        Ok(())
+    }
 }

@@ -12,6 +12,8 @@
 
 use anyhow::{Context, Result, bail};
 
+use super::OutsideKey;
+
 use crate::{
     context::{status, warn},
     sql,
@@ -50,22 +52,11 @@ pub(super) fn auth_dependents(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// A foreign key from a table the sync does not empty to one it empties, dropped before
-/// the `TRUNCATE` and added back after the load.
-pub(super) struct Detached {
-    child: String,
-    name: String,
-    definition: String,
-    columns: Vec<String>,
-    parent: String,
-    parent_columns: Vec<String>,
-}
-
 /// Drops every foreign key from a table outside the sync (`synced`, qualified) to one in
 /// `emptied`. A key whose columns cannot be NULL stops the sync before anything is written:
 /// its rows would lose what they point at. (A synced `schema_only` table pointing at replaced
 /// rows still makes the `TRUNCATE` refuse, as before.)
-pub(super) fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced: &[String]) -> Result<Vec<Detached>> {
+pub(super) fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced: &[String]) -> Result<Vec<OutsideKey>> {
     let rows = tx.query(
         "with emptied as (select name::regclass as oid from unnest($1::text[]) as name),
          synced as (select name::regclass as oid from unnest($2::text[]) as name)
@@ -85,14 +76,7 @@ pub(super) fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced:
     )?;
     let mut detached = Vec::new();
     for row in &rows {
-        let key = Detached {
-            child: row.get(0),
-            name: row.get(1),
-            definition: row.get(2),
-            columns: row.get(3),
-            parent: row.get(4),
-            parent_columns: row.get(5),
-        };
+        let key = OutsideKey::from_row(row);
         if row.get::<_, bool>(6) {
             bail!(
                 "{} references {} (foreign key {}, NOT NULL) but is not synced: the sync would leave its rows pointing at nothing; nothing was changed\nhint: add its schema to `schemas` in the rules file, or let the column be NULL",
@@ -120,9 +104,9 @@ pub(super) fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced:
 
 /// After the load (the parents' keys rebuilt): references to rows that are gone become
 /// NULL in tables outside the sync, then every key is added back, which checks every row.
-pub(super) fn reattach(tx: &mut postgres::Transaction, detached: Vec<Detached>) -> Result<()> {
+pub(super) fn reattach(tx: &mut postgres::Transaction, detached: Vec<OutsideKey>) -> Result<()> {
     for key in detached {
-        super::null_dangling(tx, &key.child, &key.parent, &key.columns, &key.parent_columns)?;
+        key.null_dangling(tx)?;
         tx.batch_execute(&format!(
             "alter table {} add constraint {} {}",
             key.child,

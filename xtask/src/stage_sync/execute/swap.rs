@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use postgres::Transaction;
 
-use super::{pair::Pair, views::View};
+use super::{OutsideKey, pair::Pair, views::View};
 use crate::{context::warn, sql};
 
 /// The shadow tables, ready to load, and what the swap will carry.
@@ -73,13 +73,9 @@ struct TableState {
 /// A foreign key of a table that is not replaced, to one that is.
 #[derive(Clone)]
 pub(super) struct ForeignKey {
-    pub child: String,
-    pub name: String,
-    definition: String,
-    columns: Vec<String>,
-    parent: String,
-    parent_columns: Vec<String>,
-    pub valid: bool,
+    key: OutsideKey,
+    /// Validated before: validated again after the commit.
+    valid: bool,
 }
 
 impl Plan {
@@ -200,22 +196,14 @@ fn foreign_keys(tx: &mut Transaction, oids: &[u32], kept: &[String]) -> Result<R
     )?;
     let mut keys = Vec::new();
     for row in &rows {
-        let key = ForeignKey {
-            child: row.get(0),
-            name: row.get(1),
-            definition: row.get(2),
-            columns: row.get(3),
-            parent: row.get(4),
-            parent_columns: row.get(5),
-            valid: row.get(6),
-        };
+        let key = OutsideKey::from_row(row);
         if row.get::<_, bool>(7) || row.get::<_, bool>(8) {
             return Ok(Err(format!(
                 "{} keeps its rows and references {} (foreign key {})",
                 key.child, key.parent, key.name
             )));
         }
-        keys.push(key);
+        keys.push(ForeignKey { key, valid: row.get(6) });
     }
     Ok(Ok(keys))
 }
@@ -287,7 +275,7 @@ fn swap_once(tx: &mut Transaction, shadow: &Shadow) -> Result<()> {
     tx.query("select set_config('search_path', '', true)", &[])?;
     let mut locked: Vec<String> = shadow.pairs.iter().map(|p| p.live.clone()).collect();
     // The views are locked by their drop (a materialized view cannot be locked by name).
-    for name in plan.foreign_keys.iter().map(|k| &k.child) {
+    for name in plan.foreign_keys.iter().map(|k| &k.key.child) {
         if !locked.contains(name) {
             locked.push(name.clone());
         }
@@ -296,7 +284,7 @@ fn swap_once(tx: &mut Transaction, shadow: &Shadow) -> Result<()> {
     for view in plan.views.iter().rev() {
         view.drop(tx)?;
     }
-    for key in &plan.foreign_keys {
+    for ForeignKey { key, .. } in &plan.foreign_keys {
         tx.batch_execute(&format!("alter table {} drop constraint {}", key.child, sql::ident(&key.name)))?;
     }
     // A sequence owned by a column goes with its table: loose until the new table is in
@@ -360,15 +348,16 @@ impl ForeignKey {
     /// References to rows that are gone become NULL (as the in-place sync does), then the
     /// key is added back without the scan, which [`after_commit`] runs.
     fn reattach(&self, tx: &mut Transaction) -> Result<()> {
-        super::null_dangling(tx, &self.child, &self.parent, &self.columns, &self.parent_columns)?;
-        let not_valid = if self.definition.ends_with("NOT VALID") { "" } else { " not valid" };
+        let key = &self.key;
+        key.null_dangling(tx)?;
+        let not_valid = if key.definition.ends_with("NOT VALID") { "" } else { " not valid" };
         tx.batch_execute(&format!(
             "alter table {} add constraint {} {}{not_valid}",
-            self.child,
-            sql::ident(&self.name),
-            self.definition
+            key.child,
+            sql::ident(&key.name),
+            key.definition
         ))
-        .with_context(|| format!("cannot add back the foreign key {} of {}", self.name, self.child))
+        .with_context(|| format!("cannot add back the foreign key {} of {}", key.name, key.child))
     }
 }
 
@@ -376,7 +365,7 @@ impl ForeignKey {
 /// validated (a lock that lets readers and writers on), then the new tables analyzed.
 /// A failure here is a warning: the data is committed and the keys hold for new rows.
 pub(super) fn after_commit(client: &mut postgres::Client, swapped: &Swapped) {
-    for key in swapped.foreign_keys.iter().filter(|k| k.valid) {
+    for key in swapped.foreign_keys.iter().filter(|k| k.valid).map(|k| &k.key) {
         let statement = format!("alter table {} validate constraint {}", key.child, sql::ident(&key.name));
         if let Err(err) = client.batch_execute(&statement) {
             warn(format!(
