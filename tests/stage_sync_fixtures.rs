@@ -228,3 +228,13 @@ pub(crate) fn formats(stdout: &str, tables: &[&str]) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Waits (up to 2 minutes) until a sync run with `XTASK_TEST_PAUSE_BEFORE_SWAP=pause` has
+/// written that file: it holds its shadow, loaded and verified, just before the swap.
+pub(crate) fn wait_for_pause(pause: &std::path::Path) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !pause.exists() {
+        assert!(std::time::Instant::now() < until, "the sync never reached its swap");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

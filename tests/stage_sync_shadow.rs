@@ -5,7 +5,7 @@
 //! blocked and see the old rows until the swap; a kill leaves the old or the new state and
 //! no shadow; what the shadow cannot carry makes the sync run in place, with a warning.
 
-use crate::stage_sync_fixtures::{Setup, setup};
+use crate::stage_sync_fixtures::{Setup, setup, wait_for_pause};
 
 /// On both ends (the synced schema must match): tables with a serial and an identity, a
 /// role with grants and column grants, RLS and policies, two triggers (one disabled),
@@ -189,11 +189,7 @@ fn readers_are_never_blocked_and_see_the_old_rows_until_the_swap() {
     let s = shadow_setup("");
     let pause = s.project.root.join("pause-before-swap");
     let running = s.sync(&[]).env("XTASK_TEST_PAUSE_BEFORE_SWAP", pause.to_str().unwrap()).spawn();
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !pause.exists() {
-        assert!(std::time::Instant::now() < until, "the sync never reached its swap");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_pause(&pause);
     let mut reader = s.target.client();
     reader.batch_execute("set lock_timeout = '200ms'").unwrap();
     let reads = [

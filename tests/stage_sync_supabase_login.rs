@@ -6,7 +6,7 @@
 
 use crate::{
     harness::{TestCluster, test_password},
-    stage_sync_fixtures::{AUTH_USERS_RULES, setup},
+    stage_sync_fixtures::{AUTH_USERS_RULES, setup, wait_for_pause},
 };
 
 const LOGIN_PASSWORD: &str = "Staging-Only-Login-Pw-3141";
@@ -51,6 +51,13 @@ alter publication supabase_realtime add table public.clinics;
 
 /// The source's two users (see `SOURCE_DATA`) with production password hashes.
 const PRODUCTION_USERS: &str = "update auth.users set encrypted_password = 'productionHash' || right(id::text, 1)";
+
+/// What the app hangs on Supabase's platform: its policy on `storage.objects`, its table in
+/// the realtime publication, its signup trigger on `auth.users`.
+const HOOKS_IN_PLACE: &str = "select 'policy ' || polname from pg_policy where polrelid = 'storage.objects'::regclass
+     union all select 'published ' || tablename from pg_publication_tables where pubname = 'supabase_realtime'
+     union all select 'trigger ' || tgname from pg_trigger where tgrelid = 'auth.users'::regclass and tgname = 'on_auth_user_created'
+     order by 1";
 
 fn login_url(target: &TestCluster) -> String {
     let url = target.url();
@@ -100,18 +107,7 @@ fn a_sync_as_supabases_postgres_login_runs_in_place_and_keeps_gotrue_and_the_app
         .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (2, 0), "copied users sign in, no production hash");
     assert_eq!(row.get::<_, String>(2), "supabase_auth_admin", "GoTrue keeps its table");
-    let hooks: Vec<String> = target
-        .query(
-            "select 'policy ' || polname from pg_policy where polrelid = 'storage.objects'::regclass
-             union all select 'published ' || tablename from pg_publication_tables where pubname = 'supabase_realtime'
-             union all select 'trigger ' || tgname from pg_trigger where tgrelid = 'auth.users'::regclass and tgname = 'on_auth_user_created'
-             order by 1",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let hooks = s.target.strings(HOOKS_IN_PLACE);
     assert_eq!(hooks, ["policy avatar_owner", "published clinics", "trigger on_auth_user_created"]);
     // A signup after the sync fires the app's trigger.
     target.batch_execute("truncate hooks.signups").unwrap();
@@ -142,11 +138,7 @@ fn a_supabase_project_synced_by_a_superuser_goes_through_the_shadow_and_keeps_th
         .env("STAGE_SYNC_LOGIN_PASSWORD", LOGIN_PASSWORD)
         .env("XTASK_TEST_PAUSE_BEFORE_SWAP", pause.to_str().unwrap())
         .spawn();
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !pause.exists() {
-        assert!(std::time::Instant::now() < until, "the sync never reached its swap");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_pause(&pause);
     let mut reader = s.target.client();
     reader.batch_execute("set lock_timeout = '200ms'").unwrap();
     for sql in ["auth.users", "auth.identities", "public.clinics", "public.users", "storage.objects"] {
@@ -165,12 +157,7 @@ fn a_supabase_project_synced_by_a_superuser_goes_through_the_shadow_and_keeps_th
         )
         .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, String>(1)), (2, "supabase_auth_admin".to_string()));
-    let hooks = s.target.strings(
-        "select 'policy ' || polname from pg_policy where polrelid = 'storage.objects'::regclass
-         union all select 'published ' || tablename from pg_publication_tables where pubname = 'supabase_realtime'
-         union all select 'trigger ' || tgname from pg_trigger where tgrelid = 'auth.users'::regclass and tgname = 'on_auth_user_created'
-         order by 1",
-    );
+    let hooks = s.target.strings(HOOKS_IN_PLACE);
     assert_eq!(hooks, ["policy avatar_owner", "published clinics", "trigger on_auth_user_created"]);
     target
         .batch_execute(
