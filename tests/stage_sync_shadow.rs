@@ -44,6 +44,8 @@ create view public.shadow_labels_ok with (security_invoker = true) as
 grant select on public.shadow_labels, public.shadow_labels_ok to shadow_reader;
 create materialized view public.shadow_counts as select clinic_id, count(*) as n from public.shadow_notes group by clinic_id;
 create unique index shadow_counts_clinic on public.shadow_counts (clinic_id);
+create materialized view public.shadow_seen as select current_user::text as who, count(*) as n from public.shadow_notes;
+alter materialized view public.shadow_seen owner to shadow_reader;
 create publication shadow_pub for table public.shadow_notes;
 "#;
 
@@ -157,6 +159,9 @@ fn everything_on_the_replaced_tables_is_carried_and_works() {
     // The materialized view holds the new rows; the views return them.
     assert_eq!(one::<i64>(&mut c, "select sum(n)::bigint from public.shadow_counts"), 20);
     assert_eq!(one::<i64>(&mut c, "select count(*) from public.shadow_labels"), 20);
+    // Made again, a materialized view's query ran as its owner (through the policy), never
+    // as the sync's login.
+    assert_eq!(one::<String>(&mut c, "select who || '=' || n from public.shadow_seen"), "shadow_reader=10");
     // Through the policy, the trigger fires, the sequence continues past the copied ids.
     c.batch_execute("set role shadow_reader").unwrap();
     assert_eq!(one::<i64>(&mut c, "select count(*) from public.shadow_notes"), 10, "the read policy");

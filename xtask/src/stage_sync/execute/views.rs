@@ -130,8 +130,10 @@ impl View {
                 .collect();
             format!(" with ({})", options.join(", "))
         };
-        // A materialized view over the new rows, as the in-place sync refreshes every one.
-        let data = if self.materialized { " with data" } else { "" };
+        // A materialized view is made empty and filled by `refresh` once it has its owner:
+        // its query then runs as that owner (as the in-place sync's refresh runs it), never
+        // with the sync login's rights.
+        let data = if self.materialized { " with no data" } else { "" };
         let mut statements = vec![
             format!(
                 "create {} {} ({}){options} as {}{data}",
@@ -143,6 +145,9 @@ impl View {
             format!("alter {} {} owner to {}", self.kind(), self.name, sql::ident(&self.owner)),
         ];
         statements.extend(self.extra.iter().cloned());
+        if self.materialized {
+            statements.push(format!("refresh materialized view {}", self.name));
+        }
         for statement in statements {
             tx.batch_execute(&statement).with_context(|| format!("cannot make {} again: {statement}", self.name))?;
         }
