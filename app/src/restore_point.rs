@@ -101,9 +101,9 @@ pub(crate) fn replace_with_target_sql(client: &mut Client, names: &Names, replac
 /// `Some(why)` when someone else is connected to the target (a copy needs it alone):
 /// nothing changed.
 pub(crate) fn copy_target(client: &mut Client, names: &Names, replaced_by: &str) -> Result<Option<String>> {
-    let (target, fresh) = (ident(&names.target), ident(&names.fresh));
+    let fresh = ident(&names.fresh);
     pause_pg_cron(client, &names.target)?;
-    match client.batch_execute(&format!("create database {fresh} template {target}")) {
+    match crate::template::create_copy(client, &names.fresh, &names.target) {
         Err(err) if err.code() == Some(&SqlState::OBJECT_IN_USE) => {
             return Ok(Some(format!("other sessions are connected to {}", names.target)));
         }

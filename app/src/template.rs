@@ -134,8 +134,9 @@ pub(crate) fn clear_scratch(client: &mut Client, names: &Names) -> Result<Option
 
 /// Clones the template under the scratch name, with the template's database-level state.
 pub(crate) fn clone_template(client: &mut Client, names: &Names) -> Result<()> {
-    let (fresh, template) = (ident(&names.fresh), ident(&names.template));
-    run(client, &format!("create database {fresh} template {template}"), "cannot clone the template")?;
+    create_copy(client, &names.fresh, &names.template)
+        .map_err(|err| anyhow::anyhow!("cannot clone the template: {}", crate::connect::error_chain(&err)))?;
+    let fresh = ident(&names.fresh);
     run(client, &format!("comment on database {fresh} is {}", literal(SCRATCH_MARK)), "cannot mark the clone")?;
     let mut tx = client.transaction()?;
     copy_state(&mut tx, &names.template, &names.fresh)?;
@@ -216,11 +217,9 @@ pub(crate) fn refresh(client: &mut Client, names: &Names, key: &str) -> Result<(
     }
     let original = comment_of(client, &names.target)?.unwrap_or_default();
     pause_pg_cron(client, &names.target)?;
-    run(
-        client,
-        &format!("create database {template} template {}", ident(&names.target)),
-        "cannot make the template from the reset database",
-    )?;
+    create_copy(client, &names.template, &names.target).map_err(|err| {
+        anyhow::anyhow!("cannot make the template from the reset database: {}", crate::connect::error_chain(&err))
+    })?;
     let mut tx = client.transaction()?;
     copy_state(&mut tx, &names.target, &names.template)?;
     tx.batch_execute(&format!(
@@ -277,6 +276,30 @@ pub(crate) fn copy_state(tx: &mut postgres::Transaction<'_>, from: &str, to: &st
     tx.batch_execute(&sql)
         .map_err(|err| anyhow::anyhow!("cannot copy {from}'s settings to {to}: {}", crate::connect::error_chain(&err)))
 }
+
+/// `create database <copy> template <from>`: the server's `FILE_COPY` strategy (15 and
+/// later) where it is cheaper than its default `WAL_LOG`, which writes every block of the
+/// copy to the WAL. `FILE_COPY` copies the files at once but checkpoints twice: measured on
+/// a 325 MB database, 0.22 s against 0.60 s with `fsync = off` and 1.0 s against 1.5 s with
+/// it on; on an 11 MB one with `fsync` on, 1.3 s against 0.17 s. So: `FILE_COPY` when
+/// `fsync` is off or the source holds at least [`FILE_COPY_FROM`] bytes.
+/// The server's own error is returned as it is (callers tell "in use" apart).
+pub(crate) fn create_copy(client: &mut Client, copy: &str, from: &str) -> Result<(), postgres::Error> {
+    let file_copy: bool = client
+        .query_one(
+            "select current_setting('server_version_num')::int >= 150000
+                    and (current_setting('fsync') = 'off'
+                         or coalesce((select case when has_database_privilege(oid, 'CONNECT') then pg_database_size(oid) end
+                                      from pg_database where datname = $1), 0) >= $2)",
+            &[&from, &FILE_COPY_FROM],
+        )?
+        .get(0);
+    let strategy = if file_copy { " strategy file_copy" } else { "" };
+    client.batch_execute(&format!("create database {} template {}{strategy}", ident(copy), ident(from)))
+}
+
+/// From what size a copy is made by `FILE_COPY` where `fsync` is on (see [`create_copy`]).
+const FILE_COPY_FROM: i64 = 192 << 20;
 
 pub(crate) fn exists(client: &mut impl GenericClient, name: &str) -> Result<bool> {
     Ok(client.query_one("select exists (select from pg_database where datname = $1)", &[&name])?.get(0))

@@ -62,9 +62,9 @@ impl Guard {
         if others > 0 {
             return Ok(Err(format!("{others} other session(s) are connected to {}", names.target)));
         }
-        let (fresh, from) = (ident(&names.fresh), ident(&names.target));
+        let fresh = ident(&names.fresh);
         pause_pg_cron(&mut maintenance, &names.target)?;
-        match maintenance.batch_execute(&format!("create database {fresh} template {from}")) {
+        match template::create_copy(&mut maintenance, &names.fresh, &names.target) {
             Err(err) if err.code() == Some(&SqlState::OBJECT_IN_USE) => {
                 return Ok(Err(format!("other sessions are connected to {}", names.target)));
             }
