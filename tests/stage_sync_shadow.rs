@@ -290,3 +290,36 @@ fn a_kill_at_any_moment_leaves_the_old_or_the_new_state_and_no_shadow() {
         state,
     );
 }
+
+/// A kill after the commit, before the foreign key the swap added back `NOT VALID` is
+/// validated, leaves the key recorded; the next sync validates it. A key someone made
+/// `NOT VALID` on purpose is never validated by a sync.
+#[test]
+fn a_kill_before_the_keys_are_validated_is_mended_by_the_next_sync() {
+    let s = shadow_setup("");
+    s.target
+        .client()
+        .batch_execute(
+            "create table files.drafts (id bigserial primary key, clinic_id uuid);
+             alter table files.drafts add constraint drafts_clinic_fkey foreign key (clinic_id)
+               references public.clinics(id) not valid;",
+        )
+        .unwrap();
+    let valid = |name: &str| -> String {
+        s.target.strings(&format!("select convalidated::text from pg_constraint where conname = '{name}'")).join("")
+    };
+    let pause = s.project.root.join("pause-before-validate");
+    let running = s.sync(&[]).env("XTASK_TEST_PAUSE_BEFORE_VALIDATE", pause.to_str().unwrap()).spawn();
+    wait_for_pause(&pause);
+    running.kill();
+    assert_eq!(valid("objects_note_id_fkey"), "false", "the kill came before the validation");
+    assert_eq!(
+        s.target.strings("select child || ' ' || name from app_meta.stage_sync_unvalidated"),
+        ["files.objects objects_note_id_fkey"]
+    );
+    assert_eq!(s.target.strings("select count(*)::text from public.shadow_notes"), ["20"], "the sync had committed");
+    s.sync(&[]).ok();
+    assert_eq!(valid("objects_note_id_fkey"), "true");
+    assert_eq!(s.target.strings("select count(*)::text from app_meta.stage_sync_unvalidated"), ["0"]);
+    assert_eq!(valid("drafts_clinic_fkey"), "false", "a key made NOT VALID on purpose stays so");
+}

@@ -14,6 +14,7 @@ mod run;
 mod shadow;
 mod supabase;
 mod swap;
+mod unvalidated;
 mod views;
 
 pub(super) use run::{after_commit, execute};

@@ -4,7 +4,7 @@
 //! swap; or, when the shadow cannot carry something, in place as before (the tables emptied
 //! by `TRUNCATE`, which readers wait for until the commit), with one warning saying why.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
@@ -106,7 +106,7 @@ fn through_shadow(
         bail!("verification failed, nothing was changed: {}", problems.join("; "));
     }
     let verified = started.elapsed() - rebuilt;
-    pause_for_tests();
+    super::unvalidated::pause_for_tests(PAUSE_VAR);
     let swapped = swap::swap(tx, &shadow, &mut |tx| {
         verify::advance_sequences(tx, &plan.tables, &plan.rules)?;
         let problems = verify::check_sequences(tx, &plan.tables, &plan.rules)?;
@@ -127,18 +127,9 @@ fn through_shadow(
 /// After the caller's commit: the foreign keys of other tables validated, the new tables
 /// analyzed (see [`swap::after_commit`]).
 pub(crate) fn after_commit(client: &mut postgres::Client, executed: &Executed) {
-    if let Some(swapped) = &executed.swapped {
-        swap::after_commit(client, swapped);
-    }
-}
-
-fn pause_for_tests() {
-    let Some(path) = std::env::var_os(PAUSE_VAR).map(std::path::PathBuf::from) else { return };
-    if std::fs::write(&path, b"paused before the swap\n").is_err() {
-        return;
-    }
-    let until = Instant::now() + Duration::from_secs(60);
-    while path.exists() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
+    match &executed.swapped {
+        Some(swapped) => swap::after_commit(client, swapped),
+        // Keys an earlier, killed sync added back and did not validate.
+        None => super::unvalidated::validate(client, &[]),
     }
 }

@@ -5,8 +5,8 @@
 //! membership, sequences' `OWNED BY`, the views and materialized views that name the
 //! tables (they bind to the old table, so they are dropped and made again from
 //! `pg_get_viewdef`, dependents in order, with owner, options, grants, comments and
-//! indexes), and the foreign keys of other tables, added back `NOT VALID` and validated
-//! after the commit ([`after_commit`]), which does not block readers.
+//! indexes), and the foreign keys of other tables, added back `NOT VALID`, recorded, and
+//! validated after the commit ([`after_commit`], [`unvalidated`]), which does not block readers.
 //!
 //! The locks are taken at once with a short `lock_timeout` and retried: the swap never
 //! queues behind a long reader for long, so the readers queued behind it never wait much
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use postgres::Transaction;
 
-use super::{OutsideKey, pair::Pair, views::View};
+use super::{OutsideKey, pair::Pair, unvalidated, views::View};
 use crate::{context::warn, sql};
 
 /// The shadow tables, ready to load, and what the swap will carry.
@@ -309,6 +309,9 @@ fn swap_once(tx: &mut Transaction, shadow: &Shadow) -> Result<()> {
     for key in &plan.foreign_keys {
         key.reattach(tx)?;
     }
+    let to_validate: Vec<(&str, &str)> =
+        plan.foreign_keys.iter().filter(|k| k.valid).map(|k| (k.key.child.as_str(), k.key.name.as_str())).collect();
+    unvalidated::record(tx, &to_validate)?;
     for (shadow, _) in &shadow.schemas {
         tx.batch_execute(&format!("drop schema {}", sql::ident(shadow)))?;
     }
@@ -362,20 +365,12 @@ impl ForeignKey {
 }
 
 /// After the commit, outside any transaction: each foreign key added back `NOT VALID`
-/// validated (a lock that lets readers and writers on), then the new tables analyzed.
-/// A failure here is a warning: the data is committed and the keys hold for new rows.
+/// validated (see [`unvalidated`]), then the new tables analyzed. A failure here is a
+/// warning: the data is committed and the keys hold for new rows.
 pub(super) fn after_commit(client: &mut postgres::Client, swapped: &Swapped) {
-    for key in swapped.foreign_keys.iter().filter(|k| k.valid).map(|k| &k.key) {
-        let statement = format!("alter table {} validate constraint {}", key.child, sql::ident(&key.name));
-        if let Err(err) = client.batch_execute(&statement) {
-            warn(format!(
-                "the foreign key {} of {} stays NOT VALID: {}",
-                key.name,
-                key.child,
-                sql::server_message(&err)
-            ));
-        }
-    }
+    let keys: Vec<(String, String)> =
+        swapped.foreign_keys.iter().filter(|k| k.valid).map(|k| (k.key.child.clone(), k.key.name.clone())).collect();
+    unvalidated::validate(client, &keys);
     if let Err(err) = client.batch_execute(&format!("analyze {}", swapped.tables.join(", "))) {
         warn(format!("cannot analyze the synced tables: {}", sql::server_message(&err)));
     }
