@@ -1,5 +1,5 @@
-//! Tests for restore points and `db undo`: `db reset` (a template hit or a rebuild) and
-//! `seed --replace` keep the database they replace, closed to connections, and `db undo`
+//! Tests for restore points and `db undo`: `db reset` (a template hit or a rebuild),
+//! `seed --replace` and `stage-sync --to test` keep the database they replace, closed to connections, and `db undo`
 //! swaps it back byte for byte (a checksum of every table); undo twice is redo; the matrix
 //! refuses undo on staging and production; a reset killed at random moments leaves the old
 //! or the new database, and the next command leaves no stray database behind.
@@ -99,6 +99,37 @@ fn reset_and_seed_replace_are_undone_byte_for_byte_and_undo_twice_is_redo() {
     assert!(!out.contains("restore point"), "{out}");
     assert_eq!(restore_point(&cluster).unwrap().0, kept);
     assert_eq!(settled(&cluster), ["postgres_xtask_restore", "postgres_xtask_template"]);
+}
+
+/// `stage-sync --to test` keeps the database as it was before the sync: `db undo` gives it
+/// back byte for byte, a second undo gives the synced state again; with
+/// `--no-restore-point` the restore point an earlier command kept stays as it was.
+#[test]
+fn a_stage_sync_into_test_is_undone_byte_for_byte() {
+    let s = crate::stage_sync_fixtures::setup();
+    s.target
+        .client()
+        .batch_execute(
+            "insert into public.clinics (id, name) values ('c0000000-0000-4000-8000-0000000000ee', 'Hand-made Clinic')",
+        )
+        .unwrap();
+    let before = s.target.checksum();
+    let out = s.sync(&[]).ok();
+    assert!(out.stderr.contains("as its restore point"), "{}", out.stderr);
+    let synced = s.target.checksum();
+    assert_ne!(synced, before);
+    let (mark, allows) = restore_point(&s.target).expect("a restore point");
+    assert!(mark.contains("\nstage-sync\n") && !allows, "{mark}");
+    let out = xtask(&s.project, &s.target, &["db", "undo"]);
+    assert!(out.contains("before the stage-sync of"), "{out}");
+    assert_eq!(s.target.checksum(), before, "undo gives back the database as it was before the sync");
+    xtask(&s.project, &s.target, &["db", "undo"]);
+    assert_eq!(s.target.checksum(), synced, "undo twice is redo");
+
+    let kept = restore_point(&s.target).unwrap().0;
+    let out = s.sync(&["--no-restore-point"]).ok();
+    assert!(!out.stderr.contains("restore point"), "{}", out.stderr);
+    assert_eq!(restore_point(&s.target).unwrap().0, kept);
 }
 
 #[test]

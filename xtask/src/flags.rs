@@ -332,6 +332,9 @@ pub(crate) struct StageSync {
     /// The source is this `pg_dump -Fc` file of production, restored into a throwaway cluster (no production connection).
     #[arg(long, value_name = "FILE", conflicts_with = "from")]
     pub from_dump: Option<std::path::PathBuf>,
+    /// Into local or test: keep no restore point of the database as it was before the sync.
+    #[arg(long)]
+    pub no_restore_point: bool,
 }
 
 impl StageSync {

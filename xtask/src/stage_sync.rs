@@ -63,6 +63,7 @@ impl flags::StageSync {
             json: self.json,
             migrate_target: self.migrate_target,
             clinics: self.clinics.clone(),
+            restore_point: !self.no_restore_point,
         };
         if let Some((path, shown)) = &dump {
             return from_dump(path, shown, self.target(), &rules_path, &rules_shown, &options);
@@ -126,6 +127,9 @@ pub(crate) struct Options {
     pub migrate_target: bool,
     /// `--clinics`: ids, or a count.
     pub clinics: Option<flags::Clinics>,
+    /// Where the matrix allows an undo (local, test): keep the database as it was as its
+    /// restore point first (not `--no-restore-point`).
+    pub restore_point: bool,
 }
 
 /// The whole sync, from two guards: also what the benchmark runs.
@@ -163,6 +167,15 @@ pub(crate) fn sync(
         return plan::print(&mut snapshot, &plan, &masker, &run.source, &run.target);
     }
     confirm(&run.target, options.yes)?;
+    // Local and test keep the database as it was, so that `db undo` gives it back. The sync
+    // itself rewrites the database in its one transaction (through its shadow copy), so the
+    // copy is made first, with the sync's own connection closed (a copy needs the database
+    // alone); the snapshot of the source stays open meanwhile.
+    if options.restore_point && target_guard.write::<op::Undo>().is_ok() {
+        drop(dst);
+        crate::restore_point::keep_restore_point(target_guard, "stage-sync")?;
+        dst = run.target.connect()?;
+    }
     run.execute(snapshot, dst.client(), &plan, &masker)
 }
 
