@@ -146,7 +146,8 @@ fn pairs(tx: &mut Transaction, replaced: &[String]) -> Result<Vec<Pair>> {
         .collect())
 }
 
-/// A table shape the shadow does not carry, named.
+/// A table shape the shadow does not carry, named. (A table whose owner the login cannot
+/// act as never comes here: it is replaced in place, see [`super::mixed`].)
 fn unsupported_shape(tx: &mut Transaction, oids: &[u32]) -> Result<Option<String>> {
     let row = tx.query_opt(
         "select format('%s is %s', c.oid::regclass, w.why) from pg_class c
@@ -156,9 +157,6 @@ fn unsupported_shape(tx: &mut Transaction, oids: &[u32]) -> Result<Option<String
                  then 'in an inheritance tree' end),
            (case when c.reloftype <> 0 then 'a typed table' end),
            (case when c.relhasrules then 'given a rule (CREATE RULE)' end),
-           (case when not pg_has_role(c.relowner, 'USAGE') then format(
-                 'owned by %s, which the sync''s login %s cannot act as, so its shadow could neither take that owner nor replace it (on Supabase, GoTrue''s tables are supabase_auth_admin''s and postgres is not a member)',
-                 c.relowner::regrole, current_user) end),
            (case when exists (select from pg_statistic_ext s where s.stxrelid = c.oid)
                  then 'given extended statistics' end),
            (case when exists (select from pg_depend d where d.classid = 'pg_class'::regclass
