@@ -241,6 +241,7 @@ fn a_key_from_the_app_to_a_login_the_sync_does_not_copy_fails_the_mixed_sync_and
         "{}",
         out.stderr
     );
+    assert!(out.stderr.trim_end().lines().last().unwrap().starts_with("hint: "), "{}", out.stderr);
     assert_eq!(digest(&s), before, "staging is unchanged");
     assert_eq!(s.target.strings("select count(*)::text from pg_namespace where nspname like 'xtask_shadow%'"), ["0"]);
 }

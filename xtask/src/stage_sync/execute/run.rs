@@ -143,9 +143,12 @@ fn through_shadow(
         .context(not_held)?;
     if !in_place.is_empty() {
         load_in_place(snapshot, tx, sync, in_place, &mut loaded)?;
-        to_in_place.restore(tx).map_err(|err| anyhow::anyhow!("{}", shadow.live_names(&format!("{err:#}")))).context(
-            "verification failed, nothing was changed: a key from the tables synced through the shadow to the ones replaced in place does not hold on their new rows",
-        )?;
+        to_in_place.restore(tx).map_err(|err| {
+            anyhow::anyhow!(
+                "verification failed, nothing was changed: a key from the tables synced through the shadow to the ones replaced in place does not hold on their new rows: {}\nhint: copy the rows the key points at too, or null its column in the rules file (e.g. `auth_id = \"null\"`)",
+                shadow.live_names(&format!("{err:#}"))
+            )
+        })?;
     }
     let rebuilt = started.elapsed();
     let into = |key: &str, qualified: &str| shadow.target_of_key(key).unwrap_or_else(|| qualified.to_string());
