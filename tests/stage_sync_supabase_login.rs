@@ -79,6 +79,15 @@ insert into public.users (id, auth_id, email, name)
   values ('b0000000-0000-4000-8000-0000000000ff', 'a0000000-0000-4000-8000-0000000000f1', 'old@staging.test', 'Old User');
 ";
 
+/// A key from `storage.objects.owner` to `auth.users` (older projects have it), and two
+/// objects: one owned by staging's own login, one by nobody.
+const STORAGE_OWNER_KEY: &str = "
+alter table storage.objects add constraint objects_owner_fkey foreign key (owner) references auth.users (id);
+insert into storage.buckets (id, name) values ('avatars', 'avatars');
+insert into storage.objects (bucket_id, name, owner)
+  values ('avatars', 'old/a.png', 'a0000000-0000-4000-8000-0000000000f1'), ('avatars', 'none/b.png', null);
+";
+
 /// What the sync prints when it replaces GoTrue's tables in place and the app's through
 /// the shadow.
 const MIXED: &str =
@@ -130,6 +139,8 @@ fn digest(s: &Setup) -> String {
 #[test]
 fn a_sync_as_supabases_postgres_login_replaces_gotrue_in_place_and_the_app_through_the_shadow() {
     let s = supabase_login_setup();
+    // As on older projects, storage's objects keep a key to their owner, a login.
+    s.target.client().batch_execute(STORAGE_OWNER_KEY).unwrap();
     let pause = s.project.root.join("pause-before-swap");
     let running = sync_as_syncer(&s)
         .env("STAGE_SYNC_LOGIN_PASSWORD", LOGIN_PASSWORD)
@@ -142,6 +153,7 @@ fn a_sync_as_supabases_postgres_login_replaces_gotrue_in_place_and_the_app_throu
         ("select string_agg(name, ',') from public.clinics", "Old Clinic"),
         ("select string_agg(name, ',') from public.users", "Old User"),
         ("select string_agg(email, ',') from auth.users", "old@staging.test"),
+        ("select string_agg(name, ',') from storage.objects where owner is not null", "old/a.png"),
     ] {
         let rows = reader.query_one(sql, &[]).unwrap_or_else(|e| panic!("a reader was blocked: {sql}: {e}"));
         assert_eq!(rows.get::<_, Option<String>>(0).as_deref(), Some(old), "{sql} mid-sync");
@@ -172,6 +184,13 @@ fn a_sync_as_supabases_postgres_login_replaces_gotrue_in_place_and_the_app_throu
                 (select count(*) from pg_namespace where nspname like 'xtask_shadow%'))",
     );
     assert_eq!(counts, ["2 2 1 2 2 t 0"], "users, identities, clinics, app users, linked, key valid, shadows");
+    // The object of the login the sync removed stays, its owner NULL; the key holds.
+    let objects = s.target.strings(
+        "select concat_ws(' ', count(*), count(owner),
+                (select convalidated from pg_constraint where conname = 'objects_owner_fkey'))
+         from storage.objects",
+    );
+    assert_eq!(objects, ["2 0 t"], "objects, objects with an owner, key valid");
     let hooks = s.target.strings(HOOKS_IN_PLACE);
     assert_eq!(hooks, ["policy avatar_owner", "published clinics", "trigger on_auth_user_created"]);
     // A signup after the sync fires the app's trigger.
