@@ -168,22 +168,6 @@ impl Deferred {
         Ok(Deferred { restore, units, checks })
     }
 
-    /// Takes out the checks of the kept foreign keys to `parents` (named as `regclass::text`
-    /// prints them): for parents loaded after this deferral's restore, to check then.
-    pub(crate) fn split_checks(&mut self, parents: &[String]) -> Deferred {
-        let mut later = Vec::new();
-        for check in &mut self.checks {
-            let (to, stay): (Vec<KeptKey>, Vec<KeptKey>) =
-                std::mem::take(&mut check.keys).into_iter().partition(|k| parents.contains(&k.parent));
-            check.keys = stay;
-            if !to.is_empty() {
-                later.push(Check { child: check.child.clone(), keys: to });
-            }
-        }
-        self.checks.retain(|c| !c.keys.is_empty());
-        Deferred { restore: Vec::new(), units: Vec::new(), checks: later }
-    }
-
     /// What [`restore`](Self::restore) puts back, one unit per index or constraint: the
     /// indexes and unique keys first, then the foreign keys. For a load whose tables nobody
     /// else sees (a build database), to run over several connections; the kept foreign

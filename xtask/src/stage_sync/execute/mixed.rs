@@ -2,8 +2,9 @@
 //! hosted Supabase, `postgres` and GoTrue's `auth.*`, owned by `supabase_auth_admin`)
 //! replaces those in place and all the others through the shadow, in its one transaction:
 //! the shadows are loaded and verified first (the live tables untouched), then the in-place
-//! tables are emptied and loaded, then the keys from the shadows to them are checked
-//! against their new rows, then the swap, then the commit.
+//! tables are emptied and loaded, then the shadows' keys to them are added (which checks
+//! them against their new rows; adding a key keeps its parent's writers out until the
+//! commit, so not earlier), then the swap, then the commit.
 //!
 //! The in-place tables are emptied by `DELETE` with triggers off (`session_replication_role
 //! = replica`), not `TRUNCATE`: a `TRUNCATE` of `auth.users` must take every table that
@@ -111,11 +112,4 @@ pub(super) fn clear_outside(tx: &mut postgres::Transaction, in_place: &InPlace) 
         key.null_dangling(tx)?;
     }
     Ok(())
-}
-
-/// The in-place tables as the catalog prints them under the current `search_path`, as the
-/// bulk loader names the parents of the foreign keys it keeps.
-pub(super) fn parents(tx: &mut postgres::Transaction, in_place: &InPlace) -> Result<Vec<String>> {
-    let rows = tx.query("select t::regclass::text from unnest($1::text[]) t", &[&in_place.tables])?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
 }

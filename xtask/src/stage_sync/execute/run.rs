@@ -71,7 +71,7 @@ pub(crate) fn execute(
     let prepared = if shadowed.is_empty() && !in_place.is_empty() {
         Prepared::InPlace(in_place.reason.clone())
     } else {
-        shadow::prepare(tx, &shadowed, &kept)?
+        shadow::prepare(tx, &shadowed, &kept, &in_place.tables)?
     };
     match prepared {
         Prepared::Ready(shadow) => {
@@ -114,19 +114,15 @@ fn through_shadow(
     let plan = sync.plan;
     let copied: Vec<String> = plan.loaded().iter().filter(|t| !in_place.has(t)).map(|t| shadow.target_of(t)).collect();
     let copied: Vec<&str> = copied.iter().map(String::as_str).collect();
-    // As in place: small tables keep their keys and the foreign keys to them (see `bulk`);
-    // so do the in-place tables (dropping a key locks its parent until the commit), whose
-    // rows the keys are checked against after their own load.
-    let mut keep: Vec<String> = plan
+    // As in place: small tables keep their keys and the foreign keys to them (see `bulk`).
+    let small: Vec<String> = plan
         .tables
         .iter()
         .filter(|t| t.estimate <= super::SMALL_TABLE_ROWS)
         .map(|t| shadow.target_of(&t.qualified()))
         .collect();
-    keep.extend(in_place.tables.iter().cloned());
-    let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
-    let mut deferred = crate::bulk::Deferred::drop_keeping(tx, &copied, crate::bulk::Scope::All, &keep)?;
-    let to_in_place = deferred.split_checks(&mixed::parents(tx, in_place)?);
+    let small: Vec<&str> = small.iter().map(String::as_str).collect();
+    let deferred = crate::bulk::Deferred::drop_keeping(tx, &copied, crate::bulk::Scope::All, &small)?;
     let mut loaded = Loaded::default();
     let route = |t: &str| (!in_place.has(t)).then(|| Dest { into: shadow.target_of(t), freeze: true });
     load(snapshot, tx, plan, (sync.masker, sync.binary), &route, &mut loaded)?;
@@ -143,12 +139,7 @@ fn through_shadow(
         .context(not_held)?;
     if !in_place.is_empty() {
         load_in_place(snapshot, tx, sync, in_place, &mut loaded)?;
-        to_in_place.restore(tx).map_err(|err| {
-            anyhow::anyhow!(
-                "verification failed, nothing was changed: a key from the tables synced through the shadow to the ones replaced in place does not hold on their new rows: {}\nhint: copy the rows the key points at too, or null its column in the rules file (e.g. `auth_id = \"null\"`)",
-                shadow.live_names(&format!("{err:#}"))
-            )
-        })?;
+        add_later_keys(tx, shadow)?;
     }
     let rebuilt = started.elapsed();
     let into = |key: &str, qualified: &str| shadow.target_of_key(key).unwrap_or_else(|| qualified.to_string());
@@ -193,6 +184,25 @@ fn load_in_place(
         supabase::stage_logins(tx, sync.password)?;
     }
     mixed::clear_outside(tx, in_place)
+}
+
+/// The shadows' foreign keys to the tables just replaced in place, added now, which checks
+/// every row against their new rows (see [`super::carry::LaterKeys`]).
+fn add_later_keys(tx: &mut postgres::Transaction, shadow: &Shadow) -> Result<()> {
+    for key in &shadow.later.keys {
+        for statement in &key.statements {
+            tx.batch_execute(statement).map_err(|err| {
+                anyhow::anyhow!(
+                    "verification failed, nothing was changed: rows of {} break its foreign key {} to {}, replaced in place: {}\nhint: copy the rows the key points at too, or null its column in the rules file (e.g. `auth_id = \"null\"`)",
+                    key.table,
+                    key.name,
+                    key.parent,
+                    shadow.live_names(&sql::server_message(&err))
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// After the caller's commit: the foreign keys of other tables validated, the new tables
