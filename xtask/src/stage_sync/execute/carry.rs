@@ -40,6 +40,19 @@ pub(crate) struct LaterKey {
 }
 
 impl LaterKeys {
+    /// The foreign key in `row` of [`keys_and_indexes`]'s query, to be added to `pair`'s
+    /// shadow later, with its comment.
+    fn push(&mut self, pair: &Pair, row: &postgres::Row) {
+        let (name, definition, comment): (String, String, Option<String>) = (row.get(1), row.get(2), row.get(4));
+        let mut statements =
+            vec![format!("alter table {} add constraint {} {definition}", pair.shadow, sql::ident(&name))];
+        statements.extend(comment.map(|c| {
+            format!("comment on constraint {} on {} is {}", sql::ident(&name), pair.shadow, sql::literal(&c))
+        }));
+        let described = format!("constraint {} ", row.get::<_, String>(6));
+        self.keys.push(LaterKey { table: pair.shown.clone(), name, parent: row.get(5), described, statements });
+    }
+
     /// Whether `line` of the live table `shown`'s description is a key added later.
     pub(super) fn excuse(&self, shown: &str, line: &str) -> bool {
         self.keys.iter().any(|k| k.table == shown && line.starts_with(&k.described))
@@ -78,19 +91,7 @@ pub(super) fn keys_and_indexes(
         }
         let comment: Option<String> = row.get(4);
         if phase == 2 && later.parents.contains(&parent) {
-            let mut add =
-                vec![format!("alter table {} add constraint {} {definition}", pair.shadow, sql::ident(&name))];
-            add.extend(comment.map(|c| {
-                format!("comment on constraint {} on {} is {}", sql::ident(&name), pair.shadow, sql::literal(&c))
-            }));
-            let described = format!("constraint {} ", row.get::<_, String>(6));
-            later.keys.push(LaterKey {
-                table: pair.shown.clone(),
-                name,
-                parent: row.get(5),
-                described,
-                statements: add,
-            });
+            later.push(pair, row);
             continue;
         }
         let statement = match phase {
