@@ -312,3 +312,33 @@ fn a_supabase_project_synced_by_a_superuser_goes_through_the_shadow_and_keeps_th
         .unwrap();
     assert_eq!(s.target.strings("select count(*)::text from hooks.signups where id::text like '%9'"), ["1"]);
 }
+
+/// A table of GoTrue's keyed to an app table: the swap would have to move that key, on a
+/// table the login does not own, so the whole sync runs in place as before, says why, and
+/// succeeds.
+#[test]
+fn a_gotrue_table_keyed_to_an_app_table_makes_the_whole_sync_run_in_place_and_say_why() {
+    let s = supabase_login_setup();
+    s.target
+        .client()
+        .batch_execute(
+            "create table auth.clinic_logins (user_id uuid references auth.users (id), clinic_id uuid references public.clinics (id));
+             alter table auth.clinic_logins owner to supabase_auth_admin;
+             grant all on auth.clinic_logins to syncer;",
+        )
+        .unwrap();
+    let out = sync_as_syncer(&s).ok();
+    assert!(
+        out.stderr.contains("runs in place")
+            && out.stderr.contains("auth.clinic_logins, replaced in place (owned by supabase_auth_admin")
+            && out.stderr.contains("foreign key clinic_logins_clinic_id_fkey"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("swapped"), "{}", out.stderr);
+    let counts = s.target.strings(
+        "select concat_ws(' ', (select count(*) from auth.users), (select count(*) from public.clinics),
+                (select count(*) from public.users u join auth.users a on a.id = u.auth_id))",
+    );
+    assert_eq!(counts, ["2 1 2"], "users, clinics, linked app users");
+}

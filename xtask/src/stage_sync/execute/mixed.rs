@@ -113,3 +113,25 @@ pub(super) fn clear_outside(tx: &mut postgres::Transaction, in_place: &InPlace) 
     }
     Ok(())
 }
+
+/// A foreign key from an in-place table to one going through the shadow (`shadowed`): the
+/// swap would have to drop and add it back, on a table whose owner the login cannot act
+/// as. Then the whole sync runs in place, as before; this says why.
+pub(super) fn key_into_shadow(
+    tx: &mut postgres::Transaction,
+    in_place: &InPlace,
+    shadowed: &[String],
+) -> Result<Option<String>> {
+    let row = tx
+        .query_opt(
+            "select format('%s, replaced in place (%s), references %s (foreign key %s), which the swap would replace',
+                           k.conrelid::regclass, $3::text, k.confrelid::regclass, k.conname)
+             from pg_constraint k
+             where k.contype = 'f' and k.conrelid = any(select t::regclass from unnest($1::text[]) t)
+               and k.confrelid = any(select t::regclass from unnest($2::text[]) t)
+             order by 1 limit 1",
+            &[&in_place.tables, &shadowed, &in_place.reason],
+        )
+        .context("cannot read the keys of the tables replaced in place")?;
+    Ok(row.map(|r| r.get(0)))
+}

@@ -70,6 +70,8 @@ pub(crate) fn execute(
     let shadowed: Vec<String> = replaced.iter().filter(|t| !in_place.has(t)).cloned().collect();
     let prepared = if shadowed.is_empty() && !in_place.is_empty() {
         Prepared::InPlace(in_place.reason.clone())
+    } else if let Some(reason) = mixed::key_into_shadow(tx, &in_place, &shadowed)? {
+        Prepared::InPlace(reason)
     } else {
         shadow::prepare(tx, &shadowed, &kept, &in_place.tables)?
     };
