@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use super::{catalog, mask::Masker, pipe, plan::Plan, progress::Progress, verify};
 
 mod carry;
+mod mixed;
 mod pair;
 mod run;
 mod shadow;
@@ -88,6 +89,7 @@ pub(super) fn stage_logins(tx: &mut postgres::Transaction, plan: &Plan, password
 const SMALL_TABLE_ROWS: i64 = 50_000;
 
 /// What the load copied: rows per table, and how long each took.
+#[derive(Default)]
 pub(super) struct Loaded {
     pub counts: Vec<(String, u64)>,
     pub timings: Vec<Timing>,
@@ -102,22 +104,33 @@ pub(super) struct Timing {
     pub format: &'static str,
 }
 
-/// Step 2: every copied table, in load order, streamed masked from the snapshot (into its
-/// shadow copy, if there is one).
+/// Where step 2 writes a copied table (qualified, as the plan names it): into itself, its
+/// shadow copy, or `None` for a table another part of the load copies.
+pub(super) type Route<'a> = &'a dyn Fn(&str) -> Option<Dest>;
+
+/// Where one copied table goes: the table written, and whether COPY may freeze its rows
+/// (see [`pipe::Job::freeze`]).
+pub(super) struct Dest {
+    pub into: String,
+    pub freeze: bool,
+}
+
+/// Step 2: every copied table `route` takes, in load order, streamed masked from the
+/// snapshot, added to `loaded`.
 pub(super) fn load(
     snapshot: &mut postgres::Transaction,
     tx: &mut postgres::Transaction,
     plan: &Plan,
-    masker: &Masker,
-    binary: bool,
-    shadow: Option<&swap::Shadow>,
-) -> Result<Loaded> {
+    (masker, binary): (&Masker, bool),
+    route: Route,
+    loaded: &mut Loaded,
+) -> Result<()> {
     let progress = Progress::new(&plan.tables, &plan.order, &plan.rules);
-    let mut loaded = Loaded { counts: Vec::new(), timings: Vec::new(), leaks: pipe::LeakSets::default() };
     pipe::set_text_format(snapshot, tx)?;
     for mut job in plan.jobs() {
         let table = job.table;
-        job.into = shadow.map(|s| s.target_of(&table.qualified()));
+        let Some(dest) = route(&table.qualified()) else { continue };
+        (job.into, job.freeze) = (Some(dest.into), dest.freeze);
         let bar = progress.table(table);
         let table_started = Instant::now();
         let copied =
@@ -129,7 +142,7 @@ pub(super) fn load(
         loaded.timings.push(Timing { table: table.key(), rows, took: table_started.elapsed(), format: copied.format });
     }
     progress.overall.finish_and_clear();
-    Ok(loaded)
+    Ok(())
 }
 
 /// Whether the two servers are one major version, so that they read each other's binary

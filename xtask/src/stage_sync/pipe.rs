@@ -31,6 +31,9 @@ pub(super) struct Job<'a> {
     pub filter: Option<&'a str>,
     /// The table written, when it is not the one read (the sync's shadow copy).
     pub into: Option<String>,
+    /// The table written was emptied by `TRUNCATE` or made in this transaction, so COPY
+    /// may write its rows frozen (not when it was emptied by `DELETE`).
+    pub freeze: bool,
 }
 
 /// Set to `text` to send every table in COPY's text format (a comparison, or a way around
@@ -82,11 +85,11 @@ pub(super) fn copy_table(
     let reader = BufReader::with_capacity(1 << 18, reader);
     // FREEZE: the table was emptied in this transaction, so rows can be written frozen and
     // need no vacuum later. Partitioned tables don't support it.
-    let options = match (wires.is_some(), table.partitioned) {
-        (true, true) => " (FORMAT binary)",
-        (true, false) => " (FORMAT binary, FREEZE)",
-        (false, true) => "",
-        (false, false) => " (FREEZE)",
+    let options = match (wires.is_some(), job.freeze && !table.partitioned) {
+        (true, false) => " (FORMAT binary)",
+        (true, true) => " (FORMAT binary, FREEZE)",
+        (false, false) => "",
+        (false, true) => " (FREEZE)",
     };
     let writer = target
         .copy_in(&format!(

@@ -72,6 +72,7 @@ impl Plan {
                 rules: &self.rules.tables[&table.key()],
                 filter: self.filters.as_ref().map(|f| f.get(&table.key()).map_or("false", String::as_str)),
                 into: None,
+                freeze: true,
             })
             .collect()
     }

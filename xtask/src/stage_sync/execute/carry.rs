@@ -19,16 +19,64 @@ fn retarget(definition: &str, find: &str, replace: &str) -> Result<String> {
     Ok(definition.replacen(find, replace, 1))
 }
 
+/// The shadows' foreign keys to tables replaced in place (`parents`): added only once those
+/// hold their new rows, which checks the key against them. (Adding a key locks its parent
+/// against writers until the commit, so not from the start of the sync.)
+#[derive(Default)]
+pub(crate) struct LaterKeys {
+    pub parents: Vec<u32>,
+    pub keys: Vec<LaterKey>,
+}
+
+/// One foreign key of a shadow to a table replaced in place, and how to add it.
+pub(crate) struct LaterKey {
+    /// The live table (as the server prints it), the key's name, the parent.
+    pub table: String,
+    pub name: String,
+    pub parent: String,
+    /// `constraint <name> `, as [`describe`] begins its line.
+    described: String,
+    pub statements: Vec<String>,
+}
+
+impl LaterKeys {
+    /// The foreign key in `row` of [`keys_and_indexes`]'s query, to be added to `pair`'s
+    /// shadow later, with its comment.
+    fn push(&mut self, pair: &Pair, row: &postgres::Row) {
+        let (name, definition, comment): (String, String, Option<String>) = (row.get(1), row.get(2), row.get(4));
+        let mut statements =
+            vec![format!("alter table {} add constraint {} {definition}", pair.shadow, sql::ident(&name))];
+        statements.extend(comment.map(|c| {
+            format!("comment on constraint {} on {} is {}", sql::ident(&name), pair.shadow, sql::literal(&c))
+        }));
+        let described = format!("constraint {} ", row.get::<_, String>(6));
+        self.keys.push(LaterKey { table: pair.shown.clone(), name, parent: row.get(5), described, statements });
+    }
+
+    /// Whether `line` of the live table `shown`'s description is a key added later.
+    pub(super) fn excuse(&self, shown: &str, line: &str) -> bool {
+        self.keys.iter().any(|k| k.table == shown && line.starts_with(&k.described))
+    }
+}
+
 /// Primary, unique and exclusion constraints and other indexes, or (`foreign`) foreign
-/// keys (to the shadow of a replaced parent, else to the live parent), each with its name
-/// and comment.
-pub(super) fn keys_and_indexes(tx: &mut Transaction, pair: &Pair, pairs: &[Pair], foreign: bool) -> Result<()> {
+/// keys (to the shadow of a replaced parent, else to the live parent; to a parent replaced
+/// in place, into `later`), each with its name and comment.
+pub(super) fn keys_and_indexes(
+    tx: &mut Transaction,
+    pair: &Pair,
+    pairs: &[Pair],
+    foreign: bool,
+    later: &mut LaterKeys,
+) -> Result<()> {
     let rows = tx.query(
         "select case k.contype when 'f' then 2 else 0 end, k.conname::text, pg_get_constraintdef(k.oid),
-                k.confrelid, obj_description(k.oid, 'pg_constraint'), k.confrelid::regclass::text
+                k.confrelid, obj_description(k.oid, 'pg_constraint'), k.confrelid::regclass::text,
+                quote_ident(k.conname)
          from pg_constraint k where k.conrelid = $1 and k.contype in ('p', 'u', 'x', 'f')
          union all
-         select 1, c.relname::text, pg_get_indexdef(i.indexrelid), 0::oid, obj_description(i.indexrelid, 'pg_class'), ''
+         select 1, c.relname::text, pg_get_indexdef(i.indexrelid), 0::oid, obj_description(i.indexrelid, 'pg_class'), '',
+                quote_ident(c.relname)
          from pg_index i join pg_class c on c.oid = i.indexrelid
          where i.indrelid = $1 and not exists (select from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = $1)
          order by 1, 2",
@@ -42,6 +90,10 @@ pub(super) fn keys_and_indexes(tx: &mut Transaction, pair: &Pair, pairs: &[Pair]
             continue;
         }
         let comment: Option<String> = row.get(4);
+        if phase == 2 && later.parents.contains(&parent) {
+            later.push(pair, row);
+            continue;
+        }
         let statement = match phase {
             1 => {
                 let only = if definition.contains(&format!(" ON ONLY {} USING ", pair.shown)) { "ONLY " } else { "" };

@@ -52,15 +52,21 @@ pub(super) fn clear_leftovers(tx: &mut Transaction) -> Result<()> {
 }
 
 /// Builds the shadow of `replaced` (qualified names) inside a savepoint; `kept` are the
-/// synced tables whose rows stay (`schema_only`). On anything it cannot carry, the
-/// savepoint is rolled back and the reason returned.
-pub(super) fn prepare(tx: &mut Transaction, replaced: &[String], kept: &[String]) -> Result<Prepared> {
+/// synced tables whose rows stay (`schema_only`), `in_place` the ones replaced in place
+/// (the shadows' keys to them are added later, see [`carry::LaterKeys`]). On anything it
+/// cannot carry, the savepoint is rolled back and the reason returned.
+pub(super) fn prepare(
+    tx: &mut Transaction,
+    replaced: &[String],
+    kept: &[String],
+    in_place: &[String],
+) -> Result<Prepared> {
     if replaced.is_empty() {
         return Ok(Prepared::InPlace("no table is replaced".into()));
     }
     let mut savepoint = tx.savepoint("xtask_shadow").context("cannot start the shadow's savepoint")?;
     let saved: String = savepoint.query_one("select current_setting('search_path')", &[])?.get(0);
-    match build(&mut savepoint, replaced, kept) {
+    match build(&mut savepoint, replaced, kept, in_place) {
         Ok(Ok(shadow)) => {
             savepoint.query("select set_config('search_path', $1, true)", &[&saved])?;
             savepoint.commit()?;
@@ -73,8 +79,15 @@ pub(super) fn prepare(tx: &mut Transaction, replaced: &[String], kept: &[String]
 
 /// The shadow, or why not; `search_path` is empty throughout, so the server prints every
 /// name qualified.
-fn build(tx: &mut Transaction, replaced: &[String], kept: &[String]) -> Result<Result<Shadow, String>> {
+fn build(
+    tx: &mut Transaction,
+    replaced: &[String],
+    kept: &[String],
+    in_place: &[String],
+) -> Result<Result<Shadow, String>> {
     tx.query("select set_config('search_path', '', true)", &[])?;
+    let parents = tx.query("select t::regclass::oid from unnest($1::text[]) t", &[&in_place])?;
+    let mut later = carry::LaterKeys { parents: parents.iter().map(|r| r.get(0)).collect(), keys: Vec::new() };
     let pairs = pairs(tx, replaced)?;
     let oids: Vec<u32> = pairs.iter().map(|p| p.oid).collect();
     if let Some(reason) = unsupported_shape(tx, &oids)? {
@@ -95,7 +108,7 @@ fn build(tx: &mut Transaction, replaced: &[String], kept: &[String]) -> Result<R
     }
     for foreign in [false, true] {
         for pair in &pairs {
-            carry::keys_and_indexes(tx, pair, &pairs, foreign)?;
+            carry::keys_and_indexes(tx, pair, &pairs, foreign, &mut later)?;
         }
     }
     for pair in &pairs {
@@ -107,14 +120,14 @@ fn build(tx: &mut Transaction, replaced: &[String], kept: &[String]) -> Result<R
         let live = carry::describe(tx, pair.oid, &[])?;
         let shadow_oid: u32 = tx.query_one("select $1::text::regclass::oid", &[&pair.shadow])?.get(0);
         let shadow = carry::describe(tx, shadow_oid, &schemas)?;
-        if let Some(line) = live.iter().find(|line| !shadow.contains(line)) {
+        if let Some(line) = live.iter().find(|line| !shadow.contains(line) && !later.excuse(&pair.shown, line)) {
             return Ok(Err(format!("the shadow of {} would lack: {line}", pair.shown)));
         }
         if let Some(line) = shadow.iter().find(|line| !live.contains(line)) {
             return Ok(Err(format!("the shadow of {} would add: {line}", pair.shown)));
         }
     }
-    Ok(Ok(Shadow { pairs, schemas, swap }))
+    Ok(Ok(Shadow { pairs, schemas, swap, later }))
 }
 
 /// The replaced tables with their shadow names: one shadow schema per live schema.
@@ -146,7 +159,8 @@ fn pairs(tx: &mut Transaction, replaced: &[String]) -> Result<Vec<Pair>> {
         .collect())
 }
 
-/// A table shape the shadow does not carry, named.
+/// A table shape the shadow does not carry, named. (A table whose owner the login cannot
+/// act as never comes here: it is replaced in place, see [`super::mixed`].)
 fn unsupported_shape(tx: &mut Transaction, oids: &[u32]) -> Result<Option<String>> {
     let row = tx.query_opt(
         "select format('%s is %s', c.oid::regclass, w.why) from pg_class c
@@ -156,9 +170,6 @@ fn unsupported_shape(tx: &mut Transaction, oids: &[u32]) -> Result<Option<String
                  then 'in an inheritance tree' end),
            (case when c.reloftype <> 0 then 'a typed table' end),
            (case when c.relhasrules then 'given a rule (CREATE RULE)' end),
-           (case when not pg_has_role(c.relowner, 'USAGE') then format(
-                 'owned by %s, which the sync''s login %s cannot act as, so its shadow could neither take that owner nor replace it (on Supabase, GoTrue''s tables are supabase_auth_admin''s and postgres is not a member)',
-                 c.relowner::regrole, current_user) end),
            (case when exists (select from pg_statistic_ext s where s.stxrelid = c.oid)
                  then 'given extended statistics' end),
            (case when exists (select from pg_depend d where d.classid = 'pg_class'::regclass

@@ -53,10 +53,35 @@ pub(super) fn auth_dependents(
 }
 
 /// Drops every foreign key from a table outside the sync (`synced`, qualified) to one in
+/// `emptied` ([`outside_keys`]).
+pub(super) fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced: &[String]) -> Result<Vec<OutsideKey>> {
+    let keys = outside_keys(tx, emptied, synced)?;
+    for key in &keys {
+        tx.batch_execute(&format!("alter table {} drop constraint {}", key.child, sql::ident(&key.name))).map_err(
+            |err| {
+                anyhow::anyhow!(
+                    "cannot drop the foreign key {} of {} for the load, nothing was changed: {}\nhint: the sync's login must own {} (on Supabase, storage's tables belong to supabase_storage_admin: drop the key `{}` once, as current projects have no such key)",
+                    key.name,
+                    key.child,
+                    app::connect::error_chain(&err),
+                    key.child,
+                    key.name
+                )
+            },
+        )?;
+    }
+    Ok(keys)
+}
+
+/// Every foreign key from a table outside the sync (`synced`, qualified) to one in
 /// `emptied`. A key whose columns cannot be NULL stops the sync before anything is written:
 /// its rows would lose what they point at. (A synced `schema_only` table pointing at replaced
 /// rows still makes the `TRUNCATE` refuse, as before.)
-pub(super) fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced: &[String]) -> Result<Vec<OutsideKey>> {
+pub(super) fn outside_keys(
+    tx: &mut postgres::Transaction,
+    emptied: &[String],
+    synced: &[String],
+) -> Result<Vec<OutsideKey>> {
     let rows = tx.query(
         "with emptied as (select name::regclass as oid from unnest($1::text[]) as name),
          synced as (select name::regclass as oid from unnest($2::text[]) as name)
@@ -74,7 +99,7 @@ pub(super) fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced:
          order by 1, 2",
         &[&emptied, &synced],
     )?;
-    let mut detached = Vec::new();
+    let mut keys = Vec::new();
     for row in &rows {
         let key = OutsideKey::from_row(row);
         if row.get::<_, bool>(6) {
@@ -85,21 +110,9 @@ pub(super) fn detach(tx: &mut postgres::Transaction, emptied: &[String], synced:
                 key.name
             );
         }
-        tx.batch_execute(&format!("alter table {} drop constraint {}", key.child, sql::ident(&key.name))).map_err(
-            |err| {
-                anyhow::anyhow!(
-                    "cannot drop the foreign key {} of {} for the load, nothing was changed: {}\nhint: the sync's login must own {} (on Supabase, storage's tables belong to supabase_storage_admin: drop the key `{}` once, as current projects have no such key)",
-                    key.name,
-                    key.child,
-                    app::connect::error_chain(&err),
-                    key.child,
-                    key.name
-                )
-            },
-        )?;
-        detached.push(key);
+        keys.push(key);
     }
-    Ok(detached)
+    Ok(keys)
 }
 
 /// After the load (the parents' keys rebuilt): references to rows that are gone become

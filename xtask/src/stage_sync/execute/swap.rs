@@ -26,6 +26,8 @@ pub(crate) struct Shadow {
     /// Shadow schema (as printed) and the live schema it stands for (as printed).
     pub schemas: Vec<(String, String)>,
     pub swap: Plan,
+    /// The shadows' foreign keys to the tables replaced in place, added after their load.
+    pub later: super::carry::LaterKeys,
 }
 
 impl Shadow {
