@@ -216,14 +216,18 @@ fn libpq_variables_aimed_elsewhere_move_neither_the_build_nor_the_maintenance_co
 #[ignore = "hole in stage_sync/execute/shadow.rs::clear_leftovers, to be fixed there"]
 fn a_forged_shadow_mark_does_not_get_a_schema_and_what_depends_on_it_dropped() {
     let s = crate::stage_sync_fixtures::setup();
-    s.target
-        .client()
-        .batch_execute(
-            "create schema xtask_shadow_0; comment on schema xtask_shadow_0 is 'xtask-shadow';
-             create table xtask_shadow_0.kept (id int primary key); insert into xtask_shadow_0.kept values (1), (2);
-             create view public.kept_report as select count(*) as n from xtask_shadow_0.kept;",
-        )
-        .unwrap();
+    // On both ends (the synced schema must match); the rows on the target only.
+    for cluster in [&s.source, &s.target] {
+        cluster
+            .client()
+            .batch_execute(
+                "create schema xtask_shadow_0; comment on schema xtask_shadow_0 is 'xtask-shadow';
+                 create table xtask_shadow_0.kept (id int primary key);
+                 create view public.kept_report as select count(*) as n from xtask_shadow_0.kept;",
+            )
+            .unwrap();
+    }
+    s.target.client().batch_execute("insert into xtask_shadow_0.kept values (1), (2)").unwrap();
     s.sync(&[]).ok();
     assert_eq!(s.target.strings("select n::text from public.kept_report"), ["2"]);
 }
