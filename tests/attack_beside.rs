@@ -4,7 +4,8 @@
 //! name or a comment (anyone who owns a database can write its comment): databases planted
 //! under those names, stamped production or holding data of their own, are never swapped
 //! in, renamed or dropped; a second command on the same database waits for the first
-//! instead of ending its build; libpq's variables move nothing.
+//! instead of ending its build; libpq's variables move nothing; names that need quoting are
+//! quoted everywhere and names too long for their derived names are never truncated.
 
 use crate::harness::{Project, Run, TestCluster, migrated};
 use crate::helpers::settled;
@@ -20,9 +21,12 @@ fn xtask<'a>(cluster: &TestCluster, project: &'a Project, args: &[&str]) -> Run<
 
 /// A connection to another database of the cluster.
 fn on(cluster: &TestCluster, dbname: &str) -> postgres::Client {
-    let url = cluster.url();
-    let base = url.rsplit_once('/').unwrap().0;
-    postgres::Client::connect(&format!("{base}/{dbname}"), postgres::NoTls).unwrap()
+    let mut config: postgres::Config = cluster.url().parse().unwrap();
+    config.dbname(dbname).connect(postgres::NoTls).unwrap()
+}
+
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A database under `name` that this project did not make: a copy of the target that holds
@@ -35,7 +39,7 @@ fn planted(cluster: &TestCluster, name: &str, stamp: Option<&str>, comment: Opti
     let pause_cron = "select pg_terminate_backend(pid) from pg_stat_activity where backend_type = 'pg_cron launcher'";
     for attempt in 0.. {
         admin.batch_execute(pause_cron).unwrap();
-        match admin.batch_execute(&format!("create database {name} template postgres")) {
+        match admin.batch_execute(&format!("create database {} template postgres", quoted(name))) {
             Ok(()) => break,
             Err(err) if attempt < 20 => {
                 assert!(err.to_string().contains("accessed by other users") || err.as_db_error().is_some(), "{err}");
@@ -64,6 +68,62 @@ fn planted(cluster: &TestCluster, name: &str, stamp: Option<&str>, comment: Opti
 
 fn oid_of(cluster: &TestCluster, name: &str) -> Option<u32> {
     cluster.client().query_opt("select oid from pg_database where datname = $1", &[&name]).unwrap().map(|r| r.get(0))
+}
+
+/// Every database of the cluster, once no build or replaced database is left beside one.
+fn databases(cluster: &TestCluster) -> Vec<String> {
+    for _ in 0..600 {
+        let names = cluster.strings("select datname::text from pg_database order by 1");
+        if !names.iter().any(|n| n.ends_with("_xtask_old") || n.ends_with("_xtask_new")) {
+            return names;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("a build or replaced database stayed beside its target");
+}
+
+/// A name that needs quoting everywhere (a quote, spaces, a slash, a non-ASCII letter) is
+/// built beside, kept and undone under exactly its own derived names; a name too long for
+/// those names (63 bytes) is never truncated into another database's: the seed works in
+/// place and keeps no restore point.
+#[test]
+fn awkward_names_are_quoted_everywhere_and_too_long_ones_are_never_truncated() {
+    let (cluster, project) = migrated();
+    let (awkward, long) = ("Dental \"Q\" ü/1", "d".repeat(49));
+    let clinics = |name: &str| -> i64 {
+        on(&cluster, name).query_one("select count(*) from public.clinics", &[]).unwrap().get(0)
+    };
+    for name in [awkward, long.as_str()] {
+        planted(&cluster, name, Some("test"), None);
+    }
+    let all = databases(&cluster);
+    let url = |name: &str| {
+        let encoded: String = name.bytes().map(|b| format!("%{b:02X}")).collect();
+        format!("{}/{encoded}", cluster.url().rsplit_once('/').unwrap().0)
+    };
+    let seed = |name: &str| {
+        project
+            .xtask(&["seed", "--profile", "minimal", "--replace", "--env", "test"])
+            .env("DATABASE_URL", &url(name))
+            .ok()
+    };
+    let before = clinics(awkward);
+    let out = seed(awkward);
+    assert!(out.stderr.contains("then swapped in)") && out.stderr.contains("as its restore point"), "{}", out.stderr);
+    assert_ne!(clinics(awkward), before);
+    let restore = format!("{awkward}_xtask_restore");
+    let added: Vec<String> = databases(&cluster).into_iter().filter(|n| !all.contains(n)).collect();
+    assert_eq!(added, [restore], "the restore point, under exactly its derived name, and nothing else");
+    project.xtask(&["db", "undo", "--env", "test"]).env("DATABASE_URL", &url(awkward)).ok();
+    assert_eq!(clinics(awkward), before, "undo under a quoted name");
+
+    let out = seed(&long);
+    let why = "the database's name is too long for a template beside it";
+    assert!(out.stderr.contains(&format!("not built beside the database: {why}")), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("no restore point kept: {why}")), "{}", out.stderr);
+    assert!(out.stderr.contains("(in place, one transaction)"), "{}", out.stderr);
+    assert_ne!(clinics(&long), before);
+    assert_eq!(databases(&cluster).len(), all.len() + 1, "only the quoted name's restore point was added");
 }
 
 /// A forged restore point: the mark's comment, closed to connections, owned by the
