@@ -216,7 +216,12 @@ impl WriteTarget<op::Undo> {
             );
         }
         template::other_sessions(&mut maintenance, &names.restore)?;
-        restore_point::undo(&mut maintenance, &names)
+        let undone = restore_point::undo(&mut maintenance, &names);
+        if undone.is_err() {
+            // Someone got into it while it was open for the stamp's read: closed again.
+            let _ = restore_point::allow_connections(&mut maintenance, &names, false);
+        }
+        undone
     }
 }
 
