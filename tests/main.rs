@@ -9,6 +9,7 @@ mod helpers;
 mod pgbouncer;
 
 mod attack;
+mod attack_beside;
 mod attack_restore;
 mod baseline;
 mod baseline_platform;

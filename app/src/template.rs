@@ -114,6 +114,37 @@ pub(crate) fn pause_pg_cron(client: &mut Client, database: &str) -> Result<()> {
     Ok(())
 }
 
+/// First key of the advisory lock ([`lock`]); the second is the target's name hashed.
+const LOCK_CLASS: i32 = 0x7874_6173;
+
+/// Takes, for this maintenance session, the lock that one command at a time holds while it
+/// works on a target and the databases beside it (a build, a clone, a restore point, an
+/// undo): a second command would otherwise take a running build for a killed one's, end
+/// its sessions and drop it, or swap in its own half-made build. A session lock: it goes
+/// with the connection, a killed command's too. Another command's is waited for a minute
+/// (a seed or a rebuild beside, a detached drop of a replaced database).
+pub(crate) fn lock(client: &mut Client, names: &Names) -> Result<()> {
+    let key = "select pg_try_advisory_lock($1, hashtext($2))";
+    for _ in 0..3000 {
+        if client.query_one(key, &[&LOCK_CLASS, &names.target]).context("cannot take the lock on the target")?.get(0) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let holder: Option<i32> = client
+        .query_opt(
+            "select pid from pg_locks where locktype = 'advisory' and granted and objsubid = 2
+               and classid = $1::int::oid and objid = hashtext($2)::oid and database = (select oid from pg_database where datname = current_database())",
+            &[&LOCK_CLASS, &names.target],
+        )?
+        .map(|row| row.get(0));
+    bail!(
+        "another command is working on {} and the databases beside it (server process {}): refused, nothing changed\nhint: wait until it ends (a seed, a reset, an undo), then run this again",
+        names.target,
+        holder.map_or("unknown".to_string(), |pid| pid.to_string())
+    )
+}
+
 /// Drops scratch databases a killed reset left behind; a database under a scratch name
 /// that is not ours is a reason not to clone (returned).
 pub(crate) fn clear_scratch(client: &mut Client, names: &Names) -> Result<Option<String>> {

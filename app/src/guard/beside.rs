@@ -55,7 +55,7 @@ impl Guard {
         }
         template::other_sessions(&mut maintenance, &names.fresh)?;
         target.mark_interrupted_clone(&mut maintenance, &names)?;
-        if let Some(why) = template::clear_scratch(&mut maintenance, &names)? {
+        if let Some(why) = target.clear_scratch(&mut maintenance, &names)? {
             return Ok(Err(why));
         }
         let others = template::other_sessions(&mut maintenance, &names.target)?;
@@ -162,9 +162,10 @@ impl Beside {
         }
     }
 
-    /// Why the target cannot become the restore point: a database not ours holds its name.
+    /// Why the target cannot become the restore point: a database not ours (by its comment,
+    /// owner or stamp) holds its name.
     pub fn restore_point_refused(&mut self) -> Result<Option<String>> {
-        restore_point::slot_taken(&mut self.maintenance, &self.names)
+        self.guard.write::<op::Undo>()?.restore_slot_refused(&mut self.maintenance, &self.names)
     }
 
     fn swap_sql(&mut self, keep: Option<&str>) -> Result<Result<(), String>> {

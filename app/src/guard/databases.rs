@@ -100,10 +100,10 @@ impl WriteTarget<op::Reset> {
             return Ok(TemplateReset::Unsafe(format!("{others} other session(s) are connected to {}", names.target)));
         }
         self.mark_interrupted_clone(&mut maintenance, &names)?;
-        if let Some(why) = template::clear_scratch(&mut maintenance, &names)? {
+        if let Some(why) = self.clear_scratch(&mut maintenance, &names)? {
             return Ok(TemplateReset::Unsafe(why));
         }
-        if let Some(why) = restore_point::slot_taken(&mut maintenance, &names)?.filter(|_| keep) {
+        if let Some(why) = if keep { self.restore_slot_refused(&mut maintenance, &names)? } else { None } {
             return Ok(TemplateReset::Unsafe(why));
         }
         template::clone_template(&mut maintenance, &names)?;
@@ -138,6 +138,11 @@ impl WriteTarget<op::Reset> {
         let (names, mut maintenance) = self.prepare_template()?.map_err(anyhow::Error::msg)?;
         // The stamp check's session, just closed, ends asynchronously: the copy needs it gone.
         template::other_sessions(&mut maintenance, &names.target)?;
+        if template::exists(&mut maintenance, &names.template)? {
+            if let Err(why) = self.stamped_ours(&mut maintenance, &names.template)? {
+                bail!("{why}: the template is not refreshed\nhint: drop or rename it if it is not yours");
+            }
+        }
         template::refresh(&mut maintenance, &names, key)
     }
 
@@ -145,6 +150,9 @@ impl WriteTarget<op::Reset> {
     /// the reset itself (the target's stamp, the maintenance connection's server).
     pub fn drop_replaced(&self) -> Result<()> {
         let (names, mut maintenance) = self.prepare_template()?.map_err(anyhow::Error::msg)?;
+        if template::comment_of(&mut maintenance, &names.old)?.as_deref() == Some(template::SCRATCH_MARK) {
+            self.stamped_ours(&mut maintenance, &names.old)?.map_err(anyhow::Error::msg)?;
+        }
         template::drop_replaced(&mut maintenance, &names)
     }
 }
@@ -160,10 +168,10 @@ impl WriteTarget<op::Undo> {
             Err(why) => return Ok(Some(why)),
         };
         self.mark_interrupted_clone(&mut maintenance, &names)?;
-        if let Some(why) = template::clear_scratch(&mut maintenance, &names)? {
+        if let Some(why) = self.clear_scratch(&mut maintenance, &names)? {
             return Ok(Some(why));
         }
-        if let Some(why) = restore_point::slot_taken(&mut maintenance, &names)? {
+        if let Some(why) = self.restore_slot_refused(&mut maintenance, &names)? {
             return Ok(Some(why));
         }
         let others = template::other_sessions(&mut maintenance, &names.target)?;
@@ -182,7 +190,7 @@ impl WriteTarget<op::Undo> {
         if restore_point::find(&mut maintenance, &names)?.is_none() {
             bail!("{}", restore_point::no_restore_point(&names));
         }
-        if let Some(why) = template::clear_scratch(&mut maintenance, &names)? {
+        if let Some(why) = self.clear_scratch(&mut maintenance, &names)? {
             bail!("{why}: nothing was undone");
         }
         restore_point::allow_connections(&mut maintenance, &names, true)?;
@@ -208,15 +216,31 @@ impl WriteTarget<op::Undo> {
             );
         }
         template::other_sessions(&mut maintenance, &names.restore)?;
-        restore_point::undo(&mut maintenance, &names)
+        let undone = restore_point::undo(&mut maintenance, &names);
+        if undone.is_err() {
+            // Someone got into it while it was open for the stamp's read: closed again.
+            let _ = restore_point::allow_connections(&mut maintenance, &names, false);
+        }
+        undone
     }
 }
 
 impl<O: op::WriteOp> WriteTarget<O> {
+    /// [`prepare_maintenance`](Self::prepare_maintenance), then the lock that one command
+    /// at a time holds on the target and the databases beside it ([`template::lock`]),
+    /// kept as long as the maintenance connection: refused when another command holds it.
+    pub(super) fn prepare_template(&self) -> Result<Result<(template::Names, Client), String>> {
+        let mut prepared = self.prepare_maintenance()?;
+        if let Ok((names, maintenance)) = &mut prepared {
+            template::lock(maintenance, names)?;
+        }
+        Ok(prepared)
+    }
+
     /// Checks the target's stamp and reads its name, then opens the maintenance connection
     /// (to `postgres`, or `template1` when the target is `postgres`); or why there can be
     /// none, which is no reason to fail a reset.
-    pub(super) fn prepare_template(&self) -> Result<Result<(template::Names, Client), String>> {
+    fn prepare_maintenance(&self) -> Result<Result<(template::Names, Client), String>> {
         let target: String = {
             let mut conn = self.connect()?;
             conn.client.query_one("select current_database()::text", &[])?.get(0)
@@ -252,6 +276,74 @@ impl<O: op::WriteOp> WriteTarget<O> {
             template::run(maintenance, &sql, "cannot mark an interrupted clone as scratch")?;
         }
         Ok(())
+    }
+
+    /// Drops the scratch databases a killed command left ([`template::clear_scratch`]), each
+    /// after [`stamped_ours`](Self::stamped_ours): its comment alone, which its owner can
+    /// write on any database, never gets a database dropped. `Some(why)`: nothing dropped.
+    pub(super) fn clear_scratch(&self, maintenance: &mut Client, names: &template::Names) -> Result<Option<String>> {
+        for name in [&names.fresh, &names.old] {
+            if template::comment_of(maintenance, name)?.as_deref() != Some(template::SCRATCH_MARK) {
+                continue;
+            }
+            if let Err(why) = self.stamped_ours(maintenance, name)? {
+                return Ok(Some(why));
+            }
+        }
+        template::clear_scratch(maintenance, names)
+    }
+
+    /// Why the target cannot become the restore point: a database not ours holds its name,
+    /// by its comment and owner ([`restore_point::slot_taken`]) or by its stamp (the one
+    /// there would be renamed to scratch and dropped).
+    pub(super) fn restore_slot_refused(
+        &self,
+        maintenance: &mut Client,
+        names: &template::Names,
+    ) -> Result<Option<String>> {
+        if let Some(why) = restore_point::slot_taken(maintenance, names)? {
+            return Ok(Some(why));
+        }
+        if !template::exists(maintenance, &names.restore)? {
+            return Ok(None);
+        }
+        Ok(self.stamped_ours(maintenance, &names.restore)?.err())
+    }
+
+    /// Whether a database beside the target, marked as the project's by its comment, is the
+    /// project's by its own stamp too: this environment's, or none on a database that holds
+    /// nothing. A database closed to connections (a restore point, a template) is opened for
+    /// the read and closed again. `Err(why)`: not ours, not to be dropped or renamed.
+    pub(super) fn stamped_ours(&self, maintenance: &mut Client, name: &str) -> Result<Result<(), String>> {
+        let closed: bool = maintenance
+            .query_one("select not datallowconn from pg_database where datname = $1", &[&name])
+            .context("cannot read whether a database takes connections")?
+            .get(0);
+        let toggle = |client: &mut Client, allow: bool| {
+            let sql = format!("alter database {} with allow_connections {allow}", ident(name));
+            template::run(client, &sql, "cannot open a database beside the target to read its stamp")
+        };
+        if closed {
+            toggle(maintenance, true)?;
+        }
+        let found = match self.same_server(name) {
+            Ok(Ok(mut client)) => stamp::read(&mut client).and_then(|stamp| match stamp {
+                Some(env) => Ok(Some(env.to_string()).filter(|_| env != self.env)),
+                None => Ok(stamp::what_it_holds(&mut client)?.map(|holds| format!("(unstamped, holding {holds})"))),
+            }),
+            Ok(Err(why)) => Ok(Some(format!("(unreadable: {why})"))),
+            Err(err) => Err(err),
+        };
+        if closed {
+            toggle(maintenance, false)?;
+        }
+        Ok(match found? {
+            None => Ok(()),
+            Some(stamp) => Err(format!(
+                "the database {name}, marked as this project's, is stamped {stamp}, not {}: not dropped or renamed",
+                self.env
+            )),
+        })
     }
 
     /// A connection to another database on the pinned endpoint (or why none opened),
