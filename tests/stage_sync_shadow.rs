@@ -220,23 +220,27 @@ fn readers_are_never_blocked_and_see_the_old_rows_until_the_swap() {
     }
 }
 
-/// A marked shadow schema an earlier run left is removed; one named alike but unmarked is
-/// not the tool's and stays.
+/// A shadow lives only inside the sync's transaction, so a committed schema named like one
+/// is somebody's, whatever its comment says: it is kept with its rows, and the shadow takes
+/// a free name (`xtask_shadow_0` is taken here).
 #[test]
-fn a_leftover_shadow_is_removed_and_an_unmarked_lookalike_kept() {
+fn schemas_named_like_a_shadow_are_kept_whatever_their_comment() {
     let s = shadow_setup("");
     s.target
         .client()
         .batch_execute(
-            "create schema xtask_shadow_7; comment on schema xtask_shadow_7 is 'xtask-shadow';
-             create table xtask_shadow_7.shadow_notes (id int);
+            "create schema xtask_shadow_0; comment on schema xtask_shadow_0 is 'xtask-shadow';
+             create table xtask_shadow_0.shadow_notes (id int); insert into xtask_shadow_0.shadow_notes values (1);
              create schema xtask_shadow_8; create table xtask_shadow_8.mine (id int);",
         )
         .unwrap();
-    s.sync(&[]).ok();
+    let out = s.sync(&[]).ok();
+    assert!(out.stderr.contains("swapped"), "{}", out.stderr);
     let schemas =
         s.target.strings("select nspname::text from pg_namespace where nspname like 'xtask_shadow%' order by 1");
-    assert_eq!(schemas, ["xtask_shadow_8"]);
+    assert_eq!(schemas, ["xtask_shadow_0", "xtask_shadow_8"]);
+    assert_eq!(s.target.strings("select count(*)::text from xtask_shadow_0.shadow_notes"), ["1"]);
+    assert_eq!(s.target.strings("select count(*)::text from public.shadow_notes"), ["20"]);
 }
 
 /// What the shadow cannot carry (extended statistics, dropped with the table) is found

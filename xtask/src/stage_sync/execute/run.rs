@@ -60,7 +60,6 @@ pub(crate) fn execute(
             app::connect::error_chain(&err)
         )
     })?;
-    shadow::clear_leftovers(tx)?;
     let mut replaced = plan.emptied();
     replaced.extend(supabase::auth_dependents(tx, &replaced, plan.copies_auth_users)?);
     let emptied = plan.emptied();

@@ -12,8 +12,10 @@
 //! another table naming it, ...) is found here, the shadow is rolled back, and the sync runs
 //! in place as before, with one warning saying why: nothing is ever lost silently.
 //!
-//! Everything happens inside the sync's one transaction: a kill leaves no shadow behind,
-//! and [`clear_leftovers`] still drops any marked schema a run finds.
+//! Everything happens inside the sync's one transaction: a kill or a failure leaves no
+//! shadow behind. So a committed schema named like a shadow is never one the tool left,
+//! whatever its comment says (anyone may write that comment): it is never dropped, and the
+//! shadow takes names that are free.
 
 use anyhow::{Context, Result};
 use postgres::Transaction;
@@ -25,8 +27,7 @@ use super::{
 };
 use crate::sql;
 
-/// The comment on every shadow schema: only schemas named `xtask_shadow_*` with this
-/// comment are ever dropped.
+/// The comment on every shadow schema, for whoever sees one mid-sync.
 pub(super) const MARK: &str = "xtask-shadow";
 const PREFIX: &str = "xtask_shadow_";
 
@@ -34,21 +35,6 @@ const PREFIX: &str = "xtask_shadow_";
 pub(super) enum Prepared {
     Ready(Shadow),
     InPlace(String),
-}
-
-/// Drops the shadow schemas an earlier run left (marked, named `xtask_shadow_*`).
-pub(super) fn clear_leftovers(tx: &mut Transaction) -> Result<()> {
-    let rows = tx.query(
-        "select n.nspname::text from pg_namespace n
-         where n.nspname like 'xtask\\_shadow\\_%' and obj_description(n.oid, 'pg_namespace') = $1",
-        &[&MARK],
-    )?;
-    for row in rows {
-        let schema: String = row.get(0);
-        tx.batch_execute(&format!("drop schema {} cascade", sql::ident(&schema)))
-            .with_context(|| format!("cannot remove the leftover shadow schema {schema}"))?;
-    }
-    Ok(())
 }
 
 /// Builds the shadow of `replaced` (qualified names) inside a savepoint; `kept` are the
@@ -142,6 +128,14 @@ fn pairs(tx: &mut Transaction, replaced: &[String]) -> Result<Vec<Pair>> {
     let mut schemas: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
     schemas.sort();
     schemas.dedup();
+    // One free name per live schema: a schema already named like a shadow is somebody's.
+    let taken: Vec<String> = tx
+        .query("select nspname::text from pg_namespace where nspname like 'xtask\\_shadow\\_%'", &[])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let free: Vec<String> =
+        (0..).map(|n| format!("{PREFIX}{n}")).filter(|name| !taken.contains(name)).take(schemas.len()).collect();
     Ok(rows
         .iter()
         .map(|row| {
@@ -150,7 +144,7 @@ fn pairs(tx: &mut Transaction, replaced: &[String]) -> Result<Vec<Pair>> {
             Pair {
                 oid: row.get(0),
                 live: sql::qualified(&schema, &name),
-                shadow: sql::qualified(&format!("{PREFIX}{n}"), &name),
+                shadow: sql::qualified(&free[n], &name),
                 key: format!("{schema}.{name}"),
                 schema,
                 shown: row.get(3),
