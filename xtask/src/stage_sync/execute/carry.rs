@@ -176,14 +176,18 @@ pub(super) struct Grant {
 }
 
 /// The privileges listed on a relation and its columns; `None` when the relation has its
-/// owner's defaults (none ever granted or revoked).
+/// owner's defaults (none ever granted or revoked, on it or on a column). A relation that
+/// only its columns were granted on keeps no list of its own: its owner's defaults are
+/// spelled out.
 pub(super) fn grants_of(tx: &mut Transaction, oid: u32) -> Result<Option<Vec<Grant>>> {
     // In the order of the ACL arrays: `pg_dump` prints them so, and the sync compares the
     // synced schemas by that text.
     const ENTRIES: &str = "
         select null::text, case when x.grantee = 0 then null else r.rolname::text end, x.privilege_type,
                x.is_grantable, 0::int2 as column, x.n
-        from pg_class c cross join aclexplode(c.relacl) with ordinality x(grantor, grantee, privilege_type, is_grantable, n)
+        from pg_class c cross join aclexplode(coalesce(c.relacl,
+               acldefault(case when c.relkind = 'S' then 's' else 'r' end::\"char\", c.relowner)))
+             with ordinality x(grantor, grantee, privilege_type, is_grantable, n)
         left join pg_roles r on r.oid = x.grantee where c.oid = $1
         union all
         select a.attname::text, case when x.grantee = 0 then null else r.rolname::text end, x.privilege_type,
@@ -197,7 +201,14 @@ pub(super) fn grants_of(tx: &mut Transaction, oid: u32) -> Result<Option<Vec<Gra
         .iter()
         .map(|row| Grant { column: row.get(0), grantee: row.get(1), privilege: row.get(2), grantable: row.get(3) })
         .collect();
-    let default: bool = tx.query_one("select relacl is null from pg_class where oid = $1", &[&oid])?.get(0);
+    let default: bool = tx
+        .query_one(
+            "select c.relacl is null and not exists (select from pg_attribute a where a.attrelid = c.oid
+                    and a.attnum > 0 and a.attacl is not null)
+             from pg_class c where c.oid = $1",
+            &[&oid],
+        )?
+        .get(0);
     Ok(if default { None } else { Some(grants) })
 }
 
