@@ -143,3 +143,58 @@ fn a_policy_of_a_table_outside_the_sync_naming_a_replaced_table_is_made_again_at
     c.batch_execute("rollback").unwrap();
     assert_eq!(seen, [format!("{account}/plan.pdf")]);
 }
+
+/// Mastodon-like tuning: a column's statistics target (`set statistics`), an expression
+/// index's (`alter index ... alter column 1 set statistics`), the index the table is
+/// clustered on, a commented trigger. On PostgreSQL 15 the first made the sync panic (the
+/// catalog's int4 read as an int2); the next two were lost by the load's index rebuild, and
+/// the trigger's comment by the shadow.
+const TUNED: &str = r#"
+create schema tryout;
+create table tryout.statuses (
+  id bigint primary key,
+  uri text,
+  account_id bigint not null,
+  body text not null default ''
+);
+create index statuses_lower_uri on tryout.statuses (lower(uri));
+alter index tryout.statuses_lower_uri alter column 1 set statistics 500;
+alter table tryout.statuses alter column body set statistics 300;
+alter table tryout.statuses cluster on statuses_pkey;
+create function tryout.noop() returns trigger language plpgsql as $$ begin return new; end $$;
+create trigger statuses_touch before update on tryout.statuses for each row execute function tryout.noop();
+comment on trigger statuses_touch on tryout.statuses is 'keeps updated_at';
+"#;
+
+const TUNED_RULES: &str = r#"
+[tables."tryout.statuses".columns]
+id = "keep"
+uri = "keep"
+account_id = "keep"
+body = "text"
+"#;
+
+/// The statistics targets of the table's and its indexes' columns, what it is clustered
+/// on, its triggers' comments.
+const TUNING: &str = "select concat_ws(' ', c.relname, a.attname, a.attstattarget, i.indisclustered)
+ from pg_class c join pg_attribute a on a.attrelid = c.oid left join pg_index i on i.indexrelid = c.oid
+ where c.relnamespace = 'tryout'::regnamespace and a.attnum > 0 and (a.attstattarget >= 0 or i.indisclustered)
+ union all
+ select concat_ws(' ', t.tgname, obj_description(t.oid, 'pg_trigger')) from pg_trigger t
+ where t.tgrelid = 'tryout.statuses'::regclass and not t.tgisinternal
+ order by 1";
+
+#[test]
+fn statistics_targets_the_clustered_index_and_trigger_comments_survive_the_shadow() {
+    let s = tryout_setup(
+        TUNED,
+        TUNED_RULES,
+        "insert into tryout.statuses (id, uri, account_id, body)
+         select i, 'https://x.example/' || i, i % 7, 'status ' || i from generate_series(1, 40) i;",
+    );
+    let expected = s.source.strings(TUNING);
+    assert_eq!(expected.len(), 4, "{expected:?}");
+    sync_through_shadow(&s);
+    assert_eq!(s.target.strings(TUNING), expected);
+    assert_eq!(s.target.strings("select count(*)::text from tryout.statuses"), ["40"]);
+}

@@ -2,8 +2,9 @@
 //! with `search_path` empty, so that every name in a definition is qualified and the one
 //! naming the live table can be found exactly and pointed at the shadow: keys and indexes
 //! (their names), foreign keys (to the other shadows when their parent is replaced too),
-//! triggers with their enabled state, storage options, statistics targets, owner, grants
-//! and column grants, comments. [`describe`] is the comparison both are held to.
+//! triggers with their enabled state and comments, storage options, statistics targets
+//! (of index columns too), the clustered index, owner, grants and column grants, comments.
+//! [`describe`] is the comparison both are held to.
 
 use anyhow::{Context, Result};
 use postgres::Transaction;
@@ -91,14 +92,22 @@ pub(super) fn keys_and_indexes(tx: &mut Transaction, pair: &Pair, pairs: &[Pair]
 /// `Ok(Err(why))` when the owner cannot be given.
 pub(super) fn table_parts(tx: &mut Transaction, pair: &Pair) -> Result<Result<(), String>> {
     let triggers = tx.query(
-        "select t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text from pg_trigger t
-         where t.tgrelid = $1 and not t.tgisinternal order by 1",
+        "select t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text, obj_description(t.oid, 'pg_trigger')
+         from pg_trigger t where t.tgrelid = $1 and not t.tgisinternal order by 1",
         &[&pair.oid],
     )?;
     for row in &triggers {
         let (name, definition, enabled): (String, String, String) = (row.get(0), row.get(1), row.get(2));
         let statement = retarget(&definition, &format!(" ON {} ", pair.shown), &format!(" ON {} ", pair.shadow))?;
         tx.batch_execute(&statement).with_context(|| format!("cannot copy the trigger {name} of {}", pair.shown))?;
+        if let Some(comment) = row.get::<_, Option<String>>(3) {
+            tx.batch_execute(&format!(
+                "comment on trigger {} on {} is {}",
+                sql::ident(&name),
+                pair.shadow,
+                sql::literal(&comment)
+            ))?;
+        }
         let state = match enabled.as_str() {
             "D" => "disable",
             "R" => "enable replica",
@@ -116,17 +125,23 @@ pub(super) fn table_parts(tx: &mut Transaction, pair: &Pair) -> Result<Result<()
     if let Some(options) = options.filter(|o| !o.is_empty()) {
         tx.batch_execute(&format!("alter table {} set ({})", pair.shadow, reloptions(&options)))?;
     }
+    // `attstattarget` is an int4 up to PostgreSQL 16 and an int2 from 17: read as int4.
     for row in tx.query(
-        "select attname::text, attstattarget from pg_attribute where attrelid = $1 and attnum > 0
+        "select attname::text, attstattarget::int4 from pg_attribute where attrelid = $1 and attnum > 0
          and not attisdropped and attstattarget >= 0",
         &[&pair.oid],
     )? {
-        let (column, target): (String, i16) = (row.get(0), row.get(1));
+        let (column, target): (String, i32) = (row.get(0), row.get(1));
         tx.batch_execute(&format!(
             "alter table {} alter column {} set statistics {target}",
             pair.shadow,
             sql::ident(&column)
         ))?;
+    }
+    let schema = pair.shadow.split('.').next().unwrap_or_default().to_string();
+    for statement in index_settings(tx, pair.oid, &schema, &pair.shadow)? {
+        tx.batch_execute(&statement)
+            .with_context(|| format!("cannot give the shadow of {}: {statement}", pair.shown))?;
     }
     if let Some(comment) = comment {
         tx.batch_execute(&format!("comment on table {} is {}", pair.shadow, sql::literal(&comment)))?;
@@ -151,6 +166,34 @@ pub(super) fn table_parts(tx: &mut Transaction, pair: &Pair) -> Result<Result<()
         copy_grants(tx, row.get(0), row.get(1), &row.get::<_, String>(2))?;
     }
     Ok(Ok(()))
+}
+
+/// Statistics targets of index columns (`alter index ... alter column 1 set statistics`,
+/// on expression indexes) and the index the table is clustered on (`cluster on`), as
+/// statements on `table` whose indexes are in `schema` (both quoted): the shadow takes them
+/// now, and the swap again, since the load's index rebuild (`bulk`) drops them.
+pub(super) fn index_settings(tx: &mut Transaction, oid: u32, schema: &str, table: &str) -> Result<Vec<String>> {
+    let rows = tx.query(
+        "select c.relname::text, a.attnum::int4, a.attstattarget::int4, i.indisclustered from pg_index i
+         join pg_class c on c.oid = i.indexrelid join pg_attribute a on a.attrelid = i.indexrelid
+         where i.indrelid = $1 and (a.attstattarget >= 0 or (i.indisclustered and a.attnum = 1)) order by 1, 2",
+        &[&oid],
+    )?;
+    let mut statements = Vec::new();
+    for row in rows {
+        let (index, column, target, clustered): (String, i32, i32, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        if target >= 0 {
+            statements.push(format!(
+                "alter index {schema}.{} alter column {column} set statistics {target}",
+                sql::ident(&index)
+            ));
+        }
+        if clustered && column == 1 {
+            statements.push(format!("alter table {table} cluster on {}", sql::ident(&index)));
+        }
+    }
+    Ok(statements)
 }
 
 /// `k=v` storage options as `k = 'v'`, each part of a name quoted.
@@ -303,10 +346,12 @@ union all
 select concat_ws(' ', 'constraint', quote_ident(k.conname), pg_get_constraintdef(k.oid), obj_description(k.oid, 'pg_constraint'))
 from pg_constraint k where k.conrelid = $1
 union all
-select concat_ws(' ', 'index', pg_get_indexdef(i.indexrelid), obj_description(i.indexrelid, 'pg_class'))
+select concat_ws(' ', 'index', pg_get_indexdef(i.indexrelid), obj_description(i.indexrelid, 'pg_class'),
+         'clustered', i.indisclustered, 'statistics', (select string_agg(a.attnum || '=' || a.attstattarget, ',' order by a.attnum)
+                                                      from pg_attribute a where a.attrelid = i.indexrelid))
 from pg_index i where i.indrelid = $1
 union all
-select concat_ws(' ', 'trigger', pg_get_triggerdef(t.oid), t.tgenabled)
+select concat_ws(' ', 'trigger', pg_get_triggerdef(t.oid), t.tgenabled, obj_description(t.oid, 'pg_trigger'))
 from pg_trigger t where t.tgrelid = $1 and not t.tgisinternal
 union all
 select concat_ws(' ', 'table owner', c.relowner::regrole::text, 'persistence', c.relpersistence, 'options',

@@ -80,6 +80,8 @@ struct TableState {
     identity: (String, Option<String>),
     policies: Vec<String>,
     publications: Vec<String>,
+    /// Index column statistics and `cluster on`, which the load's index rebuild drops.
+    index_settings: Vec<String>,
 }
 
 /// A foreign key of a table that is not replaced, to one that is.
@@ -172,7 +174,10 @@ fn table_state(tx: &mut Transaction, pair: &Pair) -> Result<TableState> {
         .iter()
         .map(|r| r.get(0))
         .collect();
+    let schema = sql::ident(&pair.schema);
+    let index_settings = super::carry::index_settings(tx, pair.oid, &schema, &pair.live)?;
     Ok(TableState {
+        index_settings,
         live: pair.live.clone(),
         rls: row.get(0),
         force: row.get(1),
@@ -392,6 +397,7 @@ impl TableState {
             _ => {}
         }
         statements.extend(self.policies.iter().cloned());
+        statements.extend(self.index_settings.iter().cloned());
         for publication in &self.publications {
             statements.push(format!("alter publication {publication} add table {}", self.live));
         }
