@@ -198,3 +198,22 @@ fn statistics_targets_the_clustered_index_and_trigger_comments_survive_the_shado
     assert_eq!(s.target.strings(TUNING), expected);
     assert_eq!(s.target.strings("select count(*)::text from tryout.statuses"), ["40"]);
 }
+
+/// The same tuning where the shadow cannot go (extended statistics): in place, the load's
+/// index rebuild (`bulk`, shared with the seed) drops the expression index's statistics
+/// target and `CLUSTER ON`, and the next sync then refuses: the synced schemas differ.
+#[test]
+#[ignore = "needs xtask/src/bulk.rs to put back index column statistics and CLUSTER ON when it re-creates an index (outside the shadow's files)"]
+fn statistics_targets_and_the_clustered_index_survive_an_in_place_sync() {
+    let s = tryout_setup(
+        &format!("{TUNED}\ncreate statistics tryout.statuses_stats on uri, account_id from tryout.statuses;"),
+        TUNED_RULES,
+        "insert into tryout.statuses (id, uri, account_id, body)
+         select i, 'https://x.example/' || i, i % 7, 'status ' || i from generate_series(1, 40) i;",
+    );
+    let expected = s.source.strings(TUNING);
+    let out = s.sync(&[]).ok();
+    assert!(out.stderr.contains("runs in place"), "{}", out.stderr);
+    assert_eq!(s.target.strings(TUNING), expected);
+    s.sync(&[]).ok();
+}
