@@ -2,8 +2,8 @@
 //! with `search_path` empty, so that every name in a definition is qualified and the one
 //! naming the live table can be found exactly and pointed at the shadow: keys and indexes
 //! (their names), foreign keys (to the other shadows when their parent is replaced too),
-//! triggers with their enabled state and comments, storage options, statistics targets
-//! (of index columns too), the clustered index, owner, grants and column grants, comments.
+//! triggers with their enabled state and comments, storage options (of columns too:
+//! `n_distinct`), statistics targets (of index columns too), the clustered index, owner, grants and column grants, comments.
 //! [`describe`] is the comparison both are held to.
 
 use anyhow::{Context, Result};
@@ -136,6 +136,19 @@ pub(super) fn table_parts(tx: &mut Transaction, pair: &Pair) -> Result<Result<()
             "alter table {} alter column {} set statistics {target}",
             pair.shadow,
             sql::ident(&column)
+        ))?;
+    }
+    for row in tx.query(
+        "select attname::text, attoptions::text[] from pg_attribute where attrelid = $1 and attnum > 0
+         and not attisdropped and attoptions is not null",
+        &[&pair.oid],
+    )? {
+        let (column, options): (String, Vec<String>) = (row.get(0), row.get(1));
+        tx.batch_execute(&format!(
+            "alter table {} alter column {} set ({})",
+            pair.shadow,
+            sql::ident(&column),
+            reloptions(&options)
         ))?;
     }
     let schema = pair.shadow.split('.').next().unwrap_or_default().to_string();
@@ -326,7 +339,7 @@ pub(super) fn describe(tx: &mut Transaction, oid: u32, schemas: &[(String, Strin
 const DESCRIBE: &str = "
 select concat_ws(' ', 'column', quote_ident(a.attname), format_type(a.atttypid, a.atttypmod),
          'collate', a.attcollation::regcollation::text, 'not null', a.attnotnull, 'identity', a.attidentity,
-         'generated', a.attgenerated, 'default', pg_get_expr(d.adbin, d.adrelid), 'storage', a.attstorage,
+         'generated', a.attgenerated, 'default', pg_get_expr(d.adbin, d.adrelid), 'storage', a.attstorage, 'options', a.attoptions::text,
          'compression', a.attcompression, 'statistics', a.attstattarget, 'comment', col_description(a.attrelid, a.attnum))
 from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
 where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped
