@@ -87,8 +87,8 @@ pub(super) fn keys_and_indexes(tx: &mut Transaction, pair: &Pair, pairs: &[Pair]
     Ok(())
 }
 
-/// Triggers (and whether each fires), storage options, statistics targets, the table's
-/// comment, owner, then grants: of the table, its columns and its identities' sequences.
+/// Triggers (and whether each fires), storage options, columns' statistics targets and
+/// options, index settings, the table's comment, owner, then grants: of the table, its columns and its identities' sequences.
 /// `Ok(Err(why))` when the owner cannot be given.
 pub(super) fn table_parts(tx: &mut Transaction, pair: &Pair) -> Result<Result<(), String>> {
     let triggers = tx.query(
@@ -125,32 +125,7 @@ pub(super) fn table_parts(tx: &mut Transaction, pair: &Pair) -> Result<Result<()
     if let Some(options) = options.filter(|o| !o.is_empty()) {
         tx.batch_execute(&format!("alter table {} set ({})", pair.shadow, reloptions(&options)))?;
     }
-    // `attstattarget` is an int4 up to PostgreSQL 16 and an int2 from 17: read as int4.
-    for row in tx.query(
-        "select attname::text, attstattarget::int4 from pg_attribute where attrelid = $1 and attnum > 0
-         and not attisdropped and attstattarget >= 0",
-        &[&pair.oid],
-    )? {
-        let (column, target): (String, i32) = (row.get(0), row.get(1));
-        tx.batch_execute(&format!(
-            "alter table {} alter column {} set statistics {target}",
-            pair.shadow,
-            sql::ident(&column)
-        ))?;
-    }
-    for row in tx.query(
-        "select attname::text, attoptions::text[] from pg_attribute where attrelid = $1 and attnum > 0
-         and not attisdropped and attoptions is not null",
-        &[&pair.oid],
-    )? {
-        let (column, options): (String, Vec<String>) = (row.get(0), row.get(1));
-        tx.batch_execute(&format!(
-            "alter table {} alter column {} set ({})",
-            pair.shadow,
-            sql::ident(&column),
-            reloptions(&options)
-        ))?;
-    }
+    column_settings(tx, pair)?;
     let schema = pair.shadow.split('.').next().unwrap_or_default().to_string();
     for statement in index_settings(tx, pair.oid, &schema, &pair.shadow)? {
         tx.batch_execute(&statement)
@@ -179,6 +154,37 @@ pub(super) fn table_parts(tx: &mut Transaction, pair: &Pair) -> Result<Result<()
         copy_grants(tx, row.get(0), row.get(1), &row.get::<_, String>(2))?;
     }
     Ok(Ok(()))
+}
+
+/// Each column's statistics target and options (`n_distinct`, ...).
+fn column_settings(tx: &mut Transaction, pair: &Pair) -> Result<()> {
+    // `attstattarget` is an int4 up to PostgreSQL 16 and an int2 from 17: read as int4.
+    for row in tx.query(
+        "select attname::text, attstattarget::int4 from pg_attribute where attrelid = $1 and attnum > 0
+         and not attisdropped and attstattarget >= 0",
+        &[&pair.oid],
+    )? {
+        let (column, target): (String, i32) = (row.get(0), row.get(1));
+        tx.batch_execute(&format!(
+            "alter table {} alter column {} set statistics {target}",
+            pair.shadow,
+            sql::ident(&column)
+        ))?;
+    }
+    for row in tx.query(
+        "select attname::text, attoptions::text[] from pg_attribute where attrelid = $1 and attnum > 0
+         and not attisdropped and attoptions is not null",
+        &[&pair.oid],
+    )? {
+        let (column, options): (String, Vec<String>) = (row.get(0), row.get(1));
+        tx.batch_execute(&format!(
+            "alter table {} alter column {} set ({})",
+            pair.shadow,
+            sql::ident(&column),
+            reloptions(&options)
+        ))?;
+    }
+    Ok(())
 }
 
 /// Statistics targets of index columns (`alter index ... alter column 1 set statistics`,
