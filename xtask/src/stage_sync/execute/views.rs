@@ -3,8 +3,7 @@
 //! them (deepest first) and makes them again over the new tables (shallowest first) from
 //! `pg_get_viewdef`, read with `search_path` empty (every name qualified), with their
 //! column names, options (`security_invoker`, `check_option`, ...), owner, grants and
-//! column grants, comments, and for a materialized view its indexes and the new data
-//! (none for one its live copy had none of: `with no data`, filled on its own schedule). A view with
+//! column grants, comments, and for a materialized view its indexes and the new data. A view with
 //! triggers, rules or column defaults of its own is not carried: the sync runs in place.
 
 use anyhow::{Context, Result};
@@ -19,8 +18,6 @@ pub(super) struct View {
     /// `schema.name`, quoted as needed.
     pub name: String,
     materialized: bool,
-    /// A materialized view made `with no data` (filled by its own schedule) stays empty.
-    populated: bool,
     columns: Vec<String>,
     options: Vec<String>,
     definition: String,
@@ -66,7 +63,7 @@ fn view(tx: &mut Transaction, oid: u32, name: String, materialized: bool) -> Res
     let row = tx.query_one(
         "select array(select quote_ident(a.attname) from pg_attribute a where a.attrelid = c.oid and a.attnum > 0
                       and not a.attisdropped order by a.attnum),
-                coalesce(c.reloptions::text[], '{}'), pg_get_viewdef(c.oid), r.rolname::text, c.relispopulated
+                coalesce(c.reloptions::text[], '{}'), pg_get_viewdef(c.oid), r.rolname::text
          from pg_class c join pg_roles r on r.oid = c.relowner where c.oid = $1",
         &[&oid],
     )?;
@@ -99,7 +96,6 @@ fn view(tx: &mut Transaction, oid: u32, name: String, materialized: bool) -> Res
         oid,
         name,
         materialized,
-        populated: row.get(4),
         columns: row.get(0),
         options: row.get(1),
         definition: definition.trim().trim_end_matches(';').to_string(),
@@ -149,7 +145,7 @@ impl View {
             format!("alter {} {} owner to {}", self.kind(), self.name, sql::ident(&self.owner)),
         ];
         statements.extend(self.extra.iter().cloned());
-        if self.materialized && self.populated {
+        if self.materialized {
             statements.push(format!("refresh materialized view {}", self.name));
         }
         for statement in statements {
