@@ -39,6 +39,7 @@ mod stage_sync_shadow;
 mod stage_sync_shapes;
 mod stage_sync_supabase;
 mod stage_sync_supabase_login;
+mod stage_sync_tryout;
 mod stage_sync_types;
 mod supabase;
 mod undo;

@@ -2,8 +2,9 @@
 //! with `search_path` empty, so that every name in a definition is qualified and the one
 //! naming the live table can be found exactly and pointed at the shadow: keys and indexes
 //! (their names), foreign keys (to the other shadows when their parent is replaced too),
-//! triggers with their enabled state, storage options, statistics targets, owner, grants
-//! and column grants, comments. [`describe`] is the comparison both are held to.
+//! triggers with their enabled state and comments, storage options (of columns too:
+//! `n_distinct`), statistics targets (of index columns too), the clustered index, owner, grants and column grants, comments.
+//! [`describe`] is the comparison both are held to.
 
 use anyhow::{Context, Result};
 use postgres::Transaction;
@@ -138,19 +139,27 @@ pub(super) fn keys_and_indexes(
     Ok(())
 }
 
-/// Triggers (and whether each fires), storage options, statistics targets, the table's
-/// comment, owner, then grants: of the table, its columns and its identities' sequences.
+/// Triggers (and whether each fires), storage options, columns' statistics targets and
+/// options, index settings, the table's comment, owner, then grants: of the table, its columns and its identities' sequences.
 /// `Ok(Err(why))` when the owner cannot be given.
 pub(super) fn table_parts(tx: &mut Transaction, pair: &Pair) -> Result<Result<(), String>> {
     let triggers = tx.query(
-        "select t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text from pg_trigger t
-         where t.tgrelid = $1 and not t.tgisinternal order by 1",
+        "select t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text, obj_description(t.oid, 'pg_trigger')
+         from pg_trigger t where t.tgrelid = $1 and not t.tgisinternal order by 1",
         &[&pair.oid],
     )?;
     for row in &triggers {
         let (name, definition, enabled): (String, String, String) = (row.get(0), row.get(1), row.get(2));
         let statement = retarget(&definition, &format!(" ON {} ", pair.shown), &format!(" ON {} ", pair.shadow))?;
         tx.batch_execute(&statement).with_context(|| format!("cannot copy the trigger {name} of {}", pair.shown))?;
+        if let Some(comment) = row.get::<_, Option<String>>(3) {
+            tx.batch_execute(&format!(
+                "comment on trigger {} on {} is {}",
+                sql::ident(&name),
+                pair.shadow,
+                sql::literal(&comment)
+            ))?;
+        }
         let state = match enabled.as_str() {
             "D" => "disable",
             "R" => "enable replica",
@@ -168,17 +177,11 @@ pub(super) fn table_parts(tx: &mut Transaction, pair: &Pair) -> Result<Result<()
     if let Some(options) = options.filter(|o| !o.is_empty()) {
         tx.batch_execute(&format!("alter table {} set ({})", pair.shadow, reloptions(&options)))?;
     }
-    for row in tx.query(
-        "select attname::text, attstattarget from pg_attribute where attrelid = $1 and attnum > 0
-         and not attisdropped and attstattarget >= 0",
-        &[&pair.oid],
-    )? {
-        let (column, target): (String, i16) = (row.get(0), row.get(1));
-        tx.batch_execute(&format!(
-            "alter table {} alter column {} set statistics {target}",
-            pair.shadow,
-            sql::ident(&column)
-        ))?;
+    column_settings(tx, pair)?;
+    let schema = pair.shadow.split('.').next().unwrap_or_default().to_string();
+    for statement in index_settings(tx, pair.oid, &schema, &pair.shadow)? {
+        tx.batch_execute(&statement)
+            .with_context(|| format!("cannot give the shadow of {}: {statement}", pair.shown))?;
     }
     if let Some(comment) = comment {
         tx.batch_execute(&format!("comment on table {} is {}", pair.shadow, sql::literal(&comment)))?;
@@ -205,6 +208,65 @@ pub(super) fn table_parts(tx: &mut Transaction, pair: &Pair) -> Result<Result<()
     Ok(Ok(()))
 }
 
+/// Each column's statistics target and options (`n_distinct`, ...).
+fn column_settings(tx: &mut Transaction, pair: &Pair) -> Result<()> {
+    // `attstattarget` is an int4 up to PostgreSQL 16 and an int2 from 17: read as int4.
+    for row in tx.query(
+        "select attname::text, attstattarget::int4 from pg_attribute where attrelid = $1 and attnum > 0
+         and not attisdropped and attstattarget >= 0",
+        &[&pair.oid],
+    )? {
+        let (column, target): (String, i32) = (row.get(0), row.get(1));
+        tx.batch_execute(&format!(
+            "alter table {} alter column {} set statistics {target}",
+            pair.shadow,
+            sql::ident(&column)
+        ))?;
+    }
+    for row in tx.query(
+        "select attname::text, attoptions::text[] from pg_attribute where attrelid = $1 and attnum > 0
+         and not attisdropped and attoptions is not null",
+        &[&pair.oid],
+    )? {
+        let (column, options): (String, Vec<String>) = (row.get(0), row.get(1));
+        tx.batch_execute(&format!(
+            "alter table {} alter column {} set ({})",
+            pair.shadow,
+            sql::ident(&column),
+            reloptions(&options)
+        ))?;
+    }
+    Ok(())
+}
+
+/// Statistics targets of index columns (`alter index ... alter column 1 set statistics`,
+/// on expression indexes) and the index the table is clustered on (`cluster on`), as
+/// statements on `table` whose indexes are in `schema` (both quoted): the shadow takes them
+/// now, and the swap again, since the load's index rebuild (`bulk`) drops them.
+pub(super) fn index_settings(tx: &mut Transaction, oid: u32, schema: &str, table: &str) -> Result<Vec<String>> {
+    let rows = tx.query(
+        "select c.relname::text, a.attnum::int4, a.attstattarget::int4, i.indisclustered from pg_index i
+         join pg_class c on c.oid = i.indexrelid join pg_attribute a on a.attrelid = i.indexrelid
+         where i.indrelid = $1 and (a.attstattarget >= 0 or (i.indisclustered and a.attnum = 1)) order by 1, 2",
+        &[&oid],
+    )?;
+    let mut statements = Vec::new();
+    for row in rows {
+        let (index, column, target, clustered): (String, i32, i32, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        if target >= 0 {
+            statements.push(format!(
+                "alter index {schema}.{} alter column {column} set statistics {target}",
+                sql::ident(&index)
+            ));
+        }
+        if clustered && column == 1 {
+            statements.push(format!("alter table {table} cluster on {}", sql::ident(&index)));
+        }
+    }
+    Ok(statements)
+}
+
 /// `k=v` storage options as `k = 'v'`, each part of a name quoted.
 fn reloptions(options: &[String]) -> String {
     options
@@ -228,14 +290,18 @@ pub(super) struct Grant {
 }
 
 /// The privileges listed on a relation and its columns; `None` when the relation has its
-/// owner's defaults (none ever granted or revoked).
+/// owner's defaults (none ever granted or revoked, on it or on a column). A relation that
+/// only its columns were granted on keeps no list of its own: its owner's defaults are
+/// spelled out.
 pub(super) fn grants_of(tx: &mut Transaction, oid: u32) -> Result<Option<Vec<Grant>>> {
     // In the order of the ACL arrays: `pg_dump` prints them so, and the sync compares the
     // synced schemas by that text.
     const ENTRIES: &str = "
         select null::text, case when x.grantee = 0 then null else r.rolname::text end, x.privilege_type,
                x.is_grantable, 0::int2 as column, x.n
-        from pg_class c cross join aclexplode(c.relacl) with ordinality x(grantor, grantee, privilege_type, is_grantable, n)
+        from pg_class c cross join aclexplode(coalesce(c.relacl,
+               acldefault(case when c.relkind = 'S' then 's' else 'r' end::\"char\", c.relowner)))
+             with ordinality x(grantor, grantee, privilege_type, is_grantable, n)
         left join pg_roles r on r.oid = x.grantee where c.oid = $1
         union all
         select a.attname::text, case when x.grantee = 0 then null else r.rolname::text end, x.privilege_type,
@@ -249,7 +315,14 @@ pub(super) fn grants_of(tx: &mut Transaction, oid: u32) -> Result<Option<Vec<Gra
         .iter()
         .map(|row| Grant { column: row.get(0), grantee: row.get(1), privilege: row.get(2), grantable: row.get(3) })
         .collect();
-    let default: bool = tx.query_one("select relacl is null from pg_class where oid = $1", &[&oid])?.get(0);
+    let default: bool = tx
+        .query_one(
+            "select c.relacl is null and not exists (select from pg_attribute a where a.attrelid = c.oid
+                    and a.attnum > 0 and a.attacl is not null)
+             from pg_class c where c.oid = $1",
+            &[&oid],
+        )?
+        .get(0);
     Ok(if default { None } else { Some(grants) })
 }
 
@@ -324,7 +397,7 @@ pub(super) fn describe(tx: &mut Transaction, oid: u32, schemas: &[(String, Strin
 const DESCRIBE: &str = "
 select concat_ws(' ', 'column', quote_ident(a.attname), format_type(a.atttypid, a.atttypmod),
          'collate', a.attcollation::regcollation::text, 'not null', a.attnotnull, 'identity', a.attidentity,
-         'generated', a.attgenerated, 'default', pg_get_expr(d.adbin, d.adrelid), 'storage', a.attstorage,
+         'generated', a.attgenerated, 'default', pg_get_expr(d.adbin, d.adrelid), 'storage', a.attstorage, 'options', a.attoptions::text,
          'compression', a.attcompression, 'statistics', a.attstattarget, 'comment', col_description(a.attrelid, a.attnum))
 from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
 where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped
@@ -344,10 +417,12 @@ union all
 select concat_ws(' ', 'constraint', quote_ident(k.conname), pg_get_constraintdef(k.oid), obj_description(k.oid, 'pg_constraint'))
 from pg_constraint k where k.conrelid = $1
 union all
-select concat_ws(' ', 'index', pg_get_indexdef(i.indexrelid), obj_description(i.indexrelid, 'pg_class'))
+select concat_ws(' ', 'index', pg_get_indexdef(i.indexrelid), obj_description(i.indexrelid, 'pg_class'),
+         'clustered', i.indisclustered, 'statistics', (select string_agg(a.attnum || '=' || a.attstattarget, ',' order by a.attnum)
+                                                      from pg_attribute a where a.attrelid = i.indexrelid))
 from pg_index i where i.indrelid = $1
 union all
-select concat_ws(' ', 'trigger', pg_get_triggerdef(t.oid), t.tgenabled)
+select concat_ws(' ', 'trigger', pg_get_triggerdef(t.oid), t.tgenabled, obj_description(t.oid, 'pg_trigger'))
 from pg_trigger t where t.tgrelid = $1 and not t.tgisinternal
 union all
 select concat_ws(' ', 'table owner', c.relowner::regrole::text, 'persistence', c.relpersistence, 'options',

@@ -3,13 +3,13 @@
 //! (`xtask_shadow_<n>`, commented [`MARK`]), made from the live table's catalog: columns,
 //! defaults, identities, checks, keys and indexes (their names), triggers and their enabled
 //! state, storage options, statistics targets, owner, grants (column grants too), comments.
-//! What is carried only at the swap (policies, publications, views, other tables' foreign
-//! keys, sequences' `OWNED BY`) is read here too ([`swap::Plan`]), before anything changes.
+//! What is carried only at the swap (policies, other tables' policies naming the tables,
+//! publications, views, other tables' foreign keys, sequences' `OWNED BY`) is read here too ([`swap::Plan`]), before anything changes.
 //!
 //! The shadow is then compared with the live table, line by line of one catalog
 //! description ([`carry::describe`]). Anything the shadow cannot carry (a partitioned
 //! table, a rule, extended statistics, a function on the table's row type, a policy of
-//! another table naming it, ...) is found here, the shadow is rolled back, and the sync runs
+//! another table naming it whose owner the login cannot act as, ...) is found here, the shadow is rolled back, and the sync runs
 //! in place as before, with one warning saying why: nothing is ever lost silently.
 //!
 //! Everything happens inside the sync's one transaction: a kill or a failure leaves no
@@ -178,7 +178,8 @@ fn unsupported_shape(tx: &mut Transaction, oids: &[u32]) -> Result<Option<String
 
 /// An object that hangs on a replaced table (or a view on one, or their row types) and
 /// that neither the shadow nor the swap carries: a function using the row type, a policy
-/// of another table naming it, a column of that type, a rule.
+/// of another table naming it whose owner the login cannot act as (the swap makes the
+/// others again), a column of that type, a rule.
 fn unhandled_dependent(tx: &mut Transaction, oids: &[u32]) -> Result<Option<String>> {
     let row = tx.query_opt(
         "with rel as (select unnest($1::oid[]) as oid),
@@ -199,8 +200,9 @@ fn unhandled_dependent(tx: &mut Transaction, oids: &[u32]) -> Result<Option<Stri
                     where a.oid = d.objid and a.adrelid in (select oid from rel)))
            and not (d.classid = 'pg_class'::regclass and exists (select from pg_index i
                     where i.indexrelid = d.objid and i.indrelid in (select oid from rel)))
-           and not (d.classid = 'pg_policy'::regclass and exists (select from pg_policy p where p.oid = d.objid
-                    and p.polrelid in (select oid from rel)))
+           and not (d.classid = 'pg_policy'::regclass and exists (select from pg_policy p
+                    join pg_class c on c.oid = p.polrelid where p.oid = d.objid
+                    and (p.polrelid in (select oid from rel) or pg_has_role(c.relowner, 'USAGE'))))
          order by 1 limit 1",
         &[&oids],
     )?;

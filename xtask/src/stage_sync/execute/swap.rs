@@ -1,8 +1,9 @@
 //! The swap: the live tables replaced by their loaded, verified shadows in one short stretch
 //! at the end of the sync's transaction. What hangs on the live tables and cannot be made
 //! on the shadow beforehand is read first ([`Plan::read`], before anything changes) and
-//! carried here: row-level security and policies, replica identity, publication
-//! membership, sequences' `OWNED BY`, the views and materialized views that name the
+//! carried here: row-level security and policies (with their comments), replica identity,
+//! publication membership, sequences' `OWNED BY`, other tables' policies that name them
+//! (dropped first, made again last), the views and materialized views that name the
 //! tables (they bind to the old table, so they are dropped and made again from
 //! `pg_get_viewdef`, dependents in order, with owner, options, grants, comments and
 //! indexes), and the foreign keys of other tables, added back `NOT VALID`, recorded, and
@@ -59,6 +60,17 @@ pub(crate) struct Plan {
     views: Vec<View>,
     sequences: Vec<(String, String)>,
     foreign_keys: Vec<ForeignKey>,
+    /// Policies of other tables that name a replaced table or a view made again (a
+    /// `storage.objects` policy checking the app's membership table).
+    outside_policies: Vec<OutsidePolicy>,
+}
+
+/// A policy of a table the sync does not replace: dropped before the tables are, made
+/// again (with its comment) once the new tables and views are in place.
+struct OutsidePolicy {
+    table: String,
+    drop: String,
+    create: Vec<String>,
 }
 
 /// A replaced table's row-level security, policies, replica identity and publications.
@@ -70,6 +82,8 @@ struct TableState {
     identity: (String, Option<String>),
     policies: Vec<String>,
     publications: Vec<String>,
+    /// Index column statistics and `cluster on`, which the load's index rebuild drops.
+    index_settings: Vec<String>,
 }
 
 /// A foreign key of a table that is not replaced, to one that is.
@@ -123,7 +137,10 @@ impl Plan {
             Ok(keys) => keys,
             Err(reason) => return Ok(Err(reason)),
         };
-        Ok(Ok(Plan { tables, views, sequences, foreign_keys }))
+        let mut related = oids.clone();
+        related.extend(views.iter().map(|v| v.oid));
+        let outside_policies = outside_policies(tx, &oids, &related)?;
+        Ok(Ok(Plan { tables, views, sequences, foreign_keys, outside_policies }))
     }
 
     /// The views to make again.
@@ -143,19 +160,12 @@ fn table_state(tx: &mut Transaction, pair: &Pair) -> Result<TableState> {
     )?;
     let policies = tx
         .query(
-            "select concat('create policy ', quote_ident(p.polname), ' on ', $2::text,
-                    case when p.polpermissive then ' as permissive' else ' as restrictive' end,
-                    ' for ', case p.polcmd when 'r' then 'select' when 'a' then 'insert' when 'w' then 'update'
-                                           when 'd' then 'delete' else 'all' end,
-                    ' to ', (select string_agg(case when r = 0 then 'public' else quote_ident(g.rolname) end, ', ')
-                             from unnest(p.polroles) r left join pg_roles g on g.oid = r),
-                    ' using (' || pg_get_expr(p.polqual, p.polrelid) || ')',
-                    ' with check (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')')
-             from pg_policy p where p.polrelid = $1 order by p.polname",
+            &format!("select {POLICY} from pg_policy p where p.polrelid = $1 order by p.polname"),
             &[&pair.oid, &pair.live],
         )?
         .iter()
-        .map(|r| r.get(0))
+        .flat_map(|r| [r.get::<_, Option<String>>(0), r.get(1)])
+        .flatten()
         .collect();
     let publications = tx
         .query(
@@ -166,7 +176,10 @@ fn table_state(tx: &mut Transaction, pair: &Pair) -> Result<TableState> {
         .iter()
         .map(|r| r.get(0))
         .collect();
+    let schema = sql::ident(&pair.schema);
+    let index_settings = super::carry::index_settings(tx, pair.oid, &schema, &pair.live)?;
     Ok(TableState {
+        index_settings,
         live: pair.live.clone(),
         rls: row.get(0),
         force: row.get(1),
@@ -174,6 +187,50 @@ fn table_state(tx: &mut Transaction, pair: &Pair) -> Result<TableState> {
         policies,
         publications,
     })
+}
+
+/// A policy `p` of the table named by the query's last column, as `create policy` and
+/// `comment on policy` (NULL without a comment).
+const POLICY: &str = "concat('create policy ', quote_ident(p.polname), ' on ', $2::text,
+        case when p.polpermissive then ' as permissive' else ' as restrictive' end,
+        ' for ', case p.polcmd when 'r' then 'select' when 'a' then 'insert' when 'w' then 'update'
+                               when 'd' then 'delete' else 'all' end,
+        ' to ', (select string_agg(case when r = 0 then 'public' else quote_ident(g.rolname) end, ', ')
+                 from unnest(p.polroles) r left join pg_roles g on g.oid = r),
+        ' using (' || pg_get_expr(p.polqual, p.polrelid) || ')',
+        ' with check (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')'),
+    'comment on policy ' || quote_ident(p.polname) || ' on ' || $2::text || ' is '
+        || quote_literal(obj_description(p.oid, 'pg_policy'))";
+
+/// The policies of tables outside `tables` that depend on one of `related` (the replaced
+/// tables and the views made again) or their row types. Those of a table whose owner the
+/// login cannot act as are left to [`super::shadow`], which sends the sync in place.
+fn outside_policies(tx: &mut Transaction, tables: &[u32], related: &[u32]) -> Result<Vec<OutsidePolicy>> {
+    let rows = tx.query(
+        &format!(
+            "with p as (select p.*, p.polrelid::regclass::text as on_table from pg_policy p
+                        join pg_class c on c.oid = p.polrelid
+                        where not p.polrelid = any($1) and pg_has_role(c.relowner, 'USAGE')
+                          and exists (select from pg_depend d where d.classid = 'pg_policy'::regclass
+                            and d.objid = p.oid and ((d.refclassid = 'pg_class'::regclass and d.refobjid = any($2))
+                              or (d.refclassid = 'pg_type'::regclass
+                                  and d.refobjid in (select reltype from pg_class where oid = any($2))))))
+             select {}, on_table, quote_ident(polname) from p order by on_table, polname",
+            POLICY.replace("$2::text", "on_table")
+        ),
+        &[&tables, &related],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let table: String = r.get(2);
+            OutsidePolicy {
+                drop: format!("drop policy {} on {table}", r.get::<_, String>(3)),
+                create: [r.get::<_, Option<String>>(0), r.get(1)].into_iter().flatten().collect(),
+                table,
+            }
+        })
+        .collect())
 }
 
 /// Foreign keys of tables that are not replaced, to ones that are. One of a synced table
@@ -277,12 +334,15 @@ fn swap_once(tx: &mut Transaction, shadow: &Shadow) -> Result<()> {
     tx.query("select set_config('search_path', '', true)", &[])?;
     let mut locked: Vec<String> = shadow.pairs.iter().map(|p| p.live.clone()).collect();
     // The views are locked by their drop (a materialized view cannot be locked by name).
-    for name in plan.foreign_keys.iter().map(|k| &k.key.child) {
+    for name in plan.foreign_keys.iter().map(|k| &k.key.child).chain(plan.outside_policies.iter().map(|p| &p.table)) {
         if !locked.contains(name) {
             locked.push(name.clone());
         }
     }
     tx.batch_execute(&format!("lock table {} in access exclusive mode", locked.join(", ")))?;
+    for policy in &plan.outside_policies {
+        tx.batch_execute(&policy.drop).with_context(|| format!("cannot drop to make again: {}", policy.drop))?;
+    }
     for view in plan.views.iter().rev() {
         view.drop(tx)?;
     }
@@ -307,6 +367,9 @@ fn swap_once(tx: &mut Transaction, shadow: &Shadow) -> Result<()> {
     }
     for view in &plan.views {
         view.create(tx)?;
+    }
+    for statement in plan.outside_policies.iter().flat_map(|p| &p.create) {
+        tx.batch_execute(statement).with_context(|| format!("cannot make a policy again: {statement}"))?;
     }
     for key in &plan.foreign_keys {
         key.reattach(tx)?;
@@ -339,6 +402,7 @@ impl TableState {
             _ => {}
         }
         statements.extend(self.policies.iter().cloned());
+        statements.extend(self.index_settings.iter().cloned());
         for publication in &self.publications {
             statements.push(format!("alter publication {publication} add table {}", self.live));
         }
