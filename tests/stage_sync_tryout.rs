@@ -200,10 +200,9 @@ fn statistics_targets_the_clustered_index_and_trigger_comments_survive_the_shado
 }
 
 /// The same tuning where the shadow cannot go (extended statistics): in place, the load's
-/// index rebuild (`bulk`, shared with the seed) drops the expression index's statistics
-/// target and `CLUSTER ON`, and the next sync then refuses: the synced schemas differ.
+/// index rebuild (`bulk`, shared with the seed) dropped the expression index's statistics
+/// target and `CLUSTER ON`, and the next sync then refused: the synced schemas differed.
 #[test]
-#[ignore = "needs xtask/src/bulk.rs to put back index column statistics and CLUSTER ON when it re-creates an index (outside the shadow's files)"]
 fn statistics_targets_and_the_clustered_index_survive_an_in_place_sync() {
     let s = tryout_setup(
         &format!("{TUNED}\ncreate statistics tryout.statuses_stats on uri, account_id from tryout.statuses;"),

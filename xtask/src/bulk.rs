@@ -49,7 +49,9 @@ pub(crate) enum Scope {
 }
 
 /// Drop, create and comment statements for every primary key, unique, exclusion and
-/// foreign key constraint and every other index of the loaded tables, and (scope `All`)
+/// foreign key constraint and every other index of the loaded tables (an index's create
+/// followed by what `CREATE INDEX` cannot say: its columns' statistics targets and the
+/// table's `CLUSTER ON` it), and (scope `All`)
 /// the foreign keys of other tables that point at them. `phase` orders them: foreign keys
 /// are dropped first and added last, after the indexes they need.
 const PLAN: &str = "
@@ -58,6 +60,16 @@ loaded as (
   select rel from named
   where $2 or not exists (select from pg_constraint f where f.contype = 'f' and f.confrelid = rel and f.conrelid <> rel)
 ),
+tuning as (
+  select i.indexrelid as index,
+         coalesce((select string_agg(format('; alter index %s alter column %s set statistics %s',
+                                            i.indexrelid::regclass, a.attnum, a.attstattarget), '' order by a.attnum)
+                   from pg_attribute a where a.attrelid = i.indexrelid and a.attstattarget > 0), '')
+         || case when i.indisclustered
+                 then format('; alter table %s cluster on %I', i.indrelid::regclass, (select relname from pg_class where oid = i.indexrelid))
+                 else '' end as tuning
+  from pg_index i where i.indrelid in (select rel from loaded)
+),
 kept as (
   select f.oid, f.conindid from pg_constraint f
   where f.contype = 'f' and f.confrelid in (select name::regclass from unnest($3::text[]) as name)
@@ -65,7 +77,8 @@ kept as (
 )
 select case c.contype when 'f' then 0 else 1 end as phase,
        format('alter table %s drop constraint %I', c.conrelid::regclass, c.conname),
-       format('alter table %s add constraint %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid)),
+       format('alter table %s add constraint %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid))
+         || case when c.contype <> 'f' then (select x.tuning from tuning x where x.index = c.conindid) else '' end,
        case when d.description is not null
          then format('comment on constraint %I on %s is %L', c.conname, c.conrelid::regclass, d.description) end,
        (select format('%I.%I', n.nspname, k.relname) from pg_class k join pg_namespace n on n.oid = k.relnamespace
@@ -78,7 +91,8 @@ where ((c.contype in ('p', 'u', 'x', 'f') and c.conrelid in (select rel from loa
   and c.oid not in (select oid from kept)
   and (c.contype = 'f' or c.conindid not in (select conindid from kept))
 union all
-select 2, format('drop index %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid),
+select 2, format('drop index %s', i.indexrelid::regclass),
+       pg_get_indexdef(i.indexrelid) || (select x.tuning from tuning x where x.index = i.indexrelid),
        case when d.description is not null
          then format('comment on index %s is %L', i.indexrelid::regclass, d.description) end,
        (select format('%I.%I', n.nspname, k.relname) from pg_class k join pg_namespace n on n.oid = k.relnamespace
