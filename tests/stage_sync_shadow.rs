@@ -327,3 +327,19 @@ fn a_kill_before_the_keys_are_validated_is_mended_by_the_next_sync() {
     assert_eq!(s.target.strings("select count(*)::text from app_meta.stage_sync_unvalidated"), ["0"]);
     assert_eq!(valid("drafts_clinic_fkey"), "false", "a key made NOT VALID on purpose stays so");
 }
+
+/// `XTASK_STAGE_SYNC_IN_PLACE=1` runs the whole sync in place, saying so, with the same
+/// result as through the shadow.
+#[test]
+fn the_in_place_switch_gives_the_shadows_result_without_it() {
+    let s = shadow_setup("");
+    s.sync(&[]).ok();
+    let through_shadow = (s.target.checksum_of("public"), carried(&s));
+    let out = s.sync(&[]).env("XTASK_STAGE_SYNC_IN_PLACE", "1").ok();
+    assert!(
+        out.stderr.contains("runs in place") && out.stderr.contains("XTASK_STAGE_SYNC_IN_PLACE=1"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!((s.target.checksum_of("public"), carried(&s)), through_shadow);
+}

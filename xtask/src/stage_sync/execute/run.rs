@@ -31,6 +31,10 @@ pub(crate) struct Executed {
     pub swapped: Option<swap::Swapped>,
 }
 
+/// Set to `1`: the whole sync in place, as before the shadow (faster where nobody reads
+/// the target meanwhile; `bench stage-sync` measures both).
+pub(crate) const IN_PLACE_VAR: &str = "XTASK_STAGE_SYNC_IN_PLACE";
+
 /// Test-only: a file the sync creates just before the swap, then waits until the test
 /// removes it (at most a minute), so a test can read the target mid-sync.
 const PAUSE_VAR: &str = "XTASK_TEST_PAUSE_BEFORE_SWAP";
@@ -67,7 +71,9 @@ pub(crate) fn execute(
     let kept: Vec<String> = synced.iter().filter(|q| !emptied.contains(q)).cloned().collect();
     let in_place = mixed::split(tx, &replaced, &synced)?;
     let shadowed: Vec<String> = replaced.iter().filter(|t| !in_place.has(t)).cloned().collect();
-    let prepared = if shadowed.is_empty() && !in_place.is_empty() {
+    let prepared = if std::env::var_os(IN_PLACE_VAR).is_some_and(|v| v == "1") {
+        Prepared::InPlace(format!("{IN_PLACE_VAR}=1"))
+    } else if shadowed.is_empty() && !in_place.is_empty() {
         Prepared::InPlace(in_place.reason.clone())
     } else if let Some(reason) = mixed::key_into_shadow(tx, &in_place, &shadowed)? {
         Prepared::InPlace(reason)
