@@ -104,6 +104,22 @@ fn bad_dumps_are_refused_and_nothing_is_left() {
         cut.display()
     ));
     from_dump(&s, &dump(&s)).env("STAGE_SYNC_KEY", "").fails("STAGE_SYNC_KEY is not set");
+    // A dump of another environment's database (here the test target itself): refused, and
+    // the hint speaks of the dump, not of a URL the command never used.
+    let other = s.project.root.join("test.dump");
+    let out = std::process::Command::new(bins().dir.join("pg_dump"))
+        .arg(format!("--dbname={}", s.target.url()))
+        .args(["-Fc", "-f"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = from_dump(&s, &other).fails("the source database is stamped test, not production");
+    assert!(
+        out.stderr.contains(&format!("hint: the dump {} was taken from the test database", other.display())),
+        "{}",
+        out.stderr
+    );
     s.project
         .xtask(&["stage-sync", "--from-dump", "x.dump", "--from", "staging", "--to", "test"])
         .run()

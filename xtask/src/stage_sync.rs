@@ -64,6 +64,7 @@ impl flags::StageSync {
             migrate_target: self.migrate_target,
             clinics: self.clinics.clone(),
             restore_point: !self.no_restore_point,
+            dump: dump.as_ref().map(|(_, shown)| shown.clone()),
         };
         if let Some((path, shown)) = &dump {
             return from_dump(path, shown, self.target(), &rules_path, &rules_shown, &options);
@@ -130,6 +131,8 @@ pub(crate) struct Options {
     /// Where the matrix allows an undo (local, test): keep the database as it was as its
     /// restore point first (not `--no-restore-point`).
     pub restore_point: bool,
+    /// `--from-dump`: the dump as given, for the messages.
+    pub dump: Option<String>,
 }
 
 /// The whole sync, from two guards: also what the benchmark runs.
@@ -153,8 +156,14 @@ pub(crate) fn sync(
     // though nothing is written there: refuse before reading a row.
     if let Some(stamp) = src.stamp.filter(|s| *s != source.environment()) {
         let env = source.environment();
+        let hint = match &options.dump {
+            Some(dump) => {
+                format!("the dump {dump} was taken from the {stamp} database; take one of {env} (`pg_dump -Fc`)")
+            }
+            None => format!("the {env} URL reaches the {stamp} database; check env/.env.{env}"),
+        };
         bail!(
-            "the source database is stamped {stamp}, not {env}: stage-sync refused, nothing was read or written\nhint: the {env} URL reaches the {stamp} database; check env/.env.{env}"
+            "the source database is stamped {stamp}, not {env}: stage-sync refused, nothing was read or written\nhint: {hint}"
         );
     }
     // The rules file, read once: its schemas, extra tables and rules make the plan.
