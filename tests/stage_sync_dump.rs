@@ -183,7 +183,8 @@ fn a_closed_stdout_ends_a_dry_run_quietly_and_still_removes_its_cluster() {
 /// Issue 20 item 3: a dump of a Supabase-shaped production holds what this machine cannot
 /// restore as the (unprivileged) restorer: platform event triggers, an extension only a
 /// superuser may create (`pg_stat_statements` in `extensions`, as Supabase declares it), a
-/// view depending on it, grants to platform roles this machine lacks. Each kind is left
+/// view depending on it, grants to platform roles this machine lacks, publications for all
+/// tables or for a schema (only a superuser may create them). Each kind is left
 /// out with one warning and a count; every table of the app is restored with its rows.
 #[test]
 fn a_supabase_shaped_dump_restores_with_one_warning_per_kind_left_out() {
@@ -198,7 +199,10 @@ fn a_supabase_shaped_dump_restores_with_one_warning_per_kind_left_out() {
              create event trigger pgrst_drop_watch on sql_drop execute function extensions.pgrst_watch();
              create role platform_auditor_of_another_cloud;
              grant usage on schema extensions to platform_auditor_of_another_cloud;
-             grant select on all tables in schema public to platform_auditor_of_another_cloud;",
+             grant select on all tables in schema public to platform_auditor_of_another_cloud;
+             create schema audit; create table audit.events (id int primary key);
+             create publication audit_changes for tables in schema audit;
+             create publication everything for all tables;",
         )
         .unwrap();
     let file = dump(&s);
@@ -214,6 +218,7 @@ fn a_supabase_shaped_dump_restores_with_one_warning_per_kind_left_out() {
     assert_eq!(kind("extension(s)"), 1, "{}", out.stderr);
     assert_eq!(kind("naming roles this machine does not have"), 1, "{}", out.stderr);
     assert_eq!(kind("depending on what was left out"), 1, "{}", out.stderr);
+    assert_eq!(kind("2 publication(s) for all tables or for a schema"), 1, "{}", out.stderr);
     assert!(warnings.iter().any(|w| w.contains("pg_stat_statements")), "{}", out.stderr);
     // Every table of the app arrived, with as many rows as the source has.
     let count = |c: &crate::harness::TestCluster| -> Vec<(String, i64)> {

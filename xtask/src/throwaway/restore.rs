@@ -58,6 +58,7 @@ pub const EVENT_TRIGGERS: &str = "event trigger(s), which only a superuser may c
 pub const EXTENSIONS: &str = "extension(s) this machine does not have or the restorer may not create";
 pub const MISSING_ROLES: &str = "grant(s) or default privilege(s) naming roles this machine does not have";
 pub const DEPENDENTS: &str = "object(s) depending on what was left out";
+pub const PUBLICATIONS: &str = "publication(s) for all tables or for a schema, which only a superuser may create";
 const UNCHECKED: &str = "privilege statement(s) that are not made of names and keywords only";
 
 /// Where restored content lives and how it was restored.
@@ -295,7 +296,12 @@ pub fn tolerable(error: &str) -> Option<&'static str> {
     if !error.contains("could not execute query") {
         return None;
     }
-    if error.contains("role \"") && error.contains("does not exist") {
+    if ["must be superuser to create FOR ALL TABLES", "must be superuser to add or set schemas"]
+        .iter()
+        .any(|m| error.contains(m))
+    {
+        Some(PUBLICATIONS)
+    } else if error.contains("role \"") && error.contains("does not exist") {
         Some(MISSING_ROLES)
     } else if ["is not available", "permission denied to create extension", "could not open extension control"]
         .iter()
