@@ -161,6 +161,7 @@ create index statuses_lower_uri on tryout.statuses (lower(uri));
 alter index tryout.statuses_lower_uri alter column 1 set statistics 500;
 alter table tryout.statuses alter column body set statistics 300;
 alter table tryout.statuses cluster on statuses_pkey;
+alter table tryout.statuses replica identity using index statuses_pkey;
 create function tryout.noop() returns trigger language plpgsql as $$ begin return new; end $$;
 create trigger statuses_touch before update on tryout.statuses for each row execute function tryout.noop();
 comment on trigger statuses_touch on tryout.statuses is 'keeps updated_at';
@@ -176,9 +177,10 @@ body = "text"
 
 /// The statistics targets of the table's and its indexes' columns, what it is clustered
 /// on, its triggers' comments.
-const TUNING: &str = "select concat_ws(' ', c.relname, a.attname, a.attstattarget, i.indisclustered)
+const TUNING: &str = "select concat_ws(' ', c.relname, a.attname, a.attstattarget, i.indisclustered, i.indisreplident)
  from pg_class c join pg_attribute a on a.attrelid = c.oid left join pg_index i on i.indexrelid = c.oid
- where c.relnamespace = 'tryout'::regnamespace and a.attnum > 0 and (a.attstattarget >= 0 or i.indisclustered)
+ where c.relnamespace = 'tryout'::regnamespace and a.attnum > 0
+   and (a.attstattarget >= 0 or i.indisclustered or i.indisreplident)
  union all
  select concat_ws(' ', t.tgname, obj_description(t.oid, 'pg_trigger')) from pg_trigger t
  where t.tgrelid = 'tryout.statuses'::regclass and not t.tgisinternal

@@ -50,8 +50,8 @@ pub(crate) enum Scope {
 
 /// Drop, create and comment statements for every primary key, unique, exclusion and
 /// foreign key constraint and every other index of the loaded tables (an index's create
-/// followed by what `CREATE INDEX` cannot say: its columns' statistics targets and the
-/// table's `CLUSTER ON` it), and (scope `All`)
+/// followed by what `CREATE INDEX` cannot say: its columns' statistics targets, the
+/// table's `CLUSTER ON` and `REPLICA IDENTITY USING INDEX` it), and (scope `All`)
 /// the foreign keys of other tables that point at them. `phase` orders them: foreign keys
 /// are dropped first and added last, after the indexes they need.
 const PLAN: &str = "
@@ -64,9 +64,13 @@ tuning as (
   select i.indexrelid as index,
          coalesce((select string_agg(format('; alter index %s alter column %s set statistics %s',
                                             i.indexrelid::regclass, a.attnum, a.attstattarget), '' order by a.attnum)
-                   from pg_attribute a where a.attrelid = i.indexrelid and a.attstattarget > 0), '')
+                   from pg_attribute a where a.attrelid = i.indexrelid and a.attstattarget >= 0), '')
          || case when i.indisclustered
                  then format('; alter table %s cluster on %I', i.indrelid::regclass, (select relname from pg_class where oid = i.indexrelid))
+                 else '' end
+         || case when i.indisreplident
+                 then format('; alter table %s replica identity using index %I', i.indrelid::regclass,
+                             (select relname from pg_class where oid = i.indexrelid))
                  else '' end as tuning
   from pg_index i where i.indrelid in (select rel from loaded)
 ),
