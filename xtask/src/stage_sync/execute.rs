@@ -20,26 +20,20 @@ mod views;
 
 pub(super) use run::{after_commit, execute};
 
-/// Step 1: triggers off for the load (user triggers and the foreign-key checks: every
-/// foreign key is verified before commit instead, which also makes cycles load), the
-/// target's tables emptied, and, as pg_restore does, indexes and keys off until after the
-/// load, which builds each index once and validates each foreign key with one join (the
-/// keys to small tables stay, and their rows are checked in one query per table).
+/// Step 1 of the in-place path (triggers are off already, see [`run::execute`]: user
+/// triggers and the foreign-key checks; every foreign key is verified before commit
+/// instead, which also makes cycles load): the target's tables `emptied` (the plan's, with
+/// GoTrue's per-user tables that reference them), and, as pg_restore does, indexes and
+/// keys off until after the load, which builds each index once and validates each foreign
+/// key with one join (the keys to small tables stay, and their rows are checked in one
+/// query per table).
 ///
 /// Tables the sync does not own that reference the emptied ones are handled as
 /// [`supabase`] says: GoTrue's per-user tables are emptied in the one `TRUNCATE`, the
 /// foreign keys of others (`storage.objects.owner`) are dropped until after the load.
-pub(super) fn empty_target(tx: &mut postgres::Transaction, plan: &Plan) -> Result<Emptied> {
-    tx.batch_execute("set local session_replication_role = replica").map_err(|err| {
-        anyhow::anyhow!(
-            "cannot turn triggers off for the load (session_replication_role): {}\nhint: the target's user needs to be allowed to set session_replication_role, as Supabase's postgres is",
-            app::connect::error_chain(&err)
-        )
-    })?;
-    let mut emptied = plan.emptied();
-    emptied.extend(supabase::auth_dependents(tx, &emptied, plan.copies_auth_users)?);
+pub(super) fn empty_target(tx: &mut postgres::Transaction, plan: &Plan, emptied: &[String]) -> Result<Emptied> {
     let synced: Vec<String> = plan.tables.iter().map(|t| t.qualified()).collect();
-    let detached = supabase::detach(tx, &emptied, &synced)?;
+    let detached = supabase::detach(tx, emptied, &synced)?;
     if !emptied.is_empty() {
         tx.batch_execute(&format!("truncate {}", emptied.join(", "))).context("cannot empty the target's tables")?;
     }
@@ -247,5 +241,18 @@ impl OutsideKey {
             ));
         }
         Ok(())
+    }
+}
+
+/// Test-only: with `var` set to a path, writes that file and waits (at most a minute)
+/// until the test removes it.
+fn pause_for_tests(var: &str) {
+    let Some(path) = std::env::var_os(var).map(std::path::PathBuf::from) else { return };
+    if std::fs::write(&path, b"paused\n").is_err() {
+        return;
+    }
+    let until = Instant::now() + Duration::from_secs(60);
+    while path.exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

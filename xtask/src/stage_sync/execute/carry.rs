@@ -241,8 +241,8 @@ fn column_settings(tx: &mut Transaction, pair: &Pair) -> Result<()> {
 
 /// Statistics targets of index columns (`alter index ... alter column 1 set statistics`,
 /// on expression indexes) and the index the table is clustered on (`cluster on`), as
-/// statements on `table` whose indexes are in `schema` (both quoted): the shadow takes them
-/// now, and the swap again, since the load's index rebuild (`bulk`) drops them.
+/// statements on `table` whose indexes are in `schema` (both quoted): the shadow takes
+/// them from the live table (the load's index rebuild keeps them, see `bulk`).
 pub(super) fn index_settings(tx: &mut Transaction, oid: u32, schema: &str, table: &str) -> Result<Vec<String>> {
     let rows = tx.query(
         "select c.relname::text, a.attnum::int4, a.attstattarget::int4, i.indisclustered from pg_index i

@@ -91,7 +91,7 @@ pub(crate) fn execute(
             if !replaced.is_empty() {
                 warn(format!("stage-sync runs in place, so the target's readers wait until it commits: {reason}"));
             }
-            let deferred = super::empty_target(tx, plan)?;
+            let deferred = super::empty_target(tx, plan, &replaced)?;
             let mut loaded = Loaded::default();
             load(
                 snapshot,
@@ -155,7 +155,7 @@ fn through_shadow(
         bail!("verification failed, nothing was changed: {}", problems.join("; "));
     }
     let verified = started.elapsed() - rebuilt;
-    super::unvalidated::pause_for_tests(PAUSE_VAR);
+    super::pause_for_tests(PAUSE_VAR);
     let swapped = swap::swap(tx, shadow, &mut |tx| {
         verify::advance_sequences(tx, &plan.tables, &plan.rules)?;
         let problems = verify::check_sequences(tx, &plan.tables, &plan.rules)?;

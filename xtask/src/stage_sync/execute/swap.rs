@@ -82,8 +82,6 @@ struct TableState {
     identity: (String, Option<String>),
     policies: Vec<String>,
     publications: Vec<String>,
-    /// Index column statistics and `cluster on`, which the load's index rebuild drops.
-    index_settings: Vec<String>,
 }
 
 /// A foreign key of a table that is not replaced, to one that is.
@@ -176,10 +174,7 @@ fn table_state(tx: &mut Transaction, pair: &Pair) -> Result<TableState> {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let schema = sql::ident(&pair.schema);
-    let index_settings = super::carry::index_settings(tx, pair.oid, &schema, &pair.live)?;
     Ok(TableState {
-        index_settings,
         live: pair.live.clone(),
         rls: row.get(0),
         force: row.get(1),
@@ -374,9 +369,7 @@ fn swap_once(tx: &mut Transaction, shadow: &Shadow) -> Result<()> {
     for key in &plan.foreign_keys {
         key.reattach(tx)?;
     }
-    let to_validate: Vec<(&str, &str)> =
-        plan.foreign_keys.iter().filter(|k| k.valid).map(|k| (k.key.child.as_str(), k.key.name.as_str())).collect();
-    unvalidated::record(tx, &to_validate)?;
+    unvalidated::record(tx, &to_validate(&plan.foreign_keys))?;
     for (shadow, _) in &shadow.schemas {
         tx.batch_execute(&format!("drop schema {}", sql::ident(shadow)))?;
     }
@@ -402,7 +395,6 @@ impl TableState {
             _ => {}
         }
         statements.extend(self.policies.iter().cloned());
-        statements.extend(self.index_settings.iter().cloned());
         for publication in &self.publications {
             statements.push(format!("alter publication {publication} add table {}", self.live));
         }
@@ -434,10 +426,13 @@ impl ForeignKey {
 /// validated (see [`unvalidated`]), then the new tables analyzed. A failure here is a
 /// warning: the data is committed and the keys hold for new rows.
 pub(super) fn after_commit(client: &mut postgres::Client, swapped: &Swapped) {
-    let keys: Vec<(String, String)> =
-        swapped.foreign_keys.iter().filter(|k| k.valid).map(|k| (k.key.child.clone(), k.key.name.clone())).collect();
-    unvalidated::validate(client, &keys);
+    unvalidated::validate(client, &to_validate(&swapped.foreign_keys));
     if let Err(err) = client.batch_execute(&format!("analyze {}", swapped.tables.join(", "))) {
         warn(format!("cannot analyze the synced tables: {}", sql::server_message(&err)));
     }
+}
+
+/// The keys the swap adds back `NOT VALID` that were valid before: (table, name) each.
+fn to_validate(keys: &[ForeignKey]) -> Vec<(String, String)> {
+    keys.iter().filter(|k| k.valid).map(|k| (k.key.child.clone(), k.key.name.clone())).collect()
 }

@@ -5,8 +5,6 @@
 //! added back stays `NOT VALID` only until the next sync, and a key someone made `NOT
 //! VALID` on purpose is never touched, since only recorded keys are validated.
 
-use std::time::{Duration, Instant};
-
 use anyhow::{Context, Result};
 use postgres::Transaction;
 
@@ -22,7 +20,7 @@ const PAUSE_VAR: &str = "XTASK_TEST_PAUSE_BEFORE_VALIDATE";
 /// Records `keys` (table, name) in the swap's transaction, creating the record's table the
 /// first time. Where the login may neither write the record nor create it, nothing is
 /// recorded: the keys are still validated after the commit, only not mended after a kill.
-pub(super) fn record(tx: &mut Transaction, keys: &[(&str, &str)]) -> Result<()> {
+pub(super) fn record(tx: &mut Transaction, keys: &[(String, String)]) -> Result<()> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -56,8 +54,9 @@ pub(super) fn record(tx: &mut Transaction, keys: &[(&str, &str)]) -> Result<()> 
 /// lock that lets readers and writers on, and its record removed. A failure is a warning:
 /// the data is committed, the key holds for new rows, and the record stays for the next sync.
 pub(super) fn validate(client: &mut postgres::Client, current: &[(String, String)]) {
-    pause_for_tests(PAUSE_VAR);
-    let mut keys = recorded(client);
+    super::pause_for_tests(PAUSE_VAR);
+    let record = recorded(client);
+    let mut keys = record.clone().unwrap_or_default();
     for key in current {
         if !keys.contains(key) {
             keys.push(key.clone());
@@ -76,49 +75,33 @@ pub(super) fn validate(client: &mut postgres::Client, current: &[(String, String
             Err(err) => Err(sql::server_message(&err)),
         };
         match outcome {
-            Ok(()) => forget(client, child, name),
+            Ok(()) if record.is_some() => forget(client, child, name),
+            Ok(()) => {}
             Err(message) => warn(format!("the foreign key {name} of {child} stays NOT VALID: {message}")),
         }
     }
 }
 
-/// The recorded keys, or none where there is no record (or it cannot be read).
-fn recorded(client: &mut postgres::Client) -> Vec<(String, String)> {
+/// The recorded keys; `None` where there is no record (or it cannot be read).
+fn recorded(client: &mut postgres::Client) -> Option<Vec<(String, String)>> {
     let exists = client
-        .query_one("select to_regclass($1) is not null and has_table_privilege($1, 'SELECT')", &[&TABLE])
+        .query_one("select to_regclass($1) is not null and has_table_privilege($1, 'SELECT, DELETE')", &[&TABLE])
         .is_ok_and(|row| row.get(0));
     if !exists {
-        return Vec::new();
+        return None;
     }
     match client.query(&format!("select child, name from {TABLE} order by added_at, child, name"), &[]) {
-        Ok(rows) => rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        Ok(rows) => Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect()),
         Err(err) => {
             warn(format!("cannot read {TABLE}: {}", sql::server_message(&err)));
-            Vec::new()
+            None
         }
     }
 }
 
+/// The key's record removed (the record exists: [`recorded`] found it).
 fn forget(client: &mut postgres::Client, child: &str, name: &str) {
-    let exists = client.query_one("select to_regclass($1) is not null", &[&TABLE]).is_ok_and(|row| row.get(0));
-    if exists {
-        if let Err(err) =
-            client.execute(&format!("delete from {TABLE} where child = $1 and name = $2"), &[&child, &name])
-        {
-            warn(format!("cannot update {TABLE}: {}", sql::server_message(&err)));
-        }
-    }
-}
-
-/// Test-only: with `var` set to a path, writes that file and waits (at most a minute)
-/// until the test removes it.
-pub(super) fn pause_for_tests(var: &str) {
-    let Some(path) = std::env::var_os(var).map(std::path::PathBuf::from) else { return };
-    if std::fs::write(&path, b"paused\n").is_err() {
-        return;
-    }
-    let until = Instant::now() + Duration::from_secs(60);
-    while path.exists() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
+    if let Err(err) = client.execute(&format!("delete from {TABLE} where child = $1 and name = $2"), &[&child, &name]) {
+        warn(format!("cannot update {TABLE}: {}", sql::server_message(&err)));
     }
 }
